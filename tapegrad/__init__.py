@@ -1,0 +1,29 @@
+"""tapegrad: PyTorch-style reverse-mode autodiff on a flat typed tape with a Numba sweep."""
+from . import autograd, graph
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .dtypes import (bool_ as bool, dtype, float32, float64, int8, int16, int32,  # noqa: A004
+                     int64, uint8)
+from .factory import (arange, empty, from_numpy, full, manual_seed, ones, ones_like, rand,
+                      randn, tensor, zeros, zeros_like)
+from .tensor import Size, Tensor
+
+float = float32      # noqa: A001  PyTorch's aliases
+double = float64
+long = int64
+int = int32          # noqa: A001
+
+__version__ = "0.1.0"
+
+
+def _function(name):
+    def f(input, *args, **kwargs):
+        return getattr(input, name)(*args, **kwargs)
+    f.__name__ = name
+    f.__doc__ = f"tg.{name}(t, ...) is t.{name}(...)."
+    return f
+
+
+for _name in ("add sub mul div neg pow mm matmul clamp clip relu exp log tanh sigmoid sqrt "
+              "abs reciprocal sum mean reshape t unsqueeze squeeze permute").split():
+    globals()[_name] = _function(_name)
+del _name

@@ -1,0 +1,114 @@
+"""Creating tensors: ``tensor``, ``ones``, ``zeros``, ``full``, ``randn``, ``rand`` ..."""
+import numpy as np
+
+from . import dtypes as D
+from .tensor import Tensor, _array, _from_array, _new, _sizes
+
+_rng = [np.random.default_rng()]
+
+
+def manual_seed(seed):
+    """Seeds tapegrad's random generator (NumPy's PCG64: the numbers differ from PyTorch's)."""
+    _rng[0] = np.random.default_rng(int(seed))
+
+
+def _infer(data):
+    """A NumPy array from Python data, typed as PyTorch would type it."""
+    if isinstance(data, np.ndarray):
+        if data.dtype == object:
+            raise TypeError("can't convert np.ndarray of type numpy.object_. The only "
+                            "supported types are: float64, float32, int64, int32, int16, "
+                            "int8, uint8, and bool.")
+        D.from_numpy(data.dtype)
+        return data.copy()
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    try:
+        a = np.array(data)
+    except ValueError as e:     # ragged nested lists
+        raise ValueError(f"expected sequence of equal lengths: {e}") from None
+    if a.dtype == object or a.dtype.kind in "USV":
+        raise TypeError(f"new(): invalid data type '{a.dtype}'" if a.dtype.kind in "USV" else
+                        "Could not infer dtype of " + type(data).__name__)
+    if a.dtype.kind == "f":
+        a = a.astype(D.DEFAULT_FLOAT.np)
+    elif a.dtype.kind in "iu":
+        a = a.astype(np.int64)
+    return a
+
+
+def tensor(data, dtype=None, requires_grad=False):
+    """A new leaf tensor holding a copy of ``data`` (a number, nested lists, an array)."""
+    if isinstance(data, Tensor):
+        data = _array(data).copy()
+    a = _infer(data)
+    dt = D.as_dtype(dtype) or D.from_numpy(a.dtype)
+    t = _from_array(np.ascontiguousarray(a, dt.np), dt)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _filled(fill, size, dtype, requires_grad):
+    dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
+    t = _from_array(np.full(_sizes(size), fill, dt.np), dt)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def ones(*size, dtype=None, requires_grad=False):
+    return _filled(1, size, dtype, requires_grad)
+
+
+def zeros(*size, dtype=None, requires_grad=False):
+    return _filled(0, size, dtype, requires_grad)
+
+
+def empty(*size, dtype=None, requires_grad=False):
+    return _filled(0, size, dtype, requires_grad)
+
+
+def full(size, fill_value, dtype=None, requires_grad=False):
+    if dtype is None and isinstance(fill_value, (bool, int, np.integer)):
+        dtype = D.bool_ if isinstance(fill_value, bool) else D.int64
+    return _filled(fill_value, (size,), dtype, requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def _random(draw, size, dtype, requires_grad):
+    dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
+    if not dt.is_floating_point:
+        raise RuntimeError(f'"normal_kernel_cpu" not implemented for \'{dt.name}\'')
+    a = draw(_rng[0], _sizes(size), dt.np)
+    t = _from_array(np.asarray(a, dt.np), dt)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def randn(*size, dtype=None, requires_grad=False):
+    """Standard normal samples (seed with ``tg.manual_seed``)."""
+    return _random(lambda g, s, d: g.standard_normal(s, dtype=d), size, dtype, requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad=False):
+    """Uniform samples on [0, 1) (seed with ``tg.manual_seed``)."""
+    return _random(lambda g, s, d: g.random(s, dtype=d), size, dtype, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    floats = any(isinstance(v, float) for v in (start, end, step))
+    dt = D.as_dtype(dtype) or (D.DEFAULT_FLOAT if floats else D.int64)
+    t = _from_array(np.arange(start, end, step).astype(dt.np), dt)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def from_numpy(a):
+    """A tensor sharing memory with NumPy array ``a``."""
+    return _new(a, D.from_numpy(a.dtype)) if a.ndim else _from_array(a)

@@ -1,0 +1,87 @@
+"""``grad_fn`` views: backward nodes read off the tape, and the leaves' AccumulateGrad.
+
+A ``Node`` is not kept per operation: ``t.grad_fn`` builds one from the tape and the slot
+of ``t``'s record each time it is asked for, so recording stays a list append. Two views
+of the same record compare equal.
+"""
+import weakref
+
+from .drawing import draw, to_dot  # noqa: F401  (tg.graph.draw(out), tg.graph.to_dot(out))
+from .ops import BY_CODE, CONST, FREED, LEAF, SUB, node_name
+
+
+class AccumulateGrad:
+    """The node that accumulates a leaf's gradient into ``leaf.grad``."""
+    __slots__ = ("_ref", "tape_id", "slot", "__weakref__")
+
+    def __init__(self, leaf):
+        self._ref = weakref.ref(leaf)
+        self.tape_id = 0      # the tape this leaf is registered on, and its slot there
+        self.slot = -1
+
+    @property
+    def variable(self):
+        return self._ref()
+
+    def name(self):
+        return "AccumulateGrad"
+
+    @property
+    def next_functions(self):
+        return ()
+
+    def __repr__(self):
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+class Node:
+    """The backward node of the record at ``slot`` on ``tape``."""
+    __slots__ = ("_tape", "_slot")
+
+    def __init__(self, tape, slot):
+        self._tape = tape
+        self._slot = slot
+
+    @property
+    def _key(self):
+        return (self._tape.id, self._slot)
+
+    def _op(self):
+        return self._tape.op_of(self._slot)
+
+    def name(self):
+        a, _ = self._tape.operands(self._slot)
+        return node_name(self._op(), a, -1)
+
+    @property
+    def next_functions(self):
+        tape, op = self._tape, self._op()
+        row = BY_CODE[op]
+        a, b = tape.operands(self._slot)
+        slots = [a, int(b)] if row.arity == 2 else [a]
+        if op == SUB and a < 0:        # 2 - x lists only x, as PyTorch's RsubBackward1
+            slots = [int(b)]
+        return tuple((_node_of(tape, s), 0) for s in slots)
+
+    def __eq__(self, other):
+        return isinstance(other, Node) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __repr__(self):
+        return f"<{self.name()} object at {id(self):#x}>"
+
+
+def _node_of(tape, slot):
+    """The node an operand slot's gradient flows into (None for constants)."""
+    if slot < 0:
+        return None
+    op = tape.op_of(slot)
+    if op == LEAF:
+        return tape.leaves.get(slot)
+    if op == FREED:
+        return tape.links.get(slot)
+    if op == CONST:
+        return None
+    return Node(tape, slot)

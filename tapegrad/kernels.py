@@ -1,0 +1,345 @@
+"""Numba kernels: the reverse sweep over a tape and the derivative math of every opcode.
+
+The sweep walks the records from the last to the first. A record that no root reaches is
+skipped; a reached one adds its adjoint times the local partial derivatives into the
+adjoints of its operands and marks them reached. Records of Python-float scalars (opcode +
+SCALAR) take a branch with no array views; array records go through one loop per family
+(unary, broadcasting binary, reduction, matmul, strided view).
+
+Layout of the arguments (built by ``tape.Tape.freeze``):
+  R[r]    = (op, a, b, c, v) of record r; operand slots are flat offsets 5 * record.
+  sv, sg  = value and adjoint of each record stored as a scalar.
+  m[r]    = row of record r in the array metadata M, or -1 for a scalar-stored record.
+  M[k]    = (value offset or -1, adjoint offset, size, ndim, shape[MAXD],
+             aux ndim, aux base, aux shape[MAXD], aux strides[MAXD]).
+  av, ag  = flat float64 values and adjoints of array records.
+"""
+import os
+import warnings
+
+import numpy as np
+from numba import njit
+
+from .ops import (MAXD, NEEDS, SCALAR, CONST, BINARY_LAST, UNARY_LAST, REDUCE_LAST,
+                  STRIDED_FIRST, STRIDED_LAST, ADD, SUB, MUL, DIV, POW, NEG, EXP, LOG, TANH,
+                  SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP, MM)
+
+# Columns of the metadata table M.
+VO, GO, SIZE, ND, SHAPE = 0, 1, 2, 3, 4
+AUX_ND, AUX_BASE, AUX_SHAPE = 4 + MAXD, 5 + MAXD, 6 + MAXD
+AUX_STR = AUX_SHAPE + MAXD
+META_WIDTH = AUX_STR + MAXD
+
+NEEDS_TABLE = np.array(NEEDS, dtype=np.int64)
+
+
+def _cache_ok():
+    """True when Numba can write its on-disk cache somewhere (read-only installs cannot)."""
+    if os.environ.get("TAPEGRAD_NO_CACHE"):
+        return False
+    try:
+        njit(cache=True)(_probe)
+        return True
+    except Exception:  # numba raises RuntimeError when no cache locator is writable
+        warnings.warn("tapegrad: no writable Numba cache directory; kernels compile "
+                      "in every process (set NUMBA_CACHE_DIR to a writable folder)")
+        return False
+
+
+def _probe():
+    return 0
+
+
+_CACHE = _cache_ok()
+
+
+def jit(fn):
+    return njit(cache=_CACHE, nogil=True)(fn)
+
+
+@jit
+def unary_grad(op, x, y, c, c2):
+    """d y / d x for an elementwise unary record y = f(x) with constants c, c2."""
+    if op == NEG:
+        return -1.0
+    if op == EXP:           # d/dx e^x = e^x
+        return y
+    if op == LOG:           # d/dx log x = 1/x
+        return 1.0 / x
+    if op == TANH:          # d/dx tanh = 1 - tanh^2
+        return 1.0 - y * y
+    if op == SIGMOID:       # d/dx s = s (1 - s)
+        return y * (1.0 - y)
+    if op == SQRT:          # d/dx sqrt x = 1 / (2 sqrt x)
+        return 0.5 / y
+    if op == ABS:           # sign(x), 0 at 0 as PyTorch
+        return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+    if op == RELU:          # 1 where the result is positive; relu'(0) = 0
+        return 1.0 if y > 0 else 0.0
+    if op == CLAMP:         # 1 inside [min, max], bounds included
+        return 1.0 if (x >= c and x <= c2) else 0.0
+    if op == POWC:          # d/dx x^c = c x^(c-1); 0 for c == 0 as PyTorch
+        return 0.0 if c == 0.0 else c * x ** (c - 1.0)
+    if op == RPOW:          # d/dx c^x = c^x log c; 0 where c == 0 and x >= 0
+        return 0.0 if (c == 0.0 and x >= 0) else y * np.log(c)
+    if op == RECIP:         # d/dx 1/x = -1/x^2 = -y^2
+        return -y * y
+    return np.nan
+
+
+@jit
+def binary_grad(op, x, y, z):
+    """(d z/d x, d z/d y) for an elementwise binary record z = f(x, y)."""
+    if op == ADD:
+        return 1.0, 1.0
+    if op == SUB:
+        return 1.0, -1.0
+    if op == MUL:
+        return y, x
+    if op == DIV:           # d/dx x/y = 1/y, d/dy x/y = -x/y^2
+        return 1.0 / y, -x / (y * y)
+    if op == POW:           # d/dx x^y = y x^(y-1), d/dy x^y = x^y log x
+        dx = 0.0 if y == 0.0 else y * x ** (y - 1.0)
+        dy = 0.0 if (x == 0.0 and y >= 0) else z * np.log(x)
+        return dx, dy
+    return np.nan, np.nan
+
+
+@jit
+def _values(s, c, m, M, sv, av, cbuf):
+    """Flat values of operand slot s (s < 0: the constant c)."""
+    if s < 0:
+        cbuf[0] = c
+        return cbuf
+    r = s // 5
+    k = m[r]
+    if k < 0:
+        return sv[r:r + 1]
+    o = M[k, VO]
+    if o < 0:
+        return av[0:0]
+    return av[o:o + M[k, SIZE]]
+
+
+@jit
+def _adjoints(r, m, M, sg, ag):
+    k = m[r]
+    if k < 0:
+        return sg[r:r + 1]
+    o = M[k, GO]
+    return ag[o:o + M[k, SIZE]]
+
+
+@jit
+def _shape(s, m, M, out):
+    """Writes the shape of slot s into out; returns its ndim (0 for scalars and constants)."""
+    if s < 0:
+        return 0
+    k = m[s // 5]
+    if k < 0:
+        return 0
+    nd = M[k, ND]
+    for d in range(nd):
+        out[d] = M[k, SHAPE + d]
+    return nd
+
+
+@jit
+def _bcast_strides(shape, nd, out_nd, strides):
+    """C strides of an array of shape[:nd] broadcast to out_nd dims (0 on broadcast dims)."""
+    acc = 1
+    for d in range(out_nd - 1, -1, -1):
+        j = d - (out_nd - nd)
+        if j < 0 or shape[j] == 1:
+            strides[d] = 0
+        else:
+            strides[d] = acc
+            acc *= shape[j]
+
+
+@jit
+def _size(s, m, M):
+    """Number of elements of operand slot s (1 for scalars and Python constants)."""
+    if s < 0:
+        return 1
+    k = m[s // 5]
+    return 1 if k < 0 else M[k, SIZE]
+
+
+@jit
+def _needs_grad(s, R):
+    """False for Python constants and for tensors recorded as constants."""
+    return s >= 0 and int(R[s // 5, 0]) != CONST
+
+
+@jit
+def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
+    a = int(R[r, 1])
+    b = int(R[r, 2])
+    c = R[r, 3]
+    k = m[r]
+    g = _adjoints(r, m, M, sg, ag)
+    na = needs[op] & 1
+    nb = needs[op] & 2
+    ny = needs[op] & 4
+    xa = _values(a, c, m, M, sv, av, cbuf)
+    xb = _values(b, c, m, M, sv, av, cbuf)
+    xy = _values(5 * r, c, m, M, sv, av, cbuf) if ny else av[0:0]
+    # An operand that needs no grad writes its share into a scratch cell.
+    grad_a = _needs_grad(a, R)
+    grad_b = _needs_grad(b, R)
+    ga = _adjoints(a // 5, m, M, sg, ag) if grad_a else cbuf[1:2]
+    gb = _adjoints(b // 5, m, M, sg, ag) if grad_b else cbuf[2:3]
+    n = g.shape[0]
+    if _size(a, m, M) == n and _size(b, m, M) == n:
+        for i in range(n):
+            da, db = binary_grad(op, xa[i] if na else 0.0, xb[i] if nb else 0.0,
+                                 xy[i] if ny else 0.0)
+            ga[i if grad_a else 0] += g[i] * da
+            gb[i if grad_b else 0] += g[i] * db
+        return
+    shp = np.zeros(MAXD, np.int64)
+    sa = np.zeros(MAXD, np.int64)
+    sb = np.zeros(MAXD, np.int64)
+    nd = _shape(5 * r, m, M, shp)
+    tmp = np.zeros(MAXD, np.int64)
+    _bcast_strides(tmp, _shape(a, m, M, tmp), nd, sa)
+    _bcast_strides(tmp, _shape(b, m, M, tmp), nd, sb)
+    idx = np.zeros(MAXD, np.int64)
+    oa = 0
+    ob = 0
+    for i in range(n):
+        da, db = binary_grad(op, xa[oa] if na else 0.0, xb[ob] if nb else 0.0,
+                             xy[i] if ny else 0.0)
+        ga[oa if grad_a else 0] += g[i] * da
+        gb[ob if grad_b else 0] += g[i] * db
+        # odometer over the output shape, carrying the operands' offsets along
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            oa += sa[d]
+            ob += sb[d]
+            if idx[d] < shp[d]:
+                break
+            oa -= sa[d] * idx[d]
+            ob -= sb[d] * idx[d]
+            idx[d] = 0
+            d -= 1
+
+
+@jit
+def _unary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
+    a = int(R[r, 1])
+    if int(R[a // 5, 0]) == CONST:
+        return
+    c = R[r, 3]
+    c2 = R[r, 2]
+    g = _adjoints(r, m, M, sg, ag)
+    ga = _adjoints(a // 5, m, M, sg, ag)
+    xa = _values(a, c, m, M, sv, av, cbuf) if needs[op] & 1 else av[0:0]
+    xy = _values(5 * r, c, m, M, sv, av, cbuf) if needs[op] & 4 else av[0:0]
+    na = xa.shape[0] > 0
+    ny = xy.shape[0] > 0
+    for i in range(g.shape[0]):
+        ga[i] += g[i] * unary_grad(op, xa[i] if na else 0.0, xy[i] if ny else 0.0, c, c2)
+
+
+@jit
+def _walk(k, M, g, ga, scatter, scale):
+    """Strided walk over M[k]'s aux shape: ga[base + sum idx*str] += g[i] (scatter) or
+    ga[i] += scale * g[base + sum idx*str] (gather)."""
+    nd = M[k, AUX_ND]
+    idx = np.zeros(MAXD, np.int64)
+    o = M[k, AUX_BASE]
+    n = ga.shape[0] if not scatter else g.shape[0]
+    for i in range(n):
+        if scatter:
+            ga[o] += g[i]
+        else:
+            ga[i] += scale * g[o]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            o += M[k, AUX_STR + d]
+            if idx[d] < M[k, AUX_SHAPE + d]:
+                break
+            o -= M[k, AUX_STR + d] * idx[d]
+            idx[d] = 0
+            d -= 1
+
+
+@jit
+def _matmul(r, R, m, M, sv, av, sg, ag, cbuf):
+    """z = a @ b for 2-D a (n, p), b (p, q): ga += g b^T, gb += a^T g."""
+    a = int(R[r, 1])
+    b = int(R[r, 2])
+    ka = m[a // 5]
+    kb = m[b // 5]
+    n = M[ka, SHAPE]
+    p = M[ka, SHAPE + 1]
+    q = M[kb, SHAPE + 1]
+    g = _adjoints(r, m, M, sg, ag).reshape((n, q))
+    if int(R[a // 5, 0]) != CONST:
+        xb = _values(b, 0.0, m, M, sv, av, cbuf).reshape((p, q))
+        ga = _adjoints(a // 5, m, M, sg, ag).reshape((n, p))
+        ga += np.dot(g, xb.T)
+    if int(R[b // 5, 0]) != CONST:
+        xa = _values(a, 0.0, m, M, sv, av, cbuf).reshape((n, p))
+        gb = _adjoints(b // 5, m, M, sg, ag).reshape((p, q))
+        gb += np.dot(xa.T, g)
+
+
+@jit
+def _scalar(op, r, R, sv, sg):
+    """One record whose operands are all Python-float scalars (or Python numbers)."""
+    g = sg[r]
+    a = int(R[r, 1])
+    c = R[r, 3]
+    x = sv[a // 5] if a >= 0 else c
+    if op <= BINARY_LAST:
+        b = int(R[r, 2])
+        da, db = binary_grad(op, x, sv[b // 5] if b >= 0 else c, sv[r])
+        if a >= 0:
+            sg[a // 5] += g * da
+        if b >= 0:
+            sg[b // 5] += g * db
+    else:
+        sg[a // 5] += g * unary_grad(op, x, sv[r], c, R[r, 2])
+
+
+@jit
+def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, needs):
+    """Accumulates adjoints from record ``start`` down to record 0 (reached records only)."""
+    cbuf = np.zeros(3)
+    for r in range(start, -1, -1):
+        if reach[r] == 0:
+            continue
+        op = int(R[r, 0])
+        if op >= SCALAR:
+            _scalar(op - SCALAR, r, R, sv, sg)
+            op -= SCALAR
+        elif op <= BINARY_LAST:
+            if op < ADD:
+                continue        # sources: leaves, constants, freed links
+            _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs)
+        elif op <= UNARY_LAST:
+            _unary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs)
+        elif op <= REDUCE_LAST:  # d/dx sum = 1 (times 1/count for mean), broadcast back
+            _walk(m[r], M, _adjoints(r, m, M, sg, ag),
+                  _adjoints(int(R[r, 1]) // 5, m, M, sg, ag), False, R[r, 3])
+        elif op == MM:
+            _matmul(r, R, m, M, sv, av, sg, ag, cbuf)
+        elif STRIDED_FIRST <= op <= STRIDED_LAST:  # a view: scatter the adjoint back
+            _walk(m[r], M, _adjoints(r, m, M, sg, ag),
+                  _adjoints(int(R[r, 1]) // 5, m, M, sg, ag), True, 1.0)
+        else:
+            continue
+        a = int(R[r, 1])
+        if a >= 0:
+            reach[a // 5] = 1
+        if op <= BINARY_LAST or op == MM:   # b is a slot only for binary ops
+            b = int(R[r, 2])
+            if b >= 0:
+                reach[b // 5] = 1
+
+

@@ -1,0 +1,128 @@
+"""The tape: a flat Wengert list of records, and what backward needs beside it.
+
+Scalar records cost one ``list.extend`` of five numbers (see ``ops``). Array records add a
+row of metadata (shape, and for views and reductions the strided map back to their input)
+and keep the values their backward reads. ``freeze`` turns all of it into the typed NumPy
+arrays the Numba sweep takes. The tape keeps no ``Tensor`` alive: leaves are reached
+through their ``AccumulateGrad`` node, retained tensors through weak references.
+"""
+import itertools
+
+import numpy as np
+
+from .kernels import AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, GO, META_WIDTH, ND, SHAPE, SIZE, VO
+from .ops import SCALAR
+
+_ids = itertools.count(1)
+
+
+class Tape:
+    __slots__ = ("rec", "rows", "array_slots", "values", "value_slots", "vsize", "gsize",
+                 "saved", "leaves", "retained", "links", "dirty", "freed", "id", "check_at",
+                 "__weakref__")
+
+    def __init__(self):
+        self.rec = []            # op, a, b, c, v for each record, flat
+        self.rows = []           # metadata row (a list) of each array record
+        self.array_slots = []    # slot of each array record, in order
+        self.values = []         # saved arrays, concatenated into one buffer at backward
+        self.value_slots = {}    # slot -> offset of its saved value
+        self.vsize = 0           # elements of saved values
+        self.gsize = 0           # elements of array adjoints
+        self.saved = []          # (consumer slot, operand slot, version cell, version, array)
+        self.leaves = {}         # slot -> AccumulateGrad node of a leaf
+        self.retained = {}       # slot -> weakref of a non-leaf that retains its grad
+        self.links = {}          # slot of a freed-graph operand -> its node there
+        self.dirty = {}          # slot -> version of a scalar changed in place after use
+        self.freed = None        # None: live; True: all freed; array: mask of freed records
+        self.id = next(_ids)
+        self.check_at = 1 << 14  # length at which to look whether any tensor still uses us
+
+    def __len__(self):
+        return len(self.rec) // 5
+
+    # ----- recording -------------------------------------------------------------------
+    def record_array(self, op, a, b, c, shape, aux=None):
+        """Appends an array record; returns its slot. ``aux``: (base, shape, strides)."""
+        slot = len(self.rec)
+        self.rec.extend((op, a, b, c, 0.0))
+        size = 1
+        for s in shape:
+            size *= s
+        row = [-1, self.gsize, size, len(shape)] + [0] * (META_WIDTH - 4)
+        row[SHAPE:SHAPE + len(shape)] = shape
+        if aux is not None:
+            base, ashape, astrides = aux
+            row[AUX_ND] = len(ashape)
+            row[AUX_BASE] = base
+            row[AUX_SHAPE:AUX_SHAPE + len(ashape)] = ashape
+            row[AUX_STR:AUX_STR + len(astrides)] = astrides
+        self.gsize += size
+        self.rows.append(row)
+        self.array_slots.append(slot)
+        return slot
+
+    def save_value(self, consumer, slot, array, cell):
+        """Keeps ``array`` (the value of array slot ``slot``) for the backward of ``consumer``."""
+        if slot not in self.value_slots:
+            self.value_slots[slot] = self.vsize
+            self.values.append(array)
+            self.vsize += array.size
+        if cell is not None:
+            self.saved.append((consumer, slot, cell, cell[0], array))
+
+    # ----- backward --------------------------------------------------------------------
+    def freeze(self):
+        """The typed arrays of ``kernels.reverse_sweep``: (R, sv, m, M, av, ag_size)."""
+        n = len(self.rec) // 5
+        R = np.fromiter(self.rec, np.float64, 5 * n).reshape(n, 5)
+        sv = np.ascontiguousarray(R[:, 4])
+        m = np.full(n, -1, np.int64)
+        if self.rows:
+            M = np.array(self.rows, dtype=np.int64)
+            slots = np.array(self.array_slots, dtype=np.int64) // 5
+            m[slots] = np.arange(len(self.rows))
+            for slot, off in self.value_slots.items():
+                M[m[slot // 5], VO] = off
+        else:
+            M = np.zeros((0, META_WIDTH), np.int64)
+        if self.values:
+            av = np.concatenate([np.ravel(v).astype(np.float64, copy=False)
+                                 for v in self.values])
+        else:
+            av = np.zeros(0)
+        return R, sv, m, M, av
+
+    def free(self, reach):
+        """Frees what a backward without retain_graph went through."""
+        if reach.all():
+            self.freed = True
+            self.values = self.saved = None     # the records stay: grad_fn still reads them
+            self.value_slots = {}
+        elif isinstance(self.freed, np.ndarray):
+            mask = np.zeros(len(reach), bool)
+            mask[:len(self.freed)] = self.freed
+            self.freed = mask | reach.astype(bool)
+        else:
+            self.freed = reach.astype(bool)
+
+    def op_of(self, slot):
+        return int(self.rec[slot]) % SCALAR
+
+    def operands(self, slot):
+        return int(self.rec[slot + 1]), self.rec[slot + 2]
+
+    def shape_of(self, slot):
+        """Shape of an array record (None for a scalar record)."""
+        if self.rows is None:
+            return None
+        try:
+            k = self.array_slots.index(slot)
+        except ValueError:
+            return None
+        row = self.rows[k]
+        return tuple(row[SHAPE:SHAPE + row[ND]])
+
+    def reset(self):
+        """Starts over in place (only when nothing refers to the records any more)."""
+        self.__init__()

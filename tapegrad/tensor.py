@@ -1,0 +1,984 @@
+"""The Python face: ``Tensor``, its operators and methods, PyTorch's names and errors.
+
+A tensor's value is a Python float (0-d floating-point tensors made by scalar operations:
+the fast path, no NumPy call per operation) or a NumPy array it owns or views. An
+operation computes its value eagerly and, when grad mode is on and an input requires
+grad, appends one record to the thread's tape (``_record``).
+"""
+import math
+import warnings
+import weakref
+
+import numpy as np
+
+from . import dtypes as D
+from .graph import AccumulateGrad, Node
+from .ops import (ABS, ADD, CLAMP, CONST, DIV, EXP, FREED, LEAF, LOG, MAXD, MEAN, MEANDIM,
+                  MM, MUL, NEEDS, NEG, PERMUTE, POW, POWC, RECIP, RELU, RPOW, SCALAR,
+                  SELECT, SIGMOID, SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T,
+                  TANH, UNSQUEEZE, VIEW)
+from .state import current_tape, state
+
+_float = float
+_int = int
+_new_object = object.__new__
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple that prints as PyTorch's ``torch.Size``."""
+
+    def __repr__(self):
+        return f"tapegrad.Size({list(self)})"
+
+    def numel(self):
+        return math.prod(self)
+
+
+# ----- forward math ------------------------------------------------------------------
+def _safe(f, np_f):
+    """A Python-float function that returns inf/nan like NumPy instead of raising."""
+    def g(*args):
+        try:
+            return f(*args)
+        except (OverflowError, ValueError, ZeroDivisionError):
+            with np.errstate(all="ignore"):
+                return _float(np_f(*[np.float64(x) for x in args]))
+    return g
+
+
+def _pow(x, y):
+    z = x ** y
+    if type(z) is complex:      # a negative base to a fractional power: NaN as PyTorch
+        return math.nan
+    return z
+
+
+_SCALAR_F = {
+    ADD: lambda x, y: x + y, SUB: lambda x, y: x - y, MUL: lambda x, y: x * y,
+    DIV: _safe(lambda x, y: x / y, np.true_divide), POW: _safe(_pow, np.power),
+    NEG: lambda x: -x, EXP: _safe(math.exp, np.exp), LOG: _safe(math.log, np.log),
+    TANH: math.tanh, SIGMOID: _safe(lambda x: 1.0 / (1.0 + math.exp(-x)),
+                                    lambda x: 1.0 / (1.0 + np.exp(-x))),
+    SQRT: _safe(math.sqrt, np.sqrt), ABS: abs, RELU: lambda x: x if x > 0.0 else 0.0 * x,
+    RECIP: _safe(lambda x: 1.0 / x, np.reciprocal),
+}
+
+
+def _np_sigmoid(x):
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)      # no overflow for large |x|
+
+
+_ARRAY_F = {
+    ADD: np.add, SUB: np.subtract, MUL: np.multiply, DIV: np.true_divide, POW: np.power,
+    NEG: np.negative, EXP: np.exp, LOG: np.log, TANH: np.tanh, SIGMOID: _np_sigmoid,
+    SQRT: np.sqrt, ABS: np.abs, RELU: lambda x: np.maximum(x, 0), RECIP: np.reciprocal,
+}
+
+
+def _round(v, dt):
+    """A Python float rounded to the precision of dtype ``dt``."""
+    return _float(np.float32(v)) if dt is D.float32 else v
+
+
+# ----- construction ------------------------------------------------------------------
+def _new(v, dt, rg=False):
+    t = _new_object(Tensor)
+    t._v = v
+    t._dtype = dt
+    t._rg = rg
+    t._tape = None
+    t._slot = -1
+    t._grad = None
+    t._node = None
+    t._ver = None
+    return t
+
+
+def _from_array(a, dt=None, rg=False):
+    """A tensor owning NumPy array ``a`` (0-d floats become Python floats)."""
+    dt = dt or D.from_numpy(a.dtype)
+    if a.ndim == 0 and dt.is_floating_point:
+        return _new(_float(a), dt, rg)
+    if a.dtype != dt.np:
+        a = a.astype(dt.np)
+    return _new(a, dt, rg)
+
+
+def _array(t):
+    """The value of ``t`` as a NumPy array (a new 0-d array for a Python-float value)."""
+    v = t._v
+    return np.array(v, t._dtype.np) if type(v) is _float else v
+
+
+def _cell(t):
+    """The version counter of ``t`` (shared with the tensors that view its memory)."""
+    c = t._ver
+    if c is None:
+        c = t._ver = [0]
+    return c
+
+
+def _shape(x):
+    return () if type(x._v) is _float else x._v.shape
+
+
+# ----- recording ---------------------------------------------------------------------
+def _source(tape, op, t):
+    """A record for a tensor that enters the tape from outside (leaf, constant, old graph)."""
+    v = t._v
+    if type(v) is _float:
+        slot = len(tape.rec)
+        tape.rec.extend((op, -1, -1, 0.0, v))
+        return slot
+    return tape.record_array(op, -1, -1, 0.0, v.shape)
+
+
+def _slot(t, tape):
+    """The slot of tensor ``t`` on ``tape``, recording it as a source if it is new there."""
+    tt = t._tape
+    if tt is tape:
+        return t._slot
+    if tt is None:
+        if not t._rg:
+            return _source(tape, CONST, t)
+        node = t._node
+        if node is None:
+            node = t._node = AccumulateGrad(t)
+        if node.tape_id != tape.id:
+            node.slot = _source(tape, LEAF, t)
+            node.tape_id = tape.id
+            tape.leaves[node.slot] = node
+        return node.slot
+    if tt.freed is True:           # a graph that a backward already freed
+        slot = _source(tape, FREED, t)
+        tape.links[slot] = Node(tt, t._slot)
+        return slot
+    raise RuntimeError("tapegrad: this tensor was recorded on another thread's tape (or in "
+                       "another tg.compile recording); use .detach() to pass its value")
+
+
+def _save(tape, consumer, slot, t):
+    if type(t._v) is not _float:        # scalar values already sit in their record
+        tape.save_value(consumer, slot, t._v, _cell(t))
+
+
+def _record(op, out, a, b=None, c=0.0, aux=None):
+    """Appends the record of ``out = op(a, b)``. ``a``/``b``: a Tensor, None (the Python
+    number ``c`` stands there) or, for unary ops, a float kept as a second constant."""
+    tape = current_tape()
+    sa = _slot(a, tape) if a is not None else -1
+    if b is None:
+        sb = -1
+    elif type(b) is _float:
+        sb = b
+    else:
+        sb = _slot(b, tape)
+    v = out._v
+    if type(v) is _float:
+        slot = len(tape.rec)
+        tape.rec.extend((op + SCALAR, sa, sb, c, v))
+    else:
+        if v.ndim > MAXD:
+            raise RuntimeError(f"tapegrad: tensors have at most {MAXD} dimensions")
+        slot = tape.record_array(op, sa, sb, c, v.shape, aux)
+        need = NEEDS[op]
+        if need & 1 and a is not None:
+            _save(tape, slot, sa, a)
+        if need & 2 and isinstance(b, Tensor):
+            _save(tape, slot, sb, b)
+        if need & 4:
+            _save(tape, slot, slot, out)
+    out._tape = tape
+    out._slot = slot
+    return out
+
+
+# ----- shapes ------------------------------------------------------------------------
+def _broadcast(sa, sb):
+    """The broadcast shape of two shapes, with PyTorch's error."""
+    n = max(len(sa), len(sb))
+    out = []
+    for i in range(n):
+        x = sa[i - n + len(sa)] if i - n + len(sa) >= 0 else 1
+        y = sb[i - n + len(sb)] if i - n + len(sb) >= 0 else 1
+        if x != y and x != 1 and y != 1:
+            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b "
+                               f"({y}) at non-singleton dimension {i}")
+        out.append(y if x == 1 else x)
+    return tuple(out)
+
+
+def _cstrides(shape):
+    """Element strides of a C-contiguous array of ``shape``."""
+    st = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        st[d] = st[d + 1] * shape[d + 1]
+    return st
+
+
+def _dim(d, nd):
+    """A dimension index wrapped into range, with PyTorch's IndexError."""
+    lo, hi = (-nd, nd - 1) if nd > 0 else (-1, 0)
+    if not isinstance(d, (_int, np.integer)) or d < lo or d > hi:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{lo}, {hi}], "
+                         f"but got {d})")
+    return d % nd if nd > 0 else 0
+
+
+def _sizes(size):
+    """``ones(2, 3)``, ``ones((2, 3))`` and ``ones([2, 3])`` all mean shape (2, 3)."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    return tuple(_int(s) for s in size)
+
+
+# ----- the operations ----------------------------------------------------------------
+def _binary(op, a, b):
+    """``op(a, b)`` with broadcasting; ``a`` or ``b`` may be a Python number."""
+    ta = isinstance(a, Tensor)
+    tb = isinstance(b, Tensor)
+    va = a._v if ta else a
+    vb = b._v if tb else b
+    if ta and tb:
+        da, db = a._dtype, b._dtype
+        dt = da if da is db else _result_dtype(a, b)
+    else:
+        t, n = (a, b) if ta else (b, a)
+        if not isinstance(n, (_int, _float, bool, np.number)):
+            return NotImplemented
+        dt = t._dtype
+        if D.number_category(n) > dt.category:
+            dt = D.DEFAULT_FLOAT if isinstance(n, (_float, np.floating)) else D.int64
+        if ta:
+            vb = _float(vb) if dt.is_floating_point else vb
+        else:
+            va = _float(va) if dt.is_floating_point else va
+    if type(va) is _float and type(vb) is _float:          # the scalar fast path
+        out = _new(_round(_SCALAR_F[op](va, vb), dt), dt)
+    else:
+        sa = va.shape if type(va) is np.ndarray else ()
+        sb = vb.shape if type(vb) is np.ndarray else ()
+        if sa != sb:
+            _broadcast(sa, sb)
+        with np.errstate(all="ignore"):
+            z = _ARRAY_F[op](va, vb)
+        out = _from_array(np.asarray(z, dt.np), dt)
+        if type(out._v) is _float:      # a 0-d array result stays an array
+            out._v = np.asarray(z, dt.np)
+    if state.enabled and ((ta and a._rg) or (tb and b._rg)):
+        if not dt.is_floating_point:
+            raise RuntimeError("Only Tensors of floating point and complex dtype can "
+                               "require gradients")
+        out._rg = True
+        if ta and tb:
+            _record(op, out, a, b)
+        elif ta:
+            _record(op, out, a, None, _float(b))
+        else:
+            _record(op, out, None, b, _float(a))
+    return out
+
+
+def _result_dtype(*xs):
+    dims, zeros, nums = [], [], []
+    for x in xs:
+        if isinstance(x, Tensor):
+            (zeros if x.ndim == 0 else dims).append(x._dtype)
+        else:
+            nums.append(D.number_category(x))
+    return D.result_dtype(dims, zeros, nums)
+
+
+def _unary(op, x, c=0.0, c2=None, keep_int=False):
+    """An elementwise op ``y = f(x)`` with constants ``c`` (and ``c2``, clamp's max)."""
+    dt = x._dtype
+    if not dt.is_floating_point and not keep_int:
+        dt = D.DEFAULT_FLOAT
+    v = x._v
+    if type(v) is _float:
+        if op == CLAMP:
+            y = min(max(v, c), c2)
+        elif op == POWC:
+            y = _SCALAR_F[POW](v, c)
+        elif op == RPOW:
+            y = _SCALAR_F[POW](c, v)
+        else:
+            y = _SCALAR_F[op](v)
+        out = _new(_round(y, dt), dt)
+    else:
+        with np.errstate(all="ignore"):
+            if op == CLAMP:
+                y = np.clip(v, c, c2)
+            elif op == POWC:
+                y = np.power(v, c if dt.is_floating_point else _int(c))
+            elif op == RPOW:
+                y = np.power(c, v)
+            else:
+                y = _ARRAY_F[op](v)
+        out = _new(np.asarray(y, dt.np), dt)
+    if state.enabled and x._rg:
+        out._rg = True
+        _record(op, out, x, c2 if c2 is not None else None, c)
+    return out
+
+
+def _strided(op, x, value, base, shape, strides):
+    """A view of ``x``: ``value[i] = x[base + sum(i_k * strides_k)]`` over ``shape``."""
+    out = _new(value, x._dtype)
+    out._ver = _cell(x)
+    if state.enabled and x._rg:
+        out._rg = True
+        _record(op, out, x, None, 0.0, (base, shape, strides))
+    return out
+
+
+def _reduce(op, x, dim, keepdim, mean):
+    shape = _shape(x)
+    nd = len(shape)
+    if dim is None:
+        dims = tuple(range(nd))
+    else:
+        dims = tuple(sorted({_dim(d, nd) for d in (dim if isinstance(dim, (tuple, list))
+                                                   else (dim,))}))
+    dt = x._dtype
+    if mean and not dt.is_floating_point:
+        raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either "
+                           "a floating point or complex dtype. Got: " + dt.name.capitalize())
+    if not dt.is_floating_point:
+        dt = D.int64
+    v = _array(x)
+    f = np.mean if mean else np.sum
+    with np.errstate(all="ignore"):
+        z = np.asarray(f(v, axis=dims, keepdims=keepdim or dim is None and False), dt.np)
+    out = _new(z, dt)
+    if state.enabled and x._rg:
+        count = math.prod(shape[d] for d in dims)
+        keep = [1 if d in dims else s for d, s in enumerate(shape)]
+        kst = _cstrides(keep)
+        strides = [0 if d in dims else kst[d] for d in range(nd)]
+        out._rg = True
+        scale = (1.0 / count if count else math.nan) if mean else 1.0
+        _record(op, out, x, None, scale, (0, shape, strides))
+    return out
+
+
+def _inplace(self, op, other):
+    """``self = op(self, other)`` written into self's memory; recorded when grad is on."""
+    if state.enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
+        if self._rg and self._tape is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                               "in-place operation.")
+        res = _binary(op, self, other)
+        _assign(self, res)
+        self._tape, self._slot, self._rg = res._tape, res._slot, True
+        return self
+    res = _binary(op, self, other)
+    _assign(self, res)
+    return self
+
+
+def _assign(self, res):
+    """Writes ``res``'s value into ``self`` in place and bumps self's version."""
+    rs, ss = _shape(res), _shape(self)
+    if rs != ss:
+        raise RuntimeError(f"output with shape {list(ss)} doesn't match the broadcast shape "
+                           f"{list(rs)}")
+    if type(self._v) is _float:
+        self._v = _round(_float(res._v), self._dtype)
+        _mark_dirty(self)
+    else:
+        np.copyto(self._v, _array(res), casting="unsafe")
+    _cell(self)[0] += 1
+
+
+def _mark_dirty(t):
+    """A scalar changed in place: its old value must not be used by a pending backward."""
+    tape, slot = state.tape, -1
+    if t._tape is not None:
+        tape, slot = t._tape, t._slot
+    elif t._node is not None and t._node.tape_id == tape.id:
+        slot = t._node.slot
+    if slot >= 0 and tape.freed is not True:
+        tape.dirty[slot] = True
+
+
+def _index_key(key, nd):
+    """Splits a basic index into steps (kind, value) and checks it against ``nd`` dims."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    used = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if used > nd:
+        raise IndexError(f"too many indices for tensor of dimension {nd}")
+    steps = []
+    for k in key:
+        if k is Ellipsis:
+            steps.extend([("slice", slice(None))] * (nd - used))
+            nd = used   # only one ellipsis expands
+        elif k is None:
+            steps.append(("none", None))
+        elif isinstance(k, slice):
+            steps.append(("slice", k))
+        elif isinstance(k, (_int, np.integer)) and not isinstance(k, bool):
+            steps.append(("int", _int(k)))
+        elif isinstance(k, Tensor) and k.ndim == 0 and not k._dtype.is_floating_point \
+                and k._dtype is not D.bool_:
+            steps.append(("int", _int(k.item())))
+        else:
+            return None
+    return steps
+
+
+class Tensor:
+    """A multi-dimensional array that records the operations on it for ``backward()``."""
+    __slots__ = ("_v", "_dtype", "_rg", "_tape", "_slot", "_grad", "_node", "_ver",
+                 "__weakref__")
+    __array_priority__ = 1000      # ndarray (op) Tensor defers to Tensor's reflected op
+
+    # ----- attributes ----------------------------------------------------------------
+    @property
+    def shape(self):
+        return Size(_shape(self))
+
+    def size(self, dim=None):
+        s = _shape(self)
+        return Size(s) if dim is None else s[_dim(dim, len(s))]
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def ndim(self):
+        return 0 if type(self._v) is _float else self._v.ndim
+
+    def dim(self):
+        return self.ndim
+
+    def numel(self):
+        return 1 if type(self._v) is _float else self._v.size
+
+    @property
+    def device(self):
+        return "cpu"
+
+    def is_floating_point(self):
+        return self._dtype.is_floating_point
+
+    @property
+    def requires_grad(self):
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self.requires_grad_(value)
+
+    def requires_grad_(self, requires_grad=True):
+        if self._tape is not None:
+            if requires_grad:
+                return self
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
+                               "you want to use a computed variable in a subgraph that doesn't "
+                               "require differentiation use var_no_grad = var.detach().")
+        if requires_grad and not self._dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self._rg = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self):
+        return self._tape is None
+
+    @property
+    def grad_fn(self):
+        return None if self._tape is None else Node(self._tape, self._slot)
+
+    @property
+    def _version(self):
+        return 0 if self._ver is None else self._ver[0]
+
+    @property
+    def grad(self):
+        if self._tape is not None and not self.retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
+                "Its .grad attribute won't be populated during autograd.backward(). If you "
+                "indeed want the .grad field to be populated for a non-leaf Tensor, use "
+                ".retain_grad() on the non-leaf Tensor. If you access the non-leaf Tensor by "
+                "mistake, make sure you access the leaf Tensor instead. See "
+                "github.com/pytorch/pytorch/pull/30531 for more information.",
+                UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad "
+                                f"of type {type(value).__name__}")
+            if _shape(value) != _shape(self):
+                raise RuntimeError(
+                    f"attempting to assign a gradient of size '{list(_shape(value))}' to a "
+                    f"tensor of size '{list(_shape(self))}'. Please ensure that the gradient "
+                    "and the tensor are the same size")
+            if value._dtype is not self._dtype:
+                raise RuntimeError("attempting to assign a gradient with dtype "
+                                   f"'{value._dtype.name}' to a tensor with dtype "
+                                   f"'{self._dtype.name}'. Please ensure that the gradient "
+                                   "and the tensor have the same dtype")
+            if type(value._v) is _float:
+                value = _new(np.array(value._v, value._dtype.np), value._dtype)
+        self._grad = value
+
+    @property
+    def retains_grad(self):
+        return self._tape is not None and self._slot in self._tape.retained
+
+    def retain_grad(self):
+        if not self._rg:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._tape is not None:
+            self._tape.retained[self._slot] = weakref.ref(self)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from .autograd import backward
+        backward([self], None if gradient is None else [gradient], retain_graph, create_graph,
+                 inputs)
+
+    # ----- conversion ----------------------------------------------------------------
+    def item(self):
+        n = self.numel()
+        if n != 1:
+            raise RuntimeError(f"a Tensor with {n} elements cannot be converted to Scalar")
+        v = self._v
+        return v if type(v) is _float else v.reshape(()).item()
+
+    def tolist(self):
+        return _array(self).tolist()
+
+    def numpy(self):
+        if self._rg:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        return _array(self)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def detach(self):
+        t = _new(self._v, self._dtype)
+        t._ver = _cell(self)
+        return t
+
+    def detach_(self):
+        if self._tape is not None and self._tape is not state.tape:
+            pass
+        self._tape, self._slot, self._rg = None, -1, False
+        return self
+
+    @property
+    def data(self):
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        self._v = value._v if type(value._v) is _float else value._v
+        self._dtype = value._dtype
+
+    def __float__(self):
+        return _float(self.item())
+
+    def __int__(self):
+        return _int(self.item())
+
+    def __index__(self):
+        if self._dtype.is_floating_point or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an "
+                            "index")
+        return _int(self.item())
+
+    def __bool__(self):
+        n = self.numel()
+        if n != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.item())
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._v.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        from .printing import format_tensor
+        suffix = []
+        if self._tape is not None:
+            suffix.append(f"grad_fn=<{self.grad_fn.name()}>")
+        elif self._rg:
+            suffix.append("requires_grad=True")
+        dt = self._dtype
+        default = dt is D.float32 or dt is D.int64 or dt is D.bool_
+        return format_tensor(_array(self), None if default else dt.name, tuple(suffix))
+
+    __str__ = __repr__
+
+    # ----- arithmetic ----------------------------------------------------------------
+    def __add__(self, other):
+        return _binary(ADD, self, other)
+
+    def __radd__(self, other):
+        return _binary(ADD, self, other)
+
+    def __sub__(self, other):
+        return _binary(SUB, self, other)
+
+    def __rsub__(self, other):
+        return _binary(SUB, other, self)
+
+    def __mul__(self, other):
+        return _binary(MUL, self, other)
+
+    def __rmul__(self, other):
+        return _binary(MUL, self, other)
+
+    def __truediv__(self, other):
+        return _binary(DIV, self, other)
+
+    def __rtruediv__(self, other):
+        if isinstance(other, Tensor):
+            return _binary(DIV, other, self)
+        return _binary(MUL, _unary(RECIP, self), other)    # c / x = (1/x) * c, as PyTorch
+
+    def __pow__(self, other):
+        return self.pow(other)
+
+    def __rpow__(self, other):
+        if isinstance(other, Tensor):
+            return other.pow(self)
+        return _unary(RPOW, self, _float(other))
+
+    def __neg__(self):
+        return _unary(NEG, self, keep_int=True)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return self.abs()
+
+    def __matmul__(self, other):
+        return self.matmul(other)
+
+    def __rmatmul__(self, other):
+        return _as_tensor(other).matmul(self)
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return _inplace(self, DIV, other)
+
+    def add(self, other, alpha=1):
+        return _binary(ADD, self, other if alpha == 1 else other * alpha)
+
+    def sub(self, other, alpha=1):
+        return _binary(SUB, self, other if alpha == 1 else other * alpha)
+
+    def mul(self, other):
+        return _binary(MUL, self, other)
+
+    def div(self, other):
+        return _binary(DIV, self, other)
+
+    def neg(self):
+        return -self
+
+    def pow(self, exponent):
+        if isinstance(exponent, Tensor):
+            return _binary(POW, self, exponent)
+        return _unary(POWC, self, _float(exponent), keep_int=isinstance(exponent, _int))
+
+    def exp(self):
+        return _unary(EXP, self)
+
+    def log(self):
+        return _unary(LOG, self)
+
+    def tanh(self):
+        return _unary(TANH, self)
+
+    def sigmoid(self):
+        return _unary(SIGMOID, self)
+
+    def sqrt(self):
+        return _unary(SQRT, self)
+
+    def abs(self):
+        return _unary(ABS, self, keep_int=True)
+
+    def relu(self):
+        return _unary(RELU, self, keep_int=True)
+
+    def reciprocal(self):
+        return _unary(RECIP, self)
+
+    def clamp(self, min=None, max=None):  # noqa: A002 (PyTorch's argument names)
+        if min is None and max is None:
+            raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+        lo = -math.inf if min is None else _float(min)
+        hi = math.inf if max is None else _float(max)
+        return _unary(CLAMP, self, lo, hi, keep_int=True)
+
+    clip = clamp
+
+    # ----- reductions and matrix products ---------------------------------------------
+    def sum(self, dim=None, keepdim=False):
+        return _reduce(SUM if dim is None else SUMDIM, self, dim, keepdim, False)
+
+    def mean(self, dim=None, keepdim=False):
+        return _reduce(MEAN if dim is None else MEANDIM, self, dim, keepdim, True)
+
+    def mm(self, mat2):
+        if not isinstance(mat2, Tensor):
+            raise TypeError(f"mm(): argument 'mat2' (position 1) must be Tensor, not "
+                            f"{type(mat2).__name__}")
+        if self.ndim != 2:
+            raise RuntimeError("self must be a matrix")
+        if mat2.ndim != 2:
+            raise RuntimeError("mat2 must be a matrix")
+        (n, p), (q, r) = self._v.shape, mat2._v.shape
+        if p != q:
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{p} and "
+                               f"{q}x{r})")
+        if self._dtype is not mat2._dtype:
+            names = {"float32": "float", "float64": "double", "int64": "long int"}
+            raise RuntimeError("expected m1 and m2 to have the same dtype, but got: "
+                               f"{names.get(self._dtype.name, self._dtype.name)} != "
+                               f"{names.get(mat2._dtype.name, mat2._dtype.name)}")
+        out = _new(np.matmul(self._v, mat2._v), self._dtype)
+        if state.enabled and (self._rg or mat2._rg):
+            out._rg = True
+            _record(MM, out, self, mat2)
+        return out
+
+    def matmul(self, other):
+        if isinstance(other, Tensor) and self.ndim == 2 and other.ndim == 2:
+            return self.mm(other)
+        raise NotImplementedError("tapegrad: matmul supports 2-D @ 2-D so far")
+
+    # ----- views -----------------------------------------------------------------------
+    def __getitem__(self, key):
+        nd = self.ndim
+        steps = _index_key(key, nd)
+        if steps is None:
+            raise NotImplementedError("tapegrad: indexing with arrays, lists or masks is not "
+                                      "supported yet; use ints, slices and None")
+        cur, d = self, 0
+        for kind, k in steps:
+            if kind == "none":
+                cur = cur.unsqueeze(d)
+                d += 1
+            elif kind == "int":
+                cur = _select(cur, d, k)
+            else:
+                size = cur._v.shape[d]
+                start, stop, step = k.indices(size)
+                if step <= 0:
+                    raise ValueError("step must be greater than zero")
+                if (start, stop, step) != (0, size, 1):
+                    cur = _slice(cur, d, start, stop, step)
+                d += 1
+        if cur is self:                  # x[:] and x[...] are views of x too
+            cur = _strided(SLICE, self, self._v if type(self._v) is _float else self._v[...],
+                           0, _shape(self), _cstrides(_shape(self)))
+        return cur
+
+    def unsqueeze(self, dim):
+        shape = _shape(self)
+        d = _dim(dim, len(shape) + 1)
+        st = _cstrides(shape)
+        v = np.expand_dims(_array(self) if type(self._v) is _float else self._v, d)
+        return _strided(UNSQUEEZE, self, v, 0, shape[:d] + (1,) + shape[d:],
+                        st[:d] + [0] + st[d:])
+
+    def squeeze(self, dim=None):
+        shape = _shape(self)
+        if dim is None:
+            keep = [d for d, s in enumerate(shape) if s != 1]
+            op = SQUEEZE
+        else:
+            dd = _dim(dim, len(shape))
+            keep = [d for d in range(len(shape)) if d != dd or shape[d] != 1]
+            op = SQUEEZEDIM
+        st = _cstrides(shape)
+        v = _array(self).reshape([shape[d] for d in keep])
+        return _strided(op, self, v, 0, tuple(shape[d] for d in keep), [st[d] for d in keep])
+
+    def reshape(self, *shape):
+        shape = list(_sizes(shape))
+        n = self.numel()
+        if shape.count(-1) == 1:
+            rest = math.prod(s for s in shape if s != -1)
+            if rest and n % rest == 0:
+                shape[shape.index(-1)] = n // rest
+        if math.prod(shape) != n or any(s < 0 for s in shape):
+            raise RuntimeError(f"shape '{list(_sizes(tuple(shape)))}' is invalid for input "
+                               f"of size {n}")
+        v = _array(self).reshape(shape)
+        return _strided(VIEW, self, v, 0, (n,), [1])
+
+    view = reshape
+
+    def t(self):
+        nd = self.ndim
+        if nd > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
+        shape = _shape(self)
+        st = _cstrides(shape)
+        return _strided(T, self, _array(self).T, 0, shape[::-1], st[::-1])
+
+    def permute(self, *dims):
+        shape = _shape(self)
+        dims = [_dim(d, len(shape)) for d in _sizes(dims)]
+        if sorted(dims) != list(range(len(shape))):
+            raise RuntimeError("permute(sparse_coo): number of dimensions in the tensor input "
+                               "does not match the length of the desired ordering of "
+                               "dimensions i.e. input.dim() = "
+                               f"{len(shape)} is not equal to len(dims) = {len(dims)}")
+        st = _cstrides(shape)
+        return _strided(PERMUTE, self, np.transpose(_array(self), dims), 0,
+                        tuple(shape[d] for d in dims), [st[d] for d in dims])
+
+    @property
+    def T(self):
+        return self.permute(*range(self.ndim - 1, -1, -1))
+
+    # ----- in place --------------------------------------------------------------------
+    def add_(self, other, alpha=1):
+        return _inplace(self, ADD, other if alpha == 1 else other * alpha)
+
+    def sub_(self, other, alpha=1):
+        return _inplace(self, SUB, other if alpha == 1 else other * alpha)
+
+    def mul_(self, other):
+        return _inplace(self, MUL, other)
+
+    def div_(self, other):
+        return _inplace(self, DIV, other)
+
+    def zero_(self):
+        return self.fill_(0.0)
+
+    def fill_(self, value):
+        if state.enabled and self._rg:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                               "in-place operation." if self._tape is None else
+                               "tapegrad: fill_ on a tensor that requires grad is not "
+                               "supported yet")
+        if type(self._v) is _float:
+            self._v = _round(_float(value), self._dtype)
+            _mark_dirty(self)
+        else:
+            self._v.fill(value)
+        _cell(self)[0] += 1
+        return self
+
+    def copy_(self, src):
+        src = _as_tensor(src)
+        if state.enabled and (self._rg or src._rg):
+            if self._rg and self._tape is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                   "in-place operation.")
+            raise NotImplementedError("tapegrad: copy_ that records a gradient is not "
+                                      "supported yet; use it under tg.no_grad()")
+        _broadcast(_shape(src), _shape(self))
+        res = _new(np.broadcast_to(_array(src), _shape(self)), src._dtype)
+        _assign(self, res)
+        return self
+
+    # ----- comparisons (no gradient) ---------------------------------------------------
+    def _compare(self, other, f):
+        o = other._v if isinstance(other, Tensor) else other
+        if isinstance(other, Tensor):
+            _broadcast(_shape(self), _shape(other))
+        return _from_array(np.asarray(f(_array(self), o)))
+
+    def __eq__(self, other):
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal)
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    # ----- dtype ------------------------------------------------------------------------
+    def to(self, dtype):
+        dt = D.as_dtype(dtype)
+        if dt is self._dtype:
+            return self
+        if self._rg and state.enabled:
+            raise NotImplementedError("tapegrad: casting a tensor that requires grad is not "
+                                      "supported yet")
+        return _from_array(_array(self).astype(dt.np), dt)
+
+    def float(self):
+        return self.to(D.float32)
+
+    def double(self):
+        return self.to(D.float64)
+
+    def long(self):
+        return self.to(D.int64)
+
+    def clone(self):
+        return self + 0 if self._rg and state.enabled else _from_array(_array(self).copy(),
+                                                                        self._dtype)
+
+
+def _select(x, d, i):
+    shape = x._v.shape
+    if not -shape[d] <= i < shape[d]:
+        raise IndexError(f"index {i} is out of bounds for dimension {d} with size {shape[d]}")
+    i %= shape[d]
+    st = _cstrides(shape)
+    v = x._v[(slice(None),) * d + (i, Ellipsis)]
+    return _strided(SELECT, x, v, i * st[d], shape[:d] + shape[d + 1:], st[:d] + st[d + 1:])
+
+
+def _slice(x, d, start, stop, step):
+    shape = x._v.shape
+    st = _cstrides(shape)
+    n = len(range(start, stop, step))
+    v = x._v[(slice(None),) * d + (slice(start, stop, step),)]
+    new_st = st[:d] + [st[d] * step] + st[d + 1:]
+    return _strided(SLICE, x, v, start * st[d], shape[:d] + (n,) + shape[d + 1:], new_st)
+
+
+def _as_tensor(x):
+    if isinstance(x, Tensor):
+        return x
+    from .factory import tensor
+    return tensor(x)
