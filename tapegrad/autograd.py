@@ -11,8 +11,9 @@ import numpy as np
 
 from .kernels import GO, NEEDS_TABLE, SIZE, reverse_sweep
 from .ops import BINARY_LAST, FREED, LEAF, CONST, MM, SCALAR, node_name
-from .state import state
-from .tensor import Tensor, _array, _new, _shape
+from .state import thread_state
+from .tape import Tape
+from .tensor import Tensor, _array, _new, _round, _shape
 
 SECOND_TIME = ("Trying to backward through the graph a second time (or directly access saved "
                "tensors after they have already been freed). Saved intermediate values of the "
@@ -86,18 +87,40 @@ def _sweep(tape, roots, retain_graph, only):
         _adjoint(r, m, M, sg, ag)[:] += seed.ravel()
     reverse_sweep(R, sv, sg, m, M, av, ag, reach, max(s for s, _ in roots) // 5, NEEDS_TABLE)
     _check(tape, R, reach)
-    for slot, node in tape.leaves.items():
-        if reach[slot // 5]:
-            t = node.variable
-            if t is not None and (only is None or id(t) in only):
-                _accumulate(t, _adjoint(slot // 5, m, M, sg, ag))
-    for slot, ref in tape.retained.items():
-        t = ref()
-        if reach[slot // 5] and t is not None and t._tape is tape and t._slot == slot \
-                and (only is None or id(t) in only):
-            _accumulate(t, _adjoint(slot // 5, m, M, sg, ag))
+    _scatter(tape.leaves, lambda node: node.variable, m, M, sg, ag, reach, only)
+    _scatter(tape.retained,
+             lambda ref, tape=tape: _retaining(ref(), tape), m, M, sg, ag, reach, only)
     if not retain_graph:
         tape.free(reach)
+        st = thread_state()
+        if tape.freed is True and st.tape is tape:
+            st.tape = Tape()
+
+
+def _retaining(t, tape):
+    return t if t is not None and t._tape is tape else None
+
+
+def _scatter(targets, tensor_of, m, M, sg, ag, reach, only):
+    """Adds the adjoint of each reached slot in ``targets`` into its tensor's .grad."""
+    if not targets:
+        return
+    rows = np.fromiter(targets.keys(), np.int64, len(targets)) // 5
+    hit = reach[rows].astype(bool)
+    scalar = m[rows] < 0
+    values = sg[rows].tolist()
+    for (slot, target), r, h, is_scalar, v in zip(targets.items(), rows.tolist(), hit.tolist(),
+                                                  scalar.tolist(), values):
+        if not h:
+            continue
+        t = tensor_of(target)
+        if t is None or (only is not None and id(t) not in only) or t._slot != slot \
+                and t._tape is not None:
+            continue
+        if is_scalar and type(t._v) is float:
+            _accumulate_scalar(t, v)
+        else:
+            _accumulate(t, _adjoint(r, m, M, sg, ag))
 
 
 def _adjoint(r, m, M, sg, ag):
@@ -146,6 +169,17 @@ def _raise_modified(tape, slot, shape, dtype, now, expected, dt=True):
                        "torch.autograd.set_detect_anomaly(True, check_nan=False).")
 
 
+def _accumulate_scalar(t, v):
+    """t.grad += v for a Python-float leaf: its grad is a Python-float tensor too."""
+    g = t._grad
+    if g is None:
+        t._grad = _new(_round(v, t._dtype), t._dtype)
+    elif type(g._v) is float:
+        g._v = _round(g._v + v, g._dtype)
+    else:
+        np.add(g._v, v, out=g._v, casting="unsafe")
+
+
 def _accumulate(t, g):
     """t.grad += g, allocating t.grad (in t's dtype and shape) the first time."""
     g = np.asarray(g).reshape(_shape(t))
@@ -165,11 +199,11 @@ class _GradMode:
     mode = True
 
     def __enter__(self):
-        self._prev = state.enabled
-        state.enabled = self.mode
+        self._prev = thread_state().enabled
+        thread_state().enabled = self.mode
 
     def __exit__(self, *exc):
-        state.enabled = self._prev
+        thread_state().enabled = self._prev
         return False
 
     def __call__(self, fn):
@@ -193,19 +227,19 @@ class set_grad_enabled(_GradMode):
     """``tg.set_grad_enabled(False)`` switches grad mode now, or for a ``with`` block."""
 
     def __init__(self, mode):
-        self._prev = state.enabled
+        self._prev = thread_state().enabled
         self.mode = bool(mode)
-        state.enabled = self.mode
+        thread_state().enabled = self.mode
 
     def __enter__(self):
         pass
 
     def __exit__(self, *exc):
-        state.enabled = self._prev
+        thread_state().enabled = self._prev
         return False
 
     def __call__(self, fn):
-        state.enabled = self._prev
+        thread_state().enabled = self._prev
         mode = self.mode
 
         @functools.wraps(fn)
@@ -216,5 +250,5 @@ class set_grad_enabled(_GradMode):
 
 
 def is_grad_enabled():
-    return state.enabled
+    return thread_state().enabled
 

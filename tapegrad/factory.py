@@ -20,7 +20,7 @@ def _infer(data):
                             "supported types are: float64, float32, int64, int32, int16, "
                             "int8, uint8, and bool.")
         D.from_numpy(data.dtype)
-        return data.copy()
+        return data
     if isinstance(data, (str, bytes)):
         raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
     try:
@@ -43,7 +43,7 @@ def tensor(data, dtype=None, requires_grad=False):
         data = _array(data).copy()
     a = _infer(data)
     dt = D.as_dtype(dtype) or D.from_numpy(a.dtype)
-    t = _from_array(np.ascontiguousarray(a, dt.np), dt)
+    t = _from_array(np.array(a, dtype=dt.np, order="C"), dt)
     if requires_grad:
         t.requires_grad_(True)
     return t

@@ -57,7 +57,12 @@ def jit(fn):
     return njit(cache=_CACHE, nogil=True)(fn)
 
 
-@jit
+def jit_inline(fn):
+    """For the per-element derivative switches: inlined so LLVM can hoist the switch."""
+    return njit(cache=_CACHE, nogil=True, inline="always")(fn)
+
+
+@jit_inline
 def unary_grad(op, x, y, c, c2):
     """d y / d x for an elementwise unary record y = f(x) with constants c, c2."""
     if op == NEG:
@@ -87,7 +92,7 @@ def unary_grad(op, x, y, c, c2):
     return np.nan
 
 
-@jit
+@jit_inline
 def binary_grad(op, x, y, z):
     """(d z/d x, d z/d y) for an elementwise binary record z = f(x, y)."""
     if op == ADD:
@@ -177,7 +182,6 @@ def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
     a = int(R[r, 1])
     b = int(R[r, 2])
     c = R[r, 3]
-    k = m[r]
     g = _adjoints(r, m, M, sg, ag)
     na = needs[op] & 1
     nb = needs[op] & 2
@@ -192,11 +196,9 @@ def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
     gb = _adjoints(b // 5, m, M, sg, ag) if grad_b else cbuf[2:3]
     n = g.shape[0]
     if _size(a, m, M) == n and _size(b, m, M) == n:
-        for i in range(n):
-            da, db = binary_grad(op, xa[i] if na else 0.0, xb[i] if nb else 0.0,
-                                 xy[i] if ny else 0.0)
-            ga[i if grad_a else 0] += g[i] * da
-            gb[i if grad_b else 0] += g[i] * db
+        _binary_same(op, n, g, xa, xb, xy, ga, gb, na, nb, ny, grad_a, grad_b)
+        return
+    if n == 0:
         return
     shp = np.zeros(MAXD, np.int64)
     sa = np.zeros(MAXD, np.int64)
@@ -205,16 +207,40 @@ def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
     tmp = np.zeros(MAXD, np.int64)
     _bcast_strides(tmp, _shape(a, m, M, tmp), nd, sa)
     _bcast_strides(tmp, _shape(b, m, M, tmp), nd, sb)
+    inner = shp[nd - 1]
+    sai = sa[nd - 1]
+    sbi = sb[nd - 1]
     idx = np.zeros(MAXD, np.int64)
     oa = 0
     ob = 0
-    for i in range(n):
-        da, db = binary_grad(op, xa[oa] if na else 0.0, xb[ob] if nb else 0.0,
-                             xy[i] if ny else 0.0)
-        ga[oa if grad_a else 0] += g[i] * da
-        gb[ob if grad_b else 0] += g[i] * db
-        # odometer over the output shape, carrying the operands' offsets along
-        d = nd - 1
+    i = 0
+    sgn = -1.0 if op == SUB else 1.0
+    for _ in range(n // inner):
+        if op == ADD or op == SUB:          # d/da = 1, d/db = +-1: sum g back
+            if grad_a:
+                for j in range(inner):
+                    ga[oa + j * sai] += g[i + j]
+            if grad_b:
+                for j in range(inner):
+                    gb[ob + j * sbi] += sgn * g[i + j]
+        elif op == MUL:                     # d/da = b, d/db = a
+            if grad_a:
+                for j in range(inner):
+                    ga[oa + j * sai] += g[i + j] * xb[ob + j * sbi]
+            if grad_b:
+                for j in range(inner):
+                    gb[ob + j * sbi] += g[i + j] * xa[oa + j * sai]
+        else:
+            for j in range(inner):
+                ia = oa + j * sai
+                ib = ob + j * sbi
+                da, db = binary_grad(op, xa[ia] if na else 0.0, xb[ib] if nb else 0.0,
+                                     xy[i + j] if ny else 0.0)
+                ga[ia if grad_a else 0] += g[i + j] * da
+                gb[ib if grad_b else 0] += g[i + j] * db
+        i += inner
+        # odometer over the outer dimensions, carrying the operands' offsets along
+        d = nd - 2
         while d >= 0:
             idx[d] += 1
             oa += sa[d]
@@ -228,6 +254,33 @@ def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
 
 
 @jit
+def _binary_same(op, n, g, xa, xb, xy, ga, gb, na, nb, ny, grad_a, grad_b):
+    """The binary backward when no operand is broadcast: dedicated loops for + - *."""
+    if op == ADD or op == SUB:
+        if grad_a:
+            for i in range(n):
+                ga[i] += g[i]
+        if grad_b:
+            s = 1.0 if op == ADD else -1.0
+            for i in range(n):
+                gb[i] += s * g[i]
+        return
+    if op == MUL:
+        if grad_a:
+            for i in range(n):
+                ga[i] += g[i] * xb[i]
+        if grad_b:
+            for i in range(n):
+                gb[i] += g[i] * xa[i]
+        return
+    for i in range(n):
+        da, db = binary_grad(op, xa[i] if na else 0.0, xb[i] if nb else 0.0,
+                             xy[i] if ny else 0.0)
+        ga[i if grad_a else 0] += g[i] * da
+        gb[i if grad_b else 0] += g[i] * db
+
+
+@jit
 def _unary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
     a = int(R[r, 1])
     if int(R[a // 5, 0]) == CONST:
@@ -236,12 +289,32 @@ def _unary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
     c2 = R[r, 2]
     g = _adjoints(r, m, M, sg, ag)
     ga = _adjoints(a // 5, m, M, sg, ag)
-    xa = _values(a, c, m, M, sv, av, cbuf) if needs[op] & 1 else av[0:0]
-    xy = _values(5 * r, c, m, M, sv, av, cbuf) if needs[op] & 4 else av[0:0]
-    na = xa.shape[0] > 0
-    ny = xy.shape[0] > 0
-    for i in range(g.shape[0]):
-        ga[i] += g[i] * unary_grad(op, xa[i] if na else 0.0, xy[i] if ny else 0.0, c, c2)
+    x = _values(a, c, m, M, sv, av, cbuf) if needs[op] & 1 else av[0:0]
+    y = _values(5 * r, c, m, M, sv, av, cbuf) if needs[op] & 4 else av[0:0]
+    n = g.shape[0]
+    # dedicated loops for the hot ops; the switch in unary_grad for the rest
+    if op == RELU:
+        for i in range(n):
+            if y[i] > 0:
+                ga[i] += g[i]
+    elif op == CLAMP:
+        for i in range(n):
+            if x[i] >= c and x[i] <= c2:
+                ga[i] += g[i]
+    elif op == POWC and c == 2.0:
+        for i in range(n):
+            ga[i] += 2.0 * x[i] * g[i]
+    elif op == TANH:
+        for i in range(n):
+            ga[i] += g[i] * (1.0 - y[i] * y[i])
+    elif op == NEG:
+        for i in range(n):
+            ga[i] -= g[i]
+    else:
+        na = x.shape[0] > 0
+        ny = y.shape[0] > 0
+        for i in range(n):
+            ga[i] += g[i] * unary_grad(op, x[i] if na else 0.0, y[i] if ny else 0.0, c, c2)
 
 
 @jit
@@ -249,15 +322,39 @@ def _walk(k, M, g, ga, scatter, scale):
     """Strided walk over M[k]'s aux shape: ga[base + sum idx*str] += g[i] (scatter) or
     ga[i] += scale * g[base + sum idx*str] (gather)."""
     nd = M[k, AUX_ND]
-    idx = np.zeros(MAXD, np.int64)
-    o = M[k, AUX_BASE]
-    n = ga.shape[0] if not scatter else g.shape[0]
-    for i in range(n):
+    base = M[k, AUX_BASE]
+    n = g.shape[0] if scatter else ga.shape[0]
+    if n == 0:
+        return
+    if nd == 0:
         if scatter:
-            ga[o] += g[i]
+            ga[base] += g[0]
         else:
-            ga[i] += scale * g[o]
-        d = nd - 1
+            ga[0] += scale * g[base]
+        return
+    if not scatter:
+        flat = True
+        for d in range(nd):
+            flat = flat and M[k, AUX_STR + d] == 0
+        if flat:                 # a full reduction: every element gets the same share
+            s = scale * g[base]
+            for i in range(n):
+                ga[i] += s
+            return
+    idx = np.zeros(MAXD, np.int64)
+    inner = M[k, AUX_SHAPE + nd - 1]
+    si = M[k, AUX_STR + nd - 1]
+    o = base
+    i = 0
+    for _ in range(n // inner):
+        if scatter:
+            for j in range(inner):
+                ga[o + j * si] += g[i + j]
+        else:
+            for j in range(inner):
+                ga[i + j] += scale * g[o + j * si]
+        i += inner
+        d = nd - 2
         while d >= 0:
             idx[d] += 1
             o += M[k, AUX_STR + d]

