@@ -76,10 +76,10 @@ def _size_repr(shape):
 def _sweep(tape, roots, retain_graph, only):
     if tape.freed is True:
         raise RuntimeError(SECOND_TIME)
-    R, sv, m, M, av = tape.freeze()
+    R, sv, m, M, av, gsize = tape.freeze()
     n = R.shape[0]
     sg = np.zeros(n)
-    ag = np.zeros(tape.gsize)
+    ag = np.zeros(gsize)
     reach = np.zeros(n, np.uint8)
     for slot, seed in roots:
         r = slot // 5

@@ -7,6 +7,7 @@ arrays the Numba sweep takes. The tape keeps no ``Tensor`` alive: leaves are rea
 through their ``AccumulateGrad`` node, retained tensors through weak references.
 """
 import itertools
+import struct
 
 import numpy as np
 
@@ -17,18 +18,17 @@ _ids = itertools.count(1)
 
 
 class Tape:
-    __slots__ = ("rec", "rows", "array_slots", "values", "value_slots", "vsize", "gsize",
+    __slots__ = ("rec", "rows", "array_slots", "values", "value_slots", "vsize",
                  "saved", "leaves", "retained", "links", "dirty", "freed", "id", "check_at",
                  "__weakref__")
 
     def __init__(self):
         self.rec = []            # op, a, b, c, v for each record, flat
-        self.rows = []           # metadata row (a list) of each array record
+        self.rows = []           # packed metadata row (bytes) of each array record
         self.array_slots = []    # slot of each array record, in order
         self.values = []         # saved arrays, concatenated into one buffer at backward
         self.value_slots = {}    # slot -> offset of its saved value
         self.vsize = 0           # elements of saved values
-        self.gsize = 0           # elements of array adjoints
         self.saved = []          # (consumer slot, operand slot, version cell, version, array)
         self.leaves = {}         # slot -> AccumulateGrad node of a leaf
         self.retained = {}       # slot -> weakref of a non-leaf that retains its grad
@@ -46,18 +46,13 @@ class Tape:
         """Appends an array record; returns its slot. ``aux``: (base, shape, strides)."""
         slot = len(self.rec)
         self.rec.extend((op, a, b, c, 0.0))
-        size = 1
-        for s in shape:
-            size *= s
-        row = [-1, self.gsize, size, len(shape)] + [0] * (META_WIDTH - 4)
-        row[SHAPE:SHAPE + len(shape)] = shape
-        if aux is not None:
-            base, ashape, astrides = aux
-            row[AUX_ND] = len(ashape)
-            row[AUX_BASE] = base
-            row[AUX_SHAPE:AUX_SHAPE + len(ashape)] = ashape
-            row[AUX_STR:AUX_STR + len(astrides)] = astrides
-        self.gsize += size
+        key = (shape, aux)
+        row = _ROWS.get(key)
+        if row is None:
+            row = _pack_row(shape, aux)
+            if len(_ROWS) > 4096:
+                _ROWS.clear()
+            _ROWS[key] = row
         self.rows.append(row)
         self.array_slots.append(slot)
         return slot
@@ -73,25 +68,28 @@ class Tape:
 
     # ----- backward --------------------------------------------------------------------
     def freeze(self):
-        """The typed arrays of ``kernels.reverse_sweep``: (R, sv, m, M, av, ag_size)."""
+        """The typed arrays of ``kernels.reverse_sweep``: (R, sv, m, M, av), and the size
+        of the array adjoint buffer."""
         n = len(self.rec) // 5
         R = np.fromiter(self.rec, np.float64, 5 * n).reshape(n, 5)
         sv = np.ascontiguousarray(R[:, 4])
         m = np.full(n, -1, np.int64)
+        M = np.frombuffer(b"".join(self.rows), np.int64).reshape(-1, META_WIDTH).copy()
+        sizes = M[:, SIZE]
+        ends = np.cumsum(sizes)
+        M[:, GO] = ends - sizes                       # adjoint offsets, packed in order
         if self.rows:
-            M = np.array(self.rows, dtype=np.int64)
-            slots = np.array(self.array_slots, dtype=np.int64) // 5
-            m[slots] = np.arange(len(self.rows))
-            for slot, off in self.value_slots.items():
-                M[m[slot // 5], VO] = off
-        else:
-            M = np.zeros((0, META_WIDTH), np.int64)
+            m[np.array(self.array_slots, dtype=np.int64) // 5] = np.arange(len(self.rows))
+        if self.value_slots:
+            slots = np.fromiter(self.value_slots.keys(), np.int64, len(self.value_slots))
+            M[m[slots // 5], VO] = np.fromiter(self.value_slots.values(), np.int64,
+                                               len(self.value_slots))
         if self.values:
-            av = np.concatenate([np.ravel(v).astype(np.float64, copy=False)
-                                 for v in self.values])
+            av = np.concatenate([np.ravel(v) for v in self.values]).astype(np.float64,
+                                                                           copy=False)
         else:
             av = np.zeros(0)
-        return R, sv, m, M, av
+        return R, sv, m, M, av, int(ends[-1]) if len(ends) else 0
 
     def free(self, reach):
         """Frees what a backward without retain_graph went through."""
@@ -112,17 +110,27 @@ class Tape:
     def operands(self, slot):
         return int(self.rec[slot + 1]), self.rec[slot + 2]
 
-    def shape_of(self, slot):
-        """Shape of an array record (None for a scalar record)."""
-        if self.rows is None:
-            return None
-        try:
-            k = self.array_slots.index(slot)
-        except ValueError:
-            return None
-        row = self.rows[k]
-        return tuple(row[SHAPE:SHAPE + row[ND]])
-
     def reset(self):
         """Starts over in place (only when nothing refers to the records any more)."""
         self.__init__()
+
+
+_ROWS = {}     # (shape, aux) -> packed metadata row, shared by all tapes
+_ROW = struct.Struct(f"<{META_WIDTH}q")
+
+
+def _pack_row(shape, aux):
+    """The metadata row of an array record: the kernels' M layout, adjoint offset left 0."""
+    row = [0] * META_WIDTH
+    size = 1
+    for s in shape:
+        size *= s
+    row[VO], row[SIZE], row[ND] = -1, size, len(shape)
+    row[SHAPE:SHAPE + len(shape)] = shape
+    if aux is not None:
+        base, ashape, astrides = aux
+        row[AUX_ND] = len(ashape)
+        row[AUX_BASE] = base
+        row[AUX_SHAPE:AUX_SHAPE + len(ashape)] = ashape
+        row[AUX_STR:AUX_STR + len(astrides)] = astrides
+    return _ROW.pack(*row)

@@ -75,6 +75,10 @@ _ARRAY_F = {
 }
 
 
+# Ops whose NumPy forward may divide by zero or leave the domain: PyTorch warns for none.
+_MAY_WARN = frozenset((DIV, POW, LOG, SQRT, RECIP, EXP))
+
+
 def _round(v, dt):
     """A Python float rounded to the precision of dtype ``dt``."""
     return _float(np.float32(v)) if dt is D.float32 else v
@@ -343,15 +347,16 @@ def _binary(op, a, b):
     if type(va) is _float and type(vb) is _float:          # the scalar fast path
         out = _new(_round(_SCALAR_F[op](va, vb), dt), dt)
     else:
-        sa = va.shape if type(va) is np.ndarray else ()
-        sb = vb.shape if type(vb) is np.ndarray else ()
-        if sa != sb:
-            _broadcast(sa, sb)
-        with np.errstate(all="ignore"):
+        if type(va) is np.ndarray and type(vb) is np.ndarray and va.shape != vb.shape:
+            _broadcast(va.shape, vb.shape)
+        if op in _MAY_WARN:
+            with np.errstate(all="ignore"):
+                z = _ARRAY_F[op](va, vb)
+        else:
             z = _ARRAY_F[op](va, vb)
-        out = _from_array(np.asarray(z, dt.np), dt)
-        if type(out._v) is _float:      # a 0-d array result stays an array
-            out._v = np.asarray(z, dt.np)
+        if type(z) is not np.ndarray or z.dtype != dt.np:
+            z = np.asarray(z, dt.np)
+        out = _new(z, dt)
     if thread_state().enabled and ((ta and a._rg) or (tb and b._rg)):
         if not dt.is_floating_point:
             raise RuntimeError("Only Tensors of floating point and complex dtype can "
@@ -415,7 +420,7 @@ def _strided(op, x, value, base, shape, strides):
     out._ver = _cell(x)
     if thread_state().enabled and x._rg:
         out._rg = True
-        _record(op, out, x, None, 0.0, (base, shape, strides))
+        _record(op, out, x, None, 0.0, (base, tuple(shape), tuple(strides)))
     return out
 
 
@@ -445,7 +450,7 @@ def _reduce(op, x, dim, keepdim, mean):
         strides = [0 if d in dims else kst[d] for d in range(nd)]
         out._rg = True
         scale = (1.0 / count if count else math.nan) if mean else 1.0
-        _record(op, out, x, None, scale, (0, shape, strides))
+        _record(op, out, x, None, scale, (0, shape, tuple(strides)))
     return out
 
 
@@ -459,9 +464,23 @@ def _inplace(self, op, other):
         _assign(self, res)
         self._tape, self._slot, self._rg = res._tape, res._slot, True
         return self
+    v = self._v
+    o = other._v if isinstance(other, Tensor) else other
+    if type(v) is np.ndarray and (type(o) is not np.ndarray or o.shape == v.shape):
+        dt = _result_dtype(self, other)       # no record: compute straight into self
+        if dt.category > self._dtype.category:
+            raise RuntimeError(f"result type {_TYPE_NAMES[dt.category]} can't be cast to the "
+                               f"desired output type {_TYPE_NAMES[self._dtype.category]}")
+        with np.errstate(all="ignore"):
+            _ARRAY_F[op](v, o, out=v, casting="unsafe")
+        _cell(self)[0] += 1
+        return self
     res = _binary(op, self, other)
     _assign(self, res)
     return self
+
+
+_TYPE_NAMES = {0: "Bool", 1: "Long", 2: "Float"}
 
 
 def _assign(self, res):
