@@ -12,8 +12,8 @@ def manual_seed(seed):
     _rng[0] = np.random.default_rng(int(seed))
 
 
-def _infer(data):
-    """A NumPy array from Python data, typed as PyTorch would type it."""
+def _infer(data, dtype=None):
+    """A NumPy array from Python data, typed as PyTorch would type it (or as ``dtype``)."""
     if isinstance(data, np.ndarray):
         if data.dtype == object:
             raise TypeError("can't convert np.ndarray of type numpy.object_. The only "
@@ -30,7 +30,9 @@ def _infer(data):
     if a.dtype == object or a.dtype.kind in "USV":
         raise TypeError(f"new(): invalid data type '{a.dtype}'" if a.dtype.kind in "USV" else
                         "Could not infer dtype of " + type(data).__name__)
-    if a.dtype.kind == "f":
+    if dtype is not None:
+        a = a.astype(dtype.np)
+    elif a.dtype.kind == "f":
         a = a.astype(D.DEFAULT_FLOAT.np)
     elif a.dtype.kind in "iu":
         a = a.astype(np.int64)
@@ -41,8 +43,9 @@ def tensor(data, dtype=None, requires_grad=False):
     """A new leaf tensor holding a copy of ``data`` (a number, nested lists, an array)."""
     if isinstance(data, Tensor):
         data = _array(data).copy()
-    a = _infer(data)
-    dt = D.as_dtype(dtype) or D.from_numpy(a.dtype)
+    dt = D.as_dtype(dtype)
+    a = _infer(data, dt)
+    dt = dt or D.from_numpy(a.dtype)
     t = _from_array(np.array(a, dtype=dt.np, order="C"), dt)
     if requires_grad:
         t.requires_grad_(True)
