@@ -1,10 +1,12 @@
 """tapegrad: PyTorch-style reverse-mode autodiff on a flat typed tape with a Numba sweep."""
-from . import autograd, graph
+from . import autograd, graph, indexing, reductions
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import (bool_ as bool, dtype, float32, float64, int8, int16, int32,  # noqa: A004
                      int64, uint8)
 from .factory import (arange, empty, from_numpy, full, manual_seed, ones, ones_like, rand,
                       randn, tensor, zeros, zeros_like)
+from .indexing import cat, concat, concatenate, stack, where
+from .reductions import vector_norm
 from .tensor import Size, Tensor
 
 float = float32      # noqa: A001  PyTorch's aliases
@@ -24,6 +26,9 @@ def _function(name):
 
 
 for _name in ("add sub mul div neg pow mm matmul clamp clip relu exp log tanh sigmoid sqrt "
-              "abs reciprocal sum mean reshape t unsqueeze squeeze permute").split():
+              "abs reciprocal sum mean reshape t unsqueeze squeeze permute sin cos log1p expm1 "
+              "rsqrt square maximum minimum max min amax amin prod var std norm logsumexp "
+              "softmax log_softmax transpose expand flatten index_select gather clone "
+              "bmm dot mv").split():
     globals()[_name] = _function(_name)
 del _name

@@ -85,7 +85,8 @@ def _sweep(tape, roots, retain_graph, only):
         r = slot // 5
         reach[r] = 1
         _adjoint(r, m, M, sg, ag)[:] += seed.ravel()
-    reverse_sweep(R, sv, sg, m, M, av, ag, reach, max(s for s, _ in roots) // 5, NEEDS_TABLE)
+    reverse_sweep(R, sv, sg, m, M, av, ag, reach, max(s for s, _ in roots) // 5, 0,
+                  NEEDS_TABLE)
     _check(tape, R, reach)
     _scatter(tape.leaves, lambda node: node.variable, m, M, sg, ag, reach, only)
     _scatter(tape.retained,

@@ -58,6 +58,8 @@ class Node:
         tape, op = self._tape, self._op()
         row = BY_CODE[op]
         a, b = tape.operands(self._slot)
+        if row.arity < 0:              # cat/stack: a list of inputs
+            return tuple((_node_of(tape, s), 0) for s in tape.multi[self._slot])
         slots = [a, int(b)] if row.arity == 2 else [a]
         if op == SUB and a < 0:        # 2 - x lists only x, as PyTorch's RsubBackward1
             slots = [int(b)]

@@ -4,15 +4,16 @@ The sweep walks the records from the last to the first. A record that no root re
 skipped; a reached one adds its adjoint times the local partial derivatives into the
 adjoints of its operands and marks them reached. Records of Python-float scalars (opcode +
 SCALAR) take a branch with no array views; array records go through one loop per family
-(unary, broadcasting binary, reduction, matmul, strided view).
+(see ``ops.FAMILY_RANGES``).
 
 Layout of the arguments (built by ``tape.Tape.freeze``):
   R[r]    = (op, a, b, c, v) of record r; operand slots are flat offsets 5 * record.
   sv, sg  = value and adjoint of each record stored as a scalar.
   m[r]    = row of record r in the array metadata M, or -1 for a scalar-stored record.
-  M[k]    = (value offset or -1, adjoint offset, size, ndim, shape[MAXD],
-             aux ndim, aux base, aux shape[MAXD], aux strides[MAXD]).
-  av, ag  = flat float64 values and adjoints of array records.
+  M[k]    = (value offset or -1, adjoint offset, size, ndim, int-list offset, its length,
+             shape[MAXD], aux ndim, aux base, aux shape[MAXD], aux strides[MAXD]).
+  av, ag  = flat float64 values (and int lists) and adjoints of array records.
+The sweep runs records start, start-1, ..., stop: backward with hooks splits it there.
 """
 import os
 import warnings
@@ -21,12 +22,16 @@ import numpy as np
 from numba import njit
 
 from .ops import (MAXD, NEEDS, SCALAR, CONST, BINARY_LAST, UNARY_LAST, REDUCE_LAST,
-                  STRIDED_FIRST, STRIDED_LAST, ADD, SUB, MUL, DIV, POW, NEG, EXP, LOG, TANH,
-                  SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP, MM)
+                  LANE_LAST, MATMUL_LAST, STRIDED_LAST, GATHER_LAST, MULTI_LAST,
+                  ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE,
+                  NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP,
+                  SIN, COS, LOG1P, EXPM1, RSQRT,
+                  MAXALL, MINALL, AMAX, AMIN, PROD, PRODDIM, VAR, STD, NORM, LOGSUMEXP,
+                  SOFTMAX, LOGSOFTMAX, MM, BMM, DOT, MV, COPYSLICES)
 
 # Columns of the metadata table M.
-VO, GO, SIZE, ND, SHAPE = 0, 1, 2, 3, 4
-AUX_ND, AUX_BASE, AUX_SHAPE = 4 + MAXD, 5 + MAXD, 6 + MAXD
+VO, GO, SIZE, ND, IO, IN, SHAPE = 0, 1, 2, 3, 4, 5, 6
+AUX_ND, AUX_BASE, AUX_SHAPE = SHAPE + MAXD, SHAPE + MAXD + 1, SHAPE + MAXD + 2
 AUX_STR = AUX_SHAPE + MAXD
 META_WIDTH = AUX_STR + MAXD
 
@@ -62,6 +67,7 @@ def jit_inline(fn):
     return njit(cache=_CACHE, nogil=True, inline="always")(fn)
 
 
+# ----- per-element derivatives --------------------------------------------------------
 @jit_inline
 def unary_grad(op, x, y, c, c2):
     """d y / d x for an elementwise unary record y = f(x) with constants c, c2."""
@@ -89,12 +95,22 @@ def unary_grad(op, x, y, c, c2):
         return 0.0 if (c == 0.0 and x >= 0) else y * np.log(c)
     if op == RECIP:         # d/dx 1/x = -1/x^2 = -y^2
         return -y * y
-    return np.nan
+    if op == SIN:           # d/dx sin = cos
+        return np.cos(x)
+    if op == COS:           # d/dx cos = -sin
+        return -np.sin(x)
+    if op == LOG1P:         # d/dx log(1 + x) = 1 / (1 + x)
+        return 1.0 / (1.0 + x)
+    if op == EXPM1:         # d/dx (e^x - 1) = e^x = y + 1
+        return y + 1.0
+    if op == RSQRT:         # d/dx x^(-1/2) = -x^(-3/2) / 2 = -y^3 / 2
+        return -0.5 * y * y * y
+    return 1.0              # to() and clone(): identity
 
 
 @jit_inline
-def binary_grad(op, x, y, z):
-    """(d z/d x, d z/d y) for an elementwise binary record z = f(x, y)."""
+def binary_grad(op, x, y, z, w):
+    """(d z/d x, d z/d y) for an elementwise binary record z = f(x, y); w: where's cond."""
     if op == ADD:
         return 1.0, 1.0
     if op == SUB:
@@ -107,15 +123,22 @@ def binary_grad(op, x, y, z):
         dx = 0.0 if y == 0.0 else y * x ** (y - 1.0)
         dy = 0.0 if (x == 0.0 and y >= 0) else z * np.log(x)
         return dx, dy
+    if op == MAXIMUM:       # the larger gets the gradient; a tie splits it in half
+        return (1.0, 0.0) if x > y else ((0.0, 1.0) if x < y else (0.5, 0.5))
+    if op == MINIMUM:
+        return (1.0, 0.0) if x < y else ((0.0, 1.0) if x > y else (0.5, 0.5))
+    if op == WHERE:         # x where the condition holds, y elsewhere
+        return w, 1.0 - w
     return np.nan, np.nan
 
 
+# ----- operand access -----------------------------------------------------------------
 @jit
 def _values(s, c, m, M, sv, av, cbuf):
     """Flat values of operand slot s (s < 0: the constant c)."""
     if s < 0:
         cbuf[0] = c
-        return cbuf
+        return cbuf[0:1]
     r = s // 5
     k = m[r]
     if k < 0:
@@ -124,6 +147,14 @@ def _values(s, c, m, M, sv, av, cbuf):
     if o < 0:
         return av[0:0]
     return av[o:o + M[k, SIZE]]
+
+
+@jit
+def _ints(r, m, M, av):
+    """The int list (indices, slots, a condition) a record keeps in the value buffer."""
+    k = m[r]
+    o = M[k, IO]
+    return av[o:o + M[k, IN]]
 
 
 @jit
@@ -150,19 +181,6 @@ def _shape(s, m, M, out):
 
 
 @jit
-def _bcast_strides(shape, nd, out_nd, strides):
-    """C strides of an array of shape[:nd] broadcast to out_nd dims (0 on broadcast dims)."""
-    acc = 1
-    for d in range(out_nd - 1, -1, -1):
-        j = d - (out_nd - nd)
-        if j < 0 or shape[j] == 1:
-            strides[d] = 0
-        else:
-            strides[d] = acc
-            acc *= shape[j]
-
-
-@jit
 def _size(s, m, M):
     """Number of elements of operand slot s (1 for scalars and Python constants)."""
     if s < 0:
@@ -178,6 +196,20 @@ def _needs_grad(s, R):
 
 
 @jit
+def _bcast_strides(shape, nd, out_nd, strides):
+    """C strides of an array of shape[:nd] broadcast to out_nd dims (0 on broadcast dims)."""
+    acc = 1
+    for d in range(out_nd - 1, -1, -1):
+        j = d - (out_nd - nd)
+        if j < 0 or shape[j] == 1:
+            strides[d] = 0
+        else:
+            strides[d] = acc
+            acc *= shape[j]
+
+
+# ----- elementwise families -----------------------------------------------------------
+@jit
 def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
     a = int(R[r, 1])
     b = int(R[r, 2])
@@ -187,16 +219,18 @@ def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
     nb = needs[op] & 2
     ny = needs[op] & 4
     xa = _values(a, c, m, M, sv, av, cbuf)
-    xb = _values(b, c, m, M, sv, av, cbuf)
+    xb = _values(b, c, m, M, sv, av, cbuf[1:])
     xy = _values(5 * r, c, m, M, sv, av, cbuf) if ny else av[0:0]
+    xw = _ints(r, m, M, av) if op == WHERE else av[0:0]
+    nw = op == WHERE
     # An operand that needs no grad writes its share into a scratch cell.
     grad_a = _needs_grad(a, R)
     grad_b = _needs_grad(b, R)
-    ga = _adjoints(a // 5, m, M, sg, ag) if grad_a else cbuf[1:2]
-    gb = _adjoints(b // 5, m, M, sg, ag) if grad_b else cbuf[2:3]
+    ga = _adjoints(a // 5, m, M, sg, ag) if grad_a else cbuf[2:3]
+    gb = _adjoints(b // 5, m, M, sg, ag) if grad_b else cbuf[3:4]
     n = g.shape[0]
     if _size(a, m, M) == n and _size(b, m, M) == n:
-        _binary_same(op, n, g, xa, xb, xy, ga, gb, na, nb, ny, grad_a, grad_b)
+        _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, na, nb, ny, grad_a, grad_b)
         return
     if n == 0:
         return
@@ -235,7 +269,7 @@ def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
                 ia = oa + j * sai
                 ib = ob + j * sbi
                 da, db = binary_grad(op, xa[ia] if na else 0.0, xb[ib] if nb else 0.0,
-                                     xy[i + j] if ny else 0.0)
+                                     xy[i + j] if ny else 0.0, xw[i + j] if nw else 0.0)
                 ga[ia if grad_a else 0] += g[i + j] * da
                 gb[ib if grad_b else 0] += g[i + j] * db
         i += inner
@@ -254,7 +288,7 @@ def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
 
 
 @jit
-def _binary_same(op, n, g, xa, xb, xy, ga, gb, na, nb, ny, grad_a, grad_b):
+def _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, na, nb, ny, grad_a, grad_b):
     """The binary backward when no operand is broadcast: dedicated loops for + - *."""
     if op == ADD or op == SUB:
         if grad_a:
@@ -273,9 +307,10 @@ def _binary_same(op, n, g, xa, xb, xy, ga, gb, na, nb, ny, grad_a, grad_b):
             for i in range(n):
                 gb[i] += g[i] * xa[i]
         return
+    nw = xw.shape[0] > 0
     for i in range(n):
         da, db = binary_grad(op, xa[i] if na else 0.0, xb[i] if nb else 0.0,
-                             xy[i] if ny else 0.0)
+                             xy[i] if ny else 0.0, xw[i] if nw else 0.0)
         ga[i if grad_a else 0] += g[i] * da
         gb[i if grad_b else 0] += g[i] * db
 
@@ -317,6 +352,7 @@ def _unary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
             ga[i] += g[i] * unary_grad(op, x[i] if na else 0.0, y[i] if ny else 0.0, c, c2)
 
 
+# ----- reductions, views and gathers --------------------------------------------------
 @jit
 def _walk(k, M, g, ga, scatter, scale):
     """Strided walk over M[k]'s aux shape: ga[base + sum idx*str] += g[i] (scatter) or
@@ -366,26 +402,221 @@ def _walk(k, M, g, ga, scatter, scale):
 
 
 @jit
-def _matmul(r, R, m, M, sv, av, sg, ag, cbuf):
-    """z = a @ b for 2-D a (n, p), b (p, q): ga += g b^T, gb += a^T g."""
+def _lane_index(k, M, n):
+    """For each of the n input elements, the index of its lane (its reduced output)."""
+    kidx = np.zeros(n, np.int64)
+    nd = M[k, AUX_ND]
+    if nd == 0 or n == 0:
+        return kidx
+    idx = np.zeros(MAXD, np.int64)
+    o = 0
+    for i in range(n):
+        kidx[i] = o
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            o += M[k, AUX_STR + d]
+            if idx[d] < M[k, AUX_SHAPE + d]:
+                break
+            o -= M[k, AUX_STR + d] * idx[d]
+            idx[d] = 0
+            d -= 1
+    return kidx
+
+
+@jit
+def _lane(op, r, R, m, M, sv, av, sg, ag, cbuf):
+    """Nonlinear reductions and softmaxes: x has n elements in K lanes, y one per lane
+    (or one per element for the softmaxes)."""
+    a = int(R[r, 1])
+    if int(R[a // 5, 0]) == CONST:
+        return
+    c = R[r, 3]
+    g = _adjoints(r, m, M, sg, ag)
+    ga = _adjoints(a // 5, m, M, sg, ag)
+    x = _values(a, 0.0, m, M, sv, av, cbuf)
+    y = _values(5 * r, 0.0, m, M, sv, av, cbuf[1:])
+    n = ga.shape[0]
+    kidx = _lane_index(m[r], M, n)
+    nk = 0
+    for i in range(n):
+        nk = max(nk, kidx[i] + 1)
+    acc = np.zeros(nk)
+    cnt = np.zeros(nk)
+    if op == MAXALL or op == MINALL or op == AMAX or op == AMIN:
+        # ties share the gradient evenly
+        for i in range(n):
+            if x[i] == y[kidx[i]]:
+                cnt[kidx[i]] += 1.0
+        for i in range(n):
+            k = kidx[i]
+            if x[i] == y[k]:
+                ga[i] += g[k] / cnt[k]
+    elif op == PROD or op == PRODDIM:
+        # d/dx_i prod = prod of the others: y/x_i, or the product of the nonzeros where
+        # x_i is the lane's only zero
+        acc[:] = 1.0
+        for i in range(n):
+            if x[i] == 0.0:
+                cnt[kidx[i]] += 1.0
+            else:
+                acc[kidx[i]] *= x[i]
+        for i in range(n):
+            k = kidx[i]
+            if x[i] != 0.0:
+                ga[i] += g[k] * y[k] / x[i]
+            elif cnt[k] == 1.0:
+                ga[i] += g[k] * acc[k]
+    elif op == VAR or op == STD:
+        # d var/dx_i = 2 (x_i - mean) / (N - correction); d std = d var / (2 std)
+        for i in range(n):
+            acc[kidx[i]] += x[i]
+            cnt[kidx[i]] += 1.0
+        for j in range(nk):
+            acc[j] /= cnt[j]
+        for i in range(n):
+            k = kidx[i]
+            if op == VAR:
+                ga[i] += g[k] * 2.0 * (x[i] - acc[k]) / c
+            else:
+                ga[i] += g[k] * (x[i] - acc[k]) / (c * y[k])
+    elif op == NORM:
+        # d ||x||_p / dx_i = x_i |x_i|^(p-2) / ||x||^(p-1); 0 where the norm is 0
+        for i in range(n):
+            k = kidx[i]
+            if y[k] != 0.0:
+                if c == 2.0:
+                    ga[i] += g[k] * x[i] / y[k]
+                elif c == 1.0:
+                    ga[i] += g[k] * (1.0 if x[i] > 0 else (-1.0 if x[i] < 0 else 0.0))
+                else:
+                    ga[i] += g[k] * x[i] * abs(x[i]) ** (c - 2.0) / y[k] ** (c - 1.0)
+    elif op == LOGSUMEXP:     # d/dx_i log sum e^x = e^(x_i - y)
+        for i in range(n):
+            k = kidx[i]
+            ga[i] += g[k] * np.exp(x[i] - y[k])
+    elif op == SOFTMAX:       # dx_i = y_i (g_i - sum_j g_j y_j)
+        for i in range(n):
+            acc[kidx[i]] += g[i] * y[i]
+        for i in range(n):
+            ga[i] += y[i] * (g[i] - acc[kidx[i]])
+    elif op == LOGSOFTMAX:    # dx_i = g_i - e^(y_i) sum_j g_j
+        for i in range(n):
+            acc[kidx[i]] += g[i]
+        for i in range(n):
+            ga[i] += g[i] - np.exp(y[i]) * acc[kidx[i]]
+
+
+@jit
+def _gather(r, R, m, M, sg, ag, av):
+    """y[i] = x[idx[i]]: the adjoint goes back to where each element came from."""
+    a = int(R[r, 1])
+    if int(R[a // 5, 0]) == CONST:
+        return
+    g = _adjoints(r, m, M, sg, ag)
+    ga = _adjoints(a // 5, m, M, sg, ag)
+    idx = _ints(r, m, M, av)
+    for i in range(g.shape[0]):
+        ga[int(idx[i])] += g[i]
+
+
+@jit
+def _multi(r, R, m, M, sg, ag, av, reach):
+    """cat/stack: ints = (outer, inner, extent, slot_0, extent_0, slot_1, extent_1, ...);
+    part p fills extent_p of the output's extent along the joined dimension."""
+    g = _adjoints(r, m, M, sg, ag)
+    ints = _ints(r, m, M, av)
+    outer = int(ints[0])
+    inner = int(ints[1])
+    total = int(ints[2])
+    off = 0
+    for p in range((ints.shape[0] - 3) // 2):
+        s = int(ints[3 + 2 * p])
+        e = int(ints[4 + 2 * p])
+        reach[s // 5] = 1
+        if int(R[s // 5, 0]) != CONST:
+            gp = _adjoints(s // 5, m, M, sg, ag)
+            for o in range(outer):
+                src = (o * total + off) * inner
+                dst = o * e * inner
+                for j in range(e * inner):
+                    gp[dst + j] += g[src + j]
+        off += e
+
+
+@jit
+def _copyslices(r, R, m, M, sv, av, sg, ag, cbuf):
+    """z = a with z[pos] = b: a gets g outside the positions, b gets g at them."""
+    a = int(R[r, 1])
+    b = int(R[r, 2])
+    g = _adjoints(r, m, M, sg, ag)
+    pos = _ints(r, m, M, av)
+    if _needs_grad(b, R):
+        gb = _adjoints(b // 5, m, M, sg, ag)
+        for j in range(pos.shape[0]):
+            gb[j] += g[int(pos[j])]
+    if _needs_grad(a, R):
+        ga = _adjoints(a // 5, m, M, sg, ag)
+        for i in range(g.shape[0]):
+            ga[i] += g[i]
+        for j in range(pos.shape[0]):
+            ga[int(pos[j])] -= g[int(pos[j])]
+
+
+# ----- matrix products ----------------------------------------------------------------
+@jit
+def _matmul(op, r, R, m, M, sv, av, sg, ag, cbuf):
+    """mm (n,p)@(p,q), bmm (B,n,p)@(B,p,q), dot (n)@(n), mv (n,p)@(p):
+    ga += g b^T, gb += a^T g, batch by batch."""
     a = int(R[r, 1])
     b = int(R[r, 2])
     ka = m[a // 5]
     kb = m[b // 5]
-    n = M[ka, SHAPE]
-    p = M[ka, SHAPE + 1]
-    q = M[kb, SHAPE + 1]
-    g = _adjoints(r, m, M, sg, ag).reshape((n, q))
-    if int(R[a // 5, 0]) != CONST:
-        xb = _values(b, 0.0, m, M, sv, av, cbuf).reshape((p, q))
-        ga = _adjoints(a // 5, m, M, sg, ag).reshape((n, p))
-        ga += np.dot(g, xb.T)
-    if int(R[b // 5, 0]) != CONST:
-        xa = _values(a, 0.0, m, M, sv, av, cbuf).reshape((n, p))
-        gb = _adjoints(b // 5, m, M, sg, ag).reshape((p, q))
-        gb += np.dot(xa.T, g)
+    grad_a = int(R[a // 5, 0]) != CONST
+    grad_b = int(R[b // 5, 0]) != CONST
+    g = _adjoints(r, m, M, sg, ag)
+    xa = _values(a, 0.0, m, M, sv, av, cbuf)
+    xb = _values(b, 0.0, m, M, sv, av, cbuf)
+    ga = _adjoints(a // 5, m, M, sg, ag)
+    gb = _adjoints(b // 5, m, M, sg, ag)
+    if op == DOT:
+        for i in range(xa.shape[0]):
+            if grad_a:
+                ga[i] += g[0] * xb[i]
+            if grad_b:
+                gb[i] += g[0] * xa[i]
+        return
+    if op == MV:
+        n = M[ka, SHAPE]
+        p = M[ka, SHAPE + 1]
+        if grad_a:
+            ga2 = ga.reshape((n, p))
+            for i in range(n):
+                for j in range(p):
+                    ga2[i, j] += g[i] * xb[j]
+        if grad_b:
+            gb += np.dot(xa.reshape((n, p)).T, g)
+        return
+    batch = 1
+    if op == BMM:
+        batch = M[ka, SHAPE]
+    d0 = 1 if op == BMM else 0
+    n = M[ka, SHAPE + d0]
+    p = M[ka, SHAPE + d0 + 1]
+    q = M[kb, SHAPE + d0 + 1]
+    for t in range(batch):
+        gt = g[t * n * q:(t + 1) * n * q].reshape((n, q))
+        if grad_a:
+            xbt = xb[t * p * q:(t + 1) * p * q].reshape((p, q))
+            gat = ga[t * n * p:(t + 1) * n * p].reshape((n, p))
+            gat += np.dot(gt, xbt.T)
+        if grad_b:
+            xat = xa[t * n * p:(t + 1) * n * p].reshape((n, p))
+            gbt = gb[t * p * q:(t + 1) * p * q].reshape((p, q))
+            gbt += np.dot(xat.T, gt)
 
 
+# ----- the sweep ----------------------------------------------------------------------
 @jit
 def _scalar(op, r, R, sv, sg):
     """One record whose operands are all Python-float scalars (or Python numbers)."""
@@ -395,7 +626,7 @@ def _scalar(op, r, R, sv, sg):
     x = sv[a // 5] if a >= 0 else c
     if op <= BINARY_LAST:
         b = int(R[r, 2])
-        da, db = binary_grad(op, x, sv[b // 5] if b >= 0 else c, sv[r])
+        da, db = binary_grad(op, x, sv[b // 5] if b >= 0 else c, sv[r], 0.0)
         if a >= 0:
             sg[a // 5] += g * da
         if b >= 0:
@@ -405,10 +636,10 @@ def _scalar(op, r, R, sv, sg):
 
 
 @jit
-def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, needs):
-    """Accumulates adjoints from record ``start`` down to record 0 (reached records only)."""
-    cbuf = np.zeros(3)
-    for r in range(start, -1, -1):
+def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, needs):
+    """Accumulates adjoints from record ``start`` down to record ``stop`` (reached ones)."""
+    cbuf = np.zeros(4)
+    for r in range(start, stop - 1, -1):
         if reach[r] == 0:
             continue
         op = int(R[r, 0])
@@ -424,19 +655,27 @@ def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, needs):
         elif op <= REDUCE_LAST:  # d/dx sum = 1 (times 1/count for mean), broadcast back
             _walk(m[r], M, _adjoints(r, m, M, sg, ag),
                   _adjoints(int(R[r, 1]) // 5, m, M, sg, ag), False, R[r, 3])
-        elif op == MM:
-            _matmul(r, R, m, M, sv, av, sg, ag, cbuf)
-        elif STRIDED_FIRST <= op <= STRIDED_LAST:  # a view: scatter the adjoint back
+        elif op <= LANE_LAST:
+            _lane(op, r, R, m, M, sv, av, sg, ag, cbuf)
+        elif op <= MATMUL_LAST:
+            _matmul(op, r, R, m, M, sv, av, sg, ag, cbuf)
+        elif op <= STRIDED_LAST:  # a view: scatter the adjoint back to where it came from
             _walk(m[r], M, _adjoints(r, m, M, sg, ag),
                   _adjoints(int(R[r, 1]) // 5, m, M, sg, ag), True, 1.0)
+        elif op <= GATHER_LAST:
+            _gather(r, R, m, M, sg, ag, av)
+        elif op <= MULTI_LAST:
+            _multi(r, R, m, M, sg, ag, av, reach)
+            continue            # its operands are in its int list, marked there
+        elif op == COPYSLICES:
+            _copyslices(r, R, m, M, sv, av, sg, ag, cbuf)
         else:
             continue
         a = int(R[r, 1])
         if a >= 0:
             reach[a // 5] = 1
-        if op <= BINARY_LAST or op == MM:   # b is a slot only for binary ops
-            b = int(R[r, 2])
+        if op <= BINARY_LAST or (op > LANE_LAST and op <= MATMUL_LAST) or op == COPYSLICES:
+            b = int(R[r, 2])    # b is a slot only for binary ops
             if b >= 0:
                 reach[b // 5] = 1
-
 

@@ -11,15 +11,17 @@ import struct
 
 import numpy as np
 
-from .kernels import AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, GO, META_WIDTH, ND, SHAPE, SIZE, VO
+from .kernels import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, GO, IN, IO, META_WIDTH, ND, SHAPE,
+                      SIZE, VO)
 from .ops import SCALAR
 
 _ids = itertools.count(1)
 
 
 class Tape:
-    __slots__ = ("rec", "rows", "array_slots", "values", "value_slots", "vsize",
-                 "saved", "leaves", "retained", "links", "dirty", "freed", "id", "check_at",
+    __slots__ = ("rec", "rows", "array_slots", "values", "value_slots", "int_slots", "vsize",
+                 "saved", "leaves", "retained", "links", "multi", "dirty", "freed", "id",
+                 "check_at",
                  "__weakref__")
 
     def __init__(self):
@@ -28,11 +30,13 @@ class Tape:
         self.array_slots = []    # slot of each array record, in order
         self.values = []         # saved arrays, concatenated into one buffer at backward
         self.value_slots = {}    # slot -> offset of its saved value
+        self.int_slots = {}      # slot -> (offset, length) of its int list in the values
         self.vsize = 0           # elements of saved values
         self.saved = []          # (consumer slot, operand slot, version cell, version, array)
         self.leaves = {}         # slot -> AccumulateGrad node of a leaf
         self.retained = {}       # slot -> weakref of a non-leaf that retains its grad
         self.links = {}          # slot of a freed-graph operand -> its node there
+        self.multi = {}          # slot of a cat/stack record -> the slots of its inputs
         self.dirty = {}          # slot -> version of a scalar changed in place after use
         self.freed = None        # None: live; True: all freed; array: mask of freed records
         self.id = next(_ids)
@@ -56,6 +60,13 @@ class Tape:
         self.rows.append(row)
         self.array_slots.append(slot)
         return slot
+
+    def save_ints(self, slot, ints):
+        """Keeps an int list (indices, operand slots) for the backward of ``slot``."""
+        ints = np.asarray(ints, np.float64).ravel()      # exact below 2**53
+        self.int_slots[slot] = (self.vsize, ints.size)
+        self.values.append(ints)
+        self.vsize += ints.size
 
     def save_value(self, consumer, slot, array, cell):
         """Keeps ``array`` (the value of array slot ``slot``) for the backward of ``consumer``."""
@@ -84,6 +95,12 @@ class Tape:
             slots = np.fromiter(self.value_slots.keys(), np.int64, len(self.value_slots))
             M[m[slots // 5], VO] = np.fromiter(self.value_slots.values(), np.int64,
                                                len(self.value_slots))
+        if self.int_slots:
+            slots = np.fromiter(self.int_slots.keys(), np.int64, len(self.int_slots))
+            rows = m[slots // 5]
+            where = np.array(list(self.int_slots.values()), np.int64).reshape(-1, 2)
+            M[rows, IO] = where[:, 0]
+            M[rows, IN] = where[:, 1]
         if self.values:
             av = np.concatenate([np.ravel(v) for v in self.values]).astype(np.float64,
                                                                            copy=False)
@@ -97,6 +114,7 @@ class Tape:
             self.freed = True
             self.values = self.saved = None     # the records stay: grad_fn still reads them
             self.value_slots = {}
+            self.int_slots = {}
         elif isinstance(self.freed, np.ndarray):
             mask = np.zeros(len(reach), bool)
             mask[:len(self.freed)] = self.freed

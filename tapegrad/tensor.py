@@ -13,10 +13,12 @@ import numpy as np
 
 from . import dtypes as D
 from .graph import AccumulateGrad, Node
-from .ops import (ABS, ADD, CLAMP, CONST, DIV, EXP, FREED, LEAF, LOG, MAXD, MEAN, MEANDIM,
-                  MM, MUL, NEEDS, NEG, PERMUTE, POW, POWC, RECIP, RELU, RPOW, SCALAR,
-                  SELECT, SIGMOID, SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T,
-                  TANH, UNSQUEEZE, VIEW)
+from .ops import (ABS, ADD, CAST, CLAMP, CLONE, CONST, COS, DIV, EXP, EXPM1, FREED, LEAF,
+                  LOG, LOG1P, MAXD, MAXIMUM, MEAN, MEANDIM, MINIMUM, MM, MUL, NEEDS, NEG,
+                  BMM, DOT, MV,
+                  PERMUTE, POW, POWC, RECIP, RELU, RPOW, RSQRT, SCALAR, SELECT, SIGMOID, SIN,
+                  SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T, TANH, UNSQUEEZE,
+                  VIEW)
 from .state import current_tape, thread_state
 
 _float = float
@@ -60,7 +62,13 @@ _SCALAR_F = {
     TANH: math.tanh, SIGMOID: _safe(lambda x: 1.0 / (1.0 + math.exp(-x)),
                                     lambda x: 1.0 / (1.0 + np.exp(-x))),
     SQRT: _safe(math.sqrt, np.sqrt), ABS: abs, RELU: lambda x: x if x > 0.0 else 0.0 * x,
-    RECIP: _safe(lambda x: 1.0 / x, np.reciprocal),
+    RECIP: _safe(lambda x: 1.0 / x, np.reciprocal), SIN: _safe(math.sin, np.sin),
+    COS: _safe(math.cos, np.cos), LOG1P: _safe(math.log1p, np.log1p),
+    EXPM1: _safe(math.expm1, np.expm1), RSQRT: _safe(lambda x: 1.0 / math.sqrt(x),
+                                                     lambda x: 1.0 / np.sqrt(x)),
+    MAXIMUM: lambda x, y: x if x > y or x != x else y,
+    MINIMUM: lambda x, y: x if x < y or x != x else y,
+    CAST: lambda x: x, CLONE: lambda x: x,
 }
 
 
@@ -72,11 +80,14 @@ _ARRAY_F = {
     ADD: np.add, SUB: np.subtract, MUL: np.multiply, DIV: np.true_divide, POW: np.power,
     NEG: np.negative, EXP: np.exp, LOG: np.log, TANH: np.tanh, SIGMOID: _np_sigmoid,
     SQRT: np.sqrt, ABS: np.abs, RELU: lambda x: np.maximum(x, 0), RECIP: np.reciprocal,
+    SIN: np.sin, COS: np.cos, LOG1P: np.log1p, EXPM1: np.expm1,
+    RSQRT: lambda x: 1.0 / np.sqrt(x), MAXIMUM: np.maximum, MINIMUM: np.minimum,
+    CLONE: np.copy,
 }
 
 
 # Ops whose NumPy forward may divide by zero or leave the domain: PyTorch warns for none.
-_MAY_WARN = frozenset((DIV, POW, LOG, SQRT, RECIP, EXP))
+_MAY_WARN = frozenset((DIV, POW, LOG, SQRT, RECIP, EXP, LOG1P, RSQRT, EXPM1))
 
 
 def _round(v, dt):
@@ -166,9 +177,11 @@ def _save(tape, consumer, slot, t):
         tape.save_value(consumer, slot, t._v, _cell(t))
 
 
-def _record(op, out, a, b=None, c=0.0, aux=None):
+def _record(op, out, a, b=None, c=0.0, aux=None, ints=None):
     """Appends the record of ``out = op(a, b)``. ``a``/``b``: a Tensor, None (the Python
-    number ``c`` stands there) or, for unary ops, a float kept as a second constant."""
+    number ``c`` stands there) or, for unary ops, a float kept as a second constant.
+    ``ints``: an int list the backward reads (indices), or a function of the tape that
+    makes it (operand slots)."""
     tape = current_tape()
     sa = _slot(a, tape) if a is not None else -1
     if b is None:
@@ -192,6 +205,8 @@ def _record(op, out, a, b=None, c=0.0, aux=None):
             _save(tape, slot, sb, b)
         if need & 4:
             _save(tape, slot, slot, out)
+        if ints is not None:
+            tape.save_ints(slot, ints(tape) if callable(ints) else ints)
     out._tape = tape
     out._slot = slot
     return out
@@ -424,34 +439,62 @@ def _strided(op, x, value, base, shape, strides):
     return out
 
 
+def _reduced_dims(shape, dim):
+    """The sorted dims a reduction over ``dim`` (None: all; an int or a tuple) covers."""
+    nd = len(shape)
+    if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
+        return tuple(range(nd))
+    return tuple(sorted({_dim(d, nd) for d in (dim if isinstance(dim, (tuple, list))
+                                                else (dim,))}))
+
+
+def _lane_aux(shape, dims):
+    """The map of a reduction over ``dims`` for the sweep: walking the input's shape, the
+    offset of each element's lane in the keepdim-shaped result (stride 0 on ``dims``)."""
+    keep = [1 if d in dims else s for d, s in enumerate(shape)]
+    kst = _cstrides(keep)
+    return (0, tuple(shape), tuple(0 if d in dims else kst[d] for d in range(len(shape))))
+
+
 def _reduce(op, x, dim, keepdim, mean):
     shape = _shape(x)
-    nd = len(shape)
-    if dim is None:
-        dims = tuple(range(nd))
-    else:
-        dims = tuple(sorted({_dim(d, nd) for d in (dim if isinstance(dim, (tuple, list))
-                                                   else (dim,))}))
+    dims = _reduced_dims(shape, dim)
     dt = x._dtype
     if mean and not dt.is_floating_point:
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either "
                            "a floating point or complex dtype. Got: " + dt.name.capitalize())
     if not dt.is_floating_point:
         dt = D.int64
-    v = _array(x)
     f = np.mean if mean else np.sum
     with np.errstate(all="ignore"):
-        z = np.asarray(f(v, axis=dims, keepdims=keepdim or dim is None and False), dt.np)
+        z = np.asarray(f(_array(x), axis=dims, keepdims=bool(keepdim)), dt.np)
     out = _new(z, dt)
     if thread_state().enabled and x._rg:
         count = math.prod(shape[d] for d in dims)
-        keep = [1 if d in dims else s for d, s in enumerate(shape)]
-        kst = _cstrides(keep)
-        strides = [0 if d in dims else kst[d] for d in range(nd)]
         out._rg = True
         scale = (1.0 / count if count else math.nan) if mean else 1.0
-        _record(op, out, x, None, scale, (0, shape, tuple(strides)))
+        _record(op, out, x, None, scale, _lane_aux(shape, dims))
     return out
+
+
+def _product(op, a, b, value):
+    """A matrix product of a and b (same dtype, as PyTorch requires)."""
+    if a._dtype is not b._dtype:
+        names = {"float32": "float", "float64": "double", "int64": "long int"}
+        raise RuntimeError("expected m1 and m2 to have the same dtype, but got: "
+                           f"{names.get(a._dtype.name, a._dtype.name)} != "
+                           f"{names.get(b._dtype.name, b._dtype.name)}")
+    out = _new(value, a._dtype)
+    if thread_state().enabled and (a._rg or b._rg):
+        out._rg = True
+        _record(op, out, a, b)
+    return out
+
+
+def method(fn):
+    """Makes module function ``fn(tensor, ...)`` a Tensor method of the same name."""
+    setattr(Tensor, fn.__name__, fn)
+    return fn
 
 
 def _inplace(self, op, other):
@@ -897,6 +940,30 @@ class Tensor:
     def reciprocal(self):
         return _unary(RECIP, self)
 
+    def sin(self):
+        return _unary(SIN, self)
+
+    def cos(self):
+        return _unary(COS, self)
+
+    def log1p(self):
+        return _unary(LOG1P, self)
+
+    def expm1(self):
+        return _unary(EXPM1, self)
+
+    def rsqrt(self):
+        return _unary(RSQRT, self)
+
+    def square(self):
+        return self.pow(2)
+
+    def maximum(self, other):
+        return _binary(MAXIMUM, self, _as_tensor(other))
+
+    def minimum(self, other):
+        return _binary(MINIMUM, self, _as_tensor(other))
+
     def clamp(self, min=None, max=None):  # noqa: A002 (PyTorch's argument names)
         if min is None and max is None:
             raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
@@ -925,29 +992,79 @@ class Tensor:
         if p != q:
             raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{p} and "
                                f"{q}x{r})")
-        if self._dtype is not mat2._dtype:
-            names = {"float32": "float", "float64": "double", "int64": "long int"}
-            raise RuntimeError("expected m1 and m2 to have the same dtype, but got: "
-                               f"{names.get(self._dtype.name, self._dtype.name)} != "
-                               f"{names.get(mat2._dtype.name, mat2._dtype.name)}")
-        out = _new(np.matmul(self._v, mat2._v), self._dtype)
-        if thread_state().enabled and (self._rg or mat2._rg):
-            out._rg = True
-            _record(MM, out, self, mat2)
-        return out
+        return _product(MM, self, mat2, np.matmul(self._v, mat2._v))
 
     def matmul(self, other):
-        if isinstance(other, Tensor) and self.ndim == 2 and other.ndim == 2:
+        """``@`` as PyTorch: dot, mv, mm, bmm, and broadcast batches of matrices."""
+        other = _as_tensor(other)
+        na, nb = self.ndim, other.ndim
+        if na == 0 or nb == 0:
+            raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they "
+                               f"are {na}D and {nb}D")
+        if na == 1 and nb == 1:
+            return self.dot(other)
+        if na == 2 and nb == 1:
+            return self.mv(other)
+        if na == 1 and nb == 2:
+            return self.unsqueeze(0).mm(other).squeeze(0)
+        if na == 2 and nb == 2:
             return self.mm(other)
-        raise NotImplementedError("tapegrad: matmul supports 2-D @ 2-D so far")
+        a = self.unsqueeze(0) if na == 1 else self
+        b = other.unsqueeze(-1) if nb == 1 else other
+        sa, sb = _shape(a), _shape(b)
+        batch = _broadcast(sa[:-2], sb[:-2])
+        if sa[-1] != sb[-2]:
+            raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be:"
+                               f" [{math.prod(batch)}, {sa[-1]}] but got: "
+                               f"[{math.prod(batch)}, {sb[-2]}].")
+        nbatch = math.prod(batch)
+        a3 = a.expand(*batch, *sa[-2:]).reshape(nbatch, *sa[-2:])
+        b3 = b.expand(*batch, *sb[-2:]).reshape(nbatch, *sb[-2:])
+        out = a3.bmm(b3).reshape(*batch, sa[-2], sb[-1])
+        if na == 1:
+            out = out.squeeze(-2)
+        if nb == 1:
+            out = out.squeeze(-1)
+        return out
+
+    def bmm(self, mat2):
+        if self.ndim != 3:
+            raise RuntimeError("batch1 must be a 3D tensor")
+        if mat2.ndim != 3:
+            raise RuntimeError("batch2 must be a 3D tensor")
+        (b, n, p), (b2, q, r) = self._v.shape, mat2._v.shape
+        if b != b2 or p != q:
+            raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be:"
+                               f" [{b}, {p}] but got: [{b2}, {q}].")
+        return _product(BMM, self, mat2, np.matmul(self._v, mat2._v))
+
+    def dot(self, other):
+        if self.ndim != 1 or other.ndim != 1:
+            raise RuntimeError(f"1D tensors expected, but got {self.ndim}D and {other.ndim}D "
+                               "tensors")
+        n, m = self._v.shape[0], other._v.shape[0]
+        if n != m:
+            raise RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] "
+                               f"to have the same number of elements, but got {n} and {m} "
+                               "elements respectively")
+        return _product(DOT, self, other, np.asarray(np.dot(self._v, other._v)))
+
+    def mv(self, vec):
+        if self.ndim != 2 or vec.ndim != 1:
+            raise RuntimeError(f"vector + matrix @ vector expected, got {vec.ndim}, "
+                               f"{self.ndim}, {vec.ndim}")
+        (n, p), q = self._v.shape, vec._v.shape[0]
+        if p != q:
+            raise RuntimeError(f"size mismatch, got input ({n}), mat ({n}x{p}), vec ({q})")
+        return _product(MV, self, vec, np.dot(self._v, vec._v))
 
     # ----- views -----------------------------------------------------------------------
     def __getitem__(self, key):
         nd = self.ndim
         steps = _index_key(key, nd)
-        if steps is None:
-            raise NotImplementedError("tapegrad: indexing with arrays, lists or masks is not "
-                                      "supported yet; use ints, slices and None")
+        if steps is None:                # arrays, lists, tensors or masks in the key
+            from .indexing import advanced_index
+            return advanced_index(self, key)
         cur, d = self, 0
         for kind, k in steps:
             if kind == "none":
@@ -1097,14 +1214,29 @@ class Tensor:
         return self._compare(other, np.greater_equal)
 
     # ----- dtype ------------------------------------------------------------------------
-    def to(self, dtype):
-        dt = D.as_dtype(dtype)
-        if dt is self._dtype:
+    def to(self, dtype=None, copy=False):
+        """A copy in another dtype (gradients flow back in this tensor's dtype)."""
+        if isinstance(dtype, str) and dtype == "cpu":
             return self
-        if self._rg and thread_state().enabled:
-            raise NotImplementedError("tapegrad: casting a tensor that requires grad is not "
-                                      "supported yet")
-        return _from_array(_array(self).astype(dt.np), dt)
+        dt = D.as_dtype(dtype)
+        if dt is self._dtype and not copy:
+            return self
+        v = self._v
+        if type(v) is _float and dt.is_floating_point:
+            out = _new(_round(v, dt), dt)
+        else:
+            out = _from_array(np.array(_array(self), dt.np), dt)
+        if self._rg and thread_state().enabled and dt.is_floating_point:
+            out._rg = True
+            _record(CAST, out, self)
+        return out
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return "tapegrad." + {"float32": "FloatTensor", "float64": "DoubleTensor",
+                                  "int64": "LongTensor", "bool": "BoolTensor"}.get(
+                self._dtype.name, self._dtype.name)
+        return self.to(dtype)
 
     def float(self):
         return self.to(D.float32)
@@ -1115,9 +1247,22 @@ class Tensor:
     def long(self):
         return self.to(D.int64)
 
+    def int(self):
+        return self.to(D.int32)
+
+    def bool(self):
+        return self.to(D.bool_)
+
     def clone(self):
-        return self + 0 if self._rg and thread_state().enabled else _from_array(_array(self).copy(),
-                                                                        self._dtype)
+        v = self._v
+        out = _new(v if type(v) is _float else v.copy(), self._dtype)
+        if self._rg and thread_state().enabled:
+            out._rg = True
+            _record(CLONE, out, self)
+        return out
+
+    def contiguous(self):
+        return self
 
 
 def _select(x, d, i):

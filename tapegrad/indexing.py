@@ -1,0 +1,272 @@
+"""Shape and selection ops beyond basic views: transpose, expand, flatten, cat, stack,
+advanced indexing, index_select, gather, where, and item assignment (CopySlices).
+
+Selections that pick arbitrary elements record the flat index of every picked element
+(the 'gather' family); cat/stack record the slots of their inputs (the 'multi' family).
+"""
+import math
+
+import numpy as np
+
+from . import dtypes as D
+from .ops import CAT, COPYSLICES, EXPAND, GATHER, INDEX, INDEXSELECT, STACK, TRANSPOSE, WHERE
+from .state import current_tape, thread_state
+from .tensor import (Tensor, _array, _as_tensor, _broadcast, _cell, _cstrides, _dim, _from_array,
+                     _new, _record, _result_dtype, _shape, _sizes, _slot, _strided, method)
+
+
+def _flat_positions(shape):
+    return np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+
+
+def _np_key(key):
+    """A NumPy index from a key that may hold tensors and lists."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    out = []
+    for k in key:
+        if isinstance(k, Tensor):
+            if k._dtype.is_floating_point:
+                raise IndexError("tensors used as indices must be long, int, byte or bool "
+                                 "tensors")
+            k = _array(k)
+        elif isinstance(k, list):
+            k = np.asarray(k)
+            if k.dtype.kind == "f":
+                raise IndexError("tensors used as indices must be long, int, byte or bool "
+                                 "tensors")
+        out.append(k)
+    return tuple(out)
+
+
+def _pick(x, flat, op):
+    """The elements of x at flat positions ``flat`` (any shape), recorded as ``op``."""
+    out = _new(np.asarray(np.take(_array(x).ravel(), flat)), x._dtype)
+    if x._rg and thread_state().enabled:
+        out._rg = True
+        _record(op, out, x, ints=flat)
+    return out
+
+
+def _numpy_index_error(e):
+    return IndexError(str(e).replace("axis", "dimension"))
+
+
+def advanced_index(x, key):
+    """x[key] for keys with integer arrays, lists, bool masks: duplicates accumulate."""
+    shape = _shape(x)
+    try:
+        flat = _flat_positions(shape)[_np_key(key)]
+    except IndexError as e:
+        raise _numpy_index_error(e) from None
+    return _pick(x, np.asarray(flat), INDEX)
+
+
+@method
+def index_select(input, dim, index):
+    shape = _shape(input)
+    d = _dim(dim, len(shape))
+    idx = _array(_as_tensor(index)).astype(np.int64).ravel()
+    if idx.size and (idx.max() >= max(shape[d] if shape else 1, 1) or idx.min() < 0):
+        bad = idx.max() if idx.max() >= (shape[d] if shape else 1) else idx.min()
+        raise IndexError(f"index out of range in self (index {bad})")
+    flat = np.take(_flat_positions(shape), idx, axis=d) if shape else _flat_positions(())
+    return _pick(input, flat, INDEXSELECT)
+
+
+@method
+def gather(input, dim, index):
+    shape = _shape(input)
+    d = _dim(dim, len(shape))
+    idx = _array(_as_tensor(index)).astype(np.int64)
+    if idx.ndim != len(shape):
+        raise RuntimeError("Index tensor must have the same number of dimensions as input "
+                           "tensor")
+    if idx.size and (idx.max() >= shape[d] or idx.min() < -shape[d]):
+        raise RuntimeError(f"index {idx.max()} is out of bounds for dimension {d} with size "
+                           f"{shape[d]}")
+    pos = _flat_positions(shape)
+    sl = tuple(slice(0, n) for n in idx.shape)
+    flat = np.take_along_axis(pos[tuple(slice(None) if i == d else s
+                                        for i, s in enumerate(sl))], idx % shape[d], d)
+    return _pick(input, flat, GATHER)
+
+
+@method
+def transpose(input, dim0, dim1):
+    shape = _shape(input)
+    d0, d1 = _dim(dim0, len(shape)), _dim(dim1, len(shape))
+    perm = list(range(len(shape)))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    st = _cstrides(shape)
+    v = np.transpose(_array(input), perm) if shape else input._v
+    return _strided(TRANSPOSE, input, v, 0, tuple(shape[p] for p in perm),
+                    [st[p] for p in perm])
+
+
+@method
+def expand(input, *sizes):
+    sizes = list(_sizes(sizes))
+    shape = _shape(input)
+    if len(sizes) < len(shape):
+        raise RuntimeError(f"expand(torch.FloatTensor{{{list(shape)}}}, size={sizes}): the "
+                           "number of sizes provided (" + str(len(sizes)) + ") must be greater "
+                           "or equal to the number of dimensions in the tensor (" +
+                           str(len(shape)) + ")")
+    lead = len(sizes) - len(shape)
+    st = _cstrides(shape)
+    out_shape, strides = [], []
+    for i, s in enumerate(sizes):
+        j = i - lead
+        n = shape[j] if j >= 0 else 1
+        if s == -1:
+            if j < 0:
+                raise RuntimeError("The expanded size of the tensor (-1) isn't allowed in a "
+                                   "leading, non-existing dimension " + str(i))
+            s = n
+        if n != s and n != 1:
+            raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing "
+                               f"size ({n}) at non-singleton dimension {i}.  Target sizes: "
+                               f"{sizes}.  Tensor sizes: {list(shape)}")
+        out_shape.append(s)
+        strides.append(st[j] if j >= 0 and n == s else 0)
+    v = np.broadcast_to(_array(input), out_shape)
+    return _strided(EXPAND, input, v, 0, tuple(out_shape), strides)
+
+
+@method
+def expand_as(input, other):
+    return expand(input, _shape(other))
+
+
+@method
+def flatten(input, start_dim=0, end_dim=-1):
+    shape = _shape(input)
+    if not shape:
+        return input.reshape(1)
+    s, e = _dim(start_dim, len(shape)), _dim(end_dim, len(shape))
+    return input.reshape(shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:])
+
+
+def _join(tensors, dim, stacked):
+    tensors = list(tensors)
+    name = "stack" if stacked else "cat"
+    if not tensors:
+        raise RuntimeError(f"{name} expects a non-empty TensorList")
+    tensors = [_as_tensor(t) for t in tensors]
+    shapes = [_shape(t) for t in tensors]
+    if stacked:
+        for i, s in enumerate(shapes):
+            if s != shapes[0]:
+                raise RuntimeError(f"stack expects each tensor to be equal size, but got "
+                                   f"{list(shapes[0])} at entry 0 and {list(s)} at entry {i}")
+        d = _dim(dim, len(shapes[0]) + 1)
+        extents = [1] * len(tensors)
+        outer = math.prod(shapes[0][:d])
+        inner = math.prod(shapes[0][d:])
+    else:
+        for i, s in enumerate(shapes):
+            if not s:
+                raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
+                                   "concatenated")
+        d = _dim(dim, len(shapes[0]))
+        for i, s in enumerate(shapes):
+            if len(s) != len(shapes[0]):
+                raise RuntimeError(f"Tensors must have same number of dimensions: got "
+                                   f"{len(shapes[0])} and {len(s)}")
+            for j in range(len(s)):
+                if j != d and s[j] != shapes[0][j]:
+                    raise RuntimeError(f"Sizes of tensors must match except in dimension {d}."
+                                       f" Expected size {shapes[0][j]} but got size {s[j]} "
+                                       f"for tensor number {i} in the list.")
+        extents = [s[d] for s in shapes]
+        outer = math.prod(shapes[0][:d])
+        inner = math.prod(shapes[0][d + 1:])
+    dt = _result_dtype(*tensors)
+    arrays = [_array(t).astype(dt.np, copy=False) for t in tensors]
+    value = np.stack(arrays, d) if stacked else np.concatenate(arrays, d)
+    out = _new(value, dt)
+    if thread_state().enabled and any(t._rg for t in tensors):
+        out._rg = True
+        tape = current_tape()
+        slots = [_slot(t, tape) for t in tensors]        # operands come before the record
+        ints = [outer, inner, sum(extents)]
+        for s, e in zip(slots, extents):
+            ints += [s, e]
+        _record(STACK if stacked else CAT, out, None, ints=ints)
+        tape.multi[out._slot] = slots
+    return out
+
+
+def cat(tensors, dim=0):
+    return _join(tensors, dim, False)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    return _join(tensors, dim, True)
+
+
+def where(condition, input, other):
+    """``input`` where ``condition`` holds, ``other`` elsewhere (broadcast together)."""
+    cond = _array(_as_tensor(condition))
+    if cond.dtype != np.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor "
+                           f"with dtype {D.from_numpy(cond.dtype).name.capitalize()}")
+    a, b = input, other
+    dt = _result_dtype(a, b)
+    a = a if isinstance(a, Tensor) else _from_array(np.asarray(a, dt.np), dt)
+    b = b if isinstance(b, Tensor) else _from_array(np.asarray(b, dt.np), dt)
+    shape = _broadcast(_broadcast(cond.shape, _shape(a)), _shape(b))
+    value = np.where(cond, _array(a), _array(b)).astype(dt.np, copy=False)
+    out = _new(np.asarray(value), dt)
+    if thread_state().enabled and (a._rg or b._rg):
+        out._rg = True
+        _record(WHERE, out, a, b, ints=np.broadcast_to(cond, shape))
+    return out
+
+
+def setitem(x, key, value):
+    """x[key] = value: in place; recorded as PyTorch's CopySlices when grad is involved."""
+    val = value if isinstance(value, Tensor) else None
+    recording = thread_state().enabled and (x._rg or (val is not None and val._rg))
+    if recording and x._rg and x._tape is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+    shape = _shape(x)
+    if not shape:
+        raise IndexError("tapegrad: assign to a 0-d tensor with copy_ or fill_")
+    try:
+        pos = _flat_positions(shape)[_np_key(key)]
+    except IndexError as e:
+        raise _numpy_index_error(e) from None
+    pos = np.asarray(pos)
+    src = _array(val) if val is not None else value
+    try:
+        np.broadcast_to(src, pos.shape)
+    except ValueError:
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(np.shape(src))} "
+                           f"cannot be broadcast to indexing result of shape "
+                           f"{list(pos.shape)}") from None
+    if not recording:
+        x._v[_np_key(key)] = src
+        _cell(x)[0] += 1
+        return
+    if val is not None and _shape(val) != pos.shape:
+        val = expand(val, pos.shape) if len(_shape(val)) <= pos.ndim else \
+            val.reshape(pos.shape)
+    new = _array(x).copy()
+    new.ravel()[pos.ravel()] = np.broadcast_to(src, pos.shape).ravel()
+    res = _new(new, x._dtype, True)
+    if val is not None:
+        _record(COPYSLICES, res, x, val, ints=pos.ravel())
+    else:
+        _record(COPYSLICES, res, x, None, float(value), ints=pos.ravel())
+    np.copyto(x._v, new)
+    _cell(x)[0] += 1
+    x._tape, x._slot, x._rg = res._tape, res._slot, True
+
+
+Tensor.__setitem__ = setitem
