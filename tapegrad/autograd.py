@@ -1,11 +1,13 @@
-"""``backward()`` and grad mode (``no_grad``, ``enable_grad``, ``set_grad_enabled``).
+"""``backward()`` and ``grad()``: seeds in, one Numba sweep, gradients out.
 
-backward validates the seeds, freezes the tape into typed arrays, runs the one Numba
-reverse sweep, checks that nothing the sweep read was changed or freed, and then adds the
-adjoints of the reached leaves (and retained tensors) into their persistent ``.grad``.
+backward validates the seeds, freezes the tape into typed arrays, runs the Numba reverse
+sweep, checks that nothing the sweep read was changed or freed, and then adds the adjoints
+of the reached leaves (and retained tensors) into their persistent ``.grad``. Tensor hooks
+split the sweep at their slots: every record that feeds a slot's adjoint comes later on the
+tape, so the adjoint is final once the sweep has passed down to it.
 """
-import functools
 import re
+import warnings
 
 import numpy as np
 
@@ -13,6 +15,7 @@ from .kernels import GO, NEEDS_TABLE, SIZE, reverse_sweep
 from .ops import BINARY_LAST, FREED, LEAF, CONST, MM, SCALAR, node_name
 from .state import thread_state
 from .tape import Tape
+from .grad_mode import is_anomaly_enabled
 from .tensor import Tensor, _array, _new, _round, _shape
 
 SECOND_TIME = ("Trying to backward through the graph a second time (or directly access saved "
@@ -42,7 +45,63 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             continue
         by_tape.setdefault(id(t._tape), (t._tape, []))[1].append((t._slot, seed))
     for tape, roots in by_tape.values():
-        _sweep(tape, roots, bool(retain_graph), only)
+        _run(tape, roots, bool(retain_graph), only)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=None, materialize_grads=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, as a tuple; no .grad is
+    touched."""
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if create_graph:
+        raise NotImplementedError("tapegrad: create_graph=True (higher-order gradients) is not "
+                                  "supported")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t._rg:
+            raise RuntimeError(f"One of the differentiated Tensors does not require grad")
+    seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
+    tapes = {id(t._tape): t._tape for t, _ in seeds if t._tape is not None}
+    results = [None] * len(inputs)
+    for tape in tapes.values():
+        roots = [(t._slot, seed) for t, seed in seeds if t._tape is tape]
+        wanted = [(i, _slot_on(t, tape)) for i, t in enumerate(inputs)]
+        found = _run(tape, roots, bool(retain_graph), set(), [s for _, s in wanted if s >= 0])
+        for (i, s), g in zip([w for w in wanted if w[1] >= 0], found):
+            if g is not None:
+                g = np.asarray(g).reshape(_shape(inputs[i]))
+                results[i] = g if results[i] is None else results[i] + g
+    for t, seed in seeds:                 # an output that is itself an input
+        for i, x in enumerate(inputs):
+            if x is t:
+                results[i] = seed if results[i] is None else results[i] + seed
+    out = []
+    for i, (t, g) in enumerate(zip(inputs, results)):
+        if g is None:
+            if materialize_grads:
+                g = np.zeros(_shape(t))
+            elif not allow_unused:
+                raise RuntimeError(f"The differentiated Tensor at index {i} appears to not "
+                                   "have been used in the graph. Set allow_unused=True if this "
+                                   "is the desired behavior.")
+            else:
+                out.append(None)
+                continue
+        out.append(_new(np.array(g, t.dtype.np), t.dtype))
+    return tuple(out)
+
+
+def _slot_on(t, tape):
+    """The slot of tensor t on tape, or -1 when it was not used there."""
+    if t._tape is tape:
+        return t._slot
+    node = t._node
+    if t._tape is None and node is not None and node.tape_id == tape.id:
+        return node.slot
+    return -1
 
 
 def _seed(i, t, g):
@@ -70,10 +129,13 @@ def _seed(i, t, g):
 
 
 def _size_repr(shape):
-    return f"torch.Size({list(shape)})"
+    return f"tapegrad.Size({list(shape)})"
 
 
-def _sweep(tape, roots, retain_graph, only):
+def _run(tape, roots, retain_graph, only, wanted=()):
+    """Sweeps ``tape`` from ``roots`` ((slot, seed) pairs) and accumulates into the .grad of
+    reached leaves (``only``: the ids of the tensors allowed to receive, None: all).
+    Returns the adjoints of the ``wanted`` slots (None where not reached)."""
     if tape.freed is True:
         raise RuntimeError(SECOND_TIME)
     R, sv, m, M, av, gsize = tape.freeze()
@@ -85,17 +147,66 @@ def _sweep(tape, roots, retain_graph, only):
         r = slot // 5
         reach[r] = 1
         _adjoint(r, m, M, sg, ag)[:] += seed.ravel()
-    reverse_sweep(R, sv, sg, m, M, av, ag, reach, max(s for s, _ in roots) // 5, 0,
-                  NEEDS_TABLE)
+    arrays = (R, sv, sg, m, M, av, ag, reach)
+    start = max(s for s, _ in roots) // 5
+    for slot in sorted((s for s in tape.hooks if s // 5 <= start), reverse=True):
+        _sweep_down(tape, arrays, start, slot // 5 + 1)
+        shape, dtype, fns = tape.hooks[slot]
+        if reach[slot // 5] and fns:
+            adj = _adjoint(slot // 5, m, M, sg, ag)
+            adj[:] = _call_hooks(fns.values(), adj, shape, dtype).ravel()
+        start = slot // 5
+    _sweep_down(tape, arrays, start, 0)
     _check(tape, R, reach)
+    found = [np.array(_adjoint(s // 5, m, M, sg, ag)) if reach[s // 5] else None
+             for s in wanted]
     _scatter(tape.leaves, lambda node: node.variable, m, M, sg, ag, reach, only)
     _scatter(tape.retained,
              lambda ref, tape=tape: _retaining(ref(), tape), m, M, sg, ag, reach, only)
     if not retain_graph:
-        tape.free(reach)
+        tape.free(reach, R)
         st = thread_state()
         if tape.freed is True and st.tape is tape:
             st.tape = Tape()
+    return found
+
+
+def _sweep_down(tape, arrays, start, stop):
+    """Runs the sweep over records start..stop (one at a time in anomaly mode)."""
+    R, sv, sg, m, M, av, ag, reach = arrays
+    if start < stop:
+        return
+    if not is_anomaly_enabled():
+        reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, NEEDS_TABLE)
+        return
+    for r in range(start, stop - 1, -1):
+        if not reach[r]:
+            continue
+        reverse_sweep(R, sv, sg, m, M, av, ag, reach, r, r, NEEDS_TABLE)
+        op = int(R[r, 0]) % SCALAR
+        operands = [int(R[r, 1])] + ([int(R[r, 2])] if op <= BINARY_LAST or op == MM else [])
+        for i, s in enumerate(operands):
+            if s >= 0 and np.isnan(_adjoint(s // 5, m, M, sg, ag)).any():
+                name = node_name(op, int(R[r, 1]), -1)
+                trace = tape.traces.get(5 * r)
+                if trace:
+                    warnings.warn(f"Error detected in {name}. Traceback of forward call that "
+                                  f"caused the error:\n{trace}", UserWarning, stacklevel=4)
+                raise RuntimeError(f"Function '{name}' returned nan values in its {i}th "
+                                   "output.")
+
+
+def _call_hooks(hooks, adj, shape, dtype):
+    """Calls tensor hooks with the gradient; a hook's return value replaces it."""
+    g = _new(np.array(adj.reshape(shape), dtype.np), dtype)
+    for fn in list(hooks):
+        res = fn(g)
+        if res is not None:
+            if _shape(res) != shape:
+                raise RuntimeError(f"hook returned a gradient of shape {list(_shape(res))} for "
+                                   f"a tensor of shape {list(shape)}")
+            g = res
+    return np.asarray(_array(g), np.float64)
 
 
 def _retaining(t, tape):
@@ -118,10 +229,21 @@ def _scatter(targets, tensor_of, m, M, sg, ag, reach, only):
         if t is None or (only is not None and id(t) not in only) or t._slot != slot \
                 and t._tape is not None:
             continue
-        if is_scalar and type(t._v) is float:
+        node = t._node if t._tape is None else None
+        if node is not None and node.hooks:         # leaf hooks see the grad first
+            g = _call_hooks(node.hooks.values(), _adjoint(r, m, M, sg, ag), _shape(t),
+                            t._dtype)
+            if is_scalar:
+                _accumulate_scalar(t, float(g))
+            else:
+                _accumulate(t, g)
+        elif is_scalar and type(t._v) is float:
             _accumulate_scalar(t, v)
         else:
             _accumulate(t, _adjoint(r, m, M, sg, ag))
+        if node is not None and node.post_hooks:
+            for fn in list(node.post_hooks.values()):
+                fn(t)
 
 
 def _adjoint(r, m, M, sg, ag):
@@ -142,32 +264,83 @@ def _check(tape, R, reach):
     for consumer, slot, cell, version, array in tape.saved:
         if reach[consumer // 5] and cell[0] != version:
             _raise_modified(tape, slot, array.shape, array.dtype, cell[0], version)
-    for slot in tape.dirty:
+    if tape.dirty:
         need = NEEDS_TABLE[ops]
         binary = (ops <= BINARY_LAST) | (ops == MM)
         here = np.arange(len(ops)) * 5
-        users = (((R[:, 1] == slot) & (need & 1 > 0))
-                 | ((R[:, 2] == slot) & (need & 2 > 0) & binary)
-                 | ((here == slot) & (need & 4 > 0)))
-        if (users & (reach > 0)).any():
-            dt = np.float32 if R[slot // 5, 0] < 0 else np.float64
-            _raise_modified(tape, slot, (), dt, "a newer version", "the recorded one", dt=None)
+        for slot, (expected, now, dtype) in tape.dirty.items():
+            users = (((R[:, 1] == slot) & (need & 1 > 0))
+                     | ((R[:, 2] == slot) & (need & 2 > 0) & binary)
+                     | ((here == slot) & (need & 4 > 0)))
+            if (users & (reach > 0)).any():
+                _raise_modified(tape, slot, (), dtype, now, expected)
 
 
-def _raise_modified(tape, slot, shape, dtype, now, expected, dt=True):
-    kind = "FloatTensor" if np.dtype(dtype) == np.float32 else "DoubleTensor"
+def _raise_modified(tape, slot, shape, dtype, now, expected):
+    kind = {"float32": "FloatTensor", "float64": "DoubleTensor"}.get(np.dtype(dtype).name,
+                                                                     "Tensor")
     op = tape.op_of(slot)
     where = ""
     if op not in (LEAF, CONST):
         a, _ = tape.operands(slot)
-        where = ", which is output 0 of " + re.sub(r"Backward\d+$", "", node_name(op, a, -1))
-    version = (f"is at version {now}; expected version {expected} instead" if dt else
-               "was changed in place after it was used")
+        where = ", which is output 0 of " + re.sub(r"Backward\d+$", "", node_name(op, a, -1)) \
+            + ","
     raise RuntimeError("one of the variables needed for gradient computation has been "
                        f"modified by an inplace operation: [tapegrad.{kind} {list(shape)}]"
-                       f"{where}, {version}. Hint: enable anomaly detection to find the "
-                       "operation that failed to compute its gradient, with "
+                       f"{where} is at version {now}; expected version {expected} instead. "
+                       "Hint: enable anomaly detection to find the operation that failed to "
+                       "compute its gradient, with "
                        "torch.autograd.set_detect_anomaly(True, check_nan=False).")
+
+
+class RemovableHandle:
+    """What register_hook returns: ``handle.remove()`` takes the hook off."""
+    __slots__ = ("_fns", "_key")
+
+    def __init__(self, fns, key):
+        self._fns = fns
+        self._key = key
+
+    def remove(self):
+        self._fns.pop(self._key, None)
+
+
+def register_hook(t, fn):
+    """Calls ``fn(grad)`` when t's gradient is computed; a returned tensor replaces it."""
+    if not t._rg:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if t._tape is None:
+        fns = _leaf_node(t).hooks
+    else:
+        entry = t._tape.hooks.setdefault(t._slot, (_shape(t), t._dtype, {}))
+        fns = entry[2]
+    key = object()
+    fns[key] = fn
+    return RemovableHandle(fns, key)
+
+
+def register_post_accumulate_grad_hook(t, fn):
+    """Calls ``fn(t)`` after a backward has accumulated into a leaf's .grad."""
+    if t._tape is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                           "tensors")
+    if not t._rg:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    fns = _leaf_node(t).post_hooks
+    key = object()
+    fns[key] = fn
+    return RemovableHandle(fns, key)
+
+
+def _leaf_node(t):
+    from .graph import AccumulateGrad
+    if t._node is None:
+        t._node = AccumulateGrad(t)
+    return t._node
+
+
+Tensor.register_hook = register_hook
+Tensor.register_post_accumulate_grad_hook = register_post_accumulate_grad_hook
 
 
 def _accumulate_scalar(t, v):
@@ -194,62 +367,6 @@ def _accumulate(t, g):
             np.add(gv, g, out=gv, casting="unsafe")
 
 
-# ----- grad mode ---------------------------------------------------------------------
-class _GradMode:
-    """Sets grad mode inside a ``with`` block or a decorated function, per thread."""
-    mode = True
-
-    def __enter__(self):
-        self._prev = thread_state().enabled
-        thread_state().enabled = self.mode
-
-    def __exit__(self, *exc):
-        thread_state().enabled = self._prev
-        return False
-
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with self.__class__():
-                return fn(*args, **kwargs)
-        return wrapper
-
-
-class no_grad(_GradMode):
-    """Operations inside record nothing: ``with tg.no_grad(): w.sub_(lr * w.grad)``."""
-    mode = False
-
-
-class enable_grad(_GradMode):
-    mode = True
-
-
-class set_grad_enabled(_GradMode):
-    """``tg.set_grad_enabled(False)`` switches grad mode now, or for a ``with`` block."""
-
-    def __init__(self, mode):
-        self._prev = thread_state().enabled
-        self.mode = bool(mode)
-        thread_state().enabled = self.mode
-
-    def __enter__(self):
-        pass
-
-    def __exit__(self, *exc):
-        thread_state().enabled = self._prev
-        return False
-
-    def __call__(self, fn):
-        thread_state().enabled = self._prev
-        mode = self.mode
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with set_grad_enabled(mode):
-                return fn(*args, **kwargs)
-        return wrapper
-
-
-def is_grad_enabled():
-    return thread_state().enabled
-
+from .gradcheck import GradcheckError, gradcheck  # noqa: E402,F401  (tg.autograd.gradcheck)
+from .grad_mode import (detect_anomaly, enable_grad, no_grad,  # noqa: E402,F401
+                        set_detect_anomaly, set_grad_enabled)

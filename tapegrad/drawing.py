@@ -151,6 +151,9 @@ class Picture(bytes):
     def _repr_svg_(self):
         return bytes(self).decode("utf-8") if self.format == "svg" else None
 
+    def __repr__(self):            # Jupyter stores this beside the image: keep it short
+        return f"<Picture {self.format}, {len(self)} bytes>"
+
 
 def draw(*tensors, names=None, path=None, format="png"):
     """Render the backward graph of ``tensors`` as an image.

@@ -39,6 +39,12 @@ def _infer(data, dtype=None):
     return a
 
 
+def _grad_leaf(t, requires_grad):
+    if requires_grad:
+        t.requires_grad = True       # PyTorch's "Only Tensors of floating point ..." error
+    return t
+
+
 def tensor(data, dtype=None, requires_grad=False):
     """A new leaf tensor holding a copy of ``data`` (a number, nested lists, an array)."""
     if isinstance(data, Tensor):
@@ -47,15 +53,13 @@ def tensor(data, dtype=None, requires_grad=False):
     a = _infer(data, dt)
     dt = dt or D.from_numpy(a.dtype)
     t = _from_array(np.array(a, dtype=dt.np, order="C"), dt)
-    if requires_grad:
-        t.requires_grad_(True)
-    return t
+    return _grad_leaf(t, requires_grad)
 
 
 def _filled(fill, size, dtype, requires_grad):
     dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
     t = _from_array(np.full(_sizes(size), fill, dt.np), dt)
-    return t.requires_grad_(True) if requires_grad else t
+    return _grad_leaf(t, requires_grad)
 
 
 def ones(*size, dtype=None, requires_grad=False):
@@ -90,7 +94,7 @@ def _random(draw, size, dtype, requires_grad):
         raise RuntimeError(f'"normal_kernel_cpu" not implemented for \'{dt.name}\'')
     a = draw(_rng[0], _sizes(size), dt.np)
     t = _from_array(np.asarray(a, dt.np), dt)
-    return t.requires_grad_(True) if requires_grad else t
+    return _grad_leaf(t, requires_grad)
 
 
 def randn(*size, dtype=None, requires_grad=False):
@@ -109,7 +113,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     floats = any(isinstance(v, float) for v in (start, end, step))
     dt = D.as_dtype(dtype) or (D.DEFAULT_FLOAT if floats else D.int64)
     t = _from_array(np.arange(start, end, step).astype(dt.np), dt)
-    return t.requires_grad_(True) if requires_grad else t
+    return _grad_leaf(t, requires_grad)
 
 
 def from_numpy(a):

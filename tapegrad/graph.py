@@ -12,12 +12,14 @@ from .ops import BY_CODE, CONST, FREED, LEAF, SUB, node_name
 
 class AccumulateGrad:
     """The node that accumulates a leaf's gradient into ``leaf.grad``."""
-    __slots__ = ("_ref", "tape_id", "slot", "__weakref__")
+    __slots__ = ("_ref", "tape_id", "slot", "hooks", "post_hooks", "__weakref__")
 
     def __init__(self, leaf):
         self._ref = weakref.ref(leaf)
         self.tape_id = 0      # the tape this leaf is registered on, and its slot there
         self.slot = -1
+        self.hooks = {}       # register_hook functions, run before accumulation
+        self.post_hooks = {}  # register_post_accumulate_grad_hook functions
 
     @property
     def variable(self):

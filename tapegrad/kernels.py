@@ -59,12 +59,12 @@ _CACHE = _cache_ok()
 
 
 def jit(fn):
-    return njit(cache=_CACHE, nogil=True)(fn)
+    return njit(cache=_CACHE, nogil=True, error_model="numpy")(fn)
 
 
 def jit_inline(fn):
     """For the per-element derivative switches: inlined so LLVM can hoist the switch."""
-    return njit(cache=_CACHE, nogil=True, inline="always")(fn)
+    return njit(cache=_CACHE, nogil=True, error_model="numpy", inline="always")(fn)
 
 
 # ----- per-element derivatives --------------------------------------------------------

@@ -13,15 +13,15 @@ import numpy as np
 
 from .kernels import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, GO, IN, IO, META_WIDTH, ND, SHAPE,
                       SIZE, VO)
-from .ops import SCALAR
+from .ops import FREED, SCALAR
 
 _ids = itertools.count(1)
 
 
 class Tape:
     __slots__ = ("rec", "rows", "array_slots", "values", "value_slots", "int_slots", "vsize",
-                 "saved", "leaves", "retained", "links", "multi", "dirty", "freed", "id",
-                 "check_at",
+                 "saved", "leaves", "retained", "links", "multi", "hooks", "traces", "dirty",
+                 "freed", "id", "check_at",
                  "__weakref__")
 
     def __init__(self):
@@ -37,6 +37,8 @@ class Tape:
         self.retained = {}       # slot -> weakref of a non-leaf that retains its grad
         self.links = {}          # slot of a freed-graph operand -> its node there
         self.multi = {}          # slot of a cat/stack record -> the slots of its inputs
+        self.hooks = {}          # slot -> (shape, dtype, {key: hook}) of a hooked non-leaf
+        self.traces = {}         # slot -> where it was recorded (anomaly detection mode)
         self.dirty = {}          # slot -> version of a scalar changed in place after use
         self.freed = None        # None: live; True: all freed; array: mask of freed records
         self.id = next(_ids)
@@ -108,19 +110,19 @@ class Tape:
             av = np.zeros(0)
         return R, sv, m, M, av, int(ends[-1]) if len(ends) else 0
 
-    def free(self, reach):
-        """Frees what a backward without retain_graph went through."""
+    def free(self, reach, R):
+        """Frees what a backward without retain_graph went through. Sources (leaves,
+        constants) keep no saved values, so only operations count as freed."""
         if reach.all():
             self.freed = True
             self.values = self.saved = None     # the records stay: grad_fn still reads them
             self.value_slots = {}
             self.int_slots = {}
-        elif isinstance(self.freed, np.ndarray):
-            mask = np.zeros(len(reach), bool)
-            mask[:len(self.freed)] = self.freed
-            self.freed = mask | reach.astype(bool)
-        else:
-            self.freed = reach.astype(bool)
+            return
+        went = (reach > 0) & (R[:, 0] % SCALAR > FREED)
+        if isinstance(self.freed, np.ndarray):
+            went[:len(self.freed)] |= self.freed
+        self.freed = went
 
     def op_of(self, slot):
         return int(self.rec[slot]) % SCALAR

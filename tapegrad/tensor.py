@@ -6,6 +6,7 @@ operation computes its value eagerly and, when grad mode is on and an input requ
 grad, appends one record to the thread's tape (``_record``).
 """
 import math
+import traceback
 import warnings
 import weakref
 
@@ -19,6 +20,7 @@ from .ops import (ABS, ADD, CAST, CLAMP, CLONE, CONST, COS, DIV, EXP, EXPM1, FRE
                   PERMUTE, POW, POWC, RECIP, RELU, RPOW, RSQRT, SCALAR, SELECT, SIGMOID, SIN,
                   SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T, TANH, UNSQUEEZE,
                   VIEW)
+from .grad_mode import _anomaly
 from .state import current_tape, thread_state
 
 _float = float
@@ -153,16 +155,15 @@ def _slot(t, tape):
     tt = t._tape
     if tt is tape:
         return t._slot
-    if tt is None:
-        if not t._rg:
-            return _source(tape, CONST, t)
+    if tt is None:                 # a leaf or a constant: one source record per tape
         node = t._node
         if node is None:
             node = t._node = AccumulateGrad(t)
         if node.tape_id != tape.id:
-            node.slot = _source(tape, LEAF, t)
+            node.slot = _source(tape, LEAF if t._rg else CONST, t)
             node.tape_id = tape.id
-            tape.leaves[node.slot] = node
+            if t._rg:
+                tape.leaves[node.slot] = node
         return node.slot
     if tt.freed is True:           # a graph that a backward already freed
         slot = _source(tape, FREED, t)
@@ -180,8 +181,7 @@ def _save(tape, consumer, slot, t):
 def _record(op, out, a, b=None, c=0.0, aux=None, ints=None):
     """Appends the record of ``out = op(a, b)``. ``a``/``b``: a Tensor, None (the Python
     number ``c`` stands there) or, for unary ops, a float kept as a second constant.
-    ``ints``: an int list the backward reads (indices), or a function of the tape that
-    makes it (operand slots)."""
+    ``ints``: an int list the backward reads (indices, operand slots)."""
     tape = current_tape()
     sa = _slot(a, tape) if a is not None else -1
     if b is None:
@@ -206,7 +206,9 @@ def _record(op, out, a, b=None, c=0.0, aux=None, ints=None):
         if need & 4:
             _save(tape, slot, slot, out)
         if ints is not None:
-            tape.save_ints(slot, ints(tape) if callable(ints) else ints)
+            tape.save_ints(slot, ints)
+    if _anomaly[0]:
+        tape.traces[slot] = "".join(traceback.format_stack()[:-3])
     out._tape = tape
     out._slot = slot
     return out
@@ -532,23 +534,27 @@ def _assign(self, res):
     if rs != ss:
         raise RuntimeError(f"output with shape {list(ss)} doesn't match the broadcast shape "
                            f"{list(rs)}")
+    _cell(self)[0] += 1
     if type(self._v) is _float:
         self._v = _round(_float(res._v), self._dtype)
         _mark_dirty(self)
     else:
         np.copyto(self._v, _array(res), casting="unsafe")
-    _cell(self)[0] += 1
 
 
 def _mark_dirty(t):
-    """A scalar changed in place: its old value must not be used by a pending backward."""
+    """A scalar changed in place (after its version bump): a pending backward that reads
+    its recorded value must raise instead of using it."""
     tape, slot = thread_state().tape, -1
     if t._tape is not None:
         tape, slot = t._tape, t._slot
     elif t._node is not None and t._node.tape_id == tape.id:
         slot = t._node.slot
+        t._node.tape_id = 0            # a later use records the new value afresh
     if slot >= 0 and tape.freed is not True:
-        tape.dirty[slot] = True
+        now = _cell(t)[0]
+        expected = tape.dirty[slot][0] if slot in tape.dirty else now - 1
+        tape.dirty[slot] = (expected, now, t._dtype.np)
 
 
 def _index_key(key, nd):
@@ -619,9 +625,14 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value):
-        self.requires_grad_(value)
+        self._set_requires_grad(value, "Only Tensors of floating point and complex dtype can "
+                                       "require gradients")
 
     def requires_grad_(self, requires_grad=True):
+        return self._set_requires_grad(requires_grad, "only Tensors of floating point dtype "
+                                                      "can require gradients")
+
+    def _set_requires_grad(self, requires_grad, int_message):
         if self._tape is not None:
             if requires_grad:
                 return self
@@ -629,7 +640,9 @@ class Tensor:
                                "you want to use a computed variable in a subgraph that doesn't "
                                "require differentiation use var_no_grad = var.detach().")
         if requires_grad and not self._dtype.is_floating_point:
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+            raise RuntimeError(int_message)
+        if bool(requires_grad) != self._rg:
+            self._node = None           # its source record (leaf vs constant) changes
         self._rg = bool(requires_grad)
         return self
 
@@ -1167,12 +1180,12 @@ class Tensor:
                                "in-place operation." if self._tape is None else
                                "tapegrad: fill_ on a tensor that requires grad is not "
                                "supported yet")
+        _cell(self)[0] += 1
         if type(self._v) is _float:
             self._v = _round(_float(value), self._dtype)
             _mark_dirty(self)
         else:
             self._v.fill(value)
-        _cell(self)[0] += 1
         return self
 
     def copy_(self, src):
