@@ -7,6 +7,7 @@ split the sweep at their slots: every record that feeds a slot's adjoint comes l
 tape, so the adjoint is final once the sweep has passed down to it.
 """
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -16,7 +17,7 @@ from .ops import BINARY_LAST, FREED, LEAF, CONST, MM, SCALAR, node_name
 from .state import thread_state
 from .tape import Tape
 from .grad_mode import is_anomaly_enabled
-from .tensor import Tensor, _array, _new, _round, _shape
+from .tensor import Tensor, _array, _new, _shape
 
 SECOND_TIME = ("Trying to backward through the graph a second time (or directly access saved "
                "tensors after they have already been freed). Saved intermediate values of the "
@@ -214,13 +215,15 @@ def _retaining(t, tape):
 
 
 def _scatter(targets, tensor_of, m, M, sg, ag, reach, only):
-    """Adds the adjoint of each reached slot in ``targets`` into its tensor's .grad."""
+    """Adds the adjoint of each reached slot in ``targets`` into its tensor's .grad. The
+    grads of Python-float leaves are cells of shared pages, added to page by page."""
     if not targets:
         return
     rows = np.fromiter(targets.keys(), np.int64, len(targets)) // 5
     hit = reach[rows].astype(bool)
     scalar = m[rows] < 0
     values = sg[rows].tolist()
+    pages = {}
     for (slot, target), r, h, is_scalar, v in zip(targets.items(), rows.tolist(), hit.tolist(),
                                                   scalar.tolist(), values):
         if not h:
@@ -231,19 +234,83 @@ def _scatter(targets, tensor_of, m, M, sg, ag, reach, only):
             continue
         node = t._node if t._tape is None else None
         if node is not None and node.hooks:         # leaf hooks see the grad first
-            g = _call_hooks(node.hooks.values(), _adjoint(r, m, M, sg, ag), _shape(t),
-                            t._dtype)
-            if is_scalar:
-                _accumulate_scalar(t, float(g))
+            _accumulate(t, _call_hooks(node.hooks.values(), _adjoint(r, m, M, sg, ag),
+                                       _shape(t), t._dtype))
+        elif is_scalar and node is not None:
+            page, i = _grad_cell(t, node)
+            if page is None:
+                _accumulate(t, v)
             else:
-                _accumulate(t, g)
-        elif is_scalar and type(t._v) is float:
-            _accumulate_scalar(t, v)
+                p = pages.get(id(page))
+                if p is None:
+                    p = pages[id(page)] = (page, [], [])
+                p[1].append(i)
+                p[2].append(v)
         else:
             _accumulate(t, _adjoint(r, m, M, sg, ag))
         if node is not None and node.post_hooks:
+            if pages:
+                _flush(pages)
             for fn in list(node.post_hooks.values()):
                 fn(t)
+    _flush(pages)
+
+
+def _flush(pages):
+    for page, idx, vals in pages.values():
+        np.add.at(page, idx, vals)
+    pages.clear()
+
+
+class _GradPages:
+    """Persistent storage for the grads of Python-float leaves: each grad is a 0-d view of
+    one cell of a page, so ``x.grad.numpy()`` is a view that sees later accumulation. A page
+    whose cells are all dead (no view, no node refers to it) is reused."""
+    SIZE = 4096
+
+    def __init__(self, np_dtype):
+        self.np_dtype = np_dtype
+        self.pages = []
+        self.page = None
+        self.next = self.SIZE
+
+    def cell(self):
+        if self.next == self.SIZE:
+            self.page = None
+            for p in self.pages:
+                if sys.getrefcount(p) <= 3:      # the list, the loop name, the call
+                    p[:] = 0
+                    self.page = p
+                    break
+            if self.page is None:
+                self.page = np.zeros(self.SIZE, self.np_dtype)
+                self.pages.append(self.page)
+            self.next = 0
+        i = self.next
+        self.next += 1
+        return self.page, i
+
+
+_PAGES = {}
+
+
+def _grad_cell(t, node):
+    """(page, index) of the grad of Python-float leaf t, allocating it on first use;
+    (None, None) when the user has put another tensor in t.grad."""
+    g = t._grad
+    if g is None:
+        bank = _PAGES.get(t._dtype.name)
+        if bank is None:
+            bank = _PAGES[t._dtype.name] = _GradPages(t._dtype.np)
+        page, i = bank.cell()
+        page[i] = 0
+        t._grad = _new(page[i:i + 1].reshape(()), t._dtype)
+        node.cell = (t._grad, page, i)
+        return page, i
+    cell = node.cell
+    if cell is not None and cell[0] is g:
+        return cell[1], cell[2]
+    return None, None
 
 
 def _adjoint(r, m, M, sg, ag):
@@ -310,7 +377,8 @@ def register_hook(t, fn):
     if not t._rg:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
     if t._tape is None:
-        fns = _leaf_node(t).hooks
+        node = _leaf_node(t)
+        fns = node.hooks = node.hooks or {}
     else:
         entry = t._tape.hooks.setdefault(t._slot, (_shape(t), t._dtype, {}))
         fns = entry[2]
@@ -326,7 +394,8 @@ def register_post_accumulate_grad_hook(t, fn):
                            "tensors")
     if not t._rg:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    fns = _leaf_node(t).post_hooks
+    node = _leaf_node(t)
+    fns = node.post_hooks = node.post_hooks or {}
     key = object()
     fns[key] = fn
     return RemovableHandle(fns, key)
@@ -341,17 +410,6 @@ def _leaf_node(t):
 
 Tensor.register_hook = register_hook
 Tensor.register_post_accumulate_grad_hook = register_post_accumulate_grad_hook
-
-
-def _accumulate_scalar(t, v):
-    """t.grad += v for a Python-float leaf: its grad is a Python-float tensor too."""
-    g = t._grad
-    if g is None:
-        t._grad = _new(_round(v, t._dtype), t._dtype)
-    elif type(g._v) is float:
-        g._v = _round(g._v + v, g._dtype)
-    else:
-        np.add(g._v, v, out=g._v, casting="unsafe")
 
 
 def _accumulate(t, g):

@@ -12,14 +12,15 @@ from .ops import BY_CODE, CONST, FREED, LEAF, SUB, node_name
 
 class AccumulateGrad:
     """The node that accumulates a leaf's gradient into ``leaf.grad``."""
-    __slots__ = ("_ref", "tape_id", "slot", "hooks", "post_hooks", "__weakref__")
+    __slots__ = ("_ref", "tape_id", "slot", "hooks", "post_hooks", "cell", "__weakref__")
 
     def __init__(self, leaf):
         self._ref = weakref.ref(leaf)
         self.tape_id = 0      # the tape this leaf is registered on, and its slot there
         self.slot = -1
-        self.hooks = {}       # register_hook functions, run before accumulation
-        self.post_hooks = {}  # register_post_accumulate_grad_hook functions
+        self.hooks = None       # {key: register_hook function}, run before accumulation
+        self.post_hooks = None  # {key: register_post_accumulate_grad_hook function}
+        self.cell = None      # (grad tensor, page, index) of a Python-float leaf's grad
 
     @property
     def variable(self):
