@@ -211,7 +211,8 @@ def stack(tensors, dim=0):
 
 def where(condition, input, other):
     """``input`` where ``condition`` holds, ``other`` elsewhere (broadcast together)."""
-    cond = _array(_as_tensor(condition))
+    cond_t = _as_tensor(condition)
+    cond = _array(cond_t)
     if cond.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor "
                            f"with dtype {D.from_numpy(cond.dtype).name.capitalize()}")
@@ -224,7 +225,14 @@ def where(condition, input, other):
     out = _new(np.asarray(value), dt)
     if thread_state().enabled and (a._rg or b._rg):
         out._rg = True
-        _record(WHERE, out, a, b, ints=np.broadcast_to(cond, shape))
+        if cond.shape != shape:                 # the sweep reads one condition per element
+            cond_t = expand(cond_t, shape)
+        tape = current_tape()
+        _slot(a, tape), _slot(b, tape)          # operands come before the record
+        cslot = _slot(cond_t, tape)             # the condition is an operand kept in c
+        if type(cond_t._v) is not float:
+            tape.save_value(len(tape.rec), cslot, cond_t._v, _cell(cond_t))
+        _record(WHERE, out, a, b, float(cslot))
     return out
 
 

@@ -221,7 +221,7 @@ def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
     xa = _values(a, c, m, M, sv, av, cbuf)
     xb = _values(b, c, m, M, sv, av, cbuf[1:])
     xy = _values(5 * r, c, m, M, sv, av, cbuf) if ny else av[0:0]
-    xw = _ints(r, m, M, av) if op == WHERE else av[0:0]
+    xw = _values(int(c), 0.0, m, M, sv, av, cbuf) if op == WHERE else av[0:0]
     nw = op == WHERE
     # An operand that needs no grad writes its share into a scratch cell.
     grad_a = _needs_grad(a, R)

@@ -20,11 +20,13 @@ Op = namedtuple("Op", "name code node arity family saves")
 #         derivative from x, y, c), 'reduce' (linear reductions), 'lane' (nonlinear
 #         reductions and softmax along dims), 'matmul', 'strided' (a view of its input),
 #         'gather' (elements picked by saved flat indices), 'multi' (cat/stack of a list),
-#         'setitem' (a copy with a slice replaced).
+#         'setitem' (a copy with a slice replaced), 'compare' (no gradient: recorded only
+#         inside a tg.compile recording, so that a replay can recompute branch conditions).
 # arity: tensor inputs listed in next_functions (a Python-number operand of a binary op
 #        still takes its place as (None, 0), as in PyTorch); -1: a list of inputs.
 # saves: the values the backward reads: 'a' first operand, 'b' second, 'y' the result,
-#        'i' an int list (indices or operand slots) kept in the value buffer.
+#        'i' an int list (indices or operand slots) kept in the value buffer,
+#        'w' the condition of where, whose slot the record keeps in c.
 
 # Opcodes are grouped by family so the sweep dispatches with range checks.
 LEAF, CONST, FREED = 0, 1, 2
@@ -40,9 +42,11 @@ SELECT, SLICE, UNSQUEEZE, SQUEEZE, SQUEEZEDIM, VIEW, T, PERMUTE, TRANSPOSE, \
 INDEX, INDEXSELECT, GATHER, MAXDIM, MINDIM = range(96, 101)                  # gather
 CAT, STACK = 104, 105                                                        # multi
 COPYSLICES = 108                                                             # setitem
+GT, LT, GE, LE, EQ, NE = range(112, 118)                                     # compare
 FAMILY_RANGES = {"source": (0, 2), "binary": (3, 15), "unary": (16, 47), "reduce": (48, 51),
                  "lane": (52, 63), "matmul": (64, 71), "strided": (72, 95),
-                 "gather": (96, 103), "multi": (104, 107), "setitem": (108, 111)}
+                 "gather": (96, 103), "multi": (104, 107), "setitem": (108, 111),
+                 "compare": (112, 119)}
 BINARY_LAST, UNARY_LAST, REDUCE_LAST, LANE_LAST, MATMUL_LAST = 15, 47, 51, 63, 71
 STRIDED_LAST, GATHER_LAST, MULTI_LAST = 95, 103, 107
 
@@ -58,7 +62,7 @@ _ROWS = [
     Op("pow",        POW,        "PowBackward1",            2, "binary",  "aby"),
     Op("maximum",    MAXIMUM,    "MaximumBackward0",        2, "binary",  "ab"),
     Op("minimum",    MINIMUM,    "MinimumBackward0",        2, "binary",  "ab"),
-    Op("where",      WHERE,      "WhereBackward0",          2, "binary",  "c"),
+    Op("where",      WHERE,      "WhereBackward0",          2, "binary",  "w"),
     Op("neg",        NEG,        "NegBackward0",            1, "unary",   ""),
     Op("exp",        EXP,        "ExpBackward0",            1, "unary",   "y"),
     Op("log",        LOG,        "LogBackward0",            1, "unary",   "a"),
@@ -116,20 +120,27 @@ _ROWS = [
     Op("cat",        CAT,        "CatBackward0",           -1, "multi",   "i"),
     Op("stack",      STACK,      "StackBackward0",         -1, "multi",   "i"),
     Op("copyslices", COPYSLICES, "CopySlices",              2, "setitem", "i"),
+    Op("gt",         GT,         None,                      2, "compare", ""),
+    Op("lt",         LT,         None,                      2, "compare", ""),
+    Op("ge",         GE,         None,                      2, "compare", ""),
+    Op("le",         LE,         None,                      2, "compare", ""),
+    Op("eq",         EQ,         None,                      2, "compare", ""),
+    Op("ne",         NE,         None,                      2, "compare", ""),
 ]
 
 TABLE = {row.name: row for row in _ROWS}
 BY_CODE = {row.code: row for row in _ROWS}
-NUM_OPS = 112
+NUM_OPS = 120
 SCALAR = 128         # added to an opcode when all operands are Python-float scalars
 MAXD = 8             # most dimensions a tensor may have
 
 # NEEDS[op] is a bit mask of the values the backward reads: 1 = a, 2 = b, 4 = the result,
-# 8 = the int list of the record (indices, operand slots, or where's condition).
+# 8 = the int list of the record (indices, operand slots), 16 = the operand in slot c.
 NEEDS = [0] * NUM_OPS
 for _row in _ROWS:
     NEEDS[_row.code] = (("a" in _row.saves) * 1 + ("b" in _row.saves) * 2
-                        + ("y" in _row.saves) * 4 + ("i" in _row.saves or "c" in _row.saves) * 8)
+                        + ("y" in _row.saves) * 4 + ("i" in _row.saves) * 8
+                        + ("w" in _row.saves) * 16)
 
 # Names PyTorch gives a node when a Python number stands in one operand slot.
 CONST_FIRST_NODE = {SUB: "RsubBackward1"}   # 2 - x

@@ -58,7 +58,8 @@ def _extreme(x, dim, keepdim, largest, other):
     out = _new(np.asarray(values), x._dtype)
     if x._rg and thread_state().enabled:
         out._rg = True
-        _record(MAXDIM if largest else MINDIM, out, x, ints=flat)
+        # the lane map lets a replay find the new arg-extreme of each lane
+        _record(MAXDIM if largest else MINDIM, out, x, aux=_lane_aux(v.shape, (d,)), ints=flat)
     return ValuesIndices(out, _new(np.asarray(arg, np.int64), D.int64))
 
 
