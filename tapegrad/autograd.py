@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from .kernels import GO, NEEDS_TABLE, SIZE, reverse_sweep
-from .ops import BINARY_LAST, FREED, LEAF, CONST, MM, SCALAR, node_name
+from .ops import BINARY_LAST, LEAF, CONST, MM, SCALAR, node_name
 from .state import thread_state
 from .tape import Tape
 from .grad_mode import is_anomaly_enabled
@@ -45,8 +45,11 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 _accumulate(t, seed)
             continue
         by_tape.setdefault(id(t._tape), (t._tape, []))[1].append((t._slot, seed))
-    for tape, roots in by_tape.values():
-        _run(tape, roots, bool(retain_graph), only)
+    work = list(by_tape.values())
+    while work:                     # a link to another tape continues the backward there
+        tape, roots = work.pop()
+        _, onward = _run(tape, roots, bool(retain_graph), only)
+        work.extend(onward)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -70,7 +73,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for tape in tapes.values():
         roots = [(t._slot, seed) for t, seed in seeds if t._tape is tape]
         wanted = [(i, _slot_on(t, tape)) for i, t in enumerate(inputs)]
-        found = _run(tape, roots, bool(retain_graph), set(), [s for _, s in wanted if s >= 0])
+        found, onward = _run(tape, roots, bool(retain_graph), set(),
+                             [s for _, s in wanted if s >= 0])
+        if onward:
+            raise NotImplementedError("tapegrad: autograd.grad through a link to another "
+                                      "tape (a freed graph or a tg.compile replay) is not "
+                                      "supported; use backward()")
         for (i, s), g in zip([w for w in wanted if w[1] >= 0], found):
             if g is not None:
                 g = np.asarray(g).reshape(_shape(inputs[i]))
@@ -161,6 +169,11 @@ def _run(tape, roots, retain_graph, only, wanted=()):
     _check(tape, R, reach)
     found = [np.array(_adjoint(s // 5, m, M, sg, ag)) if reach[s // 5] else None
              for s in wanted]
+    onward = {}
+    for slot, node in tape.links.items():
+        if reach[slot // 5]:
+            seed = np.array(_adjoint(slot // 5, m, M, sg, ag))
+            onward.setdefault(id(node._tape), (node._tape, []))[1].append((node._slot, seed))
     _scatter(tape.leaves, lambda node: node.variable, m, M, sg, ag, reach, only)
     _scatter(tape.retained,
              lambda ref, tape=tape: _retaining(ref(), tape), m, M, sg, ag, reach, only)
@@ -169,7 +182,7 @@ def _run(tape, roots, retain_graph, only, wanted=()):
         st = thread_state()
         if tape.freed is True and st.tape is tape:
             st.tape = Tape()
-    return found
+    return found, list(onward.values())
 
 
 def _sweep_down(tape, arrays, start, stop):
@@ -326,8 +339,12 @@ def _check(tape, R, reach):
     if isinstance(tape.freed, np.ndarray):
         if (tape.freed & (reach[:len(tape.freed)] > 0)).any():
             raise RuntimeError(SECOND_TIME)
-    if ((ops == FREED) & (reach > 0)).any():
-        raise RuntimeError(SECOND_TIME)
+    for slot, node in tape.links.items():     # a link into a graph already freed
+        if reach[slot // 5]:
+            freed = node._tape.freed
+            if freed is True or (isinstance(freed, np.ndarray) and node._slot // 5 < len(freed)
+                                 and freed[node._slot // 5]):
+                raise RuntimeError(SECOND_TIME)
     for consumer, slot, cell, version, array in tape.saved:
         if reach[consumer // 5] and cell[0] != version:
             _raise_modified(tape, slot, array.shape, array.dtype, cell[0], version)

@@ -7,7 +7,7 @@ of the same record compare equal.
 import weakref
 
 from .drawing import draw, to_dot  # noqa: F401  (tg.graph.draw(out), tg.graph.to_dot(out))
-from .ops import BY_CODE, CONST, FREED, LEAF, SUB, node_name
+from .ops import BY_CODE, CONST, LINK, LEAF, SUB, node_name
 
 
 class AccumulateGrad:
@@ -85,7 +85,7 @@ def _node_of(tape, slot):
     op = tape.op_of(slot)
     if op == LEAF:
         return tape.leaves.get(slot)
-    if op == FREED:
+    if op == LINK:
         return tape.links.get(slot)
     if op == CONST:
         return None

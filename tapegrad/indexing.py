@@ -12,6 +12,7 @@ from . import dtypes as D
 from .ops import CAT, COPYSLICES, EXPAND, GATHER, INDEX, INDEXSELECT, STACK, TRANSPOSE, WHERE
 from .state import current_tape, thread_state
 from .tensor import (Tensor, _array, _as_tensor, _broadcast, _cell, _cstrides, _dim, _from_array,
+                     _guard,
                      _new, _record, _result_dtype, _shape, _sizes, _slot, _strided, method)
 
 
@@ -29,6 +30,8 @@ def _np_key(key):
             if k._dtype.is_floating_point:
                 raise IndexError("tensors used as indices must be long, int, byte or bool "
                                  "tensors")
+            if k._tape is not None:          # a computed index: a replay must check it
+                _guard(k, "array", np.array(_array(k)))
             k = _array(k)
         elif isinstance(k, list):
             k = np.asarray(k)
@@ -37,6 +40,11 @@ def _np_key(key):
                                  "tensors")
         out.append(k)
     return tuple(out)
+
+
+def _guard_index(index):
+    if isinstance(index, Tensor) and index._tape is not None:
+        _guard(index, "array", np.array(_array(index)))
 
 
 def _pick(x, flat, op):
@@ -66,6 +74,7 @@ def advanced_index(x, key):
 def index_select(input, dim, index):
     shape = _shape(input)
     d = _dim(dim, len(shape))
+    _guard_index(index)
     idx = _array(_as_tensor(index)).astype(np.int64).ravel()
     if idx.size and (idx.max() >= max(shape[d] if shape else 1, 1) or idx.min() < 0):
         bad = idx.max() if idx.max() >= (shape[d] if shape else 1) else idx.min()
@@ -78,6 +87,7 @@ def index_select(input, dim, index):
 def gather(input, dim, index):
     shape = _shape(input)
     d = _dim(dim, len(shape))
+    _guard_index(index)
     idx = _array(_as_tensor(index)).astype(np.int64)
     if idx.ndim != len(shape):
         raise RuntimeError("Index tensor must have the same number of dimensions as input "

@@ -648,7 +648,7 @@ def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, needs):
             op -= SCALAR
         elif op <= BINARY_LAST:
             if op < ADD:
-                continue        # sources: leaves, constants, freed links
+                continue        # sources: leaves, constants, links to other tapes
             _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs)
         elif op <= UNARY_LAST:
             _unary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs)

@@ -29,7 +29,7 @@ Op = namedtuple("Op", "name code node arity family saves")
 #        'w' the condition of where, whose slot the record keeps in c.
 
 # Opcodes are grouped by family so the sweep dispatches with range checks.
-LEAF, CONST, FREED = 0, 1, 2
+LEAF, CONST, LINK = 0, 1, 2
 ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE = range(3, 11)              # binary
 NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU = range(16, 24)                # unary
 CLAMP, POWC, RPOW, RECIP, SIN, COS, LOG1P, EXPM1, RSQRT, CAST, CLONE = range(24, 35)
@@ -42,7 +42,7 @@ SELECT, SLICE, UNSQUEEZE, SQUEEZE, SQUEEZEDIM, VIEW, T, PERMUTE, TRANSPOSE, \
 INDEX, INDEXSELECT, GATHER, MAXDIM, MINDIM = range(96, 101)                  # gather
 CAT, STACK = 104, 105                                                        # multi
 COPYSLICES = 108                                                             # setitem
-GT, LT, GE, LE, EQ, NE = range(112, 118)                                     # compare
+GT, LT, GE, LE, EQ, NE, CASTNG = range(112, 119)                             # compare
 FAMILY_RANGES = {"source": (0, 2), "binary": (3, 15), "unary": (16, 47), "reduce": (48, 51),
                  "lane": (52, 63), "matmul": (64, 71), "strided": (72, 95),
                  "gather": (96, 103), "multi": (104, 107), "setitem": (108, 111),
@@ -54,7 +54,7 @@ _ROWS = [
     # name          code        node                    arity family     saves
     Op("leaf",       LEAF,       "AccumulateGrad",          0, "source",  ""),
     Op("const",      CONST,      None,                      0, "source",  ""),
-    Op("freed",      FREED,      None,                      0, "source",  ""),
+    Op("link",       LINK,      None,                      0, "source",  ""),
     Op("add",        ADD,        "AddBackward0",            2, "binary",  ""),
     Op("sub",        SUB,        "SubBackward0",            2, "binary",  ""),
     Op("mul",        MUL,        "MulBackward0",            2, "binary",  "ab"),
@@ -126,6 +126,7 @@ _ROWS = [
     Op("le",         LE,         None,                      2, "compare", ""),
     Op("eq",         EQ,         None,                      2, "compare", ""),
     Op("ne",         NE,         None,                      2, "compare", ""),
+    Op("castng",     CASTNG,     None,                      1, "compare", ""),
 ]
 
 TABLE = {row.name: row for row in _ROWS}

@@ -10,11 +10,12 @@ from .tape import Tape
 
 
 class State:
-    __slots__ = ("enabled", "tape")
+    __slots__ = ("enabled", "tape", "recording")
 
     def __init__(self):
         self.enabled = True     # grad mode (no_grad turns it off)
         self.tape = Tape()      # where this thread's operations are recorded
+        self.recording = None   # the tg.compile Recording being made on this thread, if any
 
 
 _var = contextvars.ContextVar("tapegrad_state")

@@ -13,7 +13,7 @@ import numpy as np
 
 from .kernels import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, GO, IN, IO, META_WIDTH, ND, SHAPE,
                       SIZE, VO)
-from .ops import FREED, SCALAR
+from .ops import LINK, SCALAR
 
 _ids = itertools.count(1)
 
@@ -21,7 +21,7 @@ _ids = itertools.count(1)
 class Tape:
     __slots__ = ("rec", "rows", "array_slots", "values", "value_slots", "int_slots", "vsize",
                  "saved", "leaves", "retained", "links", "multi", "hooks", "traces", "dirty",
-                 "freed", "id", "check_at",
+                 "freed", "id", "check_at", "keep_all", "consts",
                  "__weakref__")
 
     def __init__(self):
@@ -43,6 +43,8 @@ class Tape:
         self.freed = None        # None: live; True: all freed; array: mask of freed records
         self.id = next(_ids)
         self.check_at = 1 << 14  # length at which to look whether any tensor still uses us
+        self.keep_all = False    # keep every array value (a tg.compile recording replays them)
+        self.consts = {}         # slot -> constant tensor (kept only while keep_all records)
 
     def __len__(self):
         return len(self.rec) // 5
@@ -119,7 +121,7 @@ class Tape:
             self.value_slots = {}
             self.int_slots = {}
             return
-        went = (reach > 0) & (R[:, 0] % SCALAR > FREED)
+        went = (reach > 0) & (R[:, 0] % SCALAR > LINK)
         if isinstance(self.freed, np.ndarray):
             went[:len(self.freed)] |= self.freed
         self.freed = went

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import dtypes as D
 from .graph import AccumulateGrad, Node
-from .ops import (ABS, ADD, CAST, CLAMP, CLONE, CONST, COS, DIV, EXP, EXPM1, FREED, LEAF,
+from .ops import (ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE, CLONE, CONST, COS, DIV, EXP, EXPM1, LINK, LEAF,
                   LOG, LOG1P, MAXD, MAXIMUM, MEAN, MEANDIM, MINIMUM, MM, MUL, NEEDS, NEG,
                   BMM, DOT, MV,
                   PERMUTE, POW, POWC, RECIP, RELU, RPOW, RSQRT, SCALAR, SELECT, SIGMOID, SIN,
@@ -147,7 +147,10 @@ def _source(tape, op, t):
         slot = len(tape.rec)
         tape.rec.extend((op, -1, -1, 0.0, v))
         return slot
-    return tape.record_array(op, -1, -1, 0.0, v.shape)
+    slot = tape.record_array(op, -1, -1, 0.0, v.shape)
+    if tape.keep_all:
+        _save(tape, slot, slot, t)
+    return slot
 
 
 def _slot(t, tape):
@@ -164,13 +167,14 @@ def _slot(t, tape):
             node.tape_id = tape.id
             if t._rg:
                 tape.leaves[node.slot] = node
+            elif tape.keep_all:          # a replay re-reads the constant's value
+                tape.consts[node.slot] = t
         return node.slot
-    if tt.freed is True:           # a graph that a backward already freed
-        slot = _source(tape, FREED, t)
-        tape.links[slot] = Node(tt, t._slot)
-        return slot
-    raise RuntimeError("tapegrad: this tensor was recorded on another thread's tape (or in "
-                       "another tg.compile recording); use .detach() to pass its value")
+    # a result recorded on another tape (a freed graph, a tg.compile replay, another
+    # thread): a link record, through which backward goes on into that tape
+    slot = _source(tape, LINK, t)
+    tape.links[slot] = Node(tt, t._slot)
+    return slot
 
 
 def _save(tape, consumer, slot, t):
@@ -203,7 +207,7 @@ def _record(op, out, a, b=None, c=0.0, aux=None, ints=None):
             _save(tape, slot, sa, a)
         if need & 2 and isinstance(b, Tensor):
             _save(tape, slot, sb, b)
-        if need & 4:
+        if need & 4 or tape.keep_all:
             _save(tape, slot, slot, out)
         if ints is not None:
             tape.save_ints(slot, ints)
@@ -375,7 +379,7 @@ def _binary(op, a, b):
             z = np.asarray(z, dt.np)
         out = _new(z, dt)
     if thread_state().enabled and ((ta and a._rg) or (tb and b._rg)):
-        if not dt.is_floating_point:
+        if not dt.is_floating_point and thread_state().recording is None:
             raise RuntimeError("Only Tensors of floating point and complex dtype can "
                                "require gradients")
         out._rg = True
@@ -540,6 +544,16 @@ def _assign(self, res):
         _mark_dirty(self)
     else:
         np.copyto(self._v, _array(res), casting="unsafe")
+
+
+def _guard(t, kind, value):
+    """A tensor's value becomes a Python value: inside a tg.compile recording, remember it,
+    so that a replay whose values differ records again. True inside a recording."""
+    rec = thread_state().recording
+    if rec is None or t._tape is not rec.tape:
+        return False
+    rec.guards.append((t._slot, kind, value))
+    return True
 
 
 def _mark_dirty(t):
@@ -712,12 +726,19 @@ class Tensor:
         if n != 1:
             raise RuntimeError(f"a Tensor with {n} elements cannot be converted to Scalar")
         v = self._v
-        return v if type(v) is _float else v.reshape(()).item()
+        v = v if type(v) is _float else v.reshape(()).item()
+        if self._tape is not None:
+            _guard(self, "array", np.asarray(v))
+        return v
 
     def tolist(self):
+        if self._tape is not None:
+            _guard(self, "array", np.array(_array(self)))
         return _array(self).tolist()
 
     def numpy(self):
+        if self._tape is not None and _guard(self, "array", np.array(_array(self))):
+            return _array(self)
         if self._rg:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
@@ -762,7 +783,7 @@ class Tensor:
     def __bool__(self):
         n = self.numel()
         if n != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self.item())
 
     def __len__(self):
@@ -1202,29 +1223,38 @@ class Tensor:
         return self
 
     # ----- comparisons (no gradient) ---------------------------------------------------
-    def _compare(self, other, f):
+    def _compare(self, other, f, op):
         o = other._v if isinstance(other, Tensor) else other
         if isinstance(other, Tensor):
             _broadcast(_shape(self), _shape(other))
-        return _from_array(np.asarray(f(_array(self), o)))
+        out = _new(np.asarray(f(_array(self), o)), D.bool_)
+        rec = thread_state().recording       # a replay must recompute branch conditions
+        if rec is not None and (self._tape is rec.tape or getattr(other, "_tape", None)
+                                is rec.tape or self._rg or getattr(other, "_rg", False)):
+            if isinstance(other, Tensor):
+                _record(op, out, self, other)
+            else:
+                _record(op, out, self, None, _float(other))
+            out._rg = True                   # tracked inside the recording only
+        return out
 
     def __eq__(self, other):
-        return self._compare(other, np.equal)
+        return self._compare(other, np.equal, EQ)
 
     def __ne__(self, other):
-        return self._compare(other, np.not_equal)
+        return self._compare(other, np.not_equal, NE)
 
     def __lt__(self, other):
-        return self._compare(other, np.less)
+        return self._compare(other, np.less, LT)
 
     def __le__(self, other):
-        return self._compare(other, np.less_equal)
+        return self._compare(other, np.less_equal, LE)
 
     def __gt__(self, other):
-        return self._compare(other, np.greater)
+        return self._compare(other, np.greater, GT)
 
     def __ge__(self, other):
-        return self._compare(other, np.greater_equal)
+        return self._compare(other, np.greater_equal, GE)
 
     # ----- dtype ------------------------------------------------------------------------
     def to(self, dtype=None, copy=False):
@@ -1239,9 +1269,13 @@ class Tensor:
             out = _new(_round(v, dt), dt)
         else:
             out = _from_array(np.array(_array(self), dt.np), dt)
-        if self._rg and thread_state().enabled and dt.is_floating_point:
-            out._rg = True
-            _record(CAST, out, self)
+        if self._rg and thread_state().enabled:
+            if dt.is_floating_point:
+                out._rg = True
+                _record(CAST, out, self)
+            elif thread_state().recording is not None:   # replayed, but no gradient
+                out._rg = True
+                _record(CASTNG, out, self, None, 0.0 if dt is D.bool_ else 1.0)
         return out
 
     def type(self, dtype=None):
