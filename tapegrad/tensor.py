@@ -21,7 +21,9 @@ from .ops import (ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE, CLONE, 
                   SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T, TANH, UNSQUEEZE,
                   VIEW)
 from .grad_mode import _anomaly
-from .state import current_tape, thread_state
+from .state import _var, current_tape, thread_state
+
+_state_get = _var.get
 
 _float = float
 _int = int
@@ -280,8 +282,11 @@ def _scalar_out(x, dt, z):
     return out
 
 
-def _live_tape(st):
-    """The thread's tape for a new record (a new one after a backward freed the old)."""
+def _live_tape():
+    """The thread's tape for a new record, or None when grad mode is off."""
+    st = _state_get(None) or thread_state()
+    if not st.enabled:
+        return None
     tape = st.tape
     if tape.freed is True or len(tape.rec) >= tape.check_at:
         tape = current_tape()
@@ -295,9 +300,8 @@ def _sbin(code, x, y, z):
         dt = D.promote(dt, y._dtype)
     out = _scalar_out(x, dt, z)
     if x._rg or y._rg:
-        st = thread_state()
-        if st.enabled:
-            tape = _live_tape(st)
+        tape = _live_tape()
+        if tape is not None:
             sx = x._slot if x._tape is tape else _slot(x, tape)
             sy = y._slot if y._tape is tape else _slot(y, tape)
             rec = tape.rec
@@ -312,9 +316,8 @@ def _sconst(code, x, c, z, const_first=False):
     """``code`` applied to Python-float tensor x and Python number c (value z)."""
     out = _scalar_out(x, x._dtype, z)
     if x._rg:
-        st = thread_state()
-        if st.enabled:
-            tape = _live_tape(st)
+        tape = _live_tape()
+        if tape is not None:
             sx = x._slot if x._tape is tape else _slot(x, tape)
             rec = tape.rec
             out._slot = len(rec)
@@ -328,9 +331,8 @@ def _sunary(code, x, z):
     """Elementwise ``code`` of Python-float tensor x (value z)."""
     out = _scalar_out(x, x._dtype, z)
     if x._rg:
-        st = thread_state()
-        if st.enabled:
-            tape = _live_tape(st)
+        tape = _live_tape()
+        if tape is not None:
             sx = x._slot if x._tape is tape else _slot(x, tape)
             rec = tape.rec
             out._slot = len(rec)
