@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from .kernels import GO, NEEDS_TABLE, SIZE, reverse_sweep
+from .layout import GO, NEEDS_TABLE, SIZE
 from .ops import BINARY_LAST, LEAF, CONST, MM, SCALAR, node_name
 from .state import thread_state
 from .tape import Tape
@@ -190,6 +190,7 @@ def _sweep_down(tape, arrays, start, stop):
     R, sv, sg, m, M, av, ag, reach = arrays
     if start < stop:
         return
+    from .kernels import reverse_sweep        # Numba is imported at the first backward
     if not is_anomaly_enabled():
         reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, NEEDS_TABLE)
         return

@@ -21,22 +21,15 @@ import warnings
 import numpy as np
 from numba import njit
 
-from .ops import (MAXD, NEEDS, SCALAR, CONST, BINARY_LAST, UNARY_LAST, REDUCE_LAST,
+from .layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, GO, IN, IO, META_WIDTH,  # noqa: F401
+                     ND, NEEDS_TABLE, SHAPE, SIZE, VO)
+from .ops import (MAXD, SCALAR, CONST, BINARY_LAST, UNARY_LAST, REDUCE_LAST,
                   LANE_LAST, MATMUL_LAST, STRIDED_LAST, GATHER_LAST, MULTI_LAST,
                   ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE,
                   NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP,
                   SIN, COS, LOG1P, EXPM1, RSQRT,
                   MAXALL, MINALL, AMAX, AMIN, PROD, PRODDIM, VAR, STD, NORM, LOGSUMEXP,
                   SOFTMAX, LOGSOFTMAX, MM, BMM, DOT, MV, COPYSLICES)
-
-# Columns of the metadata table M.
-VO, GO, SIZE, ND, IO, IN, SHAPE = 0, 1, 2, 3, 4, 5, 6
-AUX_ND, AUX_BASE, AUX_SHAPE = SHAPE + MAXD, SHAPE + MAXD + 1, SHAPE + MAXD + 2
-AUX_STR = AUX_SHAPE + MAXD
-META_WIDTH = AUX_STR + MAXD
-
-NEEDS_TABLE = np.array(NEEDS, dtype=np.int64)
-
 
 def _cache_ok():
     """True when Numba can write its on-disk cache somewhere (read-only installs cannot)."""

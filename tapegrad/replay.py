@@ -18,7 +18,7 @@ import functools
 
 import numpy as np
 
-from .kernels import ND, SHAPE, SIZE, VO
+from .layout import ND, SHAPE, SIZE, VO
 from .ops import BY_CODE, SCALAR, node_name
 from .state import thread_state
 from .tape import Tape

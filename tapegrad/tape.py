@@ -11,8 +11,8 @@ import struct
 
 import numpy as np
 
-from .kernels import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, GO, IN, IO, META_WIDTH, ND, SHAPE,
-                      SIZE, VO)
+from .layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, GO, IN, IO, META_WIDTH, ND, SHAPE,
+                     SIZE, VO)
 from .ops import LINK, SCALAR
 
 _ids = itertools.count(1)
