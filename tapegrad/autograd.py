@@ -12,7 +12,8 @@ import warnings
 
 import numpy as np
 
-from .layout import GO, NEEDS_TABLE, SIZE
+from . import products
+from .layout import NEEDS_TABLE, adjoint_of
 from .ops import BINARY_LAST, LEAF, CONST, MM, SCALAR, node_name
 from .state import thread_state
 from .tape import Tape
@@ -155,24 +156,24 @@ def _run(tape, roots, retain_graph, only, wanted=()):
     for slot, seed in roots:
         r = slot // 5
         reach[r] = 1
-        _adjoint(r, m, M, sg, ag)[:] += seed.ravel()
+        adjoint_of(r, m, M, sg, ag)[:] += seed.ravel()
     arrays = (R, sv, sg, m, M, av, ag, reach)
     start = max(s for s, _ in roots) // 5
     for slot in sorted((s for s in tape.hooks if s // 5 <= start), reverse=True):
         _sweep_down(tape, arrays, start, slot // 5 + 1)
         shape, dtype, fns = tape.hooks[slot]
         if reach[slot // 5] and fns:
-            adj = _adjoint(slot // 5, m, M, sg, ag)
+            adj = adjoint_of(slot // 5, m, M, sg, ag)
             adj[:] = _call_hooks(fns.values(), adj, shape, dtype).ravel()
         start = slot // 5
     _sweep_down(tape, arrays, start, 0)
     _check(tape, R, reach)
-    found = [np.array(_adjoint(s // 5, m, M, sg, ag)) if reach[s // 5] else None
+    found = [np.array(adjoint_of(s // 5, m, M, sg, ag)) if reach[s // 5] else None
              for s in wanted]
     onward = {}
     for slot, node in tape.links.items():
         if reach[slot // 5]:
-            seed = np.array(_adjoint(slot // 5, m, M, sg, ag))
+            seed = np.array(adjoint_of(slot // 5, m, M, sg, ag))
             onward.setdefault(id(node._tape), (node._tape, []))[1].append((node._slot, seed))
     _scatter(tape.leaves, lambda node: node.variable, m, M, sg, ag, reach, only)
     _scatter(tape.retained,
@@ -186,29 +187,44 @@ def _run(tape, roots, retain_graph, only, wanted=()):
 
 
 def _sweep_down(tape, arrays, start, stop):
-    """Runs the sweep over records start..stop (one at a time in anomaly mode)."""
+    """Runs the sweep over records start..stop; matrix products go to NumPy in between
+    (see products.py); in anomaly mode, one record at a time."""
     R, sv, sg, m, M, av, ag, reach = arrays
     if start < stop:
         return
     from .kernels import reverse_sweep        # Numba is imported at the first backward
-    if not is_anomaly_enabled():
-        reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, NEEDS_TABLE)
+    if is_anomaly_enabled():
+        for r in range(start, stop - 1, -1):
+            if reach[r]:
+                _sweep_down_plain(arrays, r, r, reverse_sweep)
+                _check_nan(tape, R, r, m, M, sg, ag)
         return
-    for r in range(start, stop - 1, -1):
-        if not reach[r]:
-            continue
-        reverse_sweep(R, sv, sg, m, M, av, ag, reach, r, r, NEEDS_TABLE)
-        op = int(R[r, 0]) % SCALAR
-        operands = [int(R[r, 1])] + ([int(R[r, 2])] if op <= BINARY_LAST or op == MM else [])
-        for i, s in enumerate(operands):
-            if s >= 0 and np.isnan(_adjoint(s // 5, m, M, sg, ag)).any():
-                name = node_name(op, int(R[r, 1]), -1)
-                trace = tape.traces.get(5 * r)
-                if trace:
-                    warnings.warn(f"Error detected in {name}. Traceback of forward call that "
-                                  f"caused the error:\n{trace}", UserWarning, stacklevel=4)
-                raise RuntimeError(f"Function '{name}' returned nan values in its {i}th "
-                                   "output.")
+    _sweep_down_plain(arrays, start, stop, reverse_sweep)
+
+
+def _sweep_down_plain(arrays, start, stop, reverse_sweep):
+    R, sv, sg, m, M, av, ag, reach = arrays
+    for r in reversed(products.records(R, stop, start)):
+        reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, r + 1, NEEDS_TABLE)
+        if reach[r]:
+            products.backward(int(R[r, 0]), r, R, m, M, av, sg, ag, reach)
+        start = r - 1
+    if start >= stop:
+        reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, NEEDS_TABLE)
+
+
+def _check_nan(tape, R, r, m, M, sg, ag):
+    """Anomaly mode: names the node whose backward just put a NaN in an operand's grad."""
+    op = int(R[r, 0]) % SCALAR
+    operands = [int(R[r, 1])] + ([int(R[r, 2])] if op <= BINARY_LAST or op == MM else [])
+    for i, s in enumerate(operands):
+        if s >= 0 and np.isnan(adjoint_of(s // 5, m, M, sg, ag)).any():
+            name = node_name(op, int(R[r, 1]), -1)
+            trace = tape.traces.get(5 * r)
+            if trace:
+                warnings.warn(f"Error detected in {name}. Traceback of forward call that "
+                              f"caused the error:\n{trace}", UserWarning, stacklevel=5)
+            raise RuntimeError(f"Function '{name}' returned nan values in its {i}th output.")
 
 
 def _call_hooks(hooks, adj, shape, dtype):
@@ -248,7 +264,7 @@ def _scatter(targets, tensor_of, m, M, sg, ag, reach, only):
             continue
         node = t._node if t._tape is None else None
         if node is not None and node.hooks:         # leaf hooks see the grad first
-            _accumulate(t, _call_hooks(node.hooks.values(), _adjoint(r, m, M, sg, ag),
+            _accumulate(t, _call_hooks(node.hooks.values(), adjoint_of(r, m, M, sg, ag),
                                        _shape(t), t._dtype))
         elif is_scalar and node is not None:
             page, i = _grad_cell(t, node)
@@ -261,7 +277,7 @@ def _scatter(targets, tensor_of, m, M, sg, ag, reach, only):
                 p[1].append(i)
                 p[2].append(v)
         else:
-            _accumulate(t, _adjoint(r, m, M, sg, ag))
+            _accumulate(t, adjoint_of(r, m, M, sg, ag))
         if node is not None and node.post_hooks:
             if pages:
                 _flush(pages)
@@ -325,13 +341,6 @@ def _grad_cell(t, node):
     if cell is not None and cell[0] is g:
         return cell[1], cell[2]
     return None, None
-
-
-def _adjoint(r, m, M, sg, ag):
-    k = m[r]
-    if k < 0:
-        return sg[r:r + 1]
-    return ag[M[k, GO]:M[k, GO] + M[k, SIZE]]
 
 
 def _check(tape, R, reach):

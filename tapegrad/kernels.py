@@ -13,7 +13,8 @@ Layout of the arguments (built by ``tape.Tape.freeze``):
   M[k]    = (value offset or -1, adjoint offset, size, ndim, int-list offset, its length,
              shape[MAXD], aux ndim, aux base, aux shape[MAXD], aux strides[MAXD]).
   av, ag  = flat float64 values (and int lists) and adjoints of array records.
-The sweep runs records start, start-1, ..., stop: backward with hooks splits it there.
+The sweep runs records start, start-1, ..., stop: backward splits it at hooked slots and at
+matrix products, which NumPy does (``products.py``).
 """
 import os
 import warnings
@@ -29,7 +30,7 @@ from .ops import (MAXD, SCALAR, CONST, BINARY_LAST, UNARY_LAST, REDUCE_LAST,
                   NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP,
                   SIN, COS, LOG1P, EXPM1, RSQRT,
                   MAXALL, MINALL, AMAX, AMIN, PROD, PRODDIM, VAR, STD, NORM, LOGSUMEXP,
-                  SOFTMAX, LOGSOFTMAX, MM, BMM, DOT, MV, COPYSLICES)
+                  SOFTMAX, LOGSOFTMAX, COPYSLICES)
 
 def _cache_ok():
     """True when Numba can write its on-disk cache somewhere (read-only installs cannot)."""
@@ -61,7 +62,7 @@ def jit_inline(fn):
 
 
 # ----- per-element derivatives --------------------------------------------------------
-@jit_inline
+@jit
 def unary_grad(op, x, y, c, c2):
     """d y / d x for an elementwise unary record y = f(x) with constants c, c2."""
     if op == NEG:
@@ -101,7 +102,7 @@ def unary_grad(op, x, y, c, c2):
     return 1.0              # to() and clone(): identity
 
 
-@jit_inline
+@jit
 def binary_grad(op, x, y, z, w):
     """(d z/d x, d z/d y) for an elementwise binary record z = f(x, y); w: where's cond."""
     if op == ADD:
@@ -556,59 +557,6 @@ def _copyslices(r, R, m, M, sv, av, sg, ag, cbuf):
             ga[int(pos[j])] -= g[int(pos[j])]
 
 
-# ----- matrix products ----------------------------------------------------------------
-@jit
-def _matmul(op, r, R, m, M, sv, av, sg, ag, cbuf):
-    """mm (n,p)@(p,q), bmm (B,n,p)@(B,p,q), dot (n)@(n), mv (n,p)@(p):
-    ga += g b^T, gb += a^T g, batch by batch."""
-    a = int(R[r, 1])
-    b = int(R[r, 2])
-    ka = m[a // 5]
-    kb = m[b // 5]
-    grad_a = int(R[a // 5, 0]) != CONST
-    grad_b = int(R[b // 5, 0]) != CONST
-    g = _adjoints(r, m, M, sg, ag)
-    xa = _values(a, 0.0, m, M, sv, av, cbuf)
-    xb = _values(b, 0.0, m, M, sv, av, cbuf)
-    ga = _adjoints(a // 5, m, M, sg, ag)
-    gb = _adjoints(b // 5, m, M, sg, ag)
-    if op == DOT:
-        for i in range(xa.shape[0]):
-            if grad_a:
-                ga[i] += g[0] * xb[i]
-            if grad_b:
-                gb[i] += g[0] * xa[i]
-        return
-    if op == MV:
-        n = M[ka, SHAPE]
-        p = M[ka, SHAPE + 1]
-        if grad_a:
-            ga2 = ga.reshape((n, p))
-            for i in range(n):
-                for j in range(p):
-                    ga2[i, j] += g[i] * xb[j]
-        if grad_b:
-            gb += np.dot(xa.reshape((n, p)).T, g)
-        return
-    batch = 1
-    if op == BMM:
-        batch = M[ka, SHAPE]
-    d0 = 1 if op == BMM else 0
-    n = M[ka, SHAPE + d0]
-    p = M[ka, SHAPE + d0 + 1]
-    q = M[kb, SHAPE + d0 + 1]
-    for t in range(batch):
-        gt = g[t * n * q:(t + 1) * n * q].reshape((n, q))
-        if grad_a:
-            xbt = xb[t * p * q:(t + 1) * p * q].reshape((p, q))
-            gat = ga[t * n * p:(t + 1) * n * p].reshape((n, p))
-            gat += np.dot(gt, xbt.T)
-        if grad_b:
-            xat = xa[t * n * p:(t + 1) * n * p].reshape((n, p))
-            gbt = gb[t * p * q:(t + 1) * p * q].reshape((p, q))
-            gbt += np.dot(xat.T, gt)
-
-
 # ----- the sweep ----------------------------------------------------------------------
 @jit
 def _scalar(op, r, R, sv, sg):
@@ -651,7 +599,7 @@ def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, needs):
         elif op <= LANE_LAST:
             _lane(op, r, R, m, M, sv, av, sg, ag, cbuf)
         elif op <= MATMUL_LAST:
-            _matmul(op, r, R, m, M, sv, av, sg, ag, cbuf)
+            continue            # matrix products: NumPy does them between segments
         elif op <= STRIDED_LAST:  # a view: scatter the adjoint back to where it came from
             _walk(m[r], M, _adjoints(r, m, M, sg, ag),
                   _adjoints(int(R[r, 1]) // 5, m, M, sg, ag), True, 1.0)
@@ -667,7 +615,7 @@ def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, needs):
         a = int(R[r, 1])
         if a >= 0:
             reach[a // 5] = 1
-        if op <= BINARY_LAST or (op > LANE_LAST and op <= MATMUL_LAST) or op == COPYSLICES:
+        if op <= BINARY_LAST or op == COPYSLICES:
             b = int(R[r, 2])    # b is a slot only for binary ops
             if b >= 0:
                 reach[b // 5] = 1

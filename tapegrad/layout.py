@@ -19,3 +19,27 @@ AUX_STR = AUX_SHAPE + MAXD
 META_WIDTH = AUX_STR + MAXD
 
 NEEDS_TABLE = np.array(NEEDS, dtype=np.int64)
+
+
+def value_of(slot, m, M, sv, av):
+    """The flat values of a record (a view into sv or av)."""
+    r = slot // 5
+    k = m[r]
+    if k < 0:
+        return sv[r:r + 1]
+    o = M[k, VO]
+    return av[o:o + M[k, SIZE]]
+
+
+def adjoint_of(r, m, M, sg, ag):
+    """The flat adjoint of record r (a view into sg or ag)."""
+    k = m[r]
+    if k < 0:
+        return sg[r:r + 1]
+    o = M[k, GO]
+    return ag[o:o + M[k, SIZE]]
+
+
+def shape_of(slot, m, M):
+    k = m[slot // 5]
+    return () if k < 0 else tuple(int(d) for d in M[k, SHAPE:SHAPE + M[k, ND]])

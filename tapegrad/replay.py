@@ -18,7 +18,7 @@ import functools
 
 import numpy as np
 
-from .layout import ND, SHAPE, SIZE, VO
+from .layout import ND, SHAPE, value_of
 from .ops import BY_CODE, SCALAR, node_name
 from .state import thread_state
 from .tape import Tape
@@ -90,7 +90,7 @@ class Recording:
                 leaves[slot] = _leaf_node(t)
         forward_sweep(R, sv, m, M, av, 0, R.shape[0])
         for slot, kind, value in self.guards:
-            if not _same(_read(slot, m, M, sv, av), kind, value):
+            if not _same(value_of(slot, m, M, sv, av), kind, value):
                 return None
         tape = ReplayTape(self, (R, sv, m, M, av, gsize), leaves)
         for i, slot in self.inputs:                  # changed in place before backward
@@ -179,7 +179,7 @@ def _build_outputs(marked, tape, requires, m, M, sv, av):
         if marked.slot < 0:
             return _new(marked.value.copy() if not marked.scalar else float(marked.value),
                         marked.dtype)
-        value = _read(marked.slot, m, M, sv, av)
+        value = value_of(marked.slot, m, M, sv, av)
         if marked.scalar:
             v = float(value[0])
         else:
@@ -226,20 +226,7 @@ def _leaf_node(t):
 
 def _write(t, slot, m, M, sv, av):
     """Writes tensor t's current value into its source record."""
-    k = m[slot // 5]
-    if k < 0:
-        sv[slot // 5] = float(_array(t))
-    else:
-        o = M[k, VO]
-        av[o:o + M[k, SIZE]] = np.ravel(_array(t))
-
-
-def _read(slot, m, M, sv, av):
-    k = m[slot // 5]
-    if k < 0:
-        return sv[slot // 5:slot // 5 + 1]
-    o = M[k, VO]
-    return av[o:o + M[k, SIZE]]
+    value_of(slot, m, M, sv, av)[:] = np.ravel(_array(t))
 
 
 def _same(value, kind, recorded):

@@ -1,0 +1,48 @@
+"""Matrix products (mm, bmm, dot, mv) on the frozen tape, in NumPy.
+
+The jitted sweeps stop at each matrix-product record and NumPy does its work with BLAS
+(all of BLAS's speed, no BLAS bindings for Numba to compile: no SciPy needed), then the
+sweep goes on. A tape has few such records, each worth far more than the stop costs.
+"""
+import numpy as np
+
+from .layout import adjoint_of, shape_of, value_of
+from .ops import BMM, CONST, DOT, MM, MV
+
+
+def backward(op, r, R, m, M, av, sg, ag, reach):
+    """ga += g b^T and gb += a^T g for record r (batch by batch for bmm)."""
+    a, b = int(R[r, 1]), int(R[r, 2])
+    reach[a // 5] = reach[b // 5] = 1
+    sa, sb = shape_of(a, m, M), shape_of(b, m, M)
+    g = adjoint_of(r, m, M, sg, ag)
+    xa = value_of(a, m, M, None, av).reshape(sa)
+    xb = value_of(b, m, M, None, av).reshape(sb)
+    if op == DOT:
+        ga, gb = g[0] * xb, g[0] * xa
+    elif op == MV:
+        ga, gb = np.outer(g, xb), xa.T @ g
+    elif op == MM:
+        g = g.reshape(sa[0], sb[1])
+        ga, gb = g @ xb.T, xa.T @ g
+    else:  # BMM
+        g = g.reshape(sa[0], sa[1], sb[2])
+        ga, gb = g @ xb.transpose(0, 2, 1), xa.transpose(0, 2, 1) @ g
+    if int(R[a // 5, 0]) != CONST:
+        adjoint_of(a // 5, m, M, sg, ag)[:] += ga.ravel()
+    if int(R[b // 5, 0]) != CONST:
+        adjoint_of(b // 5, m, M, sg, ag)[:] += gb.ravel()
+
+
+def forward(op, r, R, m, M, sv, av):
+    """Recomputes record r's value from its operands' (for replays)."""
+    a, b = int(R[r, 1]), int(R[r, 2])
+    xa = value_of(a, m, M, sv, av).reshape(shape_of(a, m, M))
+    xb = value_of(b, m, M, sv, av).reshape(shape_of(b, m, M))
+    value_of(5 * r, m, M, sv, av)[:] = np.ravel(np.dot(xa, xb) if op != BMM else xa @ xb)
+
+
+def records(R, lo, hi):
+    """Indices of the matrix-product records among records lo..hi, ascending."""
+    ops = R[lo:hi + 1, 0]
+    return (np.nonzero((ops >= MM) & (ops <= MV))[0] + lo).tolist()
