@@ -14,7 +14,7 @@ import numpy as np
 
 from . import products
 from .layout import NEEDS_TABLE, adjoint_of
-from .ops import BINARY_LAST, LEAF, CONST, MM, SCALAR, node_name
+from .ops import BINARY_LAST, CONST, DIV, LEAF, MM, MUL, SCALAR, node_name
 from .state import thread_state
 from .tape import Tape
 from .grad_mode import is_anomaly_enabled
@@ -355,27 +355,42 @@ def _check(tape, R, reach):
             if freed is True or (isinstance(freed, np.ndarray) and node._slot // 5 < len(freed)
                                  and freed[node._slot // 5]):
                 raise RuntimeError(SECOND_TIME)
-    for consumer, slot, cell, version, array in tape.saved:
+    for consumer, slot, cell, version, array, ref in tape.saved:
         if reach[consumer // 5] and cell[0] != version:
-            _raise_modified(tape, slot, array.shape, array.dtype, cell[0], version)
+            # PyTorch names a saved output by the node that saved it, and a saved input
+            # by the node that now produces it
+            _raise_modified(tape, slot, array.shape, array.dtype, cell[0], version,
+                            None if consumer == slot else ref)
     if tape.dirty:
         need = NEEDS_TABLE[ops]
         binary = (ops <= BINARY_LAST) | (ops == MM)
+        a = R[:, 1].astype(np.int64)
+        b = np.where(binary, R[:, 2], -1).astype(np.int64)
+        grad_a = (a >= 0) & (ops[np.maximum(a, 0) // 5] != CONST)
+        grad_b = (b >= 0) & (ops[np.maximum(b, 0) // 5] != CONST)
+        cross = np.isin(ops, (MUL, DIV))      # x's value serves only y's grad (and back)
+        read_a = (need & 1 > 0) & ~(cross & ~grad_b)
+        read_b = (need & 2 > 0) & ~((ops == MUL) & ~grad_a)
         here = np.arange(len(ops)) * 5
-        for slot, (expected, now, dtype) in tape.dirty.items():
-            users = (((R[:, 1] == slot) & (need & 1 > 0))
-                     | ((R[:, 2] == slot) & (need & 2 > 0) & binary)
-                     | ((here == slot) & (need & 4 > 0)))
-            if (users & (reach > 0)).any():
+        for slot, (expected, now, dtype, ref) in tape.dirty.items():
+            users = ((a == slot) & read_a) | ((b == slot) & read_b)
+            own = (here == slot) & (need & 4 > 0)       # a saved output, named by its node
+            if (own & (reach > 0)).any():
                 _raise_modified(tape, slot, (), dtype, now, expected)
+            if (users & (reach > 0)).any():
+                _raise_modified(tape, slot, (), dtype, now, expected, ref)
 
 
-def _raise_modified(tape, slot, shape, dtype, now, expected):
+def _raise_modified(tape, slot, shape, dtype, now, expected, ref=None):
+    """PyTorch's error, naming the node that now produces the changed tensor."""
     kind = {"float32": "FloatTensor", "float64": "DoubleTensor"}.get(np.dtype(dtype).name,
                                                                      "Tensor")
+    t = ref() if ref is not None else None
+    if t is not None and t._tape is not None:
+        tape, slot = t._tape, t._slot
     op = tape.op_of(slot)
     where = ""
-    if op not in (LEAF, CONST):
+    if op not in (LEAF, CONST) and not (t is not None and t._tape is None):
         a, _ = tape.operands(slot)
         where = ", which is output 0 of " + re.sub(r"Backward\d+$", "", node_name(op, a, -1)) \
             + ","

@@ -41,7 +41,10 @@ def _infer(data, dtype=None):
 
 def _grad_leaf(t, requires_grad):
     if requires_grad:
-        t.requires_grad = True       # PyTorch's "Only Tensors of floating point ..." error
+        if not t.dtype.is_floating_point:
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require "
+                               "gradients")
+        t.requires_grad_(True)
     return t
 
 

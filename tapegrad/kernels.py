@@ -209,12 +209,13 @@ def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
     b = int(R[r, 2])
     c = R[r, 3]
     g = _adjoints(r, m, M, sg, ag)
-    na = needs[op] & 1
-    nb = needs[op] & 2
-    ny = needs[op] & 4
+    # a value the record did not keep (its only user needs no grad) reads as empty
     xa = _values(a, c, m, M, sv, av, cbuf)
     xb = _values(b, c, m, M, sv, av, cbuf[1:])
-    xy = _values(5 * r, c, m, M, sv, av, cbuf) if ny else av[0:0]
+    xy = _values(5 * r, c, m, M, sv, av, cbuf) if needs[op] & 4 else av[0:0]
+    na = xa.shape[0] > 0
+    nb = xb.shape[0] > 0
+    ny = xy.shape[0] > 0
     xw = _values(int(c), 0.0, m, M, sv, av, cbuf) if op == WHERE else av[0:0]
     nw = op == WHERE
     # An operand that needs no grad writes its share into a scratch cell.
@@ -228,6 +229,8 @@ def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
         return
     if n == 0:
         return
+    # Broadcasting, handled once for every op: read the operands out to the output's
+    # shape, differentiate elementwise, then sum each share back to its operand's shape.
     shp = np.zeros(MAXD, np.int64)
     sa = np.zeros(MAXD, np.int64)
     sb = np.zeros(MAXD, np.int64)
@@ -235,50 +238,19 @@ def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
     tmp = np.zeros(MAXD, np.int64)
     _bcast_strides(tmp, _shape(a, m, M, tmp), nd, sa)
     _bcast_strides(tmp, _shape(b, m, M, tmp), nd, sb)
-    inner = shp[nd - 1]
-    sai = sa[nd - 1]
-    sbi = sb[nd - 1]
-    idx = np.zeros(MAXD, np.int64)
-    oa = 0
-    ob = 0
-    i = 0
-    sgn = -1.0 if op == SUB else 1.0
-    for _ in range(n // inner):
-        if op == ADD or op == SUB:          # d/da = 1, d/db = +-1: sum g back
-            if grad_a:
-                for j in range(inner):
-                    ga[oa + j * sai] += g[i + j]
-            if grad_b:
-                for j in range(inner):
-                    gb[ob + j * sbi] += sgn * g[i + j]
-        elif op == MUL:                     # d/da = b, d/db = a
-            if grad_a:
-                for j in range(inner):
-                    ga[oa + j * sai] += g[i + j] * xb[ob + j * sbi]
-            if grad_b:
-                for j in range(inner):
-                    gb[ob + j * sbi] += g[i + j] * xa[oa + j * sai]
-        else:
-            for j in range(inner):
-                ia = oa + j * sai
-                ib = ob + j * sbi
-                da, db = binary_grad(op, xa[ia] if na else 0.0, xb[ib] if nb else 0.0,
-                                     xy[i + j] if ny else 0.0, xw[i + j] if nw else 0.0)
-                ga[ia if grad_a else 0] += g[i + j] * da
-                gb[ib if grad_b else 0] += g[i + j] * db
-        i += inner
-        # odometer over the outer dimensions, carrying the operands' offsets along
-        d = nd - 2
-        while d >= 0:
-            idx[d] += 1
-            oa += sa[d]
-            ob += sb[d]
-            if idx[d] < shp[d]:
-                break
-            oa -= sa[d] * idx[d]
-            ob -= sb[d] * idx[d]
-            idx[d] = 0
-            d -= 1
+    fa = np.zeros(n)
+    fb = np.zeros(n)
+    if na:
+        _stride_walk(nd, shp, sa, 0, xa, fa, False, 1.0)
+    if nb:
+        _stride_walk(nd, shp, sb, 0, xb, fb, False, 1.0)
+    ta = np.zeros(n)
+    tb = np.zeros(n)
+    _binary_same(op, n, g, fa, fb, xy, xw, ta, tb, na, nb, ny, grad_a, grad_b)
+    if grad_a:
+        _stride_walk(nd, shp, sa, 0, ta, ga, True, 1.0)
+    if grad_b:
+        _stride_walk(nd, shp, sb, 0, tb, gb, True, 1.0)
 
 
 @jit
@@ -349,10 +321,15 @@ def _unary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
 # ----- reductions, views and gathers --------------------------------------------------
 @jit
 def _walk(k, M, g, ga, scatter, scale):
-    """Strided walk over M[k]'s aux shape: ga[base + sum idx*str] += g[i] (scatter) or
-    ga[i] += scale * g[base + sum idx*str] (gather)."""
-    nd = M[k, AUX_ND]
-    base = M[k, AUX_BASE]
+    """The strided walk of M[k]'s aux map (views and reductions)."""
+    _stride_walk(M[k, AUX_ND], M[k, AUX_SHAPE:AUX_SHAPE + MAXD], M[k, AUX_STR:AUX_STR + MAXD],
+                 M[k, AUX_BASE], g, ga, scatter, scale)
+
+
+@jit
+def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
+    """Walks ``shape`` in C order, element i at offset o = base + sum(idx * strides):
+    ga[o] += g[i] (scatter) or ga[i] += scale * g[o] (gather)."""
     n = g.shape[0] if scatter else ga.shape[0]
     if n == 0:
         return
@@ -365,15 +342,15 @@ def _walk(k, M, g, ga, scatter, scale):
     if not scatter:
         flat = True
         for d in range(nd):
-            flat = flat and M[k, AUX_STR + d] == 0
+            flat = flat and strides[d] == 0
         if flat:                 # a full reduction: every element gets the same share
             s = scale * g[base]
             for i in range(n):
                 ga[i] += s
             return
     idx = np.zeros(MAXD, np.int64)
-    inner = M[k, AUX_SHAPE + nd - 1]
-    si = M[k, AUX_STR + nd - 1]
+    inner = shape[nd - 1]
+    si = strides[nd - 1]
     o = base
     i = 0
     for _ in range(n // inner):
@@ -387,10 +364,10 @@ def _walk(k, M, g, ga, scatter, scale):
         d = nd - 2
         while d >= 0:
             idx[d] += 1
-            o += M[k, AUX_STR + d]
-            if idx[d] < M[k, AUX_SHAPE + d]:
+            o += strides[d]
+            if idx[d] < shape[d]:
                 break
-            o -= M[k, AUX_STR + d] * idx[d]
+            o -= strides[d] * idx[d]
             idx[d] = 0
             d -= 1
 

@@ -16,21 +16,20 @@ def backward(op, r, R, m, M, av, sg, ag, reach):
     reach[a // 5] = reach[b // 5] = 1
     sa, sb = shape_of(a, m, M), shape_of(b, m, M)
     g = adjoint_of(r, m, M, sg, ag)
-    xa = value_of(a, m, M, None, av).reshape(sa)
-    xb = value_of(b, m, M, None, av).reshape(sb)
-    if op == DOT:
-        ga, gb = g[0] * xb, g[0] * xa
-    elif op == MV:
-        ga, gb = np.outer(g, xb), xa.T @ g
-    elif op == MM:
+    if op == MM:
         g = g.reshape(sa[0], sb[1])
-        ga, gb = g @ xb.T, xa.T @ g
-    else:  # BMM
+    elif op == BMM:
         g = g.reshape(sa[0], sa[1], sb[2])
-        ga, gb = g @ xb.transpose(0, 2, 1), xa.transpose(0, 2, 1) @ g
+    # a's value is kept only when b needs a gradient, and b's only when a does
     if int(R[a // 5, 0]) != CONST:
+        xb = value_of(b, m, M, None, av).reshape(sb)
+        ga = {DOT: lambda: g[0] * xb, MV: lambda: np.outer(g, xb), MM: lambda: g @ xb.T,
+              BMM: lambda: g @ xb.transpose(0, 2, 1)}[op]()
         adjoint_of(a // 5, m, M, sg, ag)[:] += ga.ravel()
     if int(R[b // 5, 0]) != CONST:
+        xa = value_of(a, m, M, None, av).reshape(sa)
+        gb = {DOT: lambda: g[0] * xa, MV: lambda: xa.T @ g, MM: lambda: xa.T @ g,
+              BMM: lambda: xa.transpose(0, 2, 1) @ g}[op]()
         adjoint_of(b // 5, m, M, sg, ag)[:] += gb.ravel()
 
 

@@ -96,7 +96,7 @@ class Recording:
         for i, slot in self.inputs:                  # changed in place before backward
             a = args[i]
             if type(a._v) is not float:
-                tape.saved.append((slot, slot, _cell(a), _cell(a)[0], a._v))
+                tape.saved.append((slot, slot, _cell(a), _cell(a)[0], a._v, None))
         return _build_outputs(self.output, tape, self.requires, m, M, sv, av)
 
     def valid(self):

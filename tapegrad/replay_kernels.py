@@ -21,7 +21,7 @@ after each op, which eager float32 arithmetic does).
 import numpy as np
 
 from .kernels import (SHAPE, VO, _bcast_strides, _ints, _lane_index, _shape, _size, _values,
-                      _walk, jit, jit_inline)
+                      _walk, jit)
 from .ops import (MAXD, SCALAR, ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE,
                   NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP,
                   SIN, COS, LOG1P, EXPM1, RSQRT, CAST, CLONE,
@@ -51,7 +51,7 @@ ALL_FORWARD_OPCODES = (
 
 
 # ----- per-element values -------------------------------------------------------------
-@jit_inline
+@jit
 def value_of(op, x, y, c, c2):
     """The value of one element: binary ops f(x, y) (c2: where's condition), unary ops
     f(x) with constants c, c2 (clamp's min and max), comparisons 1.0/0.0. The formulas of
@@ -128,31 +128,6 @@ def value_of(op, x, y, c, c2):
     return x                # to(), clone(), views of a scalar: identity
 
 
-@jit
-def _scalar_at(s, c, m, M, sv, av):
-    """The value of operand slot s stored as one number (s < 0: the constant c)."""
-    if s < 0:
-        return c
-    r = s // 5
-    k = m[r]
-    if k < 0:
-        return sv[r]
-    o = M[k, VO]
-    return av[o] if o >= 0 else np.nan   # a 0-d array operand (x.sum().to(...))
-
-
-@jit
-def _scalar(op, r, R, m, M, sv, av):
-    """One record whose result is a Python-float scalar."""
-    a = int(R[r, 1])
-    c = R[r, 3]
-    x = _scalar_at(a, c, m, M, sv, av)
-    if op <= BINARY_LAST or (op >= GT and op <= NE):
-        sv[r] = value_of(op, x, _scalar_at(int(R[r, 2]), c, m, M, sv, av), c, 0.0)
-    else:
-        sv[r] = value_of(op, x, 0.0, c, R[r, 2])
-
-
 # ----- elementwise families -----------------------------------------------------------
 @jit
 def _binary(op, r, R, m, M, sv, av, cbuf, ib):
@@ -179,28 +154,54 @@ def _binary(op, r, R, m, M, sv, av, cbuf, ib):
     nd = _shape(5 * r, m, M, shp)
     _bcast_strides(tmp, _shape(a, m, M, tmp), nd, sa)
     _bcast_strides(tmp, _shape(b, m, M, tmp), nd, sb)
+    # drop the output's size-1 dims and merge neighbours both operands walk in step
+    nd2 = 0
+    for d in range(nd):
+        if shp[d] == 1:
+            continue
+        if nd2 > 0 and sa[nd2 - 1] == sa[d] * shp[d] and sb[nd2 - 1] == sb[d] * shp[d]:
+            shp[nd2 - 1] *= shp[d]
+            sa[nd2 - 1] = sa[d]
+            sb[nd2 - 1] = sb[d]
+        else:
+            shp[nd2] = shp[d]
+            sa[nd2] = sa[d]
+            sb[nd2] = sb[d]
+            nd2 += 1
+    nd = nd2
     for d in range(nd):
         idx[d] = 0
+    # now the last dimension's strides are 1 or 0 (broadcast): one row at a time, a
+    # stride-0 operand spread over a scratch row, so every row runs the contiguous loops
     inner = shp[nd - 1]
-    sai = sa[nd - 1]
-    sbi = sb[nd - 1]
+    rowa = av[0:0] if sa[nd - 1] == 1 else np.empty(inner)
+    rowb = av[0:0] if sb[nd - 1] == 1 else np.empty(inner)
     oa = 0
     ob = 0
     i = 0
     for _ in range(n // inner):
-        if op == ADD:
+        if sa[nd - 1] == 1:
+            ra = xa[oa:oa + inner]
+        else:
+            rowa[:] = xa[oa]
+            ra = rowa
+        if sb[nd - 1] == 1:
+            rb = xb[ob:ob + inner]
+        else:
+            rowb[:] = xb[ob]
+            rb = rowb
+        rz = z[i:i + inner]
+        if op == ADD:           # the hot ones inline (a bias added to every row)
             for j in range(inner):
-                z[i + j] = xa[oa + j * sai] + xb[ob + j * sbi]
+                rz[j] = ra[j] + rb[j]
         elif op == SUB:
             for j in range(inner):
-                z[i + j] = xa[oa + j * sai] - xb[ob + j * sbi]
+                rz[j] = ra[j] - rb[j]
         elif op == MUL:
             for j in range(inner):
-                z[i + j] = xa[oa + j * sai] * xb[ob + j * sbi]
+                rz[j] = ra[j] * rb[j]
         else:
-            for j in range(inner):
-                z[i + j] = value_of(op, xa[oa + j * sai], xb[ob + j * sbi], c,
-                                    xw[i + j] if nw else 0.0)
+            _binary_same(op, inner, rz, ra, rb, xw[i:i + inner] if nw else xw, c)
         i += inner
         # odometer over the outer dimensions, carrying the operands' offsets along
         d = nd - 2
@@ -479,7 +480,26 @@ def forward_sweep(R, sv, m, M, av, start, stop):
     for r in range(start, stop):
         op = int(R[r, 0])
         if op >= SCALAR:
-            _scalar(op - SCALAR, r, R, m, M, sv, av)
+            # a Python-float result, written here: a call that passes arrays pays their
+            # reference counts, which would cost several times the op itself
+            op -= SCALAR
+            c = R[r, 3]
+            a = int(R[r, 1])
+            if a < 0:
+                x = c
+            else:
+                ka = m[a // 5]    # an operand may be a 0-d array: x.sum().to(...)
+                x = sv[a // 5] if ka < 0 else av[M[ka, VO]]
+            if op <= BINARY_LAST or (op >= GT and op <= NE):
+                b = int(R[r, 2])
+                if b < 0:
+                    y = c
+                else:
+                    kb = m[b // 5]
+                    y = sv[b // 5] if kb < 0 else av[M[kb, VO]]
+                sv[r] = value_of(op, x, y, c, 0.0)
+            else:               # unary ops keep a second constant in the b field
+                sv[r] = value_of(op, x, 0.0, c, R[r, 2])
             continue
         if op < ADD:
             continue            # sources: leaves, constants, links (the caller's values)

@@ -8,6 +8,7 @@ through their ``AccumulateGrad`` node, retained tensors through weak references.
 """
 import itertools
 import struct
+import weakref
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class Tape:
         self.value_slots = {}    # slot -> offset of its saved value
         self.int_slots = {}      # slot -> (offset, length) of its int list in the values
         self.vsize = 0           # elements of saved values
-        self.saved = []          # (consumer slot, operand slot, version cell, version, array)
+        self.saved = []          # (consumer, slot, version cell, version, array, tensor ref)
         self.leaves = {}         # slot -> AccumulateGrad node of a leaf
         self.retained = {}       # slot -> weakref of a non-leaf that retains its grad
         self.links = {}          # slot of a freed-graph operand -> its node there
@@ -72,14 +73,16 @@ class Tape:
         self.values.append(ints)
         self.vsize += ints.size
 
-    def save_value(self, consumer, slot, array, cell):
-        """Keeps ``array`` (the value of array slot ``slot``) for the backward of ``consumer``."""
+    def save_value(self, consumer, slot, array, cell, tensor=None):
+        """Keeps ``array`` (the value of array slot ``slot``) for the backward of ``consumer``;
+        ``cell``/``tensor``: its version counter and tensor, to name it if it changes."""
         if slot not in self.value_slots:
             self.value_slots[slot] = self.vsize
             self.values.append(array)
             self.vsize += array.size
         if cell is not None:
-            self.saved.append((consumer, slot, cell, cell[0], array))
+            self.saved.append((consumer, slot, cell, cell[0], array,
+                               None if tensor is None else weakref.ref(tensor)))
 
     # ----- backward --------------------------------------------------------------------
     def freeze(self):

@@ -181,7 +181,10 @@ def _slot(t, tape):
 
 def _save(tape, consumer, slot, t):
     if type(t._v) is not _float:        # scalar values already sit in their record
-        tape.save_value(consumer, slot, t._v, _cell(t))
+        tape.save_value(consumer, slot, t._v, _cell(t), t)
+
+
+_CROSS = frozenset((MUL, MM, BMM, DOT, MV))    # d(ab)/da = b, d(ab)/db = a
 
 
 def _record(op, out, a, b=None, c=0.0, aux=None, ints=None):
@@ -205,6 +208,12 @@ def _record(op, out, a, b=None, c=0.0, aux=None, ints=None):
             raise RuntimeError(f"tapegrad: tensors have at most {MAXD} dimensions")
         slot = tape.record_array(op, sa, sb, c, v.shape, aux)
         need = NEEDS[op]
+        if op in _CROSS or op == DIV:   # a's value only serves b's grad (and b's a's)
+            b_grad = isinstance(b, Tensor) and b._rg
+            if not b_grad:
+                need &= ~1
+            if op in _CROSS and not (a is not None and a._rg):
+                need &= ~2
         if need & 1 and a is not None:
             _save(tape, slot, sa, a)
         if need & 2 and isinstance(b, Tensor):
@@ -570,7 +579,7 @@ def _mark_dirty(t):
     if slot >= 0 and tape.freed is not True:
         now = _cell(t)[0]
         expected = tape.dirty[slot][0] if slot in tape.dirty else now - 1
-        tape.dirty[slot] = (expected, now, t._dtype.np)
+        tape.dirty[slot] = (expected, now, t._dtype.np, weakref.ref(t))
 
 
 def _index_key(key, nd):
@@ -641,14 +650,12 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value):
-        self._set_requires_grad(value, "Only Tensors of floating point and complex dtype can "
-                                       "require gradients")
+        if value and not self._dtype.is_floating_point:      # PyTorch's setter's words
+            raise RuntimeError("only Tensors of floating point and complex dtype can require "
+                               "gradients")
+        self.requires_grad_(value)
 
     def requires_grad_(self, requires_grad=True):
-        return self._set_requires_grad(requires_grad, "only Tensors of floating point dtype "
-                                                      "can require gradients")
-
-    def _set_requires_grad(self, requires_grad, int_message):
         if self._tape is not None:
             if requires_grad:
                 return self
@@ -656,7 +663,7 @@ class Tensor:
                                "you want to use a computed variable in a subgraph that doesn't "
                                "require differentiation use var_no_grad = var.detach().")
         if requires_grad and not self._dtype.is_floating_point:
-            raise RuntimeError(int_message)
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if bool(requires_grad) != self._rg:
             self._node = None           # its source record (leaf vs constant) changes
         self._rg = bool(requires_grad)
