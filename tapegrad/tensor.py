@@ -763,9 +763,8 @@ class Tensor:
         return t
 
     def detach_(self):
-        if self._tape is not None and self._tape is not thread_state().tape:
-            pass
-        self._tape, self._slot, self._rg = None, -1, False
+        """Makes this tensor a leaf that does not require grad, in place."""
+        self._tape, self._slot, self._rg, self._node = None, -1, False, None
         return self
 
     @property
@@ -774,8 +773,10 @@ class Tensor:
 
     @data.setter
     def data(self, value):
-        self._v = value._v if type(value._v) is _float else value._v
+        """Swaps in another tensor's value (shared, unrecorded), as PyTorch's ``.data =``."""
+        self._v = value._v
         self._dtype = value._dtype
+        self._ver = _cell(value)
 
     def __float__(self):
         return _float(self.item())

@@ -1,0 +1,214 @@
+"""The rest of PyTorch's autograd API: grad(), hooks, detach, dtype casts and promotion,
+gradcheck, anomaly detection, nn.functional; against closed forms and PyTorch."""
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+import tapegrad.nn.functional as F
+
+
+def t64(values, requires_grad=True):
+    return tg.tensor(np.asarray(values, np.float64), dtype=tg.float64,
+                     requires_grad=requires_grad)
+
+
+# ----- autograd.grad and backward(inputs=) ------------------------------------------------
+def test_grad_returns_a_tuple_and_leaves_dot_grad_alone():
+    x, y = t64([1.0, 2.0]), t64([3.0, 4.0])
+    gx, gy = tg.autograd.grad((x * y).sum(), (x, y))
+    np.testing.assert_array_equal(gx.numpy(), [3.0, 4.0])
+    np.testing.assert_array_equal(gy.numpy(), [1.0, 2.0])
+    assert x.grad is None and y.grad is None
+
+
+def test_grad_unused_input_error_and_allow_unused():
+    x, y = t64([1.0, 2.0]), t64([3.0, 4.0])
+    with pytest.raises(RuntimeError, match=re.escape(
+            "The differentiated Tensor at index 1 appears to not have been used in the graph. "
+            "Set allow_unused=True if this is the desired behavior.")):
+        tg.autograd.grad((x * 2).sum(), [x, y])
+    gx, gy = tg.autograd.grad((x * 2).sum(), [x, y], allow_unused=True)
+    assert gy is None and np.array_equal(gx.numpy(), [2.0, 2.0])
+
+
+def test_grad_of_a_non_leaf_and_with_grad_outputs():
+    x = t64([1.0, 2.0])
+    h = x * x
+    out = h * 3
+    gh, = tg.autograd.grad(out, h, grad_outputs=t64([1.0, 10.0], False))
+    np.testing.assert_array_equal(gh.numpy(), [3.0, 30.0])
+
+
+def test_backward_inputs_accumulates_only_into_those():
+    x, y = t64([1.0, 2.0]), t64([3.0, 4.0])
+    (x * y).sum().backward(inputs=[y])
+    assert x.grad is None
+    np.testing.assert_array_equal(y.grad.numpy(), [1.0, 2.0])
+
+
+def test_autograd_backward_with_several_roots():
+    x = t64([1.0, 2.0])
+    tg.autograd.backward([(x * 2).sum(), x * x], [None, t64([1.0, 1.0], False)])
+    np.testing.assert_array_equal(x.grad.numpy(), [4.0, 6.0])
+
+
+# ----- hooks ----------------------------------------------------------------------------
+def test_tensor_hook_sees_and_replaces_the_gradient():
+    x = t64([1.0, 2.0])
+    h = x * 3
+    seen = []
+    handle = h.register_hook(lambda g: seen.append(g.numpy().copy()) or g * 10)
+    (h * h).sum().backward()
+    np.testing.assert_array_equal(seen[0], [6.0, 12.0])          # d(h^2)/dh = 2h
+    np.testing.assert_array_equal(x.grad.numpy(), [180.0, 360.0])
+    handle.remove()
+    x.grad = None
+    h2 = x * 3
+    (h2 * h2).sum().backward()
+    assert len(seen) == 1
+
+
+def test_leaf_hook_changes_what_accumulates_and_post_hook_runs_after():
+    x = t64([1.0, 2.0])
+    x.register_hook(lambda g: g + 1)
+    after = []
+    x.register_post_accumulate_grad_hook(lambda t: after.append(t.grad.numpy().copy()))
+    (x * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+    np.testing.assert_array_equal(after[0], [3.0, 3.0])
+
+
+def test_hook_on_a_tensor_without_grad_errors():
+    with pytest.raises(RuntimeError, match="cannot register a hook on a tensor that doesn't "
+                                           "require gradient"):
+        tg.ones(2).register_hook(lambda g: g)
+
+
+def test_hooks_match_pytorch():
+    torch = pytest.importorskip("torch")
+    out = {}
+    for L in (tg, torch):
+        x = L.tensor([1.0, -2.0, 3.0], dtype=L.float64, requires_grad=True)
+        a = x.exp()
+        b = a * x
+        b.register_hook(lambda g: g * 2)
+        a.register_hook(lambda g: g - 1)
+        (b.sum() + a.sum()).backward()
+        out[L] = x.grad.numpy().copy() if L is tg else x.grad.detach().numpy()
+    np.testing.assert_allclose(out[tg], out[torch], rtol=1e-14)
+
+
+# ----- detach, requires_grad, data, casts ------------------------------------------------
+def test_detach_shares_memory_and_does_not_require_grad():
+    x = t64([1.0, 2.0])
+    d = x.detach()
+    assert not d.requires_grad and d.is_leaf
+    with tg.no_grad():
+        x.add_(1.0)
+    np.testing.assert_array_equal(d.numpy(), [2.0, 3.0])
+
+
+def test_requires_grad_of_a_non_leaf_cannot_be_turned_off():
+    y = t64([1.0]) * 2
+    with pytest.raises(RuntimeError, match="you can only change requires_grad flags of leaf "
+                                           "variables"):
+        y.requires_grad_(False)
+
+
+def test_cast_gradients_flow_back_in_the_input_dtype():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)             # float32
+    y = x.double() * t64([3.0, 4.0], False)
+    assert y.dtype is tg.float64
+    y.sum().backward()
+    assert x.grad.dtype is tg.float32
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 4.0])
+    assert y.grad_fn.next_functions[0][0].name() == "ToCopyBackward0"
+
+
+def test_mixed_dtypes_promote_as_pytorch():
+    a = tg.ones(2, dtype=tg.float32, requires_grad=True)
+    b = tg.ones(2, dtype=tg.float64, requires_grad=True)
+    assert (a * b).dtype is tg.float64
+    assert (a * tg.tensor(2.0, dtype=tg.float64)).dtype is tg.float32   # 0-d loses to 1-d
+    assert (tg.tensor([1, 2]) * 1.5).dtype is tg.float32
+    (a * b).sum().backward()
+    assert a.grad.dtype is tg.float32 and b.grad.dtype is tg.float64
+
+
+def test_clone_records_clone_backward():
+    x = t64([1.0, 2.0])
+    y = x.clone()
+    assert y.grad_fn.name() == "CloneBackward0"
+    (y * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+
+# ----- gradcheck and anomaly mode ---------------------------------------------------------
+def test_gradcheck_passes_for_correct_gradients():
+    x, y = t64(np.linspace(0.1, 1, 4)), t64(np.linspace(-1, 1, 4))
+    assert tg.autograd.gradcheck(lambda a, b: (a.log() * b.tanh() + a.sqrt()).sum(), (x, y))
+    assert tg.autograd.gradcheck(lambda a: a.softmax(0) * a, (x,))
+
+
+def test_gradcheck_reports_both_jacobians():
+    x = t64([1.0, 2.0])
+    with pytest.raises(tg.autograd.GradcheckError, match="Jacobian mismatch for output 0 with "
+                                                         "respect to input 0") as e:
+        tg.autograd.gradcheck(lambda a: (a * 2 + a.detach() ** 2).sum(), (x,))
+    assert "numerical:" in str(e.value) and "analytical:" in str(e.value)
+
+
+def test_anomaly_mode_names_the_node_and_shows_the_forward_call():
+    with tg.autograd.detect_anomaly():
+        a = tg.zeros(1, dtype=tg.float64, requires_grad=True)
+        b = a / a                                       # the line the warning points to
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            with pytest.raises(RuntimeError, match=r"Function 'DivBackward0' returned nan "
+                                                   r"values in its \dth output."):
+                b.sum().backward()
+    assert any("Error detected in DivBackward0" in str(x.message) and "b = a / a"
+               in str(x.message) for x in w)
+
+
+def test_nan_propagates_without_anomaly_mode():
+    a = tg.zeros(1, dtype=tg.float64, requires_grad=True)
+    (a / a).sum().backward()
+    assert np.isnan(a.grad.numpy()).all()
+
+
+# ----- nn.functional ---------------------------------------------------------------------
+def test_functional_losses_match_pytorch():
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as TF
+    rng = np.random.default_rng(1)
+    X, W, B = rng.standard_normal((5, 3)), rng.standard_normal((4, 3)), rng.standard_normal(4)
+    Y, T = rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+
+    def run(L, Fn):
+        x = L.tensor(X, dtype=L.float64, requires_grad=True)
+        w = L.tensor(W, dtype=L.float64, requires_grad=True)
+        b = L.tensor(B, dtype=L.float64, requires_grad=True)
+        h = Fn.linear(x, w, b)
+        loss = (Fn.mse_loss(h, L.tensor(Y, dtype=L.float64))
+                + Fn.cross_entropy(x, L.tensor(T))
+                + Fn.binary_cross_entropy_with_logits(h, L.tensor((Y > 0) * 1.0,
+                                                                  dtype=L.float64)))
+        loss.backward()
+        return loss.item(), x.grad.detach().numpy(), w.grad.detach().numpy(), \
+            b.grad.detach().numpy()
+
+    for a, b in zip(run(tg, F), run(torch, TF)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_cross_entropy_closed_form():
+    logits = t64([[2.0, 0.0, -1.0]])
+    loss = F.cross_entropy(logits, tg.tensor([0]))
+    e = np.exp([2.0, 0.0, -1.0])
+    assert abs(loss.item() - (-np.log(e[0] / e.sum()))) < 1e-14
+    loss.backward()
+    np.testing.assert_allclose(logits.grad.numpy()[0], e / e.sum() - [1, 0, 0], rtol=1e-13)
