@@ -5,23 +5,26 @@ stop-1 and writes each one's value from the values of its operands, so that a ta
 recorded once (``tg.compile``) runs again at new input values with no Python per op. It
 is the mirror of ``kernels.reverse_sweep`` and takes the same arrays (``Tape.freeze``):
 records of Python-float scalars (opcode + SCALAR) write ``sv[r]`` through one scalar
-switch (``value_of``); array records write ``av[M[k, VO]:M[k, VO] + M[k, SIZE]]`` through
-one loop per family (``ops.FAMILY_RANGES``).
+switch (``value_of``), inline in the sweep's loop; array records write
+``av[M[k, VO]:M[k, VO] + M[k, SIZE]]`` through one function per family
+(``ops.FAMILY_RANGES``). Matrix products run in plain loops (no BLAS bindings for Numba
+to compile, no SciPy); ``forward`` is the sweep with large products done by NumPy.
 
 Preconditions (a ``keep_all`` recording meets them): every array record and every array
-source keeps its value (``M[k, VO] >= 0``); the caller has written the values of the
-sources (leaves, constants, links: opcodes below ADD), which the sweep skips. The sweep
-reads no value it has not written or been given, except the condition of ``where`` (a
-constant source) and the int lists of gathers (constants of the recording); the int
-lists of max(dim)/min(dim) are recomputed (the new arg-extremes), for the reverse sweep.
+source keeps its value (``M[k, VO] >= 0``; a record that does not is skipped, but an
+operand that does not is read out of bounds); the caller has written the sources' values
+(leaves, constants, links: opcodes below ADD), which the sweep does not touch. Constants
+of the recording are read as recorded: where's condition (a source), the int lists of the
+gathers, cat/stack and CopySlices. max(dim)/min(dim) rewrite theirs (the new
+arg-extremes, which the reverse sweep then reads).
 
 Values are float64 throughout: a float32 tape replays in float64 (no rounding to float32
 after each op, which eager float32 arithmetic does).
 """
 import numpy as np
 
-from .kernels import (SHAPE, VO, _bcast_strides, _ints, _lane_index, _shape, _size, _values,
-                      _walk, jit)
+from .kernels import _bcast_strides, _ints, _lane_index, _shape, _size, _values, _walk, jit
+from .layout import SHAPE, VO
 from .ops import (MAXD, SCALAR, ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE,
                   NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP,
                   SIN, COS, LOG1P, EXPM1, RSQRT, CAST, CLONE,
@@ -437,7 +440,9 @@ def _copyslices(r, R, m, M, sv, av, cbuf):
 # ----- matrix products ----------------------------------------------------------------
 @jit
 def _matmul(op, r, R, m, M, sv, av, cbuf):
-    """mm (n,p)@(p,q), bmm (B,n,p)@(B,p,q), dot (n)@(n), mv (n,p)@(p), batch by batch."""
+    """mm (n,p)@(p,q), bmm (B,n,p)@(B,p,q), dot (n)@(n), mv (n,p)@(p), batch by batch, in
+    plain loops: no BLAS bindings to compile, no SciPy (``forward`` hands large products
+    to NumPy instead)."""
     a = int(R[r, 1])
     b = int(R[r, 2])
     ka = m[a // 5]
@@ -445,30 +450,40 @@ def _matmul(op, r, R, m, M, sv, av, cbuf):
     xa = _values(a, 0.0, m, M, sv, av, cbuf)
     xb = _values(b, 0.0, m, M, sv, av, cbuf)
     y = _values(5 * r, 0.0, m, M, sv, av, cbuf)
-    if op == DOT:
-        y[0] = np.dot(xa, xb)
-        return
-    if op == MV:
-        n = M[ka, SHAPE]
-        p = M[ka, SHAPE + 1]
-        np.dot(xa.reshape((n, p)), xb, y)
-        return
-    batch = 1
-    if op == BMM:
-        batch = M[ka, SHAPE]
-    d0 = 1 if op == BMM else 0
-    n = M[ka, SHAPE + d0]
-    p = M[ka, SHAPE + d0 + 1]
-    q = M[kb, SHAPE + d0 + 1]
-    if n * q == 0:
-        return
-    if p == 0:
-        y[:] = 0.0
-        return
+    batch, n, p, q = _product_dims(op, ka, kb, M)
     for t in range(batch):
-        np.dot(xa[t * n * p:(t + 1) * n * p].reshape((n, p)),
-               xb[t * p * q:(t + 1) * p * q].reshape((p, q)),
-               y[t * n * q:(t + 1) * n * q].reshape((n, q)))
+        xat = xa[t * n * p:(t + 1) * n * p]
+        xbt = xb[t * p * q:(t + 1) * p * q]
+        yt = y[t * n * q:(t + 1) * n * q]
+        for i in range(n):
+            ai = xat[i * p:(i + 1) * p]
+            if q == 1:                  # a row times a column
+                s = 0.0
+                for k in range(p):
+                    s += ai[k] * xbt[k]
+                yt[i] = s
+                continue
+            yi = yt[i * q:(i + 1) * q]  # row i: sum over k of a[i, k] * row k of b
+            for j in range(q):
+                yi[j] = 0.0
+            for k in range(p):
+                aik = ai[k]
+                bk = xbt[k * q:(k + 1) * q]
+                for j in range(q):
+                    yi[j] += aik * bk[j]
+
+
+@jit
+def _product_dims(op, ka, kb, M):
+    """(batch, n, p, q) of a matrix-product record whose operands have metadata rows ka, kb:
+    dot is (1, 1, p, 1), mv (1, n, p, 1)."""
+    if op == DOT:
+        return 1, 1, M[ka, SHAPE], 1
+    if op == MV:
+        return 1, M[ka, SHAPE], M[ka, SHAPE + 1], 1
+    if op == MM:
+        return 1, M[ka, SHAPE], M[ka, SHAPE + 1], M[kb, SHAPE + 1]
+    return M[ka, SHAPE], M[ka, SHAPE + 1], M[ka, SHAPE + 2], M[kb, SHAPE + 2]
 
 
 # ----- the sweep ----------------------------------------------------------------------
@@ -536,3 +551,27 @@ def forward_sweep(R, sv, m, M, av, start, stop):
             _binary(op, r, R, m, M, sv, av, cbuf, ib)
         elif op == CASTNG:
             _unary(op, r, R, m, M, sv, av, cbuf)
+
+
+# ----- from Python: large matrix products through NumPy --------------------------------
+BLAS_MIN = 1 << 15      # multiply-adds from which ``forward`` hands a product to NumPy
+
+
+def forward(R, sv, m, M, av, start, stop, blas_min=BLAS_MIN):
+    """``forward_sweep`` over records start, ..., stop - 1, except that matrix products of
+    at least ``blas_min`` multiply-adds are done by NumPy (BLAS) between the segments, as
+    backward does (``products.py``): the sweep's plain loops win on small products, BLAS
+    on large ones."""
+    from .products import forward as product_forward
+    lo = start
+    ops = R[start:stop, 0]
+    for r in (np.nonzero((ops >= MM) & (ops <= MV))[0] + start).tolist():
+        op = int(R[r, 0])
+        batch, n, p, q = _product_dims(op, m[int(R[r, 1]) // 5], m[int(R[r, 2]) // 5], M)
+        if batch * n * p * q < blas_min:
+            continue
+        forward_sweep(R, sv, m, M, av, lo, r)
+        product_forward(op, r, R, m, M, sv, av)
+        lo = r + 1
+    forward_sweep(R, sv, m, M, av, lo, stop)
+
