@@ -536,24 +536,6 @@ def _copyslices(r, R, m, M, sv, av, sg, ag, cbuf):
 
 # ----- the sweep ----------------------------------------------------------------------
 @jit
-def _scalar(op, r, R, sv, sg):
-    """One record whose operands are all Python-float scalars (or Python numbers)."""
-    g = sg[r]
-    a = int(R[r, 1])
-    c = R[r, 3]
-    x = sv[a // 5] if a >= 0 else c
-    if op <= BINARY_LAST:
-        b = int(R[r, 2])
-        da, db = binary_grad(op, x, sv[b // 5] if b >= 0 else c, sv[r], 0.0)
-        if a >= 0:
-            sg[a // 5] += g * da
-        if b >= 0:
-            sg[b // 5] += g * db
-    else:
-        sg[a // 5] += g * unary_grad(op, x, sv[r], c, R[r, 2])
-
-
-@jit
 def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, needs):
     """Accumulates adjoints from record ``start`` down to record ``stop`` (reached ones)."""
     cbuf = np.zeros(4)
@@ -561,9 +543,21 @@ def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, needs):
         if reach[r] == 0:
             continue
         op = int(R[r, 0])
-        if op >= SCALAR:
-            _scalar(op - SCALAR, r, R, sv, sg)
+        if op >= SCALAR:        # Python-float scalars: inline, no array views
             op -= SCALAR
+            g = sg[r]
+            a = int(R[r, 1])
+            c = R[r, 3]
+            x = sv[a // 5] if a >= 0 else c
+            if op <= BINARY_LAST:
+                b = int(R[r, 2])
+                da, db = binary_grad(op, x, sv[b // 5] if b >= 0 else c, sv[r], 0.0)
+                if a >= 0:
+                    sg[a // 5] += g * da
+                if b >= 0:
+                    sg[b // 5] += g * db
+            else:
+                sg[a // 5] += g * unary_grad(op, x, sv[r], c, R[r, 2])
         elif op <= BINARY_LAST:
             if op < ADD:
                 continue        # sources: leaves, constants, links to other tapes

@@ -17,11 +17,15 @@ from .tensor import (Tensor, _array, _binary, _dim, _lane_aux, _new, _record, _r
 ValuesIndices = namedtuple("ValuesIndices", "values indices")
 
 
-def _lane_op(op, x, dims, value, c=0.0):
-    """Wraps NumPy result ``value`` and records lane op ``op`` over ``dims`` of x."""
+def _lane_op(op, x, dims, value, c=0.0, keepdim=True):
+    """Wraps NumPy result ``value`` (keepdim-shaped; ``keepdim=False`` drops the reduced dims)
+    and records lane op ``op`` over ``dims`` of x."""
     dt = x._dtype if x._dtype.is_floating_point or op in (MAXALL, MINALL, AMAX, AMIN, PROD,
                                                           PRODDIM) else D.DEFAULT_FLOAT
-    out = _new(np.asarray(value, dt.np), dt)
+    value = np.asarray(value, dt.np)
+    if not keepdim:
+        value = np.asarray(np.squeeze(value, axis=dims))
+    out = _new(value, dt)
     if x._rg and thread_state().enabled:
         out._rg = True
         _record(op, out, x, None, c, _lane_aux(_shape(x), dims))
@@ -78,7 +82,7 @@ def _amax(x, dim, keepdim, largest):
     dims = _reduced_dims(_shape(x), dim)
     v = _array(x)
     value = (np.max if largest else np.min)(v, axis=dims, keepdims=True)
-    return _squeezed(_lane_op(AMAX if largest else AMIN, x, dims, value), dims, keepdim)
+    return _lane_op(AMAX if largest else AMIN, x, dims, value, keepdim=keepdim)
 
 
 @method
@@ -91,19 +95,11 @@ def amin(input, dim=(), keepdim=False):
     return _amax(input, dim, keepdim, False)
 
 
-def _squeezed(out, dims, keepdim):
-    """Drops the reduced dims of a keepdim-shaped result (the record keeps its lanes)."""
-    if not keepdim:
-        out._v = np.asarray(np.squeeze(out._v, axis=dims))
-    return out
-
-
 @method
 def prod(input, dim=None, keepdim=False):
     dims = _reduced_dims(_shape(input), dim)
     value = np.prod(_array(input), axis=dims, keepdims=True)
-    out = _lane_op(PROD if dim is None else PRODDIM, input, dims, value)
-    return _squeezed(out, dims, keepdim or False)
+    return _lane_op(PROD if dim is None else PRODDIM, input, dims, value, keepdim=bool(keepdim))
 
 
 def _correction(unbiased, correction):
@@ -125,8 +121,7 @@ def _moment(x, dim, unbiased, keepdim, correction, op):
             np.full(np.var(_array(x), axis=dims, keepdims=True).shape, np.nan)
         if op == STD:
             v = np.sqrt(v)
-    out = _lane_op(op, x, dims, v, c=n - corr)
-    return _squeezed(out, dims, keepdim)
+    return _lane_op(op, x, dims, v, c=n - corr, keepdim=keepdim)
 
 
 @method
@@ -156,8 +151,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False):  # noqa: A002 (PyTorch's nam
     a = np.abs(_array(x)).astype(np.float64)
     value = np.sqrt((a * a).sum(axis=dims, keepdims=True)) if ord == 2 else \
         (a ** ord).sum(axis=dims, keepdims=True) ** (1.0 / ord)
-    out = _lane_op(NORM, x, dims, value, c=float(ord))
-    return _squeezed(out, dims, keepdim)
+    return _lane_op(NORM, x, dims, value, c=float(ord), keepdim=keepdim)
 
 
 @method
@@ -169,8 +163,7 @@ def logsumexp(input, dim, keepdim=False):
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(all="ignore"):
         value = m + np.log(np.sum(np.exp(v - m), axis=dims, keepdims=True))
-    out = _lane_op(LOGSUMEXP, input, dims, value)
-    return _squeezed(out, dims, keepdim)
+    return _lane_op(LOGSUMEXP, input, dims, value, keepdim=keepdim)
 
 
 def _softmax(x, dim, op):

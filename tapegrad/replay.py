@@ -75,7 +75,7 @@ class Recording:
     # ----- replaying ---------------------------------------------------------------------
     def replay(self, args):
         """The outputs at new input values, or None when a guard fails."""
-        from .replay_kernels import forward_sweep
+        from .replay_kernels import forward
         R, sv0, m, M, av0, gsize = self.arrays
         sv, av = sv0.copy(), av0.copy()
         leaves = {}
@@ -88,7 +88,7 @@ class Recording:
             _write(t, slot, m, M, sv, av)
             if t._rg and t._tape is None:
                 leaves[slot] = _leaf_node(t)
-        forward_sweep(R, sv, m, M, av, 0, R.shape[0])
+        forward(R, sv, m, M, av, 0, R.shape[0])
         for slot, kind, value in self.guards:
             if not _same(value_of(slot, m, M, sv, av), kind, value):
                 return None

@@ -150,8 +150,8 @@ def _source(tape, op, t):
         tape.rec.extend((op, -1, -1, 0.0, v))
         return slot
     slot = tape.record_array(op, -1, -1, 0.0, v.shape)
-    if tape.keep_all:
-        _save(tape, slot, slot, t)
+    if tape.keep_all:                   # a copy: fn may change the tensor after this use
+        tape.save_value(slot, slot, v.copy(), None)
     return slot
 
 
@@ -200,6 +200,9 @@ def _record(op, out, a, b=None, c=0.0, aux=None, ints=None):
     else:
         sb = _slot(b, tape)
     v = out._v
+    if type(v) is _float and ((a is not None and type(a._v) is not _float)
+                              or (isinstance(b, Tensor) and type(b._v) is not _float)):
+        v = out._v = np.array(v, out._dtype.np)     # from an array: an array record
     if type(v) is _float:
         slot = len(tape.rec)
         tape.rec.extend((op + SCALAR, sa, sb, c, v))
@@ -233,14 +236,14 @@ def _record(op, out, a, b=None, c=0.0, aux=None, ints=None):
 def _broadcast(sa, sb):
     """The broadcast shape of two shapes, with PyTorch's error."""
     n = max(len(sa), len(sb))
-    out = []
-    for i in range(n):
+    out = [0] * n
+    for i in range(n - 1, -1, -1):          # from the right, as PyTorch reports
         x = sa[i - n + len(sa)] if i - n + len(sa) >= 0 else 1
         y = sb[i - n + len(sb)] if i - n + len(sb) >= 0 else 1
         if x != y and x != 1 and y != 1:
             raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b "
                                f"({y}) at non-singleton dimension {i}")
-        out.append(y if x == 1 else x)
+        out[i] = y if x == 1 else x
     return tuple(out)
 
 

@@ -400,10 +400,6 @@ def test_replay_matches_eager(name, fn, specs):
     replay_matches_eager(fn, inputs, new)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (reductions.py): amax/amin/prod/var/std/norm/"
-                   "logsumexp without keepdim record the keepdim shape (_squeezed runs after "
-                   "_record), so an op broadcasting the result reads it with the wrong strides "
-                   "(the reverse sweep too: tests/test_properties.py's squeezed lane xfails)")
 @pytest.mark.parametrize("reduce", ["amax", "logsumexp", "var"])
 def test_squeezed_lane_reduction_then_broadcast(reduce):
     rng = np.random.default_rng(1)
