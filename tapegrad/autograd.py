@@ -180,9 +180,11 @@ def _run(tape, roots, retain_graph, only, wanted=()):
              lambda ref, tape=tape: _retaining(ref(), tape), m, M, sg, ag, reach, only)
     if not retain_graph:
         tape.free(reach, R)
-        st = thread_state()
-        if tape.freed is True and st.tape is tape:
-            st.tape = Tape()
+    st = thread_state()
+    if st.tape is tape:
+        # later operations start a new tape: this one lives on only while tensors refer
+        # to it (a graph not yet backwarded, a retained one), reached through link records
+        st.tape = Tape()
     return found, list(onward.values())
 
 
