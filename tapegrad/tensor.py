@@ -315,7 +315,12 @@ def _sbin(code, x, y, z):
         tape = _live_tape()
         if tape is not None:
             sx = x._slot if x._tape is tape else _slot(x, tape)
-            sy = y._slot if y._tape is tape else _slot(y, tape)
+            if y._tape is tape:
+                sy = y._slot
+            else:                       # a leaf already on this tape: no call
+                node = y._node
+                sy = node.slot if node is not None and node.tape_id == tape.id \
+                    and y._tape is None else _slot(y, tape)
             rec = tape.rec
             out._slot = len(rec)
             rec.extend((code, sx, sy, 0.0, out._v))
