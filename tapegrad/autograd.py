@@ -206,7 +206,7 @@ def _sweep_down(tape, arrays, start, stop):
 
 def _sweep_down_plain(arrays, start, stop, reverse_sweep):
     R, sv, sg, m, M, av, ag, reach = arrays
-    for r in reversed(products.records(R, stop, start)):
+    for r in reversed(products.records(R, m, M, stop, start)):
         reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, r + 1, NEEDS_TABLE)
         if reach[r]:
             products.backward(int(R[r, 0]), r, R, m, M, av, sg, ag, reach)

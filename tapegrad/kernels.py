@@ -30,7 +30,7 @@ from .ops import (MAXD, SCALAR, CONST, BINARY_LAST, UNARY_LAST, REDUCE_LAST,
                   NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP,
                   SIN, COS, LOG1P, EXPM1, RSQRT,
                   MAXALL, MINALL, AMAX, AMIN, PROD, PRODDIM, VAR, STD, NORM, LOGSUMEXP,
-                  SOFTMAX, LOGSOFTMAX, COPYSLICES)
+                  SOFTMAX, LOGSOFTMAX, MM, DOT, MV, COPYSLICES)
 
 def _cache_ok():
     """True when Numba can write its on-disk cache somewhere (read-only installs cannot)."""
@@ -534,6 +534,53 @@ def _copyslices(r, R, m, M, sv, av, sg, ag, cbuf):
             ga[int(pos[j])] -= g[int(pos[j])]
 
 
+@jit
+def _product_dims(op, ka, kb, M):
+    """(batch, n, p, q) of a matrix-product record whose operands have metadata rows ka, kb:
+    dot is (1, 1, p, 1), mv (1, n, p, 1)."""
+    if op == DOT:
+        return 1, 1, M[ka, SHAPE], 1
+    if op == MV:
+        return 1, M[ka, SHAPE], M[ka, SHAPE + 1], 1
+    if op == MM:
+        return 1, M[ka, SHAPE], M[ka, SHAPE + 1], M[kb, SHAPE + 1]
+    return M[ka, SHAPE], M[ka, SHAPE + 1], M[ka, SHAPE + 2], M[kb, SHAPE + 2]
+
+
+@jit
+def _matmul(op, r, R, m, M, av, sg, ag):
+    """Small matrix products in plain loops: ga += g b^T, gb += a^T g, batch by batch
+    (products.py does the large ones with BLAS). An operand's value is kept only when the
+    other operand needs a gradient."""
+    a = int(R[r, 1])
+    b = int(R[r, 2])
+    batch, n, p, q = _product_dims(op, m[a // 5], m[b // 5], M)
+    g = _adjoints(r, m, M, sg, ag)
+    ga = _adjoints(a // 5, m, M, sg, ag)
+    gb = _adjoints(b // 5, m, M, sg, ag)
+    grad_a = int(R[a // 5, 0]) != CONST
+    grad_b = int(R[b // 5, 0]) != CONST
+    ka = m[a // 5]
+    kb = m[b // 5]
+    xa = av[M[ka, VO]:M[ka, VO] + M[ka, SIZE]] if grad_b else av[0:0]
+    xb = av[M[kb, VO]:M[kb, VO] + M[kb, SIZE]] if grad_a else av[0:0]
+    for t in range(batch):
+        oa = t * n * p
+        ob = t * p * q
+        og = t * n * q
+        for i in range(n):
+            for k in range(p):
+                acc = 0.0
+                if grad_a:
+                    for j in range(q):
+                        acc += g[og + i * q + j] * xb[ob + k * q + j]
+                    ga[oa + i * p + k] += acc
+                if grad_b:
+                    aik = xa[oa + i * p + k]
+                    for j in range(q):
+                        gb[ob + k * q + j] += aik * g[og + i * q + j]
+
+
 # ----- the sweep ----------------------------------------------------------------------
 @jit
 def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, needs):
@@ -570,7 +617,7 @@ def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, needs):
         elif op <= LANE_LAST:
             _lane(op, r, R, m, M, sv, av, sg, ag, cbuf)
         elif op <= MATMUL_LAST:
-            continue            # matrix products: NumPy does them between segments
+            _matmul(op, r, R, m, M, av, sg, ag)
         elif op <= STRIDED_LAST:  # a view: scatter the adjoint back to where it came from
             _walk(m[r], M, _adjoints(r, m, M, sg, ag),
                   _adjoints(int(R[r, 1]) // 5, m, M, sg, ag), True, 1.0)
@@ -586,7 +633,7 @@ def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, needs):
         a = int(R[r, 1])
         if a >= 0:
             reach[a // 5] = 1
-        if op <= BINARY_LAST or op == COPYSLICES:
+        if op <= BINARY_LAST or (op > LANE_LAST and op <= MATMUL_LAST) or op == COPYSLICES:
             b = int(R[r, 2])    # b is a slot only for binary ops
             if b >= 0:
                 reach[b // 5] = 1

@@ -20,6 +20,10 @@ META_WIDTH = AUX_STR + MAXD
 
 NEEDS_TABLE = np.array(NEEDS, dtype=np.int64)
 
+# Matrix products of at least this many multiply-adds leave the jitted sweeps for NumPy's
+# BLAS (products.py); smaller ones run as plain loops inside the sweeps (no stop, no call).
+BLAS_MIN = 1 << 15
+
 
 def value_of(slot, m, M, sv, av):
     """The flat values of a record (a view into sv or av)."""

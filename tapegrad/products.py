@@ -1,12 +1,13 @@
-"""Matrix products (mm, bmm, dot, mv) on the frozen tape, in NumPy.
+"""Large matrix products (mm, bmm, dot, mv) on the frozen tape, in NumPy.
 
-The jitted sweeps stop at each matrix-product record and NumPy does its work with BLAS
-(all of BLAS's speed, no BLAS bindings for Numba to compile: no SciPy needed), then the
-sweep goes on. A tape has few such records, each worth far more than the stop costs.
+The jitted sweeps stop at each matrix-product record of at least ``BLAS_MIN`` multiply-adds
+and NumPy does its work with BLAS (all of BLAS's speed, no BLAS bindings for Numba to
+compile: no SciPy needed), then the sweep goes on. Smaller products run as plain loops
+inside the sweeps, where a stop would cost more than the product.
 """
 import numpy as np
 
-from .layout import adjoint_of, shape_of, value_of
+from .layout import BLAS_MIN, ND, SHAPE, adjoint_of, shape_of, value_of
 from .ops import BMM, CONST, DOT, MM, MV
 
 
@@ -41,7 +42,15 @@ def forward(op, r, R, m, M, sv, av):
     value_of(5 * r, m, M, sv, av)[:] = np.ravel(np.dot(xa, xb) if op != BMM else xa @ xb)
 
 
-def records(R, lo, hi):
-    """Indices of the matrix-product records among records lo..hi, ascending."""
+def records(R, m, M, lo, hi):
+    """Indices of the large matrix-product records among records lo..hi, ascending: the
+    ones worth BLAS (the sweeps run smaller products as loops)."""
     ops = R[lo:hi + 1, 0]
-    return (np.nonzero((ops >= MM) & (ops <= MV))[0] + lo).tolist()
+    found = []
+    for r in (np.nonzero((ops >= MM) & (ops <= MV))[0] + lo).tolist():
+        ka, kb = m[int(R[r, 1]) // 5], m[int(R[r, 2]) // 5]
+        sa = M[ka, SHAPE:SHAPE + M[ka, ND]]
+        sb = M[kb, SHAPE:SHAPE + M[kb, ND]]
+        if int(np.prod(sa)) * int(sb[-1] if len(sb) > 1 else 1) >= BLAS_MIN:
+            found.append(r)
+    return found

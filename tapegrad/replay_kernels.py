@@ -23,8 +23,9 @@ after each op, which eager float32 arithmetic does).
 """
 import numpy as np
 
-from .kernels import _bcast_strides, _ints, _lane_index, _shape, _size, _values, _walk, jit
-from .layout import SHAPE, VO
+from .kernels import (_bcast_strides, _ints, _lane_index, _product_dims, _shape, _size,
+                      _values, _walk, jit)
+from .layout import BLAS_MIN, SHAPE, VO
 from .ops import (MAXD, SCALAR, ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE,
                   NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP,
                   SIN, COS, LOG1P, EXPM1, RSQRT, CAST, CLONE,
@@ -473,19 +474,6 @@ def _matmul(op, r, R, m, M, sv, av, cbuf):
                     yi[j] += aik * bk[j]
 
 
-@jit
-def _product_dims(op, ka, kb, M):
-    """(batch, n, p, q) of a matrix-product record whose operands have metadata rows ka, kb:
-    dot is (1, 1, p, 1), mv (1, n, p, 1)."""
-    if op == DOT:
-        return 1, 1, M[ka, SHAPE], 1
-    if op == MV:
-        return 1, M[ka, SHAPE], M[ka, SHAPE + 1], 1
-    if op == MM:
-        return 1, M[ka, SHAPE], M[ka, SHAPE + 1], M[kb, SHAPE + 1]
-    return M[ka, SHAPE], M[ka, SHAPE + 1], M[ka, SHAPE + 2], M[kb, SHAPE + 2]
-
-
 # ----- the sweep ----------------------------------------------------------------------
 @jit
 def forward_sweep(R, sv, m, M, av, start, stop):
@@ -554,7 +542,6 @@ def forward_sweep(R, sv, m, M, av, start, stop):
 
 
 # ----- from Python: large matrix products through NumPy --------------------------------
-BLAS_MIN = 1 << 15      # multiply-adds from which ``forward`` hands a product to NumPy
 
 
 def forward(R, sv, m, M, av, start, stop, blas_min=BLAS_MIN):
