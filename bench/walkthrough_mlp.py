@@ -85,6 +85,28 @@ def tapegrad_peer(tg, X, Y, W0):
     return run
 
 
+def tapegrad_compiled_peer(tg, X, Y, W0):
+    """The same loop with the loss recorded once by tg.compile and replayed."""
+    dt = {np.float32: tg.float32, np.float64: tg.float64}[X.dtype.type]
+    x = tg.tensor(X, dtype=dt)
+    y = tg.tensor(Y, dtype=dt)
+    loss_fn = tg.compile(lambda w1, b1, w2, b2:
+                         (x.mm(w1).add(b1).clamp(min=0).mm(w2).add(b2) - y).pow(2).sum())
+
+    def run(epochs):
+        w1, w2, b1, b2 = (tg.tensor(a, dtype=dt, requires_grad=True) for a in W0)
+        t0 = C.clock()
+        for _ in range(epochs):
+            loss = loss_fn(w1, b1, w2, b2)
+            loss.backward()
+            with tg.no_grad():
+                for w in (w1, b1, w2, b2):
+                    w.sub_(LR * w.grad)
+                    w.grad.zero_()
+        return loss.item(), C.clock() - t0
+    return run
+
+
 def torch_peer(torch, X, Y, W0):
     x = torch.from_numpy(X.copy())
     y = torch.from_numpy(Y.copy())
@@ -197,6 +219,7 @@ def main():
         peers = [("NumPy, hand-written gradients", lambda: numpy_peer(X, Y, W0))]
         if tg is not None:
             peers.append(("tapegrad", lambda: tapegrad_peer(tg, X, Y, W0)))
+            peers.append(("tapegrad, tg.compile", lambda: tapegrad_compiled_peer(tg, X, Y, W0)))
         if torch is not None:
             peers.append(("PyTorch eager", lambda: torch_peer(torch, X, Y, W0)))
         if autograd is not None:

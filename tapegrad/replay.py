@@ -37,6 +37,7 @@ class Recording:
         self.output = None      # fn's return value, with tensors replaced by _Out markers
         self.requires = None    # per record: does a gradient reach it from a real leaf
         self.names = []         # (namespace, key, tensor): how fn reached captured tensors
+        self.scalar_inputs = None   # (argument indices, rows) of Python-float inputs
         self.arrays = None      # R, sv, m, M, av, gsize after recording
 
     # ----- recording ---------------------------------------------------------------------
@@ -78,12 +79,19 @@ class Recording:
         from .replay_kernels import forward
         R, sv0, m, M, av0, gsize = self.arrays
         sv, av = sv0.copy(), av0.copy()
+        if self.scalar_inputs is None:
+            self._split_inputs(m)
+        idx, rows = self.scalar_inputs          # Python-float inputs: one vectorized write
+        if idx:
+            sv[rows] = [args[i]._v for i in idx]
         leaves = {}
         for i, slot in self.inputs:
             a = args[i]
-            _write(a, slot, m, M, sv, av)
+            if m[slot // 5] >= 0:
+                _write(a, slot, m, M, sv, av)
             if a._rg and a._tape is None:
-                leaves[slot] = _leaf_node(a)
+                node = a._node
+                leaves[slot] = node if node is not None else _leaf_node(a)
         for t, slot, _ in self.captured:
             _write(t, slot, m, M, sv, av)
             if t._rg and t._tape is None:
@@ -93,11 +101,16 @@ class Recording:
             if not _same(value_of(slot, m, M, sv, av), kind, value):
                 return None
         tape = ReplayTape(self, (R, sv, m, M, av, gsize), leaves)
-        for i, slot in self.inputs:                  # changed in place before backward
+        for i, slot in self.inputs:             # an input changed in place before backward
             a = args[i]
-            if type(a._v) is not float:
+            if m[slot // 5] >= 0:
                 tape.saved.append((slot, slot, _cell(a), _cell(a)[0], a._v, None))
         return _build_outputs(self.output, tape, self.requires, m, M, sv, av)
+
+    def _split_inputs(self, m):
+        """Which inputs are Python-float scalars (written together) and their rows."""
+        pairs = [(i, slot // 5) for i, slot in self.inputs if m[slot // 5] < 0]
+        self.scalar_inputs = ([i for i, _ in pairs], np.array([r for _, r in pairs], np.int64))
 
     def valid(self):
         """False when a name fn read a captured tensor from now holds another object:
