@@ -175,7 +175,7 @@ def _run(tape, roots, retain_graph, only, wanted=()):
         if reach[slot // 5]:
             seed = np.array(adjoint_of(slot // 5, m, M, sg, ag))
             onward.setdefault(id(node._tape), (node._tape, []))[1].append((node._slot, seed))
-    _scatter(tape.leaves, lambda node: node.variable, m, M, sg, ag, reach, only)
+    _scatter(tape.leaves, _variable, m, M, sg, ag, reach, only)
     _scatter(tape.retained,
              lambda ref, tape=tape: _retaining(ref(), tape), m, M, sg, ag, reach, only)
     if not retain_graph:
@@ -248,18 +248,25 @@ def _retaining(t, tape):
 
 def _scatter(targets, tensor_of, m, M, sg, ag, reach, only):
     """Adds the adjoint of each reached slot in ``targets`` into its tensor's .grad. The
-    grads of Python-float leaves are cells of shared pages, added to page by page."""
+    grads of Python-float leaves are cells of shared pages: those without hooks are added
+    to in one vectorized step."""
     if not targets:
         return
     rows = np.fromiter(targets.keys(), np.int64, len(targets)) // 5
-    hit = reach[rows].astype(bool)
+    hit = reach[rows] > 0
     scalar = m[rows] < 0
-    values = sg[rows].tolist()
-    pages = {}
-    for (slot, target), r, h, is_scalar, v in zip(targets.items(), rows.tolist(), hit.tolist(),
-                                                  scalar.tolist(), values):
-        if not h:
-            continue
+    items = list(targets.items())
+    if only is None and tensor_of is _variable:
+        ids = np.fromiter((n.cell_id if not n.hooks and not n.post_hooks else -1
+                           for _, n in items), np.int64, len(items))
+        fast = hit & scalar & (ids >= 0)
+        if fast.any():
+            _PAGES.add(ids[fast], sg[rows[fast]])
+            hit &= ~fast
+    ids, vals = [], []                  # cells to add to, batched into one NumPy call
+    for k in np.nonzero(hit)[0].tolist():
+        slot, target = items[k]
+        r = int(rows[k])
         t = tensor_of(target)
         if t is None or (only is not None and id(t) not in only) or t._slot != slot \
                 and t._tape is not None:
@@ -268,81 +275,73 @@ def _scatter(targets, tensor_of, m, M, sg, ag, reach, only):
         if node is not None and node.hooks:         # leaf hooks see the grad first
             _accumulate(t, _call_hooks(node.hooks.values(), adjoint_of(r, m, M, sg, ag),
                                        _shape(t), t._dtype))
-        elif is_scalar and node is not None:
-            page, i = _grad_cell(t, node)
-            if page is None:
-                _accumulate(t, v)
-            else:
-                p = pages.get(id(page))
-                if p is None:
-                    p = pages[id(page)] = (page, [], [])
-                p[1].append(i)
-                p[2].append(v)
+        elif scalar[k] and node is not None and _grad_cell(t, node) >= 0:
+            ids.append(node.cell_id)
+            vals.append(sg[r])
         else:
             _accumulate(t, adjoint_of(r, m, M, sg, ag))
         if node is not None and node.post_hooks:
-            if pages:
-                _flush(pages)
+            if ids:
+                _PAGES.add(np.array(ids), np.array(vals))
+                ids, vals = [], []
             for fn in list(node.post_hooks.values()):
                 fn(t)
-    _flush(pages)
+    if ids:
+        _PAGES.add(np.array(ids), np.array(vals))
 
 
-def _flush(pages):
-    for page, idx, vals in pages.values():
-        np.add.at(page, idx, vals)
-    pages.clear()
+def _variable(node):
+    return node.variable
 
 
 class _GradPages:
     """Persistent storage for the grads of Python-float leaves: each grad is a 0-d view of
-    one cell of a page, so ``x.grad.numpy()`` is a view that sees later accumulation. A page
-    whose cells are all dead (no view, no node refers to it) is reused."""
+    one cell of a page, so ``x.grad.numpy()`` is a view that sees later accumulation, and a
+    backward adds into many cells with one NumPy call per page. A page whose cells are all
+    dead (no grad tensor views it) is reused."""
     SIZE = 4096
 
-    def __init__(self, np_dtype):
-        self.np_dtype = np_dtype
-        self.pages = []
-        self.page = None
-        self.next = self.SIZE
+    def __init__(self):
+        self.pages = []        # every page, of any dtype; a cell's id is page * SIZE + index
+        self.current = {}      # dtype name -> [page number, next free index]
 
-    def cell(self):
-        if self.next == self.SIZE:
-            self.page = None
-            for p in self.pages:
-                if sys.getrefcount(p) <= 3:      # the list, the loop name, the call
-                    p[:] = 0
-                    self.page = p
-                    break
-            if self.page is None:
-                self.page = np.zeros(self.SIZE, self.np_dtype)
-                self.pages.append(self.page)
-            self.next = 0
-        i = self.next
-        self.next += 1
-        return self.page, i
+    def cell(self, dtype):
+        """A fresh zeroed cell for a grad of tapegrad dtype ``dtype``: (page, index)."""
+        cur = self.current.get(dtype.name)
+        if cur is None or cur[1] == self.SIZE:
+            cur = self.current[dtype.name] = [self._free_page(dtype.np), 0]
+        p, i = cur
+        cur[1] += 1
+        self.pages[p][i] = 0
+        return p, i
+
+    def _free_page(self, np_dtype):
+        for p, page in enumerate(self.pages):
+            if page.dtype == np_dtype and sys.getrefcount(page) <= 3 and \
+                    all(c[0] != p for c in self.current.values()):
+                return p                       # only this list (and the call) refer to it
+        self.pages.append(np.zeros(self.SIZE, np_dtype))
+        return len(self.pages) - 1
+
+    def add(self, ids, values):
+        """pages[id // SIZE][id % SIZE] += value for each cell id."""
+        pno = ids // self.SIZE
+        for p in np.unique(pno).tolist():
+            sel = pno == p
+            np.add.at(self.pages[p], ids[sel] % self.SIZE, values[sel])
 
 
-_PAGES = {}
+_PAGES = _GradPages()
 
 
 def _grad_cell(t, node):
-    """(page, index) of the grad of Python-float leaf t, allocating it on first use;
-    (None, None) when the user has put another tensor in t.grad."""
-    g = t._grad
-    if g is None:
-        bank = _PAGES.get(t._dtype.name)
-        if bank is None:
-            bank = _PAGES[t._dtype.name] = _GradPages(t._dtype.np)
-        page, i = bank.cell()
-        page[i] = 0
-        t._grad = _new(page[i:i + 1].reshape(()), t._dtype)
-        node.cell = (t._grad, page, i)
-        return page, i
-    cell = node.cell
-    if cell is not None and cell[0] is g:
-        return cell[1], cell[2]
-    return None, None
+    """The cell id of the grad of Python-float leaf t, allocating it on first use; -1 when
+    the user has put another tensor in t.grad."""
+    if t._grad is None:
+        p, i = _PAGES.cell(t._dtype)
+        t._grad = _new(_PAGES.pages[p][i:i + 1].reshape(()), t._dtype)
+        node.cell_id = p * _PAGES.SIZE + i
+    return node.cell_id
 
 
 def _check(tape, R, reach):

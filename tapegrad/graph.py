@@ -12,7 +12,7 @@ from .ops import BY_CODE, CONST, LINK, LEAF, SUB, node_name
 
 class AccumulateGrad:
     """The node that accumulates a leaf's gradient into ``leaf.grad``."""
-    __slots__ = ("_ref", "tape_id", "slot", "hooks", "post_hooks", "cell", "__weakref__")
+    __slots__ = ("_ref", "tape_id", "slot", "hooks", "post_hooks", "cell_id", "__weakref__")
 
     def __init__(self, leaf):
         self._ref = weakref.ref(leaf)
@@ -20,7 +20,7 @@ class AccumulateGrad:
         self.slot = -1
         self.hooks = None       # {key: register_hook function}, run before accumulation
         self.post_hooks = None  # {key: register_post_accumulate_grad_hook function}
-        self.cell = None      # (grad tensor, page, index) of a Python-float leaf's grad
+        self.cell_id = -1       # where a Python-float leaf's grad lives (autograd._PAGES)
 
     @property
     def variable(self):

@@ -720,6 +720,8 @@ class Tensor:
                                    "and the tensor have the same dtype")
             if type(value._v) is _float:
                 value = _new(np.array(value._v, value._dtype.np), value._dtype)
+        if self._node is not None:
+            self._node.cell_id = -1     # the grad no longer lives in its page cell
         self._grad = value
 
     @property
