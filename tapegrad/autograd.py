@@ -8,6 +8,7 @@ tape, so the adjoint is final once the sweep has passed down to it.
 """
 import re
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -19,6 +20,8 @@ from .state import thread_state
 from .tape import Tape
 from .grad_mode import is_anomaly_enabled
 from .tensor import Tensor, _array, _new, _shape
+
+_ACCUMULATE = threading.RLock()   # .grad accumulation, as PyTorch locks AccumulateGrad
 
 SECOND_TIME = ("Trying to backward through the graph a second time (or directly access saved "
                "tensors after they have already been freed). Saved intermediate values of the "
@@ -175,9 +178,10 @@ def _run(tape, roots, retain_graph, only, wanted=()):
         if reach[slot // 5]:
             seed = np.array(adjoint_of(slot // 5, m, M, sg, ag))
             onward.setdefault(id(node._tape), (node._tape, []))[1].append((node._slot, seed))
-    _scatter(tape.leaves, _variable, m, M, sg, ag, reach, only)
-    _scatter(tape.retained,
-             lambda ref, tape=tape: _retaining(ref(), tape), m, M, sg, ag, reach, only)
+    with _ACCUMULATE:               # two threads' backwards into one leaf: no lost update
+        _scatter(tape.leaves, _variable, m, M, sg, ag, reach, only)
+        _scatter(tape.retained,
+                 lambda ref, tape=tape: _retaining(ref(), tape), m, M, sg, ag, reach, only)
     if not retain_graph:
         tape.free(reach, R)
     st = thread_state()

@@ -34,7 +34,7 @@ def _np_key(key):
                 _guard(k, "array", np.array(_array(k)))
             k = _array(k)
         elif isinstance(k, list):
-            k = np.asarray(k)
+            k = np.asarray(k) if len(k) else np.zeros(0, np.int64)   # x[[]] selects nothing
             if k.dtype.kind == "f":
                 raise IndexError("tensors used as indices must be long, int, byte or bool "
                                  "tensors")

@@ -79,8 +79,8 @@ def unary_grad(op, x, y, c, c2):
         return 0.5 / y
     if op == ABS:           # sign(x), 0 at 0 as PyTorch
         return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
-    if op == RELU:          # 1 where the result is positive; relu'(0) = 0
-        return 1.0 if y > 0 else 0.0
+    if op == RELU:          # 0 where the result is <= 0 (relu'(0) = 0); NaN passes
+        return 0.0 if y <= 0 else 1.0
     if op == CLAMP:         # 1 inside [min, max], bounds included
         return 1.0 if (x >= c and x <= c2) else 0.0
     if op == POWC:          # d/dx x^c = c x^(c-1); 0 for c == 0 as PyTorch
@@ -117,10 +117,14 @@ def binary_grad(op, x, y, z, w):
         dx = 0.0 if y == 0.0 else y * x ** (y - 1.0)
         dy = 0.0 if (x == 0.0 and y >= 0) else z * np.log(x)
         return dx, dy
-    if op == MAXIMUM:       # the larger gets the gradient; a tie splits it in half
-        return (1.0, 0.0) if x > y else ((0.0, 1.0) if x < y else (0.5, 0.5))
+    if op == MAXIMUM:       # the larger gets the gradient, a tie splits it, NaN passes it
+        if x == y:
+            return 0.5, 0.5
+        return (0.0 if x < y else 1.0), (0.0 if y < x else 1.0)
     if op == MINIMUM:
-        return (1.0, 0.0) if x < y else ((0.0, 1.0) if x > y else (0.5, 0.5))
+        if x == y:
+            return 0.5, 0.5
+        return (0.0 if x > y else 1.0), (0.0 if y > x else 1.0)
     if op == WHERE:         # x where the condition holds, y elsewhere
         return w, 1.0 - w
     return np.nan, np.nan
@@ -296,7 +300,7 @@ def _unary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
     # dedicated loops for the hot ops; the switch in unary_grad for the rest
     if op == RELU:
         for i in range(n):
-            if y[i] > 0:
+            if not y[i] <= 0:
                 ga[i] += g[i]
     elif op == CLAMP:
         for i in range(n):
@@ -415,13 +419,14 @@ def _lane(op, r, R, m, M, sv, av, sg, ag, cbuf):
     acc = np.zeros(nk)
     cnt = np.zeros(nk)
     if op == MAXALL or op == MINALL or op == AMAX or op == AMIN:
-        # ties share the gradient evenly
-        for i in range(n):
-            if x[i] == y[kidx[i]]:
-                cnt[kidx[i]] += 1.0
+        # ties share the gradient evenly; a NaN extreme goes to the NaNs
         for i in range(n):
             k = kidx[i]
-            if x[i] == y[k]:
+            if x[i] == y[k] or (np.isnan(x[i]) and np.isnan(y[k])):
+                cnt[k] += 1.0
+        for i in range(n):
+            k = kidx[i]
+            if x[i] == y[k] or (np.isnan(x[i]) and np.isnan(y[k])):
                 ga[i] += g[k] / cnt[k]
     elif op == PROD or op == PRODDIM:
         # d/dx_i prod = prod of the others: y/x_i, or the product of the nonzeros where
@@ -449,7 +454,7 @@ def _lane(op, r, R, m, M, sv, av, sg, ag, cbuf):
             k = kidx[i]
             if op == VAR:
                 ga[i] += g[k] * 2.0 * (x[i] - acc[k]) / c
-            else:
+            elif y[k] != 0.0:   # a lane of equal values: 0, as PyTorch masks it
                 ga[i] += g[k] * (x[i] - acc[k]) / (c * y[k])
     elif op == NORM:
         # d ||x||_p / dx_i = x_i |x_i|^(p-2) / ||x||^(p-1); 0 where the norm is 0

@@ -81,6 +81,11 @@ def min(input, dim=None, keepdim=False, other=None):  # noqa: A001
 def _amax(x, dim, keepdim, largest):
     dims = _reduced_dims(_shape(x), dim)
     v = _array(x)
+    name = "amax" if largest else "amin"
+    if v.size == 0 and (dim is None or dim == () or any(v.shape[d] == 0 for d in dims)):
+        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
+                           "input.numel() == 0. Specify the reduction dim with the 'dim' "
+                           "argument.")
     value = (np.max if largest else np.min)(v, axis=dims, keepdims=True)
     return _lane_op(AMAX if largest else AMIN, x, dims, value, keepdim=keepdim)
 
@@ -172,6 +177,8 @@ def _softmax(x, dim, op):
     v = _array(x).astype(np.float64)
     if len(shape) == 0:
         v = v.reshape(1)
+    if v.size == 0:
+        return _lane_op(op, x, (d,) if shape else (), v.reshape(shape))
     m = np.max(v, axis=d if shape else 0, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(all="ignore"):

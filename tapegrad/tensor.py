@@ -530,6 +530,8 @@ def _inplace(self, op, other):
                                "in-place operation.")
         res = _binary(op, self, other)
         _assign(self, res)
+        if type(self._v) is _float and type(res._v) is not _float:
+            self._v = np.array(self._v, self._dtype.np)   # it is an array record now
         self._tape, self._slot, self._rg = res._tape, res._slot, True
         return self
     v = self._v
