@@ -31,7 +31,10 @@ def thread_state():
 
 
 def current_tape():
-    """The thread's tape, started over when no tensor refers to it any more."""
+    """The thread's tape. A long one is started over when no tensor refers to it any more,
+    or else replaced by a new one: the old tape then lives only as long as its tensors (an
+    evaluation loop that never calls backward holds flat memory), and an operation on one
+    of them links the new tape to it, so backward still reaches through."""
     st = thread_state()
     tape = st.tape
     if tape.freed is True:
@@ -40,5 +43,5 @@ def current_tape():
         if sys.getrefcount(tape) <= 3:   # only st, this frame and the call hold it
             tape.reset()
         else:
-            tape.check_at *= 2
+            tape = st.tape = Tape()
     return tape
