@@ -68,9 +68,9 @@ CASES = []
 def case(id, expect, own=False, bug=None, raises=None):
     def register(scenario):
         marks = ()
-        if bug:
+        if bug:      # it must fail, and only in the expected way
             marks = (pytest.mark.xfail(strict=True, reason="BUG: " + bug,
-                                       **({"raises": raises} if raises else {})),)
+                                       raises=raises or AssertionError),)
         CASES.append(Case(id, scenario, expect, own, marks))
         return scenario
     return register
@@ -294,11 +294,13 @@ case("gradient_wrong_shape_scalar_leaf", raises(RuntimeError, _shape_msg([2], []
 case("gradient_int_dtype", value([[4.0, 6.0]]),
      bug="backward(gradient=<int64 tensor>) raises 'For complex Tensors, both grad_output and "
          "output are required to have the same dtype...'; PyTorch casts the gradient to the "
-         "output's dtype")(
+         "output's dtype",
+     raises=RuntimeError)(
     lambda L: (lambda x: ((x * 2).backward(L.tensor([2, 3])), [x.grad.tolist()])[1])(
         _leaf(L, [1.0, 1.0])))
 case("gradient_bool_dtype", value([[2.0, 0.0]]),
-     bug="backward(gradient=<bool tensor>) raises the complex-dtype error; PyTorch casts")(
+     bug="backward(gradient=<bool tensor>) raises the complex-dtype error; PyTorch casts",
+     raises=RuntimeError)(
     lambda L: (lambda x: ((x * 2).backward(L.tensor([True, False])), [x.grad.tolist()])[1])(
         _leaf(L, [1.0, 1.0])))
 case("gradient_float32_for_float64", value([[2.0, 4.0]]))(
@@ -324,10 +326,12 @@ case("leaf_setitem", raises(RuntimeError, VIEW_LEAF_INPLACE),
     lambda L: L.ones(2, requires_grad=True).__setitem__(0, 5.0))
 case("leaf_view_add_", raises(RuntimeError, VIEW_LEAF_INPLACE),
      bug="an in-place op on a view of a leaf that requires grad (x[0].add_(1)) is allowed: it "
-         "changes the leaf's value silently and later gradients use the changed value")(
+         "changes the leaf's value silently and later gradients use the changed value",
+     raises=pytest.fail.Exception)(
     lambda L: L.ones(2, 2, requires_grad=True)[0].add_(1))
 case("leaf_view_mul_", raises(RuntimeError, VIEW_LEAF_INPLACE),
-     bug="x.t().mul_(2) on a leaf that requires grad is allowed (see leaf_view_add_)")(
+     bug="x.t().mul_(2) on a leaf that requires grad is allowed (see leaf_view_add_)",
+     raises=pytest.fail.Exception)(
     lambda L: L.ones(2, 2, requires_grad=True).t().mul_(2))
 
 
@@ -538,7 +542,8 @@ case("dict", raises(RuntimeError, "Could not infer dtype of dict"),
      bug="tg.tensor({1: 2}) raises TypeError; PyTorch RuntimeError")(lambda L: L.tensor({1: 2}))
 case("nan_to_int64", raises(RuntimeError, "value cannot be converted to type int64 without "
                                           "overflow"),
-     bug="tg.tensor([nan], dtype=tg.int64) silently gives -9223372036854775808")(
+     bug="tg.tensor([nan], dtype=tg.int64) silently gives -9223372036854775808",
+     raises=pytest.fail.Exception)(
     lambda L: L.tensor([nan], dtype=L.int64))
 case("list_of_one_element_tensors", value([2]),
      bug="tg.tensor([tg.ones(1), tg.ones(1)]) has shape (2, 1); PyTorch converts each "
@@ -546,7 +551,8 @@ case("list_of_one_element_tensors", value([2]),
     lambda L: list(L.tensor([L.ones(1), L.ones(1)]).shape))
 case("list_with_a_tensor_requiring_grad", value([1.0, 2.0]),
      bug="tg.tensor([x, y]) with x requiring grad raises 'Can't call numpy() on Tensor that "
-         "requires grad'; PyTorch copies the values (with a warning)")(
+         "requires grad'; PyTorch copies the values (with a warning)",
+     raises=RuntimeError)(
     lambda L: _quiet(lambda: L.tensor([L.tensor(1.0, requires_grad=True),
                                        L.tensor(2.0)]).tolist()))
 case("negative_size", raises(RuntimeError, "Trying to create tensor with negative dimension -1: "
@@ -559,6 +565,167 @@ def _quiet(fn):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fn()
+
+
+# --- misuse of the autograd API and of shapes, indices, dims ---------------------------------
+def _hooked(L, hook):
+    x = _leaf(L, [1.0, 2.0])
+    h = x * 1
+    h.register_hook(hook)
+    (h * 2).sum().backward()
+
+
+def _set_grad(L, value):
+    x = _leaf(L, [1.0, 2.0])
+    x.grad = value
+
+
+case("hook_on_a_tensor_without_grad", raises(RuntimeError, "cannot register a hook on a tensor "
+                                                           "that doesn't require gradient"))(
+    lambda L: L.ones(2).register_hook(lambda g: g))
+case("hook_changes_the_size", raises(RuntimeError, "hook '<lambda>' has changed the size of "
+                                                   "value"),
+     bug="a hook returning a gradient of another shape: tapegrad's own words ('hook returned a "
+         "gradient of shape [3] for a tensor of shape [2]'); PyTorch: \"hook '<lambda>' has "
+         "changed the size of value\"")(
+    lambda L: _hooked(L, lambda g: L.ones(3, dtype=L.float64)))
+case("hook_returns_a_number", raises(TypeError, "expected Variable, but hook returned 'float'"),
+     bug="a hook returning a Python float crashes inside backward with AttributeError "
+         "\"'float' object has no attribute '_v'\"; PyTorch raises TypeError")(
+    lambda L: _hooked(L, lambda g: 3.0))
+case("grad_assigned_wrong_shape", raises(RuntimeError, "attempting to assign a gradient of size "
+                                                       "'[3]' to a tensor of size '[2]'. Please "
+                                                       "ensure that the gradient and the tensor "
+                                                       "are the same size"))(
+    lambda L: _set_grad(L, L.ones(3, dtype=L.float64)))
+case("grad_assigned_wrong_dtype", raises(RuntimeError, (
+        "attempting to assign a gradient with dtype 'float' to a tensor with grad_dtype "
+        "'Double'. The gradient must match the tensor's grad_dtype (defaults to the tensor's "
+        "dtype). You can set the tensor's grad_dtype attribute with a specific dtype, or None "
+        "to allow any dtype. Set grad_dtype with caution. Diverging the dtypes of a tensor "
+        "and its gradient may break downstream systems that assume they match.")),
+     bug="x.grad = <float32> on a float64 tensor: the words of an older PyTorch ('... with "
+         "dtype 'float32' to a tensor with dtype 'float64'. Please ensure ...'); PyTorch 2.13 "
+         "names grad_dtype")(
+    lambda L: _set_grad(L, L.ones(2, dtype=L.float32)))
+case("grad_assigned_a_list", raises(TypeError, "assigned grad expected to be a Tensor or None "
+                                               "but got grad of type list"))(
+    lambda L: _set_grad(L, [1.0, 2.0]))
+case("retain_grad_without_grad", raises(RuntimeError, "can't retain_grad on Tensor that has "
+                                                      "requires_grad=False"))(
+    lambda L: L.ones(2).retain_grad())
+case("requires_grad_false_on_a_non_leaf", raises(RuntimeError, (
+        "you can only change requires_grad flags of leaf variables. If you want to use a "
+        "computed variable in a subgraph that doesn't require differentiation use "
+        "var_no_grad = var.detach().")))(
+    lambda L: setattr(_leaf(L, [1.0]) * 2, "requires_grad", False))
+case("autograd_grad_of_an_unused_input", raises(RuntimeError, (
+        "The differentiated Tensor at index 1 appears to not have been used in the graph. Set "
+        "allow_unused=True if this is the desired behavior.")))(
+    lambda L: _grad_unused(L))
+case("autograd_grad_of_an_input_without_grad", raises(RuntimeError, "One of the differentiated "
+                                                                    "Tensors does not require "
+                                                                    "grad"))(
+    lambda L: L.autograd.grad((_leaf(L, [1.0]) * 2).sum(), [L.ones(1)]))
+case("autograd_grad_of_a_non_scalar", raises(RuntimeError, "grad can be implicitly created only "
+                                                           "for scalar outputs"))(
+    lambda L: (lambda x: L.autograd.grad(x * 2, [x]))(_leaf(L, [1.0, 2.0])))
+case("autograd_grad_twice", raises(RuntimeError, SECOND_TIME))(
+    lambda L: (lambda x: (lambda y: (L.autograd.grad(y, [x]), L.autograd.grad(y, [x])))(
+        (x * x).sum()))(_leaf(L, [1.0, 2.0])))
+case("item_of_empty", raises(RuntimeError, "a Tensor with 0 elements cannot be converted to "
+                                           "Scalar"))(lambda L: L.ones(0).item())
+case("float_of_two_elements", raises(ValueError, "only one element tensors can be converted to "
+                                                 "Python scalars"),
+     bug="float(t) of a 2-element tensor raises RuntimeError 'a Tensor with 2 elements cannot "
+         "be converted to Scalar' (item()'s words); PyTorch ValueError")(
+    lambda L: float(L.ones(2)))
+case("bool_of_two_elements", raises(RuntimeError, "Boolean value of Tensor with more than one "
+                                                  "value is ambiguous"))(
+    lambda L: bool(L.ones(2)))
+case("len_of_0d", raises(TypeError, "len() of a 0-d tensor"))(lambda L: len(L.tensor(1.0)))
+case("reshape_wrong_size", raises(RuntimeError, "shape '[2, 2]' is invalid for input of size "
+                                                "3"))(
+    lambda L: _leaf(L, [1.0, 2.0, 3.0]).reshape(2, 2))
+case("view_wrong_size", raises(RuntimeError, "shape '[-1, 2]' is invalid for input of size 3"))(
+    lambda L: _leaf(L, [1.0, 2.0, 3.0]).view(-1, 2))
+case("select_out_of_range", raises(IndexError, "index 3 is out of bounds for dimension 0 with "
+                                               "size 3"))(
+    lambda L: _leaf(L, [1.0, 2.0, 3.0])[3])
+case("sum_dim_out_of_range", raises(IndexError, "Dimension out of range (expected to be in "
+                                                "range of [-1, 0], but got 1)"))(
+    lambda L: _leaf(L, [1.0, 2.0, 3.0]).sum(1))
+case("softmax_dim_out_of_range", raises(IndexError, "Dimension out of range (expected to be in "
+                                                    "range of [-1, 0], but got 2)"))(
+    lambda L: _leaf(L, [1.0, 2.0, 3.0]).softmax(2))
+case("permute_too_few_dims", raises(RuntimeError, (
+        "permute(sparse_coo): number of dimensions in the tensor input does not match the "
+        "length of the desired ordering of dimensions i.e. input.dim() = 2 is not equal to "
+        "len(dims) = 1")))(
+    lambda L: _leaf(L, [[1.0, 2.0]]).permute(0))
+case("expand_mismatch", raises(RuntimeError, (
+        "The expanded size of the tensor (3) must match the existing size (2) at non-singleton "
+        "dimension 1.  Target sizes: [3, 3].  Tensor sizes: [2]")))(
+    lambda L: _leaf(L, [1.0, 2.0]).expand(3, 3))
+case("t_of_3d", raises(RuntimeError, "t() expects a tensor with <= 2 dimensions, but self is "
+                                     "3D"))(
+    lambda L: L.ones(2, 2, 2, requires_grad=True).t())
+case("index_with_floats", raises(IndexError, "tensors used as indices must be long, int, byte "
+                                             "or bool tensors"))(
+    lambda L: _leaf(L, [1.0, 2.0])[L.tensor([0.0])])
+case("index_list_out_of_range", raises(IndexError, "index 5 is out of bounds for dimension 0 "
+                                                   "with size 2"))(
+    lambda L: _leaf(L, [1.0, 2.0])[[0, 5]])
+case("gather_out_of_range", raises(RuntimeError, "index 5 is out of bounds for dimension 1 with "
+                                                 "size 2"))(
+    lambda L: _leaf(L, [[1.0, 2.0]]).gather(1, L.tensor([[5]])))
+case("index_select_out_of_range", raises(IndexError, "index out of range in self"),
+     bug="index_select out of range appends '(index 5)' to PyTorch's 'index out of range in "
+         "self'")(
+    lambda L: _leaf(L, [1.0, 2.0]).index_select(0, L.tensor([5])))
+case("cat_of_0d", raises(RuntimeError, "zero-dimensional tensor (at position 0) cannot be "
+                                       "concatenated"))(
+    lambda L: L.cat([_leaf(L, 1.0), _leaf(L, 2.0)]))
+case("cat_of_nothing", raises(ValueError, "torch.cat(): expected a non-empty list of Tensors"),
+     bug="tg.cat([]) raises RuntimeError 'cat expects a non-empty TensorList'; PyTorch "
+         "ValueError 'torch.cat(): expected a non-empty list of Tensors'")(
+    lambda L: L.cat([]))
+case("where_float_condition", raises(RuntimeError, "where expected condition to be a boolean "
+                                                   "tensor, but got a tensor with dtype Float"),
+     bug="where with a float condition names the dtype 'Float32'; PyTorch 'Float'")(
+    lambda L: L.where(L.ones(2), _leaf(L, [1.0, 2.0]), _leaf(L, [1.0, 2.0])))
+case("clamp_without_bounds", raises(RuntimeError, "torch.clamp: At least one of 'min' or 'max' "
+                                                  "must not be None"))(
+    lambda L: _leaf(L, [1.0]).clamp())
+case("mean_of_integers", raises(RuntimeError, (
+        "mean(): could not infer output dtype. Input dtype must be either a floating point or "
+        "complex dtype. Got: Long")),
+     bug="mean() of an int64 tensor names the dtype 'Int64'; PyTorch 'Long'")(
+    lambda L: L.ones(2, dtype=L.int64).mean())
+case("setitem_value_too_long", raises(RuntimeError, (
+        "The expanded size of the tensor (2) must match the existing size (3) at non-singleton "
+        "dimension 0.  Target sizes: [2].  Tensor sizes: [3]")),
+     bug="t[0] = <3 values> on a row of 2: tapegrad's own words ('shape mismatch: value tensor "
+         "of shape [3] cannot be broadcast to indexing result of shape [2]'); PyTorch's are "
+         "expand's")(
+    lambda L: (lambda t: t.__setitem__(0, L.ones(3, dtype=L.float64)))(
+        _leaf(L, [[1.0, 2.0]]) * 1))
+case("integer_to_a_negative_power", raises(RuntimeError, "Integers to negative integer powers "
+                                                         "are not allowed."),
+     bug="tg.tensor([2]) ** -1 raises numpy's ValueError; PyTorch RuntimeError (same words)")(
+    lambda L: L.tensor([2]) ** -1)
+case("in_place_float_into_int", raises(RuntimeError, "result type Float can't be cast to the "
+                                                     "desired output type Long"))(
+    lambda L: L.ones(2, dtype=L.int64).add_(1.5))
+case("numpy_of_a_tensor_requiring_grad", raises(RuntimeError, (
+        "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
+        "instead.")))(
+    lambda L: _leaf(L, [1.0]).numpy())
+
+
+def _grad_unused(L):
+    x, y = _leaf(L, [1.0]), _leaf(L, [2.0])
+    L.autograd.grad((x * 2).sum(), [x, y])
 
 
 # ----- running the catalogue ----------------------------------------------------------------

@@ -93,7 +93,7 @@ def _scalar_train(seed, steps=30, barrier=None):
     losses = []
     for step in range(steps):
         if barrier is not None and step % 5 == 0 and step < 30:
-            barrier.wait()                          # as many waits as _train's six                          # 6 times, as _train
+            barrier.wait()                          # as many waits as _train's six
         loss = None
         for a, t in data:
             h1 = (ws[0] * a + ws[1]).tanh()
