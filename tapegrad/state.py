@@ -40,7 +40,9 @@ def current_tape():
     if tape.freed is True:
         tape = st.tape = Tape()
     elif len(tape.rec) >= tape.check_at:
-        if sys.getrefcount(tape) <= 3:   # only st, this frame and the call hold it
+        if st.recording is not None:     # a tg.compile recording keeps its one tape
+            tape.check_at *= 2
+        elif sys.getrefcount(tape) <= 3:   # only st, this frame and the call hold it
             tape.reset()
         else:
             tape = st.tape = Tape()
