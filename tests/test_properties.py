@@ -37,6 +37,18 @@ pytestmark = pytest.mark.usefixtures("isolated")   # a fresh tape per test (test
 MIXED_TIE = ("maximum/minimum of a float64 0-d tensor and a float32 array whose values tie "
              "only once rounded to float32 (test_found_mixed_precision_tie)")
 
+ROUNDED_INPLACE = ("an in-place op on a float32 Python-float scalar with a float64 operand "
+                   "records the unrounded value (test_found_inplace_float32_scalar_"
+                   "with_float64_operand)")
+
+
+def _float64_into_float32_scalar(xs, p):
+    a, b = xs
+    if type(getattr(a, "_v", None)) is float and _dtype_name(a) == "float32" and \
+            _dtype_name(b) == "float64" and not tuple(b.shape):
+        return ROUNDED_INPLACE
+    return None
+
 
 def _tie_only_in_float32(xs, p):
     a, b = xs
@@ -45,6 +57,7 @@ def _tie_only_in_float32(xs, p):
     va, vb = _np(a), _np(b)
     rounded = va.astype(np.float32) == vb.astype(np.float32)
     return MIXED_TIE if (rounded & (va != vb)).any() else None
+
 
 CAP = 48                 # most elements of any tensor in a graph
 MAX_RANK = 3
@@ -100,7 +113,7 @@ def _lane_gap(v, axis):
 # ok(shape): applies to a first operand of this shape. params(draw, shape): the op's
 # constants. shape(shapes, params): the result's shape. apply(L, args, params): runs it in
 # tapegrad or torch. margin(values, params): distance to the nearest kink (None: smooth).
-# fd: False for ops whose value is not differentiable by finite differences at all.
+# bug(tensors, params): the known bug (above) this application runs into, or None.
 Op = namedtuple("Op", "name kind ok params shape apply margin bug")
 
 OPS = {}
@@ -207,8 +220,8 @@ def _isub(L, a, b, p):
     return t
 
 
-op("iadd", "into")(_iadd)
-op("isub", "into")(_isub)
+op("iadd", "into", bug=_float64_into_float32_scalar)(_iadd)
+op("isub", "into", bug=_float64_into_float32_scalar)(_isub)
 # t.mul_(b) / t.div_(b) on an intermediate: see test_found_inplace_mul_on_an_intermediate
 # (BUG); they join the catalogue when it is fixed:
 # op("imul", "into")(lambda L, a, b, p: (a * 1.0).mul_(b))
@@ -324,7 +337,10 @@ op("reshape", params=lambda draw, s: draw(st.sampled_from(_factorizations(numel(
    shape=lambda sh, p: (numel(sh[0]),) if p == (-1,) else p)(
     lambda L, a, p: a.reshape(*p))
 op("view", params=lambda draw, s: draw(st.sampled_from(_factorizations(numel(s)))),
-   ok=lambda s: numel(s) >= 1, shape=lambda sh, p: p)(lambda L, a, p: a.view(p))
+   ok=lambda s: numel(s) >= 1, shape=lambda sh, p: p)(
+    # contiguous() first: PyTorch's view of a non-contiguous tensor raises (a known gap in
+    # tapegrad: test_bad_input.py::view_of_a_non_contiguous_tensor)
+    lambda L, a, p: a.contiguous().view(p))
 op("flatten", shape=lambda sh, p: (numel(sh[0]),))(lambda L, a, p: a.flatten())
 op("t", ok=lambda s: len(s) == 2, shape=lambda sh, p: sh[0][::-1])(lambda L, a, p: a.t())
 op("transpose", ok=_rank2,
@@ -664,6 +680,20 @@ def _finite_and_tame(vals, bound=1e6):
     return True
 
 
+NEAR_TIE = 1e-9
+
+
+def _set_aside_near_ties(ours, theirs, tol=NEAR_TIE):
+    """Kinks decided by rounding: where a kinked op's input is exactly at its kink on one
+    side and not on the other (a tie in tapegrad, 1 ulp apart in PyTorch's BLAS), or within
+    NEAR_TIE of it on either, which side of the kink the two libraries land on is a matter
+    of rounding, not of correctness: the example is set aside."""
+    for a, b in zip(ours, theirs):
+        if (a == 0) != (b == 0) or 0 < min(a, b) < tol:
+            event("set aside: a kink decided by rounding")
+            assume(False)
+
+
 def _set_aside_known_bugs(bugs):
     for b in sorted(set(bugs)):
         event("set aside, known bug: " + b)
@@ -755,17 +785,18 @@ def test_graph_gradients_match_pytorch(case):
     graph, values = case
     note(_describe(graph))
     leaves = make_leaves(tg, graph, values)
-    bugs = []
-    loss, vals = run(tg, graph, leaves, bugs=bugs)
+    bugs, ours, theirs = [], [], []
+    loss, vals = run(tg, graph, leaves, ours, bugs)
     _set_aside_known_bugs(bugs)
     assume(_finite_and_tame(vals) and math.isfinite(loss.item()))
     loss.backward()
 
     tleaves = make_leaves(torch, graph, values)
-    tloss, tvals = run(torch, graph, tleaves)
+    tloss, tvals = run(torch, graph, tleaves, theirs)
     tloss.backward()
     _assert_close_to_torch([_np(v) for v in vals], [_np(v) for v in tvals], "value of entry")
     _assert_close_to_torch([_np(loss)], [_np(tloss)], "loss")
+    _set_aside_near_ties(ours, theirs)
     _assert_close_to_torch(_grads(leaves), _grads(tleaves), "grad of leaf")
 
 
@@ -785,10 +816,10 @@ def test_two_graphs_with_in_place_updates_between_them(case, data):
 
     def train(L):
         leaves = make_leaves(L, graph, values)
-        losses, grads_seen, ids = [], [], []
+        losses, grads_seen, ids, margins = [], [], [], []
         for rnd in range(2):
             bugs = []
-            loss, vals = run(L, graph, leaves, bugs=bugs)
+            loss, vals = run(L, graph, leaves, margins, bugs)
             if not _finite_and_tame(vals) or bugs:
                 return None
             if twice and rnd == 0:
@@ -811,12 +842,13 @@ def test_two_graphs_with_in_place_updates_between_them(case, data):
                         x.grad.zero_()
                     elif u == "none_grad":
                         x.grad = None
-        return losses, grads_seen, [_np(x) for x in leaves], ids
+        return losses, grads_seen, [_np(x) for x in leaves], ids, margins
 
     got = train(tg)
     assume(got is not None)
     want = train(torch)
     assume(want is not None)
+    _set_aside_near_ties(got[4], want[4])
     _assert_close_to_torch([np.array(v) for v in got[0]], [np.array(v) for v in want[0]],
                            "loss of round")
     for rnd in range(2):
@@ -838,15 +870,16 @@ def test_scalar_graphs_match_pytorch(case):
     graph, values = case
     note(_describe(graph))
     leaves = make_leaves(tg, graph, values)
-    bugs = []
-    loss, vals = run(tg, graph, leaves, bugs=bugs)
+    bugs, ours, theirs = [], [], []
+    loss, vals = run(tg, graph, leaves, ours, bugs)
     _set_aside_known_bugs(bugs)
     assume(_finite_and_tame(vals) and math.isfinite(loss.item()))
     loss.backward()
     tleaves = make_leaves(torch, graph, values)
-    tloss, tvals = run(torch, graph, tleaves)
+    tloss, tvals = run(torch, graph, tleaves, theirs)
     tloss.backward()
     _assert_close_to_torch([_np(v) for v in vals], [_np(v) for v in tvals], "value of entry")
+    _set_aside_near_ties(ours, theirs)
     _assert_close_to_torch(_grads(leaves), _grads(tleaves), "grad of leaf")
 
 
@@ -869,8 +902,9 @@ def test_float32_and_mixed_precision_graphs_match_pytorch(case, data):
     values = tuple(np.where(np.abs(v) < 1e-15, 0.0, v) for v in values)
     note(_describe(graph))
     tleaves = make_leaves(torch, graph, values, dtypes=dtypes)
+    ours, theirs = [], []
     try:
-        tloss, tvals = run(torch, graph, tleaves)
+        tloss, tvals = run(torch, graph, tleaves, theirs)
     except RuntimeError as e:         # products of two dtypes: PyTorch refuses, so must we
         note(f"PyTorch: {e}")
         with pytest.raises(RuntimeError):
@@ -878,9 +912,10 @@ def test_float32_and_mixed_precision_graphs_match_pytorch(case, data):
         return
     leaves = make_leaves(tg, graph, values, dtypes=dtypes)
     bugs = []
-    loss, vals = run(tg, graph, leaves, bugs=bugs)
+    loss, vals = run(tg, graph, leaves, ours, bugs)
     _set_aside_known_bugs(bugs)
     assume(_finite_and_tame(vals, 1e4) and math.isfinite(loss.item()))
+    _set_aside_near_ties(ours, theirs, tol=1e-4)      # float32 rounds at 1e-7
     loss.backward()
     tloss.backward()
     # only where the problem is well conditioned: PyTorch's float32 run agrees with its own
@@ -923,16 +958,17 @@ def test_grads_of_intermediates_match_pytorch(case, data):
     ops = [k for k, e in enumerate(graph.entries) if e[0] == "op"]
     pick = data.draw(st.lists(st.sampled_from(ops), max_size=3, unique=True), "entries")
     note(_describe(graph))
-    results = []
-    for L in (torch, tg):
+    results, margins = [], ([], [])
+    for L, kinks in ((torch, margins[0]), (tg, margins[1])):
         leaves = make_leaves(L, graph, values)
-        loss, vals = run(L, graph, leaves)
+        loss, vals = run(L, graph, leaves, kinks)
         if L is torch:
             # an op PyTorch answers with its input itself (x.flatten() of a 1-d x, see
             # test_found_flatten_of_1d_is_itself) is not an intermediate there: left aside
             pick = [k for k in pick if not any(vals[k] is v for v in vals[:k])]
         else:
             assume(_finite_and_tame(vals) and math.isfinite(loss.item()))
+            _set_aside_near_ties(margins[1], margins[0])
         asked = L.autograd.grad(loss, [vals[k] for k in pick] + leaves, allow_unused=True)
         leaves = make_leaves(L, graph, values)
         loss, vals = run(L, graph, leaves)
@@ -1090,3 +1126,19 @@ def test_found_mixed_precision_tie():
 def test_found_flatten_of_1d_is_itself():
     x = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
     assert x.flatten() is x
+
+
+@_bug("t += b on a float32 Python-float scalar t with a float64 0-d b: the record keeps the "
+      "float64 sum while t holds it rounded to float32, so max()/maximum() of t, which "
+      "compare the two, give t no gradient")
+def test_found_inplace_float32_scalar_with_float64_operand():
+    torch = pytest.importorskip("torch")
+    got = []
+    for L in (tg, torch):
+        a = L.tensor(1.3, dtype=L.float32, requires_grad=True)
+        b = L.tensor(1.4, dtype=L.float64, requires_grad=True)
+        t = a * 1.0
+        t += b
+        t.max().backward()
+        got.append((a.grad.item(), b.grad.item()))
+    assert got[0] == got[1] == (1.0, 1.0)

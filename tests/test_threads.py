@@ -285,3 +285,36 @@ def test_concurrent_backward_into_shared_scalar_leaves(fast_switching):
     _run_threads([lambda k=k: work(k) for k in (1, 2, 3, 4)])
     wrong = [(s.grad.item(), want) for ks in kept for s, want in ks if s.grad.item() != want]
     assert not wrong, wrong[:5]
+
+
+def test_one_compiled_function_replayed_by_two_threads_at_once(fast_switching):
+    """tg.compile: one recording, replayed concurrently (each call has its own buffers)."""
+    def loss_of(w, x):
+        return (x.mm(w).tanh() - 0.5).pow(2).sum()
+
+    f = tg.compile(loss_of)
+
+    def train(seed, barrier=None, n=60):
+        rng = np.random.default_rng(seed)
+        x = tg.tensor(rng.standard_normal((20, 3)), dtype=tg.float64)
+        w = tg.tensor(rng.standard_normal((3, 4)), dtype=tg.float64, requires_grad=True)
+        losses = []
+        for i in range(n):
+            if barrier is not None and i % 10 == 0:
+                barrier.wait()
+            loss = f(w, x)
+            loss.backward()
+            losses.append(loss.item())
+            with tg.no_grad():
+                w.sub_(0.01 * w.grad)
+                w.grad.zero_()
+        return losses, w.detach().numpy().copy()
+
+    train(0, n=1)                     # the recording: every later call is a replay
+    alone = [train(1), train(2)]
+    barrier = threading.Barrier(2, timeout=60)
+    together = _run_threads([lambda: train(1, barrier), lambda: train(2, barrier)], barrier)
+    for (la, wa), (lt, wt) in zip(alone, together):
+        assert la == lt
+        np.testing.assert_array_equal(wa, wt)
+    assert f.stats()["recordings"] == 1
