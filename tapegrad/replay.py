@@ -233,7 +233,7 @@ def _slot_of(t, tape):
 
 
 def _leaf_node(t):
-    from .autograd import _leaf_node as make
+    from .engine import _leaf_node as make
     return make(t)
 
 

@@ -737,7 +737,7 @@ class Tensor:
             self._tape.retained[self._slot] = weakref.ref(self)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        from .autograd import backward
+        from .engine import backward
         backward([self], None if gradient is None else [gradient], retain_graph, create_graph,
                  inputs)
 

@@ -1,4 +1,4 @@
-"""``backward()`` and ``grad()``: seeds in, one Numba sweep, gradients out.
+"""The backward engine: ``backward()`` and ``grad()``: seeds in, one Numba sweep, gradients out.
 
 backward validates the seeds, freezes the tape into typed arrays, runs the Numba reverse
 sweep, checks that nothing the sweep read was changed or freed, and then adds the adjoints
@@ -471,7 +471,3 @@ def _accumulate(t, g):
         else:
             np.add(gv, g, out=gv, casting="unsafe")
 
-
-from .gradcheck import GradcheckError, gradcheck  # noqa: E402,F401  (tg.autograd.gradcheck)
-from .grad_mode import (detect_anomaly, enable_grad, no_grad,  # noqa: E402,F401
-                        set_detect_anomaly, set_grad_enabled)

@@ -1,0 +1,5 @@
+"""``tg.autograd``: PyTorch's ``torch.autograd`` names (the engine is ``tapegrad.engine``)."""
+from ..engine import backward, grad  # noqa: F401
+from ..gradcheck import GradcheckError, gradcheck  # noqa: F401
+from ..grad_mode import (detect_anomaly, enable_grad, no_grad,  # noqa: F401
+                         set_detect_anomaly, set_grad_enabled)
