@@ -27,7 +27,7 @@ def _function(name):
 
 
 for _name in ("add sub mul div neg pow mm matmul clamp clip relu exp log tanh sigmoid sqrt "
-              "abs reciprocal sum mean reshape t unsqueeze squeeze permute sin cos log1p expm1 "
+              "abs reciprocal sum mean reshape t unsqueeze squeeze permute sin cos log1p expm1 erf "
               "rsqrt square maximum minimum max min amax amin prod var std norm logsumexp "
               "softmax log_softmax transpose expand flatten index_select gather clone "
               "bmm dot mv").split():

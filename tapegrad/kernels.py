@@ -28,7 +28,7 @@ from .ops import (MAXD, SCALAR, CONST, BINARY_LAST, UNARY_LAST, REDUCE_LAST,
                   LANE_LAST, MATMUL_LAST, STRIDED_LAST, GATHER_LAST, MULTI_LAST,
                   ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE,
                   NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP,
-                  SIN, COS, LOG1P, EXPM1, RSQRT,
+                  SIN, COS, LOG1P, EXPM1, RSQRT, ERF,
                   MAXALL, MINALL, AMAX, AMIN, PROD, PRODDIM, VAR, STD, NORM, LOGSUMEXP,
                   SOFTMAX, LOGSOFTMAX, MM, DOT, MV, COPYSLICES)
 
@@ -99,6 +99,8 @@ def unary_grad(op, x, y, c, c2):
         return y + 1.0
     if op == RSQRT:         # d/dx x^(-1/2) = -x^(-3/2) / 2 = -y^3 / 2
         return -0.5 * y * y * y
+    if op == ERF:           # d/dx erf x = 2/sqrt(pi) e^(-x^2)
+        return 1.1283791670955126 * np.exp(-x * x)
     return 1.0              # to() and clone(): identity
 
 

@@ -32,7 +32,7 @@ Op = namedtuple("Op", "name code node arity family saves")
 LEAF, CONST, LINK = 0, 1, 2
 ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE = range(3, 11)              # binary
 NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU = range(16, 24)                # unary
-CLAMP, POWC, RPOW, RECIP, SIN, COS, LOG1P, EXPM1, RSQRT, CAST, CLONE = range(24, 35)
+CLAMP, POWC, RPOW, RECIP, SIN, COS, LOG1P, EXPM1, RSQRT, CAST, CLONE, ERF = range(24, 36)
 SUM, SUMDIM, MEAN, MEANDIM = range(48, 52)                                   # reduce
 MAXALL, MINALL, AMAX, AMIN, PROD, PRODDIM, VAR, STD, NORM, LOGSUMEXP, SOFTMAX, \
     LOGSOFTMAX = range(52, 64)                                               # lane
@@ -79,6 +79,7 @@ _ROWS = [
     Op("cos",        COS,        "CosBackward0",            1, "unary",   "a"),
     Op("log1p",      LOG1P,      "Log1PBackward0",          1, "unary",   "a"),
     Op("expm1",      EXPM1,      "Expm1Backward0",          1, "unary",   "y"),
+    Op("erf",        ERF,        "ErfBackward0",            1, "unary",   "a"),
     Op("rsqrt",      RSQRT,      "RsqrtBackward0",          1, "unary",   "y"),
     Op("to",         CAST,       "ToCopyBackward0",         1, "unary",   ""),
     Op("clone",      CLONE,      "CloneBackward0",          1, "unary",   ""),

@@ -21,6 +21,8 @@ arg-extremes, which the reverse sweep then reads).
 Values are float64 throughout: a float32 tape replays in float64 (no rounding to float32
 after each op, which eager float32 arithmetic does).
 """
+import math
+
 import numpy as np
 
 from .kernels import (_bcast_strides, _ints, _lane_index, _product_dims, _shape, _size,
@@ -28,7 +30,7 @@ from .kernels import (_bcast_strides, _ints, _lane_index, _product_dims, _shape,
 from .layout import BLAS_MIN, SHAPE, VO
 from .ops import (MAXD, SCALAR, ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE,
                   NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP,
-                  SIN, COS, LOG1P, EXPM1, RSQRT, CAST, CLONE,
+                  SIN, COS, LOG1P, EXPM1, RSQRT, CAST, CLONE, ERF,
                   SUM, SUMDIM, MEAN, MEANDIM,
                   MAXALL, MINALL, AMAX, AMIN, PROD, PRODDIM, VAR, STD, NORM, LOGSUMEXP,
                   SOFTMAX, LOGSOFTMAX, MM, BMM, DOT, MV,
@@ -42,7 +44,7 @@ from .ops import (MAXD, SCALAR, ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE
 ALL_FORWARD_OPCODES = (
     ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE,
     NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP, SIN, COS, LOG1P,
-    EXPM1, RSQRT, CAST, CLONE,
+    EXPM1, RSQRT, CAST, CLONE, ERF,
     SUM, SUMDIM, MEAN, MEANDIM,
     MAXALL, MINALL, AMAX, AMIN, PROD, PRODDIM, VAR, STD, NORM, LOGSUMEXP, SOFTMAX, LOGSOFTMAX,
     MM, BMM, DOT, MV,
@@ -109,6 +111,8 @@ def value_of(op, x, y, c, c2):
         return np.log1p(x)
     if op == EXPM1:
         return np.expm1(x)
+    if op == ERF:
+        return math.erf(x)
     if op == RSQRT:
         return 1.0 / np.sqrt(x)
     if op == GT:

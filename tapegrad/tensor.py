@@ -14,7 +14,7 @@ import numpy as np
 
 from . import dtypes as D
 from .graph import AccumulateGrad, Node
-from .ops import (ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE, CLONE, CONST, COS, DIV, EXP, EXPM1, LINK, LEAF,
+from .ops import (ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE, CLONE, CONST, COS, DIV, EXP, EXPM1, ERF, LINK, LEAF,
                   LOG, LOG1P, MAXD, MAXIMUM, MEAN, MEANDIM, MINIMUM, MM, MUL, NEEDS, NEG,
                   BMM, DOT, MV,
                   PERMUTE, POW, POWC, RECIP, RELU, RPOW, RSQRT, SCALAR, SELECT, SIGMOID, SIN,
@@ -72,8 +72,16 @@ _SCALAR_F = {
                                                      lambda x: 1.0 / np.sqrt(x)),
     MAXIMUM: lambda x, y: x if x > y or x != x else y,
     MINIMUM: lambda x, y: x if x < y or x != x else y,
-    CAST: lambda x: x, CLONE: lambda x: x,
+    CAST: lambda x: x, CLONE: lambda x: x, ERF: math.erf,
 }
+
+
+_erf_each = np.frompyfunc(math.erf, 1, 1)
+
+
+def _np_erf(x):
+    """erf elementwise (NumPy has none; libm's erf through math.erf, exact to the ulp)."""
+    return _erf_each(x).astype(x.dtype if x.dtype.kind == "f" else np.float64)
 
 
 def _np_sigmoid(x):
@@ -86,7 +94,7 @@ _ARRAY_F = {
     SQRT: np.sqrt, ABS: np.abs, RELU: lambda x: np.maximum(x, 0), RECIP: np.reciprocal,
     SIN: np.sin, COS: np.cos, LOG1P: np.log1p, EXPM1: np.expm1,
     RSQRT: lambda x: 1.0 / np.sqrt(x), MAXIMUM: np.maximum, MINIMUM: np.minimum,
-    CLONE: np.copy,
+    CLONE: np.copy, ERF: lambda x: _np_erf(x),
 }
 
 
@@ -1007,6 +1015,9 @@ class Tensor:
 
     def expm1(self):
         return _unary(EXPM1, self)
+
+    def erf(self):
+        return _unary(ERF, self)
 
     def rsqrt(self):
         return _unary(RSQRT, self)

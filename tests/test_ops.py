@@ -311,6 +311,7 @@ CASES = {
     "cos": _unary_variants("cos", lambda a: a.cos()) + [V("cos-tg", tg.cos, T(()))],
     "log1p": _unary_variants("log1p", lambda a: a.log1p(), "pos"),
     "expm1": _unary_variants("expm1", lambda a: a.expm1()),
+    "erf": _unary_variants("erf", lambda a: a.erf()),
     "rsqrt": _unary_variants("rsqrt", lambda a: a.rsqrt(), "pos"),
     # casts: values on float32's grid and steps of 2**-8, so differences are exact
     "to": [

@@ -180,7 +180,7 @@ BOUNDSCHECK_RUN = """
         back(name + "_number", (f(a, 0.5) + f(2.0, a) if name not in ("maximum", "minimum",
              "where", "pow", "div") else f(a, leaf(0.5))).sum(), a)
     # unary, array and scalar
-    for name in ("neg exp log tanh sigmoid sqrt abs relu reciprocal sin cos log1p expm1 rsqrt "
+    for name in ("neg exp log tanh sigmoid sqrt abs relu reciprocal sin cos log1p expm1 erf rsqrt "
                  "square clone double").split():
         for data in (A, 0.7):
             a = leaf(data)

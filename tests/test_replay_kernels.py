@@ -382,6 +382,7 @@ UNARY = [
     ("cos", lambda x: x.cos(), "any"),
     ("log1p", lambda x: x.log1p(), "pos"),
     ("expm1", lambda x: x.expm1(), "any"),
+    ("erf", lambda x: x.erf(), "any"),
     ("rsqrt", lambda x: x.rsqrt(), "pos"),
     ("to", lambda x: x.to(tg.float64, copy=True), "any"),
     ("clone", lambda x: x.clone(), "any"),
