@@ -1,27 +1,36 @@
-"""The backward engine: ``backward()`` and ``grad()``: seeds in, one Numba sweep, gradients out.
+"""The backward engine: ``backward()`` and ``grad()``: seeds in, one Numba sweep, grads out.
 
-backward validates the seeds, freezes the tape into typed arrays, runs the Numba reverse
-sweep, checks that nothing the sweep read was changed or freed, and then adds the adjoints
-of the reached leaves (and retained tensors) into their persistent ``.grad``. Tensor hooks
-split the sweep at their slots: every record that feeds a slot's adjoint comes later on the
-tape, so the adjoint is final once the sweep has passed down to it.
+A backward is a constant number of Python calls, whatever the number of records and
+leaves: it validates the seeds, checks what the sweep will read (freed records, and saved
+values changed in place: skipped when nothing was changed in place since they were
+saved), hands the tape's bytes to ``kernels.prepare`` and ``kernels.sweep``, which add
+straight into the leaves' ``.grad`` storage (``leaves.py``), and frees the tape. Python
+steps in only where the user asked for it: tensor hooks split the sweep at their slots
+(every record that feeds a slot's adjoint comes later on the tape, so the adjoint is final
+once the sweep has passed down to it); large matrix products run in NumPy between
+segments; leaves with hooks or a grad the user assigned are accumulated here afterwards.
 """
+import operator
 import re
-import sys
 import threading
 import warnings
+import weakref
 
 import numpy as np
 
-from . import products
-from .layout import NEEDS_TABLE, adjoint_of
-from .ops import BINARY_LAST, CONST, DIV, LEAF, MM, MUL, SCALAR, node_name
-from .state import refuse_while_recording, thread_state
-from .tape import Tape
+from . import leaves, products
 from .grad_mode import is_anomaly_enabled
+from .layout import AOBJ, BIG, BOBJ, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
+from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, LINK, MUL, NEEDS,
+                  node_name)
+from .recording import _INPLACE
+from .state import refuse_while_recording, thread_state
 from .tensor import Tensor, _array, _new, _shape
 
 _ACCUMULATE = threading.RLock()   # .grad accumulation, as PyTorch locks AccumulateGrad
+_size = operator.attrgetter("size")
+_NEEDS = np.array(NEEDS, np.int64)
+_FAMILY = np.array(FAMILY, np.int64)
 
 SECOND_TIME = ("Trying to backward through the graph a second time (or directly access saved "
                "tensors after they have already been freed). Saved intermediate values of the "
@@ -30,6 +39,7 @@ SECOND_TIME = ("Trying to backward through the graph a second time (or directly 
                "if you need to access saved tensors after calling backward.")
 
 
+# ----- the public entry points -------------------------------------------------------------
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulates d(sum of tensors * grad_tensors)/d(leaf) into each reached leaf's .grad."""
     refuse_while_recording("backward()")
@@ -41,20 +51,30 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         raise NotImplementedError("tapegrad: create_graph=True (higher-order gradients) is not "
                                   "supported")
     seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(tensors, grad_tensors))]
-    only = None if inputs is None else {id(t) for t in
-                                        ([inputs] if isinstance(inputs, Tensor) else inputs)}
-    by_tape = {}
+    targets = None if inputs is None else \
+        ([inputs] if isinstance(inputs, Tensor) else list(inputs))
+    work = []
     for t, seed in seeds:
         if t._tape is None:                       # backward on a leaf itself
-            if only is None or id(t) in only:
-                _accumulate(t, seed)
+            if targets is None or any(x is t for x in targets):
+                with _ACCUMULATE:
+                    _accumulate(t, seed)
             continue
-        by_tape.setdefault(id(t._tape), (t._tape, []))[1].append((t._slot, seed))
-    work = list(by_tape.values())
+        _add_root(work, t._tape, t._slot, seed)
     while work:                     # a link to another tape continues the backward there
         tape, roots = work.pop()
-        _, onward = _run(tape, roots, bool(retain_graph), only)
-        work.extend(onward)
+        run = _Sweep(tape, roots, bool(retain_graph), stage=targets is not None)
+        try:
+            run.sweep_all()
+            if targets is None:
+                run.leaves_to_python()
+            else:
+                run.accumulate_into(targets)
+            run.retained_grads()
+            work.extend(run.onward())
+            run.free()
+        finally:
+            run.close()
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -63,35 +83,39 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     touched."""
     refuse_while_recording("autograd.grad()")
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    single = isinstance(inputs, Tensor)
-    inputs = [inputs] if single else list(inputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None or isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
     if create_graph:
         raise NotImplementedError("tapegrad: create_graph=True (higher-order gradients) is not "
                                   "supported")
-    for i, t in enumerate(inputs):
+    for t in inputs:
         if not isinstance(t, Tensor) or not t._rg:
-            raise RuntimeError(f"One of the differentiated Tensors does not require grad")
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
     seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
-    tapes = {id(t._tape): t._tape for t, _ in seeds if t._tape is not None}
     results = [None] * len(inputs)
-    for tape in tapes.values():
-        roots = [(t._slot, seed) for t, seed in seeds if t._tape is tape]
-        wanted = [(i, _slot_on(t, tape)) for i, t in enumerate(inputs)]
-        found, onward = _run(tape, roots, bool(retain_graph), set(),
-                             [s for _, s in wanted if s >= 0])
-        if onward:
-            raise NotImplementedError("tapegrad: autograd.grad through a link to another "
-                                      "tape (a freed graph or a tg.compile replay) is not "
-                                      "supported; use backward()")
-        for (i, s), g in zip([w for w in wanted if w[1] >= 0], found):
-            if g is not None:
-                g = np.asarray(g).reshape(_shape(inputs[i]))
-                results[i] = g if results[i] is None else results[i] + g
+    work = []
+    for t, seed in seeds:
+        if t._tape is not None:
+            _add_root(work, t._tape, t._slot, seed)
+    while work:                     # through links into other tapes, as backward does
+        tape, roots = work.pop()
+        run = _Sweep(tape, roots, bool(retain_graph), stage=True)
+        try:
+            run.sweep_all()
+            for i, t in enumerate(inputs):
+                g = run.adjoint_of_tensor(t)
+                if g is not None:
+                    g = g.reshape(_shape(t))
+                    results[i] = g.copy() if results[i] is None else results[i] + g
+            work.extend(run.onward())
+            run.free()
+        finally:
+            run.close()
     for t, seed in seeds:                 # an output that is itself an input
         for i, x in enumerate(inputs):
             if x is t:
+                seed = seed.reshape(_shape(t))
                 results[i] = seed if results[i] is None else results[i] + seed
     out = []
     for i, (t, g) in enumerate(zip(inputs, results)):
@@ -109,14 +133,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(out)
 
 
-def _slot_on(t, tape):
-    """The slot of tensor t on tape, or -1 when it was not used there."""
-    if t._tape is tape:
-        return t._slot
-    node = t._node
-    if t._tape is None and node is not None and node.tape_id == tape.id:
-        return node.slot
-    return -1
+def _add_root(work, tape, slot, seed):
+    for t, roots in work:
+        if t is tape:
+            roots.append((slot, seed))
+            return
+    work.append((tape, [(slot, seed)]))
 
 
 def _seed(i, t, g):
@@ -147,245 +169,237 @@ def _size_repr(shape):
     return f"tapegrad.Size({list(shape)})"
 
 
-def _run(tape, roots, retain_graph, only, wanted=()):
-    """Sweeps ``tape`` from ``roots`` ((slot, seed) pairs) and accumulates into the .grad of
-    reached leaves (``only``: the ids of the tensors allowed to receive, None: all).
-    Returns the adjoints of the ``wanted`` slots (None where not reached)."""
-    if tape.freed is True:
-        raise RuntimeError(SECOND_TIME)
-    R, sv, m, M, av, gsize = tape.freeze()
-    n = R.shape[0]
-    sg = np.zeros(n)
-    ag = np.zeros(gsize)
-    reach = np.zeros(n, np.uint8)
-    for slot, seed in roots:
-        r = slot // 5
-        reach[r] = 1
-        adjoint_of(r, m, M, sg, ag)[:] += seed.ravel()
-    arrays = (R, sv, sg, m, M, av, ag, reach)
-    start = max(s for s, _ in roots) // 5
-    for slot in sorted((s for s in tape.hooks if s // 5 <= start), reverse=True):
-        _sweep_down(tape, arrays, start, slot // 5 + 1)
-        shape, dtype, fns = tape.hooks[slot]
-        if reach[slot // 5] and fns:
-            adj = adjoint_of(slot // 5, m, M, sg, ag)
-            adj[:] = _call_hooks(fns.values(), adj, shape, dtype).ravel()
-        start = slot // 5
-    _sweep_down(tape, arrays, start, 0)
-    _check(tape, R, reach)
-    found = [np.array(adjoint_of(s // 5, m, M, sg, ag)) if reach[s // 5] else None
-             for s in wanted]
-    onward = {}
-    for slot, node in tape.links.items():
-        if reach[slot // 5]:
-            seed = np.array(adjoint_of(slot // 5, m, M, sg, ag))
-            onward.setdefault(id(node._tape), (node._tape, []))[1].append((node._slot, seed))
-    with _ACCUMULATE:               # two threads' backwards into one leaf: no lost update
-        _scatter(tape.leaves, _variable, m, M, sg, ag, reach, only)
-        _scatter(tape.retained,
-                 lambda ref, tape=tape: _retaining(ref(), tape), m, M, sg, ag, reach, only)
-    if not retain_graph:
-        tape.free(reach, R)
-    st = thread_state()
-    if st.tape is tape:
-        # later operations start a new tape: this one lives on only while tensors refer
-        # to it (a graph not yet backwarded, a retained one), reached through link records
-        st.tape = Tape()
-    return found, list(onward.values())
+# ----- one sweep of one tape ------------------------------------------------------------------
+class _Sweep:
+    """The arrays of one backward over one tape, from prepare to free."""
 
-
-def _sweep_down(tape, arrays, start, stop):
-    """Runs the sweep over records start..stop; matrix products go to NumPy in between
-    (see products.py); in anomaly mode, one record at a time."""
-    R, sv, sg, m, M, av, ag, reach = arrays
-    if start < stop:
-        return
-    from .kernels import reverse_sweep        # Numba is imported at the first backward
-    if is_anomaly_enabled():
-        for r in range(start, stop - 1, -1):
-            if reach[r]:
-                _sweep_down_plain(arrays, r, r, reverse_sweep)
-                _check_nan(tape, R, r, m, M, sg, ag)
-        return
-    _sweep_down_plain(arrays, start, stop, reverse_sweep)
-
-
-def _sweep_down_plain(arrays, start, stop, reverse_sweep):
-    R, sv, sg, m, M, av, ag, reach = arrays
-    for r in reversed(products.records(R, m, M, stop, start)):
-        reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, r + 1, NEEDS_TABLE)
-        if reach[r]:
-            products.backward(int(R[r, 0]), r, R, m, M, av, sg, ag, reach)
-        start = r - 1
-    if start >= stop:
-        reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, NEEDS_TABLE)
-
-
-def _check_nan(tape, R, r, m, M, sg, ag):
-    """Anomaly mode: names the node whose backward just put a NaN in an operand's grad."""
-    op = int(R[r, 0]) % SCALAR
-    operands = [int(R[r, 1])] + ([int(R[r, 2])] if op <= BINARY_LAST or op == MM else [])
-    for i, s in enumerate(operands):
-        if s >= 0 and np.isnan(adjoint_of(s // 5, m, M, sg, ag)).any():
-            name = node_name(op, int(R[r, 1]), -1)
-            trace = tape.traces.get(5 * r)
-            if trace:
-                warnings.warn(f"Error detected in {name}. Traceback of forward call that "
-                              f"caused the error:\n{trace}", UserWarning, stacklevel=5)
-            raise RuntimeError(f"Function '{name}' returned nan values in its {i}th output.")
-
-
-def _call_hooks(hooks, adj, shape, dtype):
-    """Calls tensor hooks with the gradient; a hook's return value replaces it."""
-    g = _new(np.array(adj.reshape(shape), dtype.np), dtype)
-    for fn in list(hooks):
-        res = fn(g)
-        if res is not None:
-            if _shape(res) != shape:
-                raise RuntimeError(f"hook returned a gradient of shape {list(_shape(res))} for "
-                                   f"a tensor of shape {list(shape)}")
-            g = res
-    return np.asarray(_array(g), np.float64)
-
-
-def _retaining(t, tape):
-    return t if t is not None and t._tape is tape else None
-
-
-def _scatter(targets, tensor_of, m, M, sg, ag, reach, only):
-    """Adds the adjoint of each reached slot in ``targets`` into its tensor's .grad. The
-    grads of Python-float leaves are cells of shared pages: those without hooks are added
-    to in one vectorized step."""
-    if not targets:
-        return
-    rows = np.fromiter(targets.keys(), np.int64, len(targets)) // 5
-    hit = reach[rows] > 0
-    scalar = m[rows] < 0
-    items = list(targets.items())
-    if only is None and tensor_of is _variable:
-        ids = np.fromiter((n.cell_id if not n.hooks and not n.post_hooks else -1
-                           for _, n in items), np.int64, len(items))
-        fast = hit & scalar & (ids >= 0)
-        if fast.any():
-            _PAGES.add(ids[fast], sg[rows[fast]])
-            hit &= ~fast
-    ids, vals = [], []                  # cells to add to, batched into one NumPy call
-    for k in np.nonzero(hit)[0].tolist():
-        slot, target = items[k]
-        r = int(rows[k])
-        t = tensor_of(target)
-        if t is None or (only is not None and id(t) not in only) or t._slot != slot \
-                and t._tape is not None:
-            continue
-        node = t._node if t._tape is None else None
-        if node is not None and node.hooks:         # leaf hooks see the grad first
-            _accumulate(t, _call_hooks(node.hooks.values(), adjoint_of(r, m, M, sg, ag),
-                                       _shape(t), t._dtype))
-        elif scalar[k] and node is not None and _grad_cell(t, node) >= 0:
-            ids.append(node.cell_id)
-            vals.append(sg[r])
+    def __init__(self, tape, roots, retain_graph, stage):
+        from .kernels import data_pointers, prepare     # Numba loads at the first backward
+        self.tape, self.retain, self.stage = tape, retain_graph, stage
+        self.roots = roots
+        self.rq = None
+        st = thread_state()
+        if st._tape is not None and st._tape() is tape:
+            # later operations start a new tape: this one lives on only while tensors
+            # refer to it (a graph not yet backwarded, a retained one)
+            st.tape = None
+        objs = tape.objs
+        f32 = tape.dtypes == 1              # a float32 tape is swept in float32
+        if tape.dtypes == 3:                # mixed float32/float64: sweep in float64
+            objs = [o.astype(np.float64) if o.dtype == np.float32 else o for o in objs]
+        self.objs = objs
+        self.rq, self.rd, self.ms, self.md = tape.arrays()
+        n = len(objs)
+        self.lens = np.fromiter(map(_size, objs), np.int64, n)
+        self.ptrs = np.empty(n, np.int64)
+        if _data_offset_ok():
+            data_pointers(np.fromiter(map(id, objs), np.int64, n), self.ptrs)
         else:
-            _accumulate(t, adjoint_of(r, m, M, sg, ag))
-        if node is not None and node.post_hooks:
-            if ids:
-                _PAGES.add(np.array(ids), np.array(vals))
-                ids, vals = [], []
-            for fn in list(node.post_hooks.values()):
+            self.ptrs[:] = _pointers(objs)
+        slots = np.array([s for s, _ in roots], np.int64)
+        nrec = len(self.rq) // 3
+        self.reach = np.zeros(nrec, np.uint8)
+        self.off = np.full(len(self.ms), -1, np.int64)
+        total = prepare(self.rq, self.rd, self.ms, self.md, self.ptrs, self.lens, slots, stage,
+                        f32, self.reach, self.off)
+        dt = np.float32 if f32 else np.float64
+        self.work = np.zeros(total, dt)
+        self.sg = np.zeros(nrec, dt)
+        _check(self)
+        for slot, seed in roots:
+            self.adjoint(slot)[:] += seed.ravel()
+
+    # ----- adjoints --------------------------------------------------------------------
+    def adjoint(self, s):
+        """The flat adjoint of slot s, as a NumPy view (of sg, the workspace or a leaf's
+        grad buffer)."""
+        if int(self.rq[3 * s]) & SCALAR:
+            return self.sg[s:s + 1]
+        k = int(self.rd[3 * s + 2])
+        o = int(self.off[k])
+        if o >= 0:
+            return self.work[o:o + int(self.ms[k, SIZE])]
+        node = self.tape.leaf_nodes[int(self.rq[3 * s]) >> SHIFT]   # accumulated in place
+        return node.buf.reshape(-1)
+
+    def leaf_adjoint(self, node):
+        """A staged leaf's adjoint: the sum over its records on this tape, or None."""
+        total = None
+        for i, n in enumerate(self.tape.leaf_nodes):
+            if n is node:
+                s = self._leaf_slot(i)
+                if self.reach[s]:
+                    g = self.adjoint(s)
+                    total = g.copy() if total is None else total + g
+        return total
+
+    def _leaf_slot(self, i):
+        heads = self.rq[0::3]
+        hits = np.nonzero(((heads & OPMASK) == LEAF) & ((heads >> SHIFT) == i))[0]
+        return int(hits[0])
+
+    def adjoint_of_tensor(self, t):
+        """The adjoint of tensor t on this tape (None when it was not reached)."""
+        if t._tape is self.tape:
+            return self.adjoint(t._slot).copy() if self.reach[t._slot] else None
+        node = t._node
+        if t._tape is None and node is not None and node.tape_id == self.tape.id:
+            return self.leaf_adjoint(node)
+        return None
+
+    # ----- sweeping --------------------------------------------------------------------
+    def sweep_all(self):
+        """The sweep from the highest root down to record 0, stopping at hooked slots."""
+        start = max(s for s, _ in self.roots)
+        hooks = self.tape.hooks
+        for slot in sorted((s for s in hooks if s <= start), reverse=True):
+            self._down(start, slot + 1)
+            shape, dtype, fns = hooks[slot]
+            if self.reach[slot] and fns:
+                adj = self.adjoint(slot)
+                adj[:] = _call_hooks(fns.values(), adj, shape, dtype).ravel()
+            start = slot
+        self._down(start, 0)
+
+    def _down(self, start, stop):
+        """Records start..stop: large matrix products in NumPy in between; in anomaly mode,
+        one record at a time."""
+        if start < stop:
+            return
+        from .kernels import sweep
+        args = (self.rq, self.rd, self.ms, self.md, self.ptrs, self.lens, self.sg,
+                self.reach, self.off, self.work)
+        if is_anomaly_enabled():
+            for r in range(start, stop - 1, -1):
+                if self.reach[r]:
+                    if int(self.rq[3 * r]) & BIG:
+                        products.backward(self, r)
+                    else:
+                        sweep(*args, r, r, self.stage)
+                    _check_nan(self, r)
+            return
+        heads = self.rq[3 * stop:3 * start + 3:3]
+        for r in (np.nonzero(heads & BIG)[0][::-1] + stop).tolist():
+            if self.reach[r]:
+                sweep(*args, start, r + 1, self.stage)
+                products.backward(self, r)
+                start = r - 1
+        if start >= stop:
+            sweep(*args, start, stop, self.stage)
+
+    # ----- after the sweep -------------------------------------------------------------
+    def leaves_to_python(self):
+        """Leaves the sweep deferred (hooks, a grad the user assigned): hooks, then
+        accumulation, then post-accumulate hooks."""
+        if not _DEFERRED:
+            return
+        for node in list(_DEFERRED):
+            if node.tape_id != self.tape.id:
+                continue
+            t = node.variable
+            g = self.leaf_adjoint(node)
+            if t is None or g is None:
+                continue
+            with _ACCUMULATE:
+                if node.hooks:
+                    g = _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
+                _accumulate(t, g)
+            for fn in list((node.post_hooks or {}).values()):
                 fn(t)
-    if ids:
-        _PAGES.add(np.array(ids), np.array(vals))
+
+    def accumulate_into(self, targets):
+        """backward(inputs=...): only these tensors' .grad receive."""
+        for t in targets:
+            g = self.adjoint_of_tensor(t)
+            if g is not None:
+                with _ACCUMULATE:
+                    _accumulate(t, g)
+
+    def retained_grads(self):
+        for slot, ref in list(self.tape.retained.items()):
+            t = ref()
+            if t is not None and t._tape is self.tape and t._slot == slot and self.reach[slot]:
+                with _ACCUMULATE:
+                    _accumulate(t, self.adjoint(slot))
+
+    def onward(self):
+        """(tape, roots) of the links this sweep reached: backward goes on there."""
+        found = []
+        for slot, node in self.tape.links.items():
+            if self.reach[slot]:
+                _add_root(found, node._tape, node._slot, self.adjoint(slot).copy())
+        return found
+
+    def free(self):
+        """After a backward without retain_graph: what it went through is freed."""
+        if not self.retain:
+            self.tape.free(self.reach, self.rq)
+
+    def close(self):
+        """Drops the views of the tape's bytes (it can then grow again) and the buffers."""
+        self.rq = self.rd = self.ms = self.md = None
+        self.sg = self.work = None
 
 
-def _variable(node):
-    return node.variable
+def _data_offset_ok():
+    from .ptr import DATA_OFFSET
+    return DATA_OFFSET is not None
 
 
-class _GradPages:
-    """Persistent storage for the grads of Python-float leaves: each grad is a 0-d view of
-    one cell of a page, so ``x.grad.numpy()`` is a view that sees later accumulation, and a
-    backward adds into many cells with one NumPy call per page. A page whose cells are all
-    dead (no grad tensor views it) is reused."""
-    SIZE = 4096
-
-    def __init__(self):
-        self.pages = []        # every page, of any dtype; a cell's id is page * SIZE + index
-        self.current = {}      # dtype name -> [page number, next free index]
-
-    def cell(self, dtype):
-        """A fresh zeroed cell for a grad of tapegrad dtype ``dtype``: (page, index)."""
-        cur = self.current.get(dtype.name)
-        if cur is None or cur[1] == self.SIZE:
-            cur = self.current[dtype.name] = [self._free_page(dtype.np), 0]
-        p, i = cur
-        cur[1] += 1
-        self.pages[p][i] = 0
-        return p, i
-
-    def _free_page(self, np_dtype):
-        for p, page in enumerate(self.pages):
-            if page.dtype == np_dtype and sys.getrefcount(page) <= 3 and \
-                    all(c[0] != p for c in self.current.values()):
-                return p                       # only this list (and the call) refer to it
-        self.pages.append(np.zeros(self.SIZE, np_dtype))
-        return len(self.pages) - 1
-
-    def add(self, ids, values):
-        """pages[id // SIZE][id % SIZE] += value for each cell id."""
-        pno = ids // self.SIZE
-        for p in np.unique(pno).tolist():
-            sel = pno == p
-            np.add.at(self.pages[p], ids[sel] % self.SIZE, values[sel])
+def _pointers(objs):
+    """Data addresses asked of NumPy (where the object layout could not be checked)."""
+    return np.fromiter((o.__array_interface__["data"][0] for o in objs), np.int64, len(objs))
 
 
-_PAGES = _GradPages()
-
-
-def _grad_cell(t, node):
-    """The cell id of the grad of Python-float leaf t, allocating it on first use; -1 when
-    the user has put another tensor in t.grad."""
-    if t._grad is None:
-        p, i = _PAGES.cell(t._dtype)
-        t._grad = _new(_PAGES.pages[p][i:i + 1].reshape(()), t._dtype)
-        node.cell_id = p * _PAGES.SIZE + i
-    return node.cell_id
-
-
-def _check(tape, R, reach):
-    """Raises PyTorch's errors for a sweep that read freed or modified values."""
-    ops = R[:, 0].astype(np.int64) % SCALAR
+# ----- checks --------------------------------------------------------------------------------
+def _check(run):
+    """Raises PyTorch's errors for a sweep that would read freed or modified values."""
+    tape, reach = run.tape, run.reach
     if isinstance(tape.freed, np.ndarray):
         if (tape.freed & (reach[:len(tape.freed)] > 0)).any():
             raise RuntimeError(SECOND_TIME)
     for slot, node in tape.links.items():     # a link into a graph already freed
-        if reach[slot // 5]:
+        if reach[slot]:
             freed = node._tape.freed
-            if freed is True or (isinstance(freed, np.ndarray) and node._slot // 5 < len(freed)
-                                 and freed[node._slot // 5]):
+            if isinstance(freed, np.ndarray) and node._slot < len(freed) and freed[node._slot]:
                 raise RuntimeError(SECOND_TIME)
-    for consumer, slot, cell, version, array, ref in tape.saved:
-        if reach[consumer // 5] and cell[0] != version:
-            # PyTorch names a saved output by the node that saved it, and a saved input
-            # by the node that now produces it
-            _raise_modified(tape, slot, array.shape, array.dtype, cell[0], version,
-                            None if consumer == slot else ref)
+    if tape.saved and tape.epoch != _INPLACE[0]:       # something changed in place since
+        for consumer, slot, cell, version, shape, dtype, ref in tape.saved:
+            if reach[consumer] and cell[0] != version:
+                # PyTorch names a saved output by the node that saved it, and a saved input
+                # by the node that now produces it
+                _raise_modified(tape, slot, shape, dtype, cell[0], version,
+                                None if consumer == slot else ref)
     if tape.dirty:
-        need = NEEDS_TABLE[ops]
-        binary = (ops <= BINARY_LAST) | (ops == MM)
-        a = R[:, 1].astype(np.int64)
-        b = np.where(binary, R[:, 2], -1).astype(np.int64)
-        grad_a = (a >= 0) & (ops[np.maximum(a, 0) // 5] != CONST)
-        grad_b = (b >= 0) & (ops[np.maximum(b, 0) // 5] != CONST)
-        cross = np.isin(ops, (MUL, DIV))      # x's value serves only y's grad (and back)
-        read_a = (need & 1 > 0) & ~(cross & ~grad_b)
-        read_b = (need & 2 > 0) & ~((ops == MUL) & ~grad_a)
-        here = np.arange(len(ops)) * 5
-        for slot, (expected, now, dtype, ref) in tape.dirty.items():
-            users = ((a == slot) & read_a) | ((b == slot) & read_b)
-            own = (here == slot) & (need & 4 > 0)       # a saved output, named by its node
-            if (own & (reach > 0)).any():
-                _raise_modified(tape, slot, (), dtype, now, expected)
-            if (users & (reach > 0)).any():
-                _raise_modified(tape, slot, (), dtype, now, expected, ref)
+        _check_dirty(run)
+
+
+def _check_dirty(run):
+    """Scalars changed in place after a record read their value."""
+    tape, rq, rd, reach = run.tape, run.rq, run.rd, run.reach
+    heads = rq[0::3]
+    ops = heads & OPMASK
+    fam = _FAMILY[ops]
+    need = _NEEDS[ops]
+    two = ((fam == F_BINARY) | (fam == F_MATMUL) | (fam == F_SETITEM)) & \
+        ((heads & (CONST_A | CONST_B)) == 0)
+    first = np.where((heads & CONST_A) != 0, -1, heads >> SHIFT)
+    second = np.where(two, rd[1::3], -1).astype(np.int64)
+    second = np.where((heads & CONST_A) != 0, heads >> SHIFT, second)
+    const = (ops == CONST)
+    grad_a = (first >= 0) & ~const[np.maximum(first, 0)]
+    grad_b = (second >= 0) & ~const[np.maximum(second, 0)]
+    cross = (ops == MUL) | (ops == DIV)      # x's value serves only y's grad (and back)
+    read_a = ((need & 1) > 0) & ~(cross & ~grad_b)
+    read_b = ((need & 2) > 0) & ~((ops == MUL) & ~grad_a)
+    here = np.arange(len(ops))
+    hit = reach > 0
+    for slot, (expected, now, dtype, ref) in tape.dirty.items():
+        users = ((first == slot) & read_a) | ((second == slot) & read_b)
+        if ((here == slot) & ((need & 4) > 0) & hit).any():      # a saved output
+            _raise_modified(tape, slot, (), dtype, now, expected)
+        if (users & hit).any():
+            _raise_modified(tape, slot, (), dtype, now, expected, ref)
 
 
 def _raise_modified(tape, slot, shape, dtype, now, expected, ref=None):
@@ -398,9 +412,9 @@ def _raise_modified(tape, slot, shape, dtype, now, expected, ref=None):
     op = tape.op_of(slot)
     where = ""
     if op not in (LEAF, CONST) and not (t is not None and t._tape is None):
-        a, _ = tape.operands(slot)
-        where = ", which is output 0 of " + re.sub(r"Backward\d+$", "", node_name(op, a, -1)) \
-            + ","
+        _, _, const_first = tape.operands(slot)
+        where = ", which is output 0 of " + \
+            re.sub(r"Backward\d+$", "", node_name(op, const_first)) + ","
     raise RuntimeError("one of the variables needed for gradient computation has been "
                        f"modified by an inplace operation: [tapegrad.{kind} {list(shape)}]"
                        f"{where} is at version {now}; expected version {expected} instead. "
@@ -409,16 +423,92 @@ def _raise_modified(tape, slot, shape, dtype, now, expected, ref=None):
                        "torch.autograd.set_detect_anomaly(True, check_nan=False).")
 
 
+def _check_nan(run, r):
+    """Anomaly mode: names the node whose backward just put a NaN in an operand's grad."""
+    tape = run.tape
+    h = int(run.rq[3 * r])
+    op = h & OPMASK
+    a, b, const_first = tape.operands(r)
+    operands = [s for s in ((a, b) if FAMILY[op] in (F_BINARY, F_MATMUL, F_SETITEM)
+                            else (a,))]
+    if const_first:
+        operands = [b]
+    for i, s in enumerate(operands):
+        if s >= 0 and run.reach[s] and np.isnan(run.adjoint(s)).any():
+            name = node_name(op, const_first)
+            trace = tape.traces.get(r)
+            if trace:
+                warnings.warn(f"Error detected in {name}. Traceback of forward call that "
+                              f"caused the error:\n{trace}", UserWarning, stacklevel=5)
+            raise RuntimeError(f"Function '{name}' returned nan values in its {i}th output.")
+
+
+# ----- hooks and accumulation ------------------------------------------------------------------
+def _call_hooks(hooks, adj, shape, dtype):
+    """Calls tensor hooks with the gradient; a returned tensor replaces it."""
+    g = _new(np.array(adj.reshape(shape), dtype.np), dtype)
+    for fn in list(hooks):
+        res = fn(g)
+        if res is not None:
+            if _shape(res) != shape:
+                raise RuntimeError(f"hook returned a gradient of shape {list(_shape(res))} for "
+                                   f"a tensor of shape {list(shape)}")
+            g = res
+    return np.asarray(_array(g), np.float64)
+
+
+_DEFERRED = weakref.WeakSet()   # leaf nodes the engine accumulates (hooks, a user's grad)
+
+
+def update_deferred(t):
+    """Whether leaf t's grad goes through Python: hooks, post hooks, or a user's grad."""
+    node = t._node
+    if node is None or node.page is None:
+        return
+    on = bool(node.hooks or node.post_hooks) or (t._grad is not None and not _owns(node, t._grad))
+    leaves.set_deferred(node, on)
+    (_DEFERRED.add if on else _DEFERRED.discard)(node)
+
+
+def _owns(node, g):
+    """Is grad tensor g a view of the leaf's own grad storage?"""
+    v = g._v
+    return type(v) is np.ndarray and (v is node.buf or v.base is node.page.raw)
+
+
+def _accumulate(t, g):
+    """t.grad += g: into a leaf's grad storage when its grad is its own (or None), else
+    into the tensor its .grad holds (allocated the first time for a non-leaf)."""
+    g = np.asarray(g).reshape(_shape(t))
+    node = t._node if t._tape is None else None
+    if node is not None and node.page is not None and \
+            (t._grad is None or _owns(node, t._grad)):
+        leaves.grad_array(node, _shape(t), t._dtype.np)[...] += g
+        leaves.mark(node)
+        return
+    if t._grad is None:
+        t._grad = _new(np.array(g, t._dtype.np), t._dtype)
+    else:
+        gv = t._grad._v
+        if type(gv) is not np.ndarray:          # a grad assigned by the user as a scalar
+            t._grad = _new(np.array(gv + g, t._dtype.np), t._dtype)
+        else:
+            np.add(gv, g, out=gv, casting="unsafe")
+
+
 class RemovableHandle:
     """What register_hook returns: ``handle.remove()`` takes the hook off."""
-    __slots__ = ("_fns", "_key")
+    __slots__ = ("_fns", "_key", "_leaf")
 
-    def __init__(self, fns, key):
+    def __init__(self, fns, key, leaf=None):
         self._fns = fns
         self._key = key
+        self._leaf = leaf
 
     def remove(self):
         self._fns.pop(self._key, None)
+        if self._leaf is not None and self._leaf() is not None:
+            update_deferred(self._leaf())
 
 
 def register_hook(t, fn):
@@ -426,15 +516,16 @@ def register_hook(t, fn):
     refuse_while_recording("register_hook()")
     if not t._rg:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    key = object()
     if t._tape is None:
         node = _leaf_node(t)
-        fns = node.hooks = node.hooks or {}
-    else:
-        entry = t._tape.hooks.setdefault(t._slot, (_shape(t), t._dtype, {}))
-        fns = entry[2]
-    key = object()
-    fns[key] = fn
-    return RemovableHandle(fns, key)
+        node.hooks = node.hooks or {}
+        node.hooks[key] = fn
+        update_deferred(t)
+        return RemovableHandle(node.hooks, key, weakref.ref(t))
+    entry = t._tape.hooks.setdefault(t._slot, (_shape(t), t._dtype, {}))
+    entry[2][key] = fn
+    return RemovableHandle(entry[2], key)
 
 
 def register_post_accumulate_grad_hook(t, fn):
@@ -446,32 +537,23 @@ def register_post_accumulate_grad_hook(t, fn):
     if not t._rg:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
     node = _leaf_node(t)
-    fns = node.post_hooks = node.post_hooks or {}
+    node.post_hooks = node.post_hooks or {}
     key = object()
-    fns[key] = fn
-    return RemovableHandle(fns, key)
+    node.post_hooks[key] = fn
+    update_deferred(t)
+    return RemovableHandle(node.post_hooks, key, weakref.ref(t))
 
 
 def _leaf_node(t):
+    """The leaf's AccumulateGrad node, with its grad storage."""
     from .graph import AccumulateGrad
-    if t._node is None:
-        t._node = AccumulateGrad(t)
-    return t._node
+    node = t._node
+    if node is None:
+        node = t._node = AccumulateGrad(t)
+    if node.page is None:
+        leaves.attach(node, _shape(t), t._dtype.np)
+    return node
 
 
 Tensor.register_hook = register_hook
 Tensor.register_post_accumulate_grad_hook = register_post_accumulate_grad_hook
-
-
-def _accumulate(t, g):
-    """t.grad += g, allocating t.grad (in t's dtype and shape) the first time."""
-    g = np.asarray(g).reshape(_shape(t))
-    if t._grad is None:
-        t._grad = _new(np.array(g, t._dtype.np), t._dtype)
-    else:
-        gv = t._grad._v
-        if type(gv) is not np.ndarray:          # a grad assigned by the user as a scalar
-            t._grad = _new(np.array(gv + g, t._dtype.np), t._dtype)
-        else:
-            np.add(gv, g, out=gv, casting="unsafe")
-

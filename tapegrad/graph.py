@@ -7,20 +7,27 @@ of the same record compare equal.
 import weakref
 
 from .drawing import draw, to_dot  # noqa: F401  (tg.graph.draw(out), tg.graph.to_dot(out))
+from .layout import SHIFT
 from .ops import BY_CODE, CONST, LINK, LEAF, SUB, node_name
 
 
 class AccumulateGrad:
-    """The node that accumulates a leaf's gradient into ``leaf.grad``."""
-    __slots__ = ("_ref", "tape_id", "slot", "hooks", "post_hooks", "cell_id", "__weakref__")
+    """The node that accumulates a leaf's gradient into ``leaf.grad``; it also holds where
+    that gradient lives (``leaves.attach``: a cell of a page, and a buffer for arrays)."""
+    __slots__ = ("_ref", "tape_id", "slot", "hooks", "post_hooks", "page", "cell", "addr",
+                 "buf", "buf_addr", "__weakref__")
 
     def __init__(self, leaf):
         self._ref = weakref.ref(leaf)
-        self.tape_id = 0      # the tape this leaf is registered on, and its slot there
+        self.tape_id = 0        # the tape this leaf is registered on, and its slot there
         self.slot = -1
         self.hooks = None       # {key: register_hook function}, run before accumulation
         self.post_hooks = None  # {key: register_post_accumulate_grad_hook function}
-        self.cell_id = -1       # where a Python-float leaf's grad lives (autograd._PAGES)
+        self.page = None        # grad storage (leaves.attach)
+        self.cell = -1
+        self.addr = 0
+        self.buf = None
+        self.buf_addr = 0
 
     @property
     def variable(self):
@@ -53,19 +60,19 @@ class Node:
         return self._tape.op_of(self._slot)
 
     def name(self):
-        a, _ = self._tape.operands(self._slot)
-        return node_name(self._op(), a, -1)
+        _, _, const_first = self._tape.operands(self._slot)
+        return node_name(self._op(), const_first)
 
     @property
     def next_functions(self):
         tape, op = self._tape, self._op()
         row = BY_CODE[op]
-        a, b = tape.operands(self._slot)
         if row.arity < 0:              # cat/stack: a list of inputs
             return tuple((_node_of(tape, s), 0) for s in tape.multi[self._slot])
-        slots = [a, int(b)] if row.arity == 2 else [a]
-        if op == SUB and a < 0:        # 2 - x lists only x, as PyTorch's RsubBackward1
-            slots = [int(b)]
+        a, b, const_first = tape.operands(self._slot)
+        if op == SUB and const_first:  # 2 - x lists only x, as PyTorch's RsubBackward1
+            return ((_node_of(tape, b), 0),)
+        slots = [a, b] if row.arity == 2 else [a]
         return tuple((_node_of(tape, s), 0) for s in slots)
 
     def __eq__(self, other):
@@ -84,7 +91,7 @@ def _node_of(tape, slot):
         return None
     op = tape.op_of(slot)
     if op == LEAF:
-        return tape.leaves.get(slot)
+        return tape.leaf_nodes[tape.head(slot) >> SHIFT]
     if op == LINK:
         return tape.links.get(slot)
     if op == CONST:

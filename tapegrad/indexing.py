@@ -11,9 +11,9 @@ import numpy as np
 from . import dtypes as D
 from .ops import CAT, COPYSLICES, EXPAND, GATHER, INDEX, INDEXSELECT, STACK, TRANSPOSE, WHERE
 from .state import current_tape, refuse_while_recording, thread_state
-from .tensor import (_tracks, Tensor, _array, _as_tensor, _broadcast, _cell, _cstrides, _dim, _from_array,
-                     _guard,
-                     _new, _record, _result_dtype, _shape, _sizes, _slot, _strided, method)
+from .tensor import (Tensor, _array, _as_tensor, _broadcast, _bump, _cstrides, _dim,
+                     _from_array, _guard, _new, _record, _result_dtype, _shape, _sizes, _slot,
+                     _strided, _tracks, method)
 
 
 def _flat_positions(shape):
@@ -238,11 +238,9 @@ def where(condition, input, other):
         if cond.shape != shape:                 # the sweep reads one condition per element
             cond_t = expand(cond_t, shape)
         tape = current_tape()
-        _slot(a, tape), _slot(b, tape)          # operands come before the record
-        cslot = _slot(cond_t, tape)             # the condition is an operand kept in c
-        if type(cond_t._v) is not float:
-            tape.save_value(len(tape.rec), cslot, cond_t._v, _cell(cond_t))
-        _record(WHERE, out, a, b, float(cslot))
+        cslot = _slot(cond_t, tape)     # a replay reads the condition from its slot
+        _record(WHERE, out, a, b, ints=np.broadcast_to(cond, shape))
+        tape.conds[out._slot] = cslot
     return out
 
 
@@ -271,7 +269,7 @@ def setitem(x, key, value):
                            f"{list(pos.shape)}") from None
     if not recording:
         x._v[_np_key(key)] = src
-        _cell(x)[0] += 1
+        _bump(x)
         return
     if val is not None and _shape(val) != pos.shape:
         val = expand(val, pos.shape) if len(_shape(val)) <= pos.ndim else \
@@ -282,9 +280,9 @@ def setitem(x, key, value):
     if val is not None:
         _record(COPYSLICES, res, x, val, ints=pos.ravel())
     else:
-        _record(COPYSLICES, res, x, None, float(value), ints=pos.ravel())
+        _record(COPYSLICES, res, x, float(value), ints=pos.ravel())
     np.copyto(x._v, new)
-    _cell(x)[0] += 1
+    _bump(x)
     x._tape, x._slot, x._rg = res._tape, res._slot, True
 
 

@@ -1,20 +1,22 @@
 """Numba kernels: the reverse sweep over a tape and the derivative math of every opcode.
 
-The sweep walks the records from the last to the first. A record that no root reaches is
-skipped; a reached one adds its adjoint times the local partial derivatives into the
-adjoints of its operands and marks them reached. Records of Python-float scalars (opcode +
-SCALAR) take a branch with no array views; array records go through one loop per family
-(see ``ops.FAMILY_RANGES``).
+``prepare`` finds what the roots reach and gives every reached array record an adjoint:
+a slice of one zeroed workspace, or, for a leaf, its persistent grad buffer itself (the
+sweep accumulates into ``.grad`` with no scatter step). ``sweep`` then walks records
+start, start-1, ..., stop: a reached record adds its adjoint times the local partial
+derivatives into its operands' adjoints. Scalar records (``SCALAR`` in the head) take an
+inline branch with no array views; array records go through one function per family
+(``ops.FAMILY``). A reached leaf adds its adjoint into its grad cell or buffer and marks
+it as holding a grad; a leaf ``DEFERRED`` to Python (hooks, a grad the user assigned),
+and every leaf when ``stage`` is set (``autograd.grad``), keeps its adjoint for the engine.
 
-Layout of the arguments (built by ``tape.Tape.freeze``):
-  R[r]    = (op, a, b, c, v) of record r; operand slots are flat offsets 5 * record.
-  sv, sg  = value and adjoint of each record stored as a scalar.
-  m[r]    = row of record r in the array metadata M, or -1 for a scalar-stored record.
-  M[k]    = (value offset or -1, adjoint offset, size, ndim, int-list offset, its length,
-             shape[MAXD], aux ndim, aux base, aux shape[MAXD], aux strides[MAXD]).
-  av, ag  = flat float64 values (and int lists) and adjoints of array records.
-The sweep runs records start, start-1, ..., stop: backward splits it at hooked slots and at
-matrix products, which NumPy does (``products.py``).
+Arguments (see ``layout``): rq/rd the records as int64/float64; ms/md the static and
+dynamic metadata rows; ptrs the data addresses of the arrays the tape keeps (indexed by
+the dynamic rows) and lens their sizes; sg the adjoints of scalar records; off, work each
+array record's adjoint (an offset in the workspace, or -1 for a leaf's grad buffer).
+sg and work have the sweep's dtype: float32 for a float32 tape (its gradients are
+computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
+Python allocates them (boxing an array result costs more than the call).
 """
 import os
 import warnings
@@ -22,15 +24,17 @@ import warnings
 import numpy as np
 from numba import njit
 
-from .layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, GO, IN, IO, META_WIDTH,  # noqa: F401
-                     ND, NEEDS_TABLE, SHAPE, SIZE, VO)
-from .ops import (MAXD, SCALAR, CONST, BINARY_LAST, UNARY_LAST, REDUCE_LAST,
-                  LANE_LAST, MATMUL_LAST, STRIDED_LAST, GATHER_LAST, MULTI_LAST,
-                  ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE,
-                  NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP,
-                  SIN, COS, LOG1P, EXPM1, RSQRT, ERF,
-                  MAXALL, MINALL, AMAX, AMIN, PROD, PRODDIM, VAR, STD, NORM, LOGSUMEXP,
-                  SOFTMAX, LOGSOFTMAX, MM, DOT, MV, COPYSLICES)
+from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, CONST_A, CONST_B,
+                     DEFERRED, F32, GADDR, HAS_GRAD, IOBJ, ND, OPMASK, PB, PN, PP, PQ, SCALAR,
+                     SHAPE, SHIFT, SIZE, STATE_OFFSET, YOBJ)
+from .ops import (ABS, ADD, AMAX, AMIN, CLAMP, CONST, COS, DIV, DOT, ERF, EXP, EXPM1, FAMILY,
+                  F_BINARY, F_GATHER, F_LANE, F_MATMUL, F_MULTI, F_REDUCE, F_SETITEM,
+                  F_SOURCE, F_STRIDED, F_UNARY, LEAF, LOG, LOG1P, LOGSOFTMAX, LOGSUMEXP, MAXALL,
+                  MAXD, MAXIMUM, MINALL, MINIMUM, MM, MUL, MV, NEG, NORM, POW, POWC, PROD,
+                  PRODDIM, RECIP, RELU, RPOW, RSQRT, SIGMOID, SIN, SOFTMAX, SQRT, STD, SUB,
+                  TANH, VAR, WHERE)
+from .ptr import DATA_OFFSET, as_u8_ptr, load_i64, view, view_f32, view_f64, view_i64
+
 
 def _cache_ok():
     """True when Numba can write its on-disk cache somewhere (read-only installs cannot)."""
@@ -53,18 +57,13 @@ _CACHE = _cache_ok()
 
 
 def jit(fn):
-    return njit(cache=_CACHE, nogil=True, error_model="numpy")(fn)
-
-
-def jit_inline(fn):
-    """For the per-element derivative switches: inlined so LLVM can hoist the switch."""
-    return njit(cache=_CACHE, nogil=True, error_model="numpy", inline="always")(fn)
+    return njit(cache=_CACHE, error_model="numpy")(fn)
 
 
 # ----- per-element derivatives --------------------------------------------------------
 @jit
-def unary_grad(op, x, y, c, c2):
-    """d y / d x for an elementwise unary record y = f(x) with constants c, c2."""
+def unary_grad(op, x, y, c):
+    """d y / d x for an elementwise unary record y = f(x) with constant c."""
     if op == NEG:
         return -1.0
     if op == EXP:           # d/dx e^x = e^x
@@ -81,8 +80,8 @@ def unary_grad(op, x, y, c, c2):
         return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
     if op == RELU:          # 0 where the result is <= 0 (relu'(0) = 0); NaN passes
         return 0.0 if y <= 0 else 1.0
-    if op == CLAMP:         # 1 inside [min, max], bounds included
-        return 1.0 if (x >= c and x <= c2) else 0.0
+    if op == CLAMP:         # 1 where clamping left x as it was (bounds included), else 0
+        return 1.0 if y == x else 0.0
     if op == POWC:          # d/dx x^c = c x^(c-1); 0 for c == 0 as PyTorch
         return 0.0 if c == 0.0 else c * x ** (c - 1.0)
     if op == RPOW:          # d/dx c^x = c^x log c; 0 where c == 0 and x >= 0
@@ -132,67 +131,79 @@ def binary_grad(op, x, y, z, w):
     return np.nan, np.nan
 
 
-# ----- operand access -----------------------------------------------------------------
-@jit
-def _values(s, c, m, M, sv, av, cbuf):
-    """Flat values of operand slot s (s < 0: the constant c)."""
-    if s < 0:
-        cbuf[0] = c
-        return cbuf[0:1]
-    r = s // 5
-    k = m[r]
-    if k < 0:
-        return sv[r:r + 1]
-    o = M[k, VO]
-    if o < 0:
-        return av[0:0]
-    return av[o:o + M[k, SIZE]]
+# ----- reading the tape ---------------------------------------------------------------
+@njit(inline="always")
+def _row(rd, s):
+    """The metadata row of array record s."""
+    return int(rd[3 * s + 2])
+
+
+@njit(inline="always")
+def _is_scalar(rq, s):
+    return (rq[3 * s] & SCALAR) != 0
+
+
+@njit(inline="always")
+def _needs_grad(rq, s):
+    """False for Python constants (s < 0) and tensors recorded as constants."""
+    return s >= 0 and (rq[3 * s] & OPMASK) != CONST
+
+
+@njit(inline="always")
+def _size(rq, rd, ms, s):
+    """Number of elements of operand slot s (1 for scalars and Python constants)."""
+    if s < 0 or _is_scalar(rq, s):
+        return 1
+    return ms[_row(rd, s), SIZE]
 
 
 @jit
-def _ints(r, m, M, av):
-    """The int list (indices, slots, a condition) a record keeps in the value buffer."""
-    k = m[r]
-    o = M[k, IO]
-    return av[o:o + M[k, IN]]
-
-
-@jit
-def _adjoints(r, m, M, sg, ag):
-    k = m[r]
-    if k < 0:
-        return sg[r:r + 1]
-    o = M[k, GO]
-    return ag[o:o + M[k, SIZE]]
-
-
-@jit
-def _shape(s, m, M, out):
-    """Writes the shape of slot s into out; returns its ndim (0 for scalars and constants)."""
-    if s < 0:
+def _shape(rq, rd, ms, s, out):
+    """Writes the shape of slot s into out; returns its ndim (0 for scalars, constants)."""
+    if s < 0 or _is_scalar(rq, s):
         return 0
-    k = m[s // 5]
-    if k < 0:
-        return 0
-    nd = M[k, ND]
+    k = _row(rd, s)
+    nd = ms[k, ND]
     for d in range(nd):
-        out[d] = M[k, SHAPE + d]
+        out[d] = ms[k, SHAPE + d]
     return nd
 
 
-@jit
-def _size(s, m, M):
-    """Number of elements of operand slot s (1 for scalars and Python constants)."""
+@njit(inline="always")
+def _adjoint(rq, rd, ms, md, sg, off, work, s):
+    """The flat adjoint of slot s: a cell of sg, a slice of the workspace, or (a leaf's,
+    ``off`` -1) its grad buffer itself."""
+    if _is_scalar(rq, s):
+        return sg[s:s + 1]
+    k = _row(rd, s)
+    o = off[k]
+    if o >= 0:
+        return work[o:o + ms[k, SIZE]]
+    return view(md[k, GADDR], ms[k, SIZE], work)
+
+
+@njit(inline="always")
+def _saved(rq, rd, ms, md, ptrs, r, col, s, cbuf, i, like):
+    """The value of slot s that record r saved in column col (AOBJ, BOBJ, YOBJ) of its
+    dynamic row: a view of the kept array; a scalar's value from its record (through
+    cbuf[i]); empty when r did not keep it."""
     if s < 0:
-        return 1
-    k = m[s // 5]
-    return 1 if k < 0 else M[k, SIZE]
+        return cbuf[i:i]
+    if _is_scalar(rq, s):
+        cbuf[i] = rd[3 * s + 2]
+        return cbuf[i:i + 1]
+    idx = md[_row(rd, r), col]
+    if idx < 0:
+        return cbuf[i:i]
+    return view(ptrs[idx], ms[_row(rd, s), SIZE], like)
 
 
-@jit
-def _needs_grad(s, R):
-    """False for Python constants and for tensors recorded as constants."""
-    return s >= 0 and int(R[s // 5, 0]) != CONST
+@njit(inline="always")
+def _int_list(md, ptrs, lens, r_row):
+    """The int64 list (indices, operand slots, a condition) of the record with metadata
+    row r_row; lens holds the size of each kept array."""
+    idx = md[r_row, IOBJ]
+    return view_i64(ptrs[idx], lens[idx])
 
 
 @jit
@@ -206,130 +217,6 @@ def _bcast_strides(shape, nd, out_nd, strides):
         else:
             strides[d] = acc
             acc *= shape[j]
-
-
-# ----- elementwise families -----------------------------------------------------------
-@jit
-def _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
-    a = int(R[r, 1])
-    b = int(R[r, 2])
-    c = R[r, 3]
-    g = _adjoints(r, m, M, sg, ag)
-    # a value the record did not keep (its only user needs no grad) reads as empty
-    xa = _values(a, c, m, M, sv, av, cbuf)
-    xb = _values(b, c, m, M, sv, av, cbuf[1:])
-    xy = _values(5 * r, c, m, M, sv, av, cbuf) if needs[op] & 4 else av[0:0]
-    na = xa.shape[0] > 0
-    nb = xb.shape[0] > 0
-    ny = xy.shape[0] > 0
-    xw = _values(int(c), 0.0, m, M, sv, av, cbuf) if op == WHERE else av[0:0]
-    nw = op == WHERE
-    # An operand that needs no grad writes its share into a scratch cell.
-    grad_a = _needs_grad(a, R)
-    grad_b = _needs_grad(b, R)
-    ga = _adjoints(a // 5, m, M, sg, ag) if grad_a else cbuf[2:3]
-    gb = _adjoints(b // 5, m, M, sg, ag) if grad_b else cbuf[3:4]
-    n = g.shape[0]
-    if _size(a, m, M) == n and _size(b, m, M) == n:
-        _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, na, nb, ny, grad_a, grad_b)
-        return
-    if n == 0:
-        return
-    # Broadcasting, handled once for every op: read the operands out to the output's
-    # shape, differentiate elementwise, then sum each share back to its operand's shape.
-    shp = np.zeros(MAXD, np.int64)
-    sa = np.zeros(MAXD, np.int64)
-    sb = np.zeros(MAXD, np.int64)
-    nd = _shape(5 * r, m, M, shp)
-    tmp = np.zeros(MAXD, np.int64)
-    _bcast_strides(tmp, _shape(a, m, M, tmp), nd, sa)
-    _bcast_strides(tmp, _shape(b, m, M, tmp), nd, sb)
-    fa = np.zeros(n)
-    fb = np.zeros(n)
-    if na:
-        _stride_walk(nd, shp, sa, 0, xa, fa, False, 1.0)
-    if nb:
-        _stride_walk(nd, shp, sb, 0, xb, fb, False, 1.0)
-    ta = np.zeros(n)
-    tb = np.zeros(n)
-    _binary_same(op, n, g, fa, fb, xy, xw, ta, tb, na, nb, ny, grad_a, grad_b)
-    if grad_a:
-        _stride_walk(nd, shp, sa, 0, ta, ga, True, 1.0)
-    if grad_b:
-        _stride_walk(nd, shp, sb, 0, tb, gb, True, 1.0)
-
-
-@jit
-def _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, na, nb, ny, grad_a, grad_b):
-    """The binary backward when no operand is broadcast: dedicated loops for + - *."""
-    if op == ADD or op == SUB:
-        if grad_a:
-            for i in range(n):
-                ga[i] += g[i]
-        if grad_b:
-            s = 1.0 if op == ADD else -1.0
-            for i in range(n):
-                gb[i] += s * g[i]
-        return
-    if op == MUL:
-        if grad_a:
-            for i in range(n):
-                ga[i] += g[i] * xb[i]
-        if grad_b:
-            for i in range(n):
-                gb[i] += g[i] * xa[i]
-        return
-    nw = xw.shape[0] > 0
-    for i in range(n):
-        da, db = binary_grad(op, xa[i] if na else 0.0, xb[i] if nb else 0.0,
-                             xy[i] if ny else 0.0, xw[i] if nw else 0.0)
-        ga[i if grad_a else 0] += g[i] * da
-        gb[i if grad_b else 0] += g[i] * db
-
-
-@jit
-def _unary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs):
-    a = int(R[r, 1])
-    if int(R[a // 5, 0]) == CONST:
-        return
-    c = R[r, 3]
-    c2 = R[r, 2]
-    g = _adjoints(r, m, M, sg, ag)
-    ga = _adjoints(a // 5, m, M, sg, ag)
-    x = _values(a, c, m, M, sv, av, cbuf) if needs[op] & 1 else av[0:0]
-    y = _values(5 * r, c, m, M, sv, av, cbuf) if needs[op] & 4 else av[0:0]
-    n = g.shape[0]
-    # dedicated loops for the hot ops; the switch in unary_grad for the rest
-    if op == RELU:
-        for i in range(n):
-            if not y[i] <= 0:
-                ga[i] += g[i]
-    elif op == CLAMP:
-        for i in range(n):
-            if x[i] >= c and x[i] <= c2:
-                ga[i] += g[i]
-    elif op == POWC and c == 2.0:
-        for i in range(n):
-            ga[i] += 2.0 * x[i] * g[i]
-    elif op == TANH:
-        for i in range(n):
-            ga[i] += g[i] * (1.0 - y[i] * y[i])
-    elif op == NEG:
-        for i in range(n):
-            ga[i] -= g[i]
-    else:
-        na = x.shape[0] > 0
-        ny = y.shape[0] > 0
-        for i in range(n):
-            ga[i] += g[i] * unary_grad(op, x[i] if na else 0.0, y[i] if ny else 0.0, c, c2)
-
-
-# ----- reductions, views and gathers --------------------------------------------------
-@jit
-def _walk(k, M, g, ga, scatter, scale):
-    """The strided walk of M[k]'s aux map (views and reductions)."""
-    _stride_walk(M[k, AUX_ND], M[k, AUX_SHAPE:AUX_SHAPE + MAXD], M[k, AUX_STR:AUX_STR + MAXD],
-                 M[k, AUX_BASE], g, ga, scatter, scale)
 
 
 @jit
@@ -379,10 +266,152 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
 
 
 @jit
-def _lane_index(k, M, n):
+def _walk(ms, k, g, ga, scatter, scale):
+    """The strided walk of metadata row k's aux map (views and reductions)."""
+    _stride_walk(ms[k, AUX_ND], ms[k, AUX_SHAPE:AUX_SHAPE + MAXD],
+                 ms[k, AUX_STR:AUX_STR + MAXD], ms[k, AUX_BASE], g, ga, scatter, scale)
+
+
+# ----- elementwise families -----------------------------------------------------------
+@jit
+def _binary(op, r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, cbuf, like):
+    a = h >> SHIFT
+    b = -1 if h & (CONST_A | CONST_B) else int(rd[3 * r + 1])
+    if h & CONST_A:          # the number stands first: x = c, y = the tensor in a
+        a, b = b, a
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    c = rd[3 * r + 1]
+    # a value the record did not keep (its only user needs no grad) reads as empty
+    xa = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0, like)
+    xb = _saved(rq, rd, ms, md, ptrs, r, BOBJ, b, cbuf, 1, like)
+    if a < 0:
+        cbuf[0] = c
+        xa = cbuf[0:1]
+    if b < 0:
+        cbuf[1] = c
+        xb = cbuf[1:2]
+    xy = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 2, like)
+    xw = cbuf[3:3]
+    if op == WHERE:                 # the condition, as 0/1 in the sweep's dtype
+        cond = _int_list(md, ptrs, lens, _row(rd, r))
+        xw = np.empty(cond.shape[0], like.dtype)
+        for i in range(cond.shape[0]):
+            xw[i] = cond[i]
+    grad_a = _needs_grad(rq, a)
+    grad_b = _needs_grad(rq, b)
+    # An operand that needs no grad writes its share into a scratch cell.
+    ga = _adjoint(rq, rd, ms, md, sg, off, work, a) if grad_a else cbuf[4:5]
+    gb = _adjoint(rq, rd, ms, md, sg, off, work, b) if grad_b else cbuf[5:6]
+    n = g.shape[0]
+    if _size(rq, rd, ms, a) == n and _size(rq, rd, ms, b) == n:
+        _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, grad_a, grad_b)
+        return
+    if n == 0:
+        return
+    # Broadcasting, handled once for every op: read the operands out to the output's
+    # shape, differentiate elementwise, then sum each share back to its operand's shape.
+    shp = np.zeros(MAXD, np.int64)
+    sa = np.zeros(MAXD, np.int64)
+    sb = np.zeros(MAXD, np.int64)
+    nd = _shape(rq, rd, ms, r, shp)
+    tmp = np.zeros(MAXD, np.int64)
+    _bcast_strides(tmp, _shape(rq, rd, ms, a, tmp), nd, sa)
+    _bcast_strides(tmp, _shape(rq, rd, ms, b, tmp), nd, sb)
+    fa = np.zeros(n, like.dtype)
+    fb = np.zeros(n, like.dtype)
+    if xa.shape[0] > 0:
+        _stride_walk(nd, shp, sa, 0, xa, fa, False, 1.0)
+    else:
+        fa = fa[0:0]
+    if xb.shape[0] > 0:
+        _stride_walk(nd, shp, sb, 0, xb, fb, False, 1.0)
+    else:
+        fb = fb[0:0]
+    ta = np.zeros(n, like.dtype)
+    tb = np.zeros(n, like.dtype)
+    _binary_same(op, n, g, fa, fb, xy, xw, ta, tb, grad_a, grad_b)
+    if grad_a:
+        _stride_walk(nd, shp, sa, 0, ta, ga, True, 1.0)
+    if grad_b:
+        _stride_walk(nd, shp, sb, 0, tb, gb, True, 1.0)
+
+
+@jit
+def _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, grad_a, grad_b):
+    """The binary backward when no operand is broadcast: dedicated loops for + - *."""
+    if op == ADD or op == SUB:
+        if grad_a:
+            for i in range(n):
+                ga[i] += g[i]
+        if grad_b:
+            if op == ADD:
+                for i in range(n):
+                    gb[i] += g[i]
+            else:
+                for i in range(n):
+                    gb[i] -= g[i]
+        return
+    if op == MUL:
+        if grad_a:
+            for i in range(n):
+                ga[i] += g[i] * xb[i]
+        if grad_b:
+            for i in range(n):
+                gb[i] += g[i] * xa[i]
+        return
+    na = xa.shape[0] > 0
+    nb = xb.shape[0] > 0
+    ny = xy.shape[0] > 0
+    nw = xw.shape[0] > 0
+    for i in range(n):
+        da, db = binary_grad(op, xa[i] if na else 0.0, xb[i] if nb else 0.0,
+                             xy[i] if ny else 0.0, xw[i] if nw else 0.0)
+        ga[i if grad_a else 0] += g[i] * da
+        gb[i if grad_b else 0] += g[i] * db
+
+
+@jit
+def _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like):
+    a = h >> SHIFT
+    if not _needs_grad(rq, a):
+        return
+    c = rd[3 * r + 1]
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
+    x = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0, like)
+    y = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 1, like)
+    n = g.shape[0]
+    # dedicated loops for the hot ops; the switch in unary_grad for the rest
+    if op == RELU:
+        for i in range(n):
+            if not y[i] <= 0:
+                ga[i] += g[i]
+    elif op == CLAMP:
+        for i in range(n):
+            if x[i] == y[i]:
+                ga[i] += g[i]
+    elif op == POWC and c == 2.0:
+        for i in range(n):
+            ga[i] += 2.0 * x[i] * g[i]
+    elif op == TANH:
+        for i in range(n):
+            ga[i] += g[i] * (1.0 - y[i] * y[i])
+    elif op == NEG:
+        for i in range(n):
+            ga[i] -= g[i]
+    else:
+        na = x.shape[0] > 0
+        ny = y.shape[0] > 0
+        for i in range(n):
+            ga[i] += g[i] * unary_grad(op, x[i] if na else 0.0, y[i] if ny else 0.0, c)
+
+
+# ----- reductions, views and gathers --------------------------------------------------
+@jit
+def _lane_index(ms, k, n):
     """For each of the n input elements, the index of its lane (its reduced output)."""
     kidx = np.zeros(n, np.int64)
-    nd = M[k, AUX_ND]
+    nd = ms[k, AUX_ND]
     if nd == 0 or n == 0:
         return kidx
     idx = np.zeros(MAXD, np.int64)
@@ -392,29 +421,29 @@ def _lane_index(k, M, n):
         d = nd - 1
         while d >= 0:
             idx[d] += 1
-            o += M[k, AUX_STR + d]
-            if idx[d] < M[k, AUX_SHAPE + d]:
+            o += ms[k, AUX_STR + d]
+            if idx[d] < ms[k, AUX_SHAPE + d]:
                 break
-            o -= M[k, AUX_STR + d] * idx[d]
+            o -= ms[k, AUX_STR + d] * idx[d]
             idx[d] = 0
             d -= 1
     return kidx
 
 
 @jit
-def _lane(op, r, R, m, M, sv, av, sg, ag, cbuf):
+def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like):
     """Nonlinear reductions and softmaxes: x has n elements in K lanes, y one per lane
     (or one per element for the softmaxes)."""
-    a = int(R[r, 1])
-    if int(R[a // 5, 0]) == CONST:
+    a = h >> SHIFT
+    if not _needs_grad(rq, a):
         return
-    c = R[r, 3]
-    g = _adjoints(r, m, M, sg, ag)
-    ga = _adjoints(a // 5, m, M, sg, ag)
-    x = _values(a, 0.0, m, M, sv, av, cbuf)
-    y = _values(5 * r, 0.0, m, M, sv, av, cbuf[1:])
+    c = rd[3 * r + 1]
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
+    x = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0, like)
+    y = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 1, like)
     n = ga.shape[0]
-    kidx = _lane_index(m[r], M, n)
+    kidx = _lane_index(ms, _row(rd, r), n)
     nk = 0
     for i in range(n):
         nk = max(nk, kidx[i] + 1)
@@ -486,164 +515,242 @@ def _lane(op, r, R, m, M, sv, av, sg, ag, cbuf):
 
 
 @jit
-def _gather(r, R, m, M, sg, ag, av):
+def _gather(r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, like):
     """y[i] = x[idx[i]]: the adjoint goes back to where each element came from."""
-    a = int(R[r, 1])
-    if int(R[a // 5, 0]) == CONST:
+    a = h >> SHIFT
+    if not _needs_grad(rq, a):
         return
-    g = _adjoints(r, m, M, sg, ag)
-    ga = _adjoints(a // 5, m, M, sg, ag)
-    idx = _ints(r, m, M, av)
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
+    idx = _int_list(md, ptrs, lens, _row(rd, r))
     for i in range(g.shape[0]):
-        ga[int(idx[i])] += g[i]
+        ga[idx[i]] += g[i]
 
 
 @jit
-def _multi(r, R, m, M, sg, ag, av, reach):
+def _multi(r, rq, rd, ms, md, ptrs, lens, sg, off, work, like):
     """cat/stack: ints = (outer, inner, extent, slot_0, extent_0, slot_1, extent_1, ...);
     part p fills extent_p of the output's extent along the joined dimension."""
-    g = _adjoints(r, m, M, sg, ag)
-    ints = _ints(r, m, M, av)
-    outer = int(ints[0])
-    inner = int(ints[1])
-    total = int(ints[2])
-    off = 0
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    ints = _int_list(md, ptrs, lens, _row(rd, r))
+    outer = ints[0]
+    inner = ints[1]
+    total = ints[2]
+    at = 0
     for p in range((ints.shape[0] - 3) // 2):
-        s = int(ints[3 + 2 * p])
-        e = int(ints[4 + 2 * p])
-        reach[s // 5] = 1
-        if int(R[s // 5, 0]) != CONST:
-            gp = _adjoints(s // 5, m, M, sg, ag)
+        s = ints[3 + 2 * p]
+        e = ints[4 + 2 * p]
+        if _needs_grad(rq, s):
+            gp = _adjoint(rq, rd, ms, md, sg, off, work, s)
             for o in range(outer):
-                src = (o * total + off) * inner
+                src = (o * total + at) * inner
                 dst = o * e * inner
                 for j in range(e * inner):
                     gp[dst + j] += g[src + j]
-        off += e
+        at += e
 
 
 @jit
-def _copyslices(r, R, m, M, sv, av, sg, ag, cbuf):
+def _copyslices(r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, like):
     """z = a with z[pos] = b: a gets g outside the positions, b gets g at them."""
-    a = int(R[r, 1])
-    b = int(R[r, 2])
-    g = _adjoints(r, m, M, sg, ag)
-    pos = _ints(r, m, M, av)
-    if _needs_grad(b, R):
-        gb = _adjoints(b // 5, m, M, sg, ag)
+    a = h >> SHIFT
+    b = -1 if h & CONST_B else int(rd[3 * r + 1])
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    pos = _int_list(md, ptrs, lens, _row(rd, r))
+    if _needs_grad(rq, b):
+        gb = _adjoint(rq, rd, ms, md, sg, off, work, b)
         for j in range(pos.shape[0]):
-            gb[j] += g[int(pos[j])]
-    if _needs_grad(a, R):
-        ga = _adjoints(a // 5, m, M, sg, ag)
+            gb[j] += g[pos[j]]
+    if _needs_grad(rq, a):
+        ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
         for i in range(g.shape[0]):
             ga[i] += g[i]
         for j in range(pos.shape[0]):
-            ga[int(pos[j])] -= g[int(pos[j])]
+            ga[pos[j]] -= g[pos[j]]
 
 
 @jit
-def _product_dims(op, ka, kb, M):
-    """(batch, n, p, q) of a matrix-product record whose operands have metadata rows ka, kb:
-    dot is (1, 1, p, 1), mv (1, n, p, 1)."""
-    if op == DOT:
-        return 1, 1, M[ka, SHAPE], 1
-    if op == MV:
-        return 1, M[ka, SHAPE], M[ka, SHAPE + 1], 1
-    if op == MM:
-        return 1, M[ka, SHAPE], M[ka, SHAPE + 1], M[kb, SHAPE + 1]
-    return M[ka, SHAPE], M[ka, SHAPE + 1], M[ka, SHAPE + 2], M[kb, SHAPE + 2]
-
-
-@jit
-def _matmul(op, r, R, m, M, av, sg, ag):
-    """Small matrix products in plain loops: ga += g b^T, gb += a^T g, batch by batch
+def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like):
+    """Small matrix products in plain loops, batch by batch: ga += g b^T, gb += a^T g
     (products.py does the large ones with BLAS). An operand's value is kept only when the
     other operand needs a gradient."""
-    a = int(R[r, 1])
-    b = int(R[r, 2])
-    batch, n, p, q = _product_dims(op, m[a // 5], m[b // 5], M)
-    g = _adjoints(r, m, M, sg, ag)
-    ga = _adjoints(a // 5, m, M, sg, ag)
-    gb = _adjoints(b // 5, m, M, sg, ag)
-    grad_a = int(R[a // 5, 0]) != CONST
-    grad_b = int(R[b // 5, 0]) != CONST
-    ka = m[a // 5]
-    kb = m[b // 5]
-    xa = av[M[ka, VO]:M[ka, VO] + M[ka, SIZE]] if grad_b else av[0:0]
-    xb = av[M[kb, VO]:M[kb, VO] + M[kb, SIZE]] if grad_a else av[0:0]
+    a = h >> SHIFT
+    b = int(rd[3 * r + 1])
+    k = _row(rd, r)
+    batch, n, p, q = ms[k, PB], ms[k, PN], ms[k, PP], ms[k, PQ]
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    grad_a = _needs_grad(rq, a)
+    grad_b = _needs_grad(rq, b)
+    ga = _adjoint(rq, rd, ms, md, sg, off, work, a) if grad_a else cbuf[0:0]
+    gb = _adjoint(rq, rd, ms, md, sg, off, work, b) if grad_b else cbuf[0:0]
+    xa = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0, like)
+    xb = _saved(rq, rd, ms, md, ptrs, r, BOBJ, b, cbuf, 1, like)
     for t in range(batch):
         oa = t * n * p
         ob = t * p * q
         og = t * n * q
-        for i in range(n):
-            for k in range(p):
-                acc = 0.0
-                if grad_a:
+        if grad_a:             # ga[i, k] += sum_j g[i, j] b[k, j], in a register
+            for i in range(n):
+                for kk in range(p):
+                    acc = 0.0
                     for j in range(q):
-                        acc += g[og + i * q + j] * xb[ob + k * q + j]
-                    ga[oa + i * p + k] += acc
-                if grad_b:
-                    aik = xa[oa + i * p + k]
-                    for j in range(q):
-                        gb[ob + k * q + j] += aik * g[og + i * q + j]
+                        acc += g[og + i * q + j] * xb[ob + kk * q + j]
+                    ga[oa + i * p + kk] += acc
+        if grad_b:             # gb[k, j] += sum_i a[i, k] g[i, j], in a register
+            for kk in range(p):
+                for j in range(q):
+                    acc = 0.0
+                    for i in range(n):
+                        acc += xa[oa + i * p + kk] * g[og + i * q + j]
+                    gb[ob + kk * q + j] += acc
 
 
 # ----- the sweep ----------------------------------------------------------------------
 @jit
-def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, needs):
+def data_pointers(ids, out):
+    """The data address of each kept ndarray, read from the objects (ids: their id())."""
+    for i in range(ids.shape[0]):
+        out[i] = load_i64(ids[i] + DATA_OFFSET)
+
+
+@jit
+def _operands_reach(r, h, rq, rd, md, ptrs, lens, reach):
+    """Marks the operands of reached record r that need a gradient."""
+    op = h & OPMASK
+    fam = FAMILY[op]
+    if fam == F_SOURCE or fam > F_SETITEM:
+        return
+    if fam == F_MULTI:
+        ints = _int_list(md, ptrs, lens, _row(rd, r))
+        for p in range((ints.shape[0] - 3) // 2):
+            s = ints[3 + 2 * p]
+            if _needs_grad(rq, s):
+                reach[s] = 1
+        return
+    a = h >> SHIFT
+    if _needs_grad(rq, a):
+        reach[a] = 1
+    if (fam == F_BINARY or fam == F_MATMUL or fam == F_SETITEM) and \
+            not (h & (CONST_A | CONST_B)):
+        b = int(rd[3 * r + 1])
+        if _needs_grad(rq, b):
+            reach[b] = 1
+
+
+@jit
+def prepare(rq, rd, ms, md, ptrs, lens, roots, stage, f32, reach, off):
+    """Marks in ``reach`` what the roots reach and gives each reached array record its
+    adjoint: ``off[k]``, an offset in the workspace (whose size it returns), or -1 for a
+    leaf whose grad buffer is its adjoint (unless staged: ``stage``, deferred, or a dtype
+    other than the sweep's, ``f32``). Buffers are sized by what a backward reaches."""
+    top = -1
+    for i in range(roots.shape[0]):
+        reach[roots[i]] = 1
+        top = max(top, roots[i])
+    for r in range(top, -1, -1):
+        if reach[r]:
+            _operands_reach(r, rq[3 * r], rq, rd, md, ptrs, lens, reach)
+    total = 0
+    for r in range(top + 1):
+        h = rq[3 * r]
+        if reach[r] == 0 or h & SCALAR:
+            continue
+        k = _row(rd, r)
+        off[k] = total
+        if (h & OPMASK) == LEAF and not stage and ((h & F32) != 0) == f32:
+            state = as_u8_ptr(np.int64(rd[3 * r + 1]))
+            if not (state[STATE_OFFSET] & DEFERRED):
+                off[k] = -1                  # accumulate straight into .grad
+                continue
+        total += ms[k, SIZE]
+    return total
+
+
+@jit
+def _leaf(r, h, rq, rd, ms, md, sg, off, work):
+    """A reached leaf: add its adjoint into its grad (a cell, or its buffer when the
+    adjoint was staged because of a dtype other than the sweep's) and mark it as holding
+    a grad. Deferred leaves are left to the engine."""
+    cell = np.int64(rd[3 * r + 1])
+    state = as_u8_ptr(cell)
+    if state[STATE_OFFSET] & DEFERRED:
+        return
+    if h & SCALAR:
+        if h & F32:
+            view_f32(cell, 1)[0] += sg[r]
+        else:
+            view_f64(cell, 1)[0] += sg[r]
+    else:
+        k = _row(rd, r)
+        o = off[k]
+        if o >= 0:                                  # staged: another dtype
+            g = work[o:o + ms[k, SIZE]]
+            if h & F32:
+                buf = view_f32(md[k, GADDR], ms[k, SIZE])
+                for i in range(g.shape[0]):
+                    buf[i] += g[i]
+            else:
+                buf64 = view_f64(md[k, GADDR], ms[k, SIZE])
+                for i in range(g.shape[0]):
+                    buf64[i] += g[i]
+    state[STATE_OFFSET] |= HAS_GRAD
+
+
+@jit
+def sweep(rq, rd, ms, md, ptrs, lens, sg, reach, off, work, start, stop, stage):
     """Accumulates adjoints from record ``start`` down to record ``stop`` (reached ones)."""
-    cbuf = np.zeros(4)
+    like = sg
+    cbuf = np.zeros(8, sg.dtype)
     for r in range(start, stop - 1, -1):
         if reach[r] == 0:
             continue
-        op = int(R[r, 0])
-        if op >= SCALAR:        # Python-float scalars: inline, no array views
-            op -= SCALAR
-            if op > MULTI_LAST:
-                continue        # no gradient (a detach or cast inside a tg.compile recording)
-            g = sg[r]
-            a = int(R[r, 1])
-            c = R[r, 3]
-            x = sv[a // 5] if a >= 0 else c
-            if op <= BINARY_LAST:
-                b = int(R[r, 2])
-                da, db = binary_grad(op, x, sv[b // 5] if b >= 0 else c, sv[r], 0.0)
-                if a >= 0:
-                    sg[a // 5] += g * da
-                if b >= 0:
-                    sg[b // 5] += g * db
-            else:
-                sg[a // 5] += g * unary_grad(op, x, sv[r], c, R[r, 2])
-        elif op <= BINARY_LAST:
-            if op < ADD:
-                continue        # sources: leaves, constants, links to other tapes
-            _binary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs)
-        elif op <= UNARY_LAST:
-            _unary(op, r, R, m, M, sv, av, sg, ag, cbuf, needs)
-        elif op <= REDUCE_LAST:  # d/dx sum = 1 (times 1/count for mean), broadcast back
-            _walk(m[r], M, _adjoints(r, m, M, sg, ag),
-                  _adjoints(int(R[r, 1]) // 5, m, M, sg, ag), False, R[r, 3])
-        elif op <= LANE_LAST:
-            _lane(op, r, R, m, M, sv, av, sg, ag, cbuf)
-        elif op <= MATMUL_LAST:
-            _matmul(op, r, R, m, M, av, sg, ag)
-        elif op <= STRIDED_LAST:  # a view: scatter the adjoint back to where it came from
-            _walk(m[r], M, _adjoints(r, m, M, sg, ag),
-                  _adjoints(int(R[r, 1]) // 5, m, M, sg, ag), True, 1.0)
-        elif op <= GATHER_LAST:
-            _gather(r, R, m, M, sg, ag, av)
-        elif op <= MULTI_LAST:
-            _multi(r, R, m, M, sg, ag, av, reach)
-            continue            # its operands are in its int list, marked there
-        elif op == COPYSLICES:
-            _copyslices(r, R, m, M, sv, av, sg, ag, cbuf)
-        else:
+        h = rq[3 * r]
+        op = h & OPMASK
+        fam = FAMILY[op]
+        if fam == F_SOURCE:
+            if op == LEAF and not stage:
+                _leaf(r, h, rq, rd, ms, md, sg, off, work)
             continue
-        a = int(R[r, 1])
-        if a >= 0:
-            reach[a // 5] = 1
-        if op <= BINARY_LAST or (op > LANE_LAST and op <= MATMUL_LAST) or op == COPYSLICES:
-            b = int(R[r, 2])    # b is a slot only for binary ops
-            if b >= 0:
-                reach[b // 5] = 1
-
+        if h & SCALAR:          # Python-float scalars: inline, no array views
+            g = sg[r]
+            a = h >> SHIFT
+            c = rd[3 * r + 1]
+            if fam == F_BINARY:
+                if h & CONST_B:
+                    da, db = binary_grad(op, rd[3 * a + 2], c, rd[3 * r + 2], 0.0)
+                    sg[a] += g * da
+                elif h & CONST_A:
+                    da, db = binary_grad(op, c, rd[3 * a + 2], rd[3 * r + 2], 0.0)
+                    sg[a] += g * db
+                else:
+                    b = int(c)
+                    da, db = binary_grad(op, rd[3 * a + 2], rd[3 * b + 2], rd[3 * r + 2], 0.0)
+                    sg[a] += g * da
+                    sg[b] += g * db
+            elif fam == F_UNARY:
+                sg[a] += g * unary_grad(op, rd[3 * a + 2], rd[3 * r + 2], c)
+            continue
+        if fam == F_BINARY:
+            _binary(op, r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, cbuf, like)
+        elif fam == F_UNARY:
+            _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like)
+        elif fam == F_REDUCE:   # d/dx sum = 1 (times 1/count for mean), broadcast back
+            a = h >> SHIFT
+            if _needs_grad(rq, a):
+                _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
+                      _adjoint(rq, rd, ms, md, sg, off, work, a), False, rd[3 * r + 1])
+        elif fam == F_LANE:
+            _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like)
+        elif fam == F_MATMUL:
+            _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like)
+        elif fam == F_STRIDED:  # a view: scatter the adjoint back to where it came from
+            a = h >> SHIFT
+            if _needs_grad(rq, a):
+                _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
+                      _adjoint(rq, rd, ms, md, sg, off, work, a), True, 1.0)
+        elif fam == F_GATHER:
+            _gather(r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, like)
+        elif fam == F_MULTI:
+            _multi(r, rq, rd, ms, md, ptrs, lens, sg, off, work, like)
+        elif fam == F_SETITEM:
+            _copyslices(r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, like)

@@ -1,49 +1,85 @@
-"""The layout of the frozen tape the kernels read (no Numba here: importing tapegrad does
-not import Numba; the kernels are imported, and compiled, at the first backward).
+"""The layout of a tape in memory: what the Numba kernels read (no Numba here: importing
+tapegrad does not import Numba; the kernels are compiled or loaded at the first backward).
 
-Columns of the metadata table M (one row per array record):
-  VO  offset of the record's value in av (-1: not kept)
-  GO  offset of its adjoint in ag
-  SIZE, ND, SHAPE[MAXD]        its size, ndim and shape
-  IO, IN                       offset and length of its int list in av
-  AUX_ND, AUX_BASE, AUX_SHAPE[MAXD], AUX_STR[MAXD]
-                               the strided map of views and reductions
+Records: 24 bytes each in one bytearray, packed ``<qdd`` as they are made:
+  head  op | flags | a << SHIFT   (op in the low byte; ``a``: first operand's slot, signed)
+  b     the second operand's slot, or a constant (flags say which), or, for a leaf, the
+        address of its grad cell
+  v     a scalar record's value; an array record's metadata row
+The kernels see the same bytes twice, as int64 (heads) and float64 (b, v): record r's
+head is ``rq[3r]``, its b ``rd[3r + 1]``, its v ``rd[3r + 2]``. A slot is a record index.
+
+Array records add a metadata row in two parts: a static row (shape, the strided map of
+views and reductions, matrix-product sizes, a second constant), packed once per distinct
+value and cached, and a dynamic row (where the values the backward reads are kept).
 """
-import numpy as np
+import struct
 
-from .ops import MAXD, NEEDS
+from .ops import MAXD
 
-VO, GO, SIZE, ND, IO, IN, SHAPE = 0, 1, 2, 3, 4, 5, 6
-AUX_ND, AUX_BASE, AUX_SHAPE = SHAPE + MAXD, SHAPE + MAXD + 1, SHAPE + MAXD + 2
+# ----- record heads -----------------------------------------------------------------------
+OPMASK = 0xFF
+SCALAR = 1 << 8       # a Python-float record: v holds the value
+F32 = 1 << 9          # float32 value (and, for a leaf, a float32 grad cell)
+CONST_B = 1 << 10     # b holds a Python number standing in the second operand
+CONST_A = 1 << 11     # b holds a Python number standing in the first operand; a is the second
+BIG = 1 << 12         # a matrix product large enough for BLAS (the engine does it in NumPy)
+SHIFT = 13
+RECORD = struct.Struct("<qdd")
+RECORD_SIZE = RECORD.size
+
+# ----- static metadata row (int64 columns; C2 holds a float64's bits) -----------------------
+SIZE, ND, SHAPE = 0, 1, 2
+AUX_ND = SHAPE + MAXD
+AUX_BASE = AUX_ND + 1
+AUX_SHAPE = AUX_BASE + 1
 AUX_STR = AUX_SHAPE + MAXD
-META_WIDTH = AUX_STR + MAXD
+PB, PN, PP, PQ = AUX_STR + MAXD, AUX_STR + MAXD + 1, AUX_STR + MAXD + 2, AUX_STR + MAXD + 3
+C2 = PQ + 1
+STATIC_WIDTH = C2 + 1
+STATIC = struct.Struct(f"<{C2}qd")
 
-NEEDS_TABLE = np.array(NEEDS, dtype=np.int64)
+# ----- dynamic metadata row ------------------------------------------------------------------
+# AOBJ, BOBJ, YOBJ: index in tape.objs of the saved value of operand a, b and the result
+# (-1: not kept); IOBJ: of the record's int64 list; GADDR: a leaf's grad buffer address.
+AOBJ, BOBJ, YOBJ, IOBJ, GADDR = range(5)
+DYN_WIDTH = 5
+DYN = struct.Struct(f"<{DYN_WIDTH}q")
 
-# Matrix products of at least this many multiply-adds leave the jitted sweeps for NumPy's
-# BLAS (products.py); smaller ones run as plain loops inside the sweeps (no stop, no call).
+# Matrix products of at least this many multiply-adds leave the jitted sweep for NumPy's
+# BLAS (products.py); smaller ones run as loops inside the sweep (no stop, no call).
 BLAS_MIN = 1 << 15
 
+# Leaf grad cells (scalar leaves' grads; every leaf's flags): 16 bytes a cell, the grad
+# (float64, or float32 at the same address) at +0 and a state byte at +8.
+CELL = 16
+STATE_OFFSET = 8
+HAS_GRAD = 1          # state: the grad holds a value (else .grad is None)
+DEFERRED = 2          # state: the sweep leaves this leaf to Python (hooks, a user's grad)
 
-def value_of(slot, m, M, sv, av):
-    """The flat values of a record (a view into sv or av)."""
-    r = slot // 5
-    k = m[r]
-    if k < 0:
-        return sv[r:r + 1]
-    o = M[k, VO]
-    return av[o:o + M[k, SIZE]]
-
-
-def adjoint_of(r, m, M, sg, ag):
-    """The flat adjoint of record r (a view into sg or ag)."""
-    k = m[r]
-    if k < 0:
-        return sg[r:r + 1]
-    o = M[k, GO]
-    return ag[o:o + M[k, SIZE]]
+_rows = {}
 
 
-def shape_of(slot, m, M):
-    k = m[slot // 5]
-    return () if k < 0 else tuple(int(d) for d in M[k, SHAPE:SHAPE + M[k, ND]])
+def static_row(shape, aux=None, dims=None, c2=0.0):
+    """The packed static metadata of an array record (cached by value)."""
+    key = (shape, aux, dims, c2)
+    row = _rows.get(key)
+    if row is None:
+        f = [0] * (STATIC_WIDTH - 1)
+        size = 1
+        for s in shape:
+            size *= s
+        f[SIZE], f[ND] = size, len(shape)
+        f[SHAPE:SHAPE + len(shape)] = shape
+        if aux is not None:
+            base, ashape, astrides = aux
+            f[AUX_ND], f[AUX_BASE] = len(ashape), base
+            f[AUX_SHAPE:AUX_SHAPE + len(ashape)] = ashape
+            f[AUX_STR:AUX_STR + len(astrides)] = astrides
+        if dims is not None:
+            f[PB:PQ + 1] = dims
+        row = STATIC.pack(*f, c2)
+        if len(_rows) > 8192:
+            _rows.clear()
+        _rows[key] = row
+    return row

@@ -9,8 +9,8 @@ import numpy as np
 from . import dtypes as D
 from .ops import (AMAX, AMIN, LOGSOFTMAX, LOGSUMEXP, MAXALL, MAXDIM, MAXIMUM, MINALL, MINDIM,
                   MINIMUM, NORM, PROD, PRODDIM, SOFTMAX, STD, VAR)
-from .tensor import (_guard_extremes, _tracks, Tensor, _array, _binary, _dim, _lane_aux, _new, _record, _reduced_dims,
-                     _shape, method)
+from .tensor import (Tensor, _array, _binary, _dim, _guard_extremes, _lane_aux, _new,
+                     _record, _reduced_dims, _shape, _tracks, method)
 
 # torch.return_types.max / min
 ValuesIndices = namedtuple("ValuesIndices", "values indices")

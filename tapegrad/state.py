@@ -1,24 +1,59 @@
 """Per-thread state: whether grad mode is on, and the tape this thread records on.
 
-Kept in a ContextVar holding one plain object per thread: a ContextVar read costs about a
-third of a ``threading.local`` attribute read, and every recorded operation reads it.
+The thread's current tape is held weakly: a tape belongs to the tensors recorded on it
+(each result holds its tape), so a graph nobody refers to any more is freed with its last
+tensor, as PyTorch frees a graph with its outputs; the next operation starts a new tape.
+
+``tape.live`` is True exactly while a tape is its thread's current tape with grad mode on
+and no other thread uses tapegrad: then an operation on a result of that tape records on
+it without looking up any per-thread state (the scalar fast path).
 """
 import contextvars
-import sys
+import weakref
 
 from .tape import Tape
 
 
 class State:
-    __slots__ = ("enabled", "tape", "recording")
+    __slots__ = ("_enabled", "_tape", "recording", "__weakref__")
 
     def __init__(self):
-        self.enabled = True     # grad mode (no_grad turns it off)
-        self.tape = Tape()      # where this thread's operations are recorded
+        self._enabled = True    # grad mode (no_grad turns it off)
+        self._tape = None       # weak reference to the tape this thread records on
         self.recording = None   # the tg.compile Recording being made on this thread, if any
+
+    @property
+    def enabled(self):
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, on):
+        self._enabled = on = bool(on)
+        t = self._tape() if self._tape is not None else None
+        if t is not None:
+            t.live = on and _single[0] is self
+
+    @property
+    def tape(self):
+        """The tape new records go to (a new one when the last one is gone or full)."""
+        t = self._tape() if self._tape is not None else None
+        if t is None or t.freed is not None:
+            t = Tape()
+            self.tape = t
+        return t
+
+    @tape.setter
+    def tape(self, t):
+        old = self._tape() if self._tape is not None else None
+        if old is not None and old is not t:
+            old.live = False
+        self._tape = None if t is None else weakref.ref(t)
+        if t is not None:
+            t.live = self._enabled and _single[0] is self
 
 
 _var = contextvars.ContextVar("tapegrad_state")
+_single = [None]      # the State of the one thread using tapegrad; False once there are two
 
 
 def thread_state():
@@ -27,6 +62,14 @@ def thread_state():
     if s is None:
         s = State()
         _var.set(s)
+        if _single[0] is None:
+            _single[0] = s
+        elif _single[0] is not False:           # a second thread: no more fast path
+            first = _single[0]
+            _single[0] = False
+            t = first._tape() if first._tape is not None else None
+            if t is not None:
+                t.live = False
     return s
 
 
@@ -51,20 +94,16 @@ def recording_active():
     return st is not None and st.recording is not None
 
 
-def current_tape():
-    """The thread's tape. A long one is started over when no tensor refers to it any more,
-    or else replaced by a new one: the old tape then lives only as long as its tensors (an
-    evaluation loop that never calls backward holds flat memory), and an operation on one
-    of them links the new tape to it, so backward still reaches through."""
-    st = thread_state()
-    tape = st.tape
-    if tape.freed is True:
-        tape = st.tape = Tape()
-    elif len(tape.rec) >= tape.check_at:
-        if st.recording is not None:     # a tg.compile recording keeps its one tape
-            tape.check_at *= 2
-        elif sys.getrefcount(tape) <= 3:   # only st, this frame and the call hold it
-            tape.reset()
-        else:
-            tape = st.tape = Tape()
-    return tape
+def current_tape(a=None, b=None):
+    """The thread's tape for a new record with operands a, b: a new one when the last one
+    was freed, died, or holds more than ``Tape.LIMIT`` bytes of records and saved values
+    and no operand is a result on it (a new graph starts there, so no link ties the new
+    tape to the old: an evaluation loop without no_grad, or graphs kept but never
+    backwarded, hold bounded memory; the old tape lives on while its tensors do)."""
+    st = _var.get(None) or thread_state()
+    t = st.tape
+    if t.nbytes + len(t.rec) > Tape.LIMIT and st.recording is None and \
+            getattr(a, "_tape", None) is not t and getattr(b, "_tape", None) is not t:
+        t = Tape()
+        st.tape = t
+    return t

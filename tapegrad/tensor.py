@@ -6,21 +6,22 @@ operation computes its value eagerly and, when grad mode is on and an input requ
 grad, appends one record to the thread's tape (``_record``).
 """
 import math
-import traceback
+import sys
 import warnings
 import weakref
 
 import numpy as np
 
 from . import dtypes as D
-from .graph import AccumulateGrad, Node
-from .ops import (BY_CODE, ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE, CLONE, CONST, COS, DIV, EXP, EXPM1, ERF, LINK, LEAF,
-                  LOG, LOG1P, MAXD, MAXIMUM, MEAN, MEANDIM, MINIMUM, MM, MUL, NEEDS, NEG,
-                  BMM, DOT, MV,
-                  PERMUTE, POW, POWC, RECIP, RELU, RPOW, RSQRT, SCALAR, SELECT, SIGMOID, SIN,
-                  SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T, TANH, UNSQUEEZE,
-                  VIEW)
-from .grad_mode import _anomaly
+from . import leaves
+from .graph import Node
+from .layout import CONST_A, CONST_B, F32, RECORD, RECORD_SIZE, SCALAR, SHIFT
+from .ops import (BY_CODE, ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE, CLONE, COS,
+                  DIV, EXP, EXPM1, ERF, LOG, LOG1P, MAXIMUM, MEAN, MEANDIM, MINIMUM, MM, MUL,
+                  NEG, BMM, DOT, MV, PERMUTE, POW, POWC, RECIP, RELU, RPOW, RSQRT, SELECT,
+                  SIGMOID, SIN, SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T, TANH,
+                  UNSQUEEZE, VIEW)
+from .recording import _INPLACE, record, slot_of
 from .state import _var, current_tape, recording_active, refuse_while_recording, thread_state
 
 _state_get = _var.get
@@ -146,6 +147,13 @@ def _cell(t):
     return c
 
 
+def _bump(t):
+    """t was changed in place: its version (and the global count of such changes, which
+    lets a backward skip the check of saved values when nothing changed since)."""
+    _cell(t)[0] += 1
+    _INPLACE[0] += 1
+
+
 def _shape(x):
     return () if type(x._v) is _float else x._v.shape
 
@@ -160,94 +168,8 @@ def _tracks(requires_grad):
     return st.enabled and (requires_grad or st.recording is not None)
 
 
-def _source(tape, op, t):
-    """A record for a tensor that enters the tape from outside (leaf, constant, old graph)."""
-    v = t._v
-    if type(v) is _float:
-        slot = len(tape.rec)
-        tape.rec.extend((op, -1, -1, 0.0, v))
-        return slot
-    slot = tape.record_array(op, -1, -1, 0.0, v.shape)
-    if tape.keep_all:                   # a copy: fn may change the tensor after this use
-        tape.save_value(slot, slot, v.copy(), None)
-    return slot
-
-
-def _slot(t, tape):
-    """The slot of tensor ``t`` on ``tape``, recording it as a source if it is new there."""
-    tt = t._tape
-    if tt is tape:
-        return t._slot
-    if tt is None:                 # a leaf or a constant: one source record per tape
-        node = t._node
-        if node is None:
-            node = t._node = AccumulateGrad(t)
-        if node.tape_id != tape.id:
-            node.slot = _source(tape, LEAF if t._rg else CONST, t)
-            node.tape_id = tape.id
-            if t._rg:
-                tape.leaves[node.slot] = node
-            elif tape.keep_all:          # a replay re-reads the constant's value
-                tape.consts[node.slot] = t
-        return node.slot
-    # a result recorded on another tape (a freed graph, a tg.compile replay, another
-    # thread): a link record, through which backward goes on into that tape
-    slot = _source(tape, LINK, t)
-    tape.links[slot] = Node(tt, t._slot)
-    return slot
-
-
-def _save(tape, consumer, slot, t):
-    if type(t._v) is not _float:        # scalar values already sit in their record
-        tape.save_value(consumer, slot, t._v, _cell(t), t)
-
-
-_CROSS = frozenset((MUL, MM, BMM, DOT, MV))    # d(ab)/da = b, d(ab)/db = a
-
-
-def _record(op, out, a, b=None, c=0.0, aux=None, ints=None):
-    """Appends the record of ``out = op(a, b)``. ``a``/``b``: a Tensor, None (the Python
-    number ``c`` stands there) or, for unary ops, a float kept as a second constant.
-    ``ints``: an int list the backward reads (indices, operand slots)."""
-    tape = current_tape()
-    sa = _slot(a, tape) if a is not None else -1
-    if b is None:
-        sb = -1
-    elif type(b) is _float:
-        sb = b
-    else:
-        sb = _slot(b, tape)
-    v = out._v
-    if type(v) is _float and ((a is not None and type(a._v) is not _float)
-                              or (isinstance(b, Tensor) and type(b._v) is not _float)):
-        v = out._v = np.array(v, out._dtype.np)     # from an array: an array record
-    if type(v) is _float:
-        slot = len(tape.rec)
-        tape.rec.extend((op + SCALAR, sa, sb, c, v))
-    else:
-        if v.ndim > MAXD:
-            raise RuntimeError(f"tapegrad: tensors have at most {MAXD} dimensions")
-        slot = tape.record_array(op, sa, sb, c, v.shape, aux)
-        need = NEEDS[op]
-        if op in _CROSS or op == DIV:   # a's value only serves b's grad (and b's a's)
-            b_grad = isinstance(b, Tensor) and b._rg
-            if not b_grad:
-                need &= ~1
-            if op in _CROSS and not (a is not None and a._rg):
-                need &= ~2
-        if need & 1 and a is not None:
-            _save(tape, slot, sa, a)
-        if need & 2 and isinstance(b, Tensor):
-            _save(tape, slot, sb, b)
-        if need & 4 or tape.keep_all:
-            _save(tape, slot, slot, out)
-        if ints is not None:
-            tape.save_ints(slot, ints)
-    if _anomaly[0]:
-        tape.traces[slot] = "".join(traceback.format_stack()[:-3])
-    out._tape = tape
-    out._slot = slot
-    return out
+_slot = slot_of
+_record = record
 
 
 # ----- shapes ------------------------------------------------------------------------
@@ -291,36 +213,72 @@ def _sizes(size):
 
 # ----- the scalar fast path ---------------------------------------------------------
 # Operations on Python-float tensors (0-d floating point) skip NumPy and the generic
-# dispatch: the value is plain float math and the record one list.extend.
+# dispatch: the value is plain float math and the record one pack of three numbers. When
+# an operand is a result on the thread's live tape (see state.py), no per-thread state is
+# looked up at all.
 _F32 = D.float32
-_S_ADD, _S_SUB, _S_MUL, _S_DIV = ADD + SCALAR, SUB + SCALAR, MUL + SCALAR, DIV + SCALAR
-_S_POWC, _S_NEG, _S_EXP, _S_LOG = POWC + SCALAR, NEG + SCALAR, EXP + SCALAR, LOG + SCALAR
-_S_TANH, _S_SIGMOID, _S_RELU = TANH + SCALAR, SIGMOID + SCALAR, RELU + SCALAR
-_S_SQRT, _S_ABS = SQRT + SCALAR, ABS + SCALAR
+_S = SCALAR
+_S_ADD, _S_SUB, _S_MUL, _S_DIV = ADD | _S, SUB | _S, MUL | _S, DIV | _S
+_S_POWC, _S_NEG, _S_EXP, _S_LOG = POWC | _S, NEG | _S, EXP | _S, LOG | _S
+_S_TANH, _S_SIGMOID, _S_RELU = TANH | _S, SIGMOID | _S, RELU | _S
+_S_SQRT, _S_ABS = SQRT | _S, ABS | _S
+_pack = RECORD.pack
+_RS = RECORD_SIZE
 
 
-def _scalar_out(x, dt, z):
+def _scalar_out(dt, z):
     out = _new_object(Tensor)
-    out._v = _float(np.float32(z)) if dt is _F32 else z
-    out._dtype = dt
+    if dt is _F32:
+        out._v = _float(np.float32(z))
+        out._dtype = dt
+    else:
+        out._v = z
+        out._dtype = dt
     out._grad = None
     out._node = None
     out._ver = None
-    out._rg = False
-    out._tape = None
-    out._slot = -1
     return out
 
 
-def _live_tape():
-    """The thread's tape for a new record, or None when grad mode is off."""
+def _live_tape(x, y=None):
+    """The tape to record an op on x (and y) on, or None when grad mode is off."""
+    tape = x._tape
+    if tape is not None and tape.live:
+        return tape
     st = _state_get(None) or thread_state()
     if not st.enabled:
         return None
-    tape = st.tape
-    if tape.freed is True or len(tape.rec) >= tape.check_at:
-        tape = current_tape()
-    return tape
+    return current_tape(x, y)
+
+
+def _sx(x, tape):
+    """Slot of operand x on tape (a leaf already recorded there: no call)."""
+    if x._tape is tape:
+        return x._slot
+    node = x._node
+    if node is not None and node.tape_id == tape.id and x._tape is None:
+        return node.slot
+    return slot_of(x, tape)
+
+
+def _finish(out, tape, head, b):
+    """Appends the record of scalar result ``out`` (head: op | SCALAR | a << SHIFT)."""
+    rec = tape.rec
+    n = len(rec) // _RS
+    if out._dtype is _F32:
+        head |= F32
+    rec += _pack(head, b, out._v)
+    out._tape = tape
+    out._slot = n
+    out._rg = True
+    return out
+
+
+def _untracked(out):
+    out._tape = None
+    out._slot = -1
+    out._rg = False
+    return out
 
 
 def _sbin(code, x, y, z):
@@ -328,53 +286,34 @@ def _sbin(code, x, y, z):
     dt = x._dtype
     if dt is not y._dtype:
         dt = D.promote(dt, y._dtype)
-    out = _scalar_out(x, dt, z)
+    out = _scalar_out(dt, z)
     if x._rg or y._rg or recording_active():
-        tape = _live_tape()
+        tape = _live_tape(x, y) if x._tape is not None else _live_tape(y, x)
         if tape is not None:
-            sx = x._slot if x._tape is tape else _slot(x, tape)
-            if y._tape is tape:
-                sy = y._slot
-            else:                       # a leaf already on this tape: no call
-                node = y._node
-                sy = node.slot if node is not None and node.tape_id == tape.id \
-                    and y._tape is None else _slot(y, tape)
-            rec = tape.rec
-            out._slot = len(rec)
-            rec.extend((code, sx, sy, 0.0, out._v))
-            out._tape = tape
-            out._rg = True
-    return out
+            sx = _sx(x, tape)
+            return _finish(out, tape, code | sx << SHIFT, _sx(y, tape))
+    return _untracked(out)
 
 
 def _sconst(code, x, c, z, const_first=False):
     """``code`` applied to Python-float tensor x and Python number c (value z)."""
-    out = _scalar_out(x, x._dtype, z)
+    out = _scalar_out(x._dtype, z)
     if x._rg or recording_active():
-        tape = _live_tape()
+        tape = _live_tape(x)
         if tape is not None:
-            sx = x._slot if x._tape is tape else _slot(x, tape)
-            rec = tape.rec
-            out._slot = len(rec)
-            rec.extend((code, -1, sx, c, out._v) if const_first else (code, sx, -1, c, out._v))
-            out._tape = tape
-            out._rg = True
-    return out
+            flag = CONST_A if const_first else CONST_B
+            return _finish(out, tape, code | flag | _sx(x, tape) << SHIFT, c)
+    return _untracked(out)
 
 
 def _sunary(code, x, z):
     """Elementwise ``code`` of Python-float tensor x (value z)."""
-    out = _scalar_out(x, x._dtype, z)
+    out = _scalar_out(x._dtype, z)
     if x._rg or recording_active():
-        tape = _live_tape()
+        tape = _live_tape(x)
         if tape is not None:
-            sx = x._slot if x._tape is tape else _slot(x, tape)
-            rec = tape.rec
-            out._slot = len(rec)
-            rec.extend((code, sx, -1, 0.0, out._v))
-            out._tape = tape
-            out._rg = True
-    return out
+            return _finish(out, tape, code | _sx(x, tape) << SHIFT, 0.0)
+    return _untracked(out)
 
 
 def _is_num(t):
@@ -423,9 +362,9 @@ def _binary(op, a, b):
         if ta and tb:
             _record(op, out, a, b)
         elif ta:
-            _record(op, out, a, None, _float(b))
+            _record(op, out, a, _float(b))
         else:
-            _record(op, out, None, b, _float(a))
+            _record(op, out, _float(a), b)
     return out
 
 
@@ -468,7 +407,7 @@ def _unary(op, x, c=0.0, c2=None, keep_int=False):
         out = _new(np.asarray(y, dt.np), dt)
     if _tracks(x._rg):
         out._rg = True
-        _record(op, out, x, c2 if c2 is not None else None, c)
+        _record(op, out, x, None, c, c2=0.0 if c2 is None else c2)
     return out
 
 
@@ -530,7 +469,10 @@ def _product(op, a, b, value):
     out = _new(value, a._dtype)
     if _tracks(a._rg or b._rg):
         out._rg = True
-        _record(op, out, a, b)
+        sa, sb = a._v.shape, b._v.shape     # (batch, n, p, q): sizes the sweep loops over
+        dims = (1, 1, sa[0], 1) if op == DOT else (1, sa[0], sa[1], 1) if op == MV else \
+            (1, sa[0], sa[1], sb[1]) if op == MM else (sa[0], sa[1], sa[2], sb[2])
+        _record(op, out, a, b, dims=dims)
     return out
 
 
@@ -562,7 +504,7 @@ def _inplace(self, op, other):
                                f"desired output type {_TYPE_NAMES[self._dtype.category]}")
         with np.errstate(all="ignore"):
             _ARRAY_F[op](v, o, out=v, casting="unsafe")
-        _cell(self)[0] += 1
+        _bump(self)
         return self
     res = _binary(op, self, other)
     _assign(self, res)
@@ -578,7 +520,7 @@ def _assign(self, res):
     if rs != ss:
         raise RuntimeError(f"output with shape {list(ss)} doesn't match the broadcast shape "
                            f"{list(rs)}")
-    _cell(self)[0] += 1
+    _bump(self)
     if type(self._v) is _float:
         self._v = _round(_float(res._v), self._dtype)
         _mark_dirty(self)
@@ -613,7 +555,7 @@ def _mark_dirty(t):
     elif t._node is not None and t._node.tape_id == tape.id:
         slot = t._node.slot
         t._node.tape_id = 0            # a later use records the new value afresh
-    if slot >= 0 and tape.freed is not True:
+    if slot >= 0:
         now = _cell(t)[0]
         expected = tape.dirty[slot][0] if slot in tape.dirty else now - 1
         tape.dirty[slot] = (expected, now, t._dtype.np, weakref.ref(t))
@@ -729,7 +671,13 @@ class Tensor:
                 "mistake, make sure you access the leaf Tensor instead. See "
                 "github.com/pytorch/pytorch/pull/30531 for more information.",
                 UserWarning, stacklevel=2)
-        return self._grad
+        g = self._grad
+        if g is None and self._tape is None:
+            node = self._node          # a leaf's grad lives in its storage: a view of it
+            if node is not None and node.page is not None and leaves.has_grad(node):
+                g = self._grad = _new(leaves.grad_array(node, _shape(self), self._dtype.np),
+                                      self._dtype)
+        return g
 
     @grad.setter
     def grad(self, value):
@@ -750,9 +698,20 @@ class Tensor:
                                    "and the tensor have the same dtype")
             if type(value._v) is _float:
                 value = _new(np.array(value._v, value._dtype.np), value._dtype)
-        if self._node is not None:
-            self._node.cell_id = -1     # the grad no longer lives in its page cell
+        node = self._node if self._tape is None else None
+        old = self._grad
+        if node is not None and node.page is not None:
+            from .engine import _owns
+            if old is not None and _owns(node, old) and value is not old:
+                if sys.getrefcount(old) > 3:     # the user holds the old grad: it keeps
+                    old._v = old._v.copy()       # its values in memory of its own
+                leaves.clear(node)
         self._grad = value
+        if self._tape is None and self._rg and (value is not None or node is not None):
+            from .engine import _leaf_node, update_deferred
+            if value is not None:
+                _leaf_node(self)                 # a user's grad: the engine adds into it
+            update_deferred(self)
 
     @property
     def retains_grad(self):
@@ -1024,7 +983,7 @@ class Tensor:
     def relu(self):
         a = self._v
         if type(a) is _float:
-            return _sunary(_S_RELU, self, a if a > 0.0 else 0.0)
+            return _sunary(_S_RELU, self, a if not a <= 0.0 else 0.0)   # NaN passes
         return _unary(RELU, self, keep_int=True)
 
     def reciprocal(self):
@@ -1262,7 +1221,7 @@ class Tensor:
                                "in-place operation." if self._tape is None else
                                "tapegrad: fill_ on a tensor that requires grad is not "
                                "supported yet")
-        _cell(self)[0] += 1
+        _bump(self)
         if type(self._v) is _float:
             self._v = _round(_float(value), self._dtype)
             _mark_dirty(self)
@@ -1294,7 +1253,7 @@ class Tensor:
             if isinstance(other, Tensor):
                 _record(op, out, self, other)
             else:
-                _record(op, out, self, None, _float(other))
+                _record(op, out, self, _float(other))
             out._rg = True                   # tracked inside the recording only
         return out
 

@@ -276,13 +276,10 @@ def _second_backward_through(L, make):
     return [x.grad.tolist()]
 
 
-case("second_backward_through_nodes_that_saved_nothing_add", value([[8.0, 8.0]]),
-     bug="a second backward through a freed graph whose nodes saved nothing (x + x, sum) "
-         "raises 'Trying to backward through the graph a second time'; PyTorch runs it (it "
-         "raises only when a freed saved tensor is needed)", raises=RuntimeError)(
+# PyTorch raises only when a freed saved tensor is needed: x + x and sum() saved nothing
+case("second_backward_through_nodes_that_saved_nothing_add", value([[8.0, 8.0]]))(
     lambda L: _second_backward_through(L, lambda x: x + x))
-case("second_backward_through_nodes_that_saved_nothing_sum", value([[8.0, 8.0]]),
-     bug="as above, through sum()", raises=RuntimeError)(
+case("second_backward_through_nodes_that_saved_nothing_sum", value([[8.0, 8.0]]))(
     lambda L: _second_backward_through(L, lambda x: x.sum().expand(2)))
 case("second_backward_through_exp", raises(RuntimeError, SECOND_TIME))(
     lambda L: _second_backward_through(L, lambda x: x.exp()))
@@ -754,11 +751,7 @@ case("nine_dims_slice", raises(RuntimeError, NINE_DIMS), own=True)(
 for _name, _f in {"sum": lambda x: x.sum(), "mean": lambda x: x.mean(),
                   "amax": lambda x: x.amax(0), "norm": lambda x: x.norm(),
                   "logsumexp": lambda x: x.logsumexp(0)}.items():
-    case(f"nine_dims_{_name}", raises(RuntimeError, NINE_DIMS), own=True,
-         bug="a reduction of a 9-dimensional tensor that requires grad raises struct.error "
-             "'pack expected 32 items for packing (got 33)' (its lane map overflows the "
-             "metadata row: the 9 dims are not checked when recorded); others say 'tapegrad: "
-             "tensors have at most 8 dimensions'")(
+    case(f"nine_dims_{_name}", raises(RuntimeError, NINE_DIMS), own=True)(
         lambda L, f=_f: f(L.ones(*[2] * 9, requires_grad=True)))
 case("eight_dims_backward", value(512.0))(
     lambda L: (lambda x: ((x * 2).permute(*range(7, -1, -1)).sum(3).sum().backward(),
@@ -897,10 +890,6 @@ def test_huge_result_of_a_recorded_op_leaves_the_tape(op):
     still_works()
 
 
-@pytest.mark.xfail(strict=True, raises=MemoryError,
-                   reason="BUG: a huge expand left on the tape (the tensor dropped, never "
-                          "backwarded) makes every later backward on that tape allocate its "
-                          "adjoint: MemoryError for an unrelated 2-element graph")
 def test_huge_view_left_on_the_tape_does_not_break_later_backwards():
     x = tg.ones(1, requires_grad=True)
     big = (x * 1).expand(10 ** 6, 10 ** 6)       # a view: no memory, as in PyTorch
@@ -1087,17 +1076,17 @@ def test_keyboard_interrupt_from_a_signal_at_any_moment_of_backward():
     interrupted = 0
     try:
         a = tg.tensor(0.5, dtype=tg.float64, requires_grad=True)
-        t0 = time.perf_counter()
         h = a
         for _ in range(20_000):
             h = h * 0.999 + 0.001
+        t0 = time.perf_counter()
         h.backward()
-        took = time.perf_counter() - t0
+        took = time.perf_counter() - t0          # the timers land within a backward
         for k in range(12):
             h = a
             for _ in range(20_000):
                 h = h * 0.999 + 0.001
-            signal.setitimer(signal.ITIMER_REAL, max(1e-4, took * 0.05 * (k + 1) / 12))
+            signal.setitimer(signal.ITIMER_REAL, max(1e-5, took * (k + 1) / 13))
             try:
                 h.backward()
                 signal.setitimer(signal.ITIMER_REAL, 0)

@@ -181,10 +181,8 @@ def test_retained_graph_is_freed_when_its_tensors_are_dropped():
     still_works()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a graph never backwarded keeps its saved arrays "
-                   "on the thread's tape after its tensors are dropped (until a later "
-                   "backward or a tape reset); PyTorch frees them with the tensors")
 def test_pending_graph_is_freed_when_its_tensors_are_dropped():
+    """A graph never backwarded belongs to its tensors, as in PyTorch: dropped with them."""
     tracemalloc.start()
     try:
         gc.collect()
@@ -200,10 +198,8 @@ def test_pending_graph_is_freed_when_its_tensors_are_dropped():
     assert left < 1 * MB, f"{left / MB:.1f} MB still held"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: backward sizes its buffers for every record on "
-                   "the tape, reached or not: a 2-element backward after a dropped 10-op graph "
-                   "of 100,000 floats allocates ~25 MB (the dead graph's values and adjoints)")
 def test_small_backward_after_a_dropped_graph_allocates_little():
+    """Buffers are sized by what a backward reaches, not by the whole tape."""
     x, loss = _big_graph()
     del x, loss
     gc.collect()
@@ -286,23 +282,31 @@ def test_pending_graphs_dropped_one_by_one_do_not_grow_the_tape():
     still_works()
 
 
-def test_evaluation_loop_without_no_grad_holds_flat_memory(record_property):
+def test_evaluation_loop_without_no_grad_holds_flat_memory(record_property, monkeypatch):
+    """An evaluation loop that forgets no_grad: 'out = model(x)' each iteration, never
+    backwarded, the previous out dropped only by the next assignment (so each graph is
+    recorded while the last one still holds the tape). The tape (and the dead graphs'
+    saved arrays on it) must stop growing: a tape holding more than ``Tape.LIMIT`` bytes
+    of records and saved values is replaced (set to 1 MiB here; 64 MiB by default).
+    (Found: the tape grew without bound, ~25 KB an iteration, 1.5 GB after 60,000.)"""
+    from tapegrad.tape import Tape
+    monkeypatch.setattr(Tape, "LIMIT", 1 << 20)
     w = tg.tensor(np.ones((3, 32)), dtype=tg.float64, requires_grad=True)
     x = tg.tensor(np.ones((100, 3)), dtype=tg.float64)
-    """An evaluation loop that forgets no_grad: 'out = model(x)' each iteration, never
-    backwarded, the previous out dropped only by the next assignment. The tape (and the
-    dead graphs' saved arrays on it) must stop growing. (Found: the tape grew without
-    bound, ~25 KB an iteration, 1.5 GB after 60,000; fixed in 3e80006.)"""
-    longest = 0
+    longest = longest_bytes = 0
     start = None
     for i in range(12_000):
         out = x.mm(w).tanh().sum()        # the previous out is dropped only here
-        longest = max(longest, len(thread_state().tape))
+        tape = thread_state().tape
+        longest = max(longest, len(tape))
+        longest_bytes = max(longest_bytes, tape.nbytes + len(tape.rec))
+        del tape
         if i == 6_000:                    # the tape has been replaced a few times by now
             start = _settled_rss()
     growth = _settled_rss() - start
     _report(record_property, "eval_loop_without_no_grad", iterations=12_000,
             longest_tape=longest, growth_mb=round(growth, 1))
     del out
+    assert longest_bytes <= (1 << 20) + 64 * 1024, longest_bytes   # the limit + one graph
     assert longest <= 2 * (1 << 14) // 5 + 10, longest
     assert growth < 4.0, growth

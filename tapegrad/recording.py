@@ -1,0 +1,173 @@
+"""Recording: appending the record of an operation to the thread's tape.
+
+``record`` is the general path (arrays, and scalars off the fast path in tensor.py): it
+finds each operand's slot (``slot_of``: a leaf or a constant gets a source record once per
+tape, a result of another tape a link record), keeps the values the op's backward reads
+(``ops.NEEDS``; an operand's value only when the other operand needs a gradient, as
+PyTorch saves them), and appends the record. A record's dtype flags and metadata come
+from its result.
+"""
+import traceback
+import weakref
+
+import numpy as np
+
+from .graph import AccumulateGrad, Node
+from .layout import CONST_A, CONST_B, F32, RECORD, RECORD_SIZE, SCALAR, SHIFT, static_row
+from .leaves import attach
+from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_SETITEM, LEAF, LINK,
+                  MAXD, MM, MUL, MV, NEEDS)
+from .grad_mode import _anomaly
+from .state import current_tape
+
+_float = float
+_CROSS = frozenset((MUL, MM, BMM, DOT, MV))    # d(ab)/da = b, d(ab)/db = a
+_pack = RECORD.pack
+_INPLACE = [0]        # in-place changes so far (a tape saved before and none since: no check)
+
+
+def dims_ok(shape):
+    if len(shape) > MAXD:
+        raise RuntimeError(f"tapegrad: tensors have at most {MAXD} dimensions")
+
+
+def _dtype_flag(tape, dt):
+    """F32 for a float32 result; notes the tape's dtypes (the sweep's dtype follows)."""
+    if dt.is_floating_point:
+        tape.dtypes |= 1 if dt.itemsize == 4 else 2
+        return F32 if dt.itemsize == 4 else 0
+    return 0
+
+
+def slot_of(t, tape):
+    """The slot of tensor ``t`` on ``tape``, recording it as a source if it is new there."""
+    tt = t._tape
+    if tt is tape:
+        return t._slot
+    if tt is None:
+        return _source(t, tape)
+    return _link(t, tape)
+
+
+def _source(t, tape):
+    """A leaf (or a constant: a tensor that needs no grad) enters the tape: once per tape."""
+    node = t._node
+    if node is None:
+        node = t._node = AccumulateGrad(t)
+    if node.tape_id == tape.id:
+        return node.slot
+    v = t._v
+    flag = _dtype_flag(tape, t._dtype)
+    scalar = type(v) is _float
+    if not scalar:
+        dims_ok(v.shape)
+    if t._rg:
+        if node.page is None:
+            attach(node, () if scalar else v.shape, t._dtype.np)
+        head = LEAF | flag | len(tape.leaf_nodes) << SHIFT
+        tape.leaf_nodes.append(node)
+        b, gaddr = node.addr, node.buf_addr
+    else:
+        head, b, gaddr = CONST | flag, 0.0, 0
+    if scalar:
+        rec = tape.rec
+        slot = len(rec) // RECORD_SIZE
+        rec += _pack(head | SCALAR, b, v)
+    else:
+        yobj = tape.keep(v.copy()) if tape.keep_all else -1   # fn may change it later
+        slot = tape.record_array(head, b, static_row(v.shape), yobj=yobj, gaddr=gaddr)
+    if not t._rg and tape.keep_all:          # a replay re-reads the constant's value
+        tape.consts[slot] = t
+    node.slot = slot
+    node.tape_id = tape.id
+    return slot
+
+
+def _link(t, tape):
+    """A result recorded on another tape (a freed graph, a tg.compile replay, another
+    thread): a link record, through which backward goes on into that tape."""
+    v = t._v
+    flag = _dtype_flag(tape, t._dtype)
+    if type(v) is _float:
+        rec = tape.rec
+        slot = len(rec) // RECORD_SIZE
+        rec += _pack(LINK | SCALAR | flag, 0.0, v)
+    else:
+        yobj = tape.keep(np.ascontiguousarray(v).copy()) if tape.keep_all else -1
+        slot = tape.record_array(LINK | flag, 0.0, static_row(v.shape), yobj=yobj)
+    tape.links[slot] = Node(t._tape, t._slot)
+    return slot
+
+
+def _kept(tape, t, consumer, slot):
+    """Index in tape.objs of t's value, kept for the backward of record ``consumer``
+    (C-contiguous, floating; a version check at backward catches a later in-place
+    change)."""
+    v = t._v
+    if not v.flags.c_contiguous:
+        v = np.ascontiguousarray(v)
+    if v.dtype.kind != "f":
+        v = v.astype(np.float64)
+    idx = tape.keep(v)
+    if tape.epoch < 0:
+        tape.epoch = _INPLACE[0]
+    c = t._ver
+    if c is None:
+        c = t._ver = [0]
+    tape.saved.append((consumer, slot, c, c[0], v.shape, v.dtype, weakref.ref(t)))
+    return idx
+
+
+def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0):
+    """Appends the record of ``out = op(a, b)``: a and b are Tensors or Python numbers (a
+    binary op's number operand), b None for ops of one input; ``c`` a constant kept in the
+    record (an exponent, a scale), ``c2`` a second one; ``ints`` an int list the backward
+    reads (indices, operand slots); ``dims`` a matrix product's (batch, n, p, q)."""
+    ta = a is not None and type(a) is not _float and type(a) is not int
+    tb = b is not None and type(b) is not _float and type(b) is not int
+    tape = current_tape(a, b)
+    sa = slot_of(a, tape) if ta else -1
+    sb = slot_of(b, tape) if tb else -1
+    flags = _dtype_flag(tape, out._dtype)
+    fam = FAMILY[op]
+    if ta and tb:
+        head, bf = op | sa << SHIFT, _float(sb)
+    elif tb:                                  # a Python number stands first (2 - x)
+        head, bf = op | CONST_A | sb << SHIFT, _float(a)
+    elif b is not None and fam in (F_BINARY, F_SETITEM, F_COMPARE):
+        head, bf = op | CONST_B | sa << SHIFT, _float(b)
+    else:
+        head, bf = op | (CONST_B if fam == F_COMPARE else 0) | sa << SHIFT, _float(c)
+    v = out._v
+    if type(v) is _float and ((ta and type(a._v) is not _float)
+                              or (tb and type(b._v) is not _float) or ints is not None):
+        v = out._v = np.array(v, out._dtype.np)     # from an array: an array record
+    if type(v) is _float:
+        rec = tape.rec
+        slot = len(rec) // RECORD_SIZE
+        rec += _pack(head | flags | SCALAR, bf, v)
+    else:
+        dims_ok(v.shape)
+        if aux is not None:
+            dims_ok(aux[1])
+        need = NEEDS[op]
+        if op in _CROSS or op == DIV:   # a's value only serves b's grad (and b's a's)
+            if not (tb and b._rg):
+                need &= ~1
+            if op in _CROSS and not (ta and a._rg):
+                need &= ~2
+        slot = len(tape)
+        aobj = _kept(tape, a, slot, sa) if need & 1 and ta and type(a._v) is not _float \
+            else -1
+        bobj = _kept(tape, b, slot, sb) if need & 2 and tb and type(b._v) is not _float \
+            else -1
+        yobj = _kept(tape, out, slot, slot) if need & 4 or tape.keep_all else -1
+        iobj = tape.keep(np.ascontiguousarray(ints, np.int64).ravel()) \
+            if ints is not None else -1
+        slot = tape.record_array(head | flags, bf, static_row(v.shape, aux, dims, c2),
+                                 aobj, bobj, yobj, iobj)
+    if _anomaly[0]:
+        tape.traces[slot] = "".join(traceback.format_stack()[:-3])
+    out._tape = tape
+    out._slot = slot
+    return out
