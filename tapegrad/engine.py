@@ -10,7 +10,6 @@ steps in only where the user asked for it: tensor hooks split the sweep at their
 once the sweep has passed down to it); large matrix products run in NumPy between
 segments; leaves with hooks or a grad the user assigned are accumulated here afterwards.
 """
-import operator
 import re
 import threading
 import warnings
@@ -28,7 +27,8 @@ from .state import refuse_while_recording, thread_state
 from .tensor import Tensor, _array, _new, _shape
 
 _ACCUMULATE = threading.RLock()   # .grad accumulation, as PyTorch locks AccumulateGrad
-_size = operator.attrgetter("size")
+_F32 = np.empty(0, np.float32)
+_F64 = np.empty(0, np.float64)
 _NEEDS = np.array(NEEDS, np.int64)
 _FAMILY = np.array(FAMILY, np.int64)
 
@@ -63,6 +63,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         _add_root(work, t._tape, t._slot, seed)
     while work:                     # a link to another tape continues the backward there
         tape, roots = work.pop()
+        if targets is None and len(roots) == 1 and _simple(tape):
+            _backward_all(tape, roots[0], bool(retain_graph))
+            continue
         run = _Sweep(tape, roots, bool(retain_graph), stage=targets is not None)
         try:
             run.sweep_all()
@@ -133,6 +136,42 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(out)
 
 
+def _simple(tape):
+    """Can one kernel call do this tape's backward (kernels.backward_all)?"""
+    return not (tape.hooks or tape.retained or tape.links or tape.big or _DEFERRED
+                or tape.dirty or tape.dtypes == 3 or is_anomaly_enabled()) \
+        and (not tape.saved or tape.epoch == _INPLACE[0])
+
+
+def _backward_all(tape, root, retain):
+    """The whole backward of a simple tape in one kernel call: a constant number of
+    Python calls, whatever its records and leaves."""
+    from .kernels import backward_all
+    _leave(tape)
+    slot, seed = root
+    objs = tape.objs
+    freed = tape.freed
+    if freed is None:
+        freed = tape.freed = np.zeros(len(tape), np.uint8)
+    reached = backward_all(np.frombuffer(tape.rec, np.uint8),
+                           np.frombuffer(tape.static, np.int64),
+                           np.frombuffer(tape.dyn, np.int64),
+                           np.fromiter(map(id, objs), np.int64, len(objs)), slot,
+                           seed.reshape(-1), _F32 if tape.dtypes == 1 else _F64, freed, retain)
+    if reached < 0:
+        raise RuntimeError(SECOND_TIME)
+    if not retain and reached == len(freed):
+        tape.drop_values()
+
+
+def _leave(tape):
+    """Later operations start a new tape: this one lives on only while tensors refer to it
+    (a graph not yet backwarded, a retained one)."""
+    st = thread_state()
+    if st._tape is not None and st._tape() is tape:
+        st.tape = None
+
+
 def _add_root(work, tape, slot, seed):
     for t, roots in work:
         if t is tape:
@@ -178,11 +217,7 @@ class _Sweep:
         self.tape, self.retain, self.stage = tape, retain_graph, stage
         self.roots = roots
         self.rq = None
-        st = thread_state()
-        if st._tape is not None and st._tape() is tape:
-            # later operations start a new tape: this one lives on only while tensors
-            # refer to it (a graph not yet backwarded, a retained one)
-            st.tape = None
+        _leave(tape)
         objs = tape.objs
         f32 = tape.dtypes == 1              # a float32 tape is swept in float32
         if tape.dtypes == 3:                # mixed float32/float64: sweep in float64
@@ -190,7 +225,6 @@ class _Sweep:
         self.objs = objs
         self.rq, self.rd, self.ms, self.md = tape.arrays()
         n = len(objs)
-        self.lens = np.fromiter(map(_size, objs), np.int64, n)
         self.ptrs = np.empty(n, np.int64)
         if _data_offset_ok():
             data_pointers(np.fromiter(map(id, objs), np.int64, n), self.ptrs)
@@ -200,8 +234,8 @@ class _Sweep:
         nrec = len(self.rq) // 3
         self.reach = np.zeros(nrec, np.uint8)
         self.off = np.full(len(self.ms), -1, np.int64)
-        total = prepare(self.rq, self.rd, self.ms, self.md, self.ptrs, self.lens, slots, stage,
-                        f32, self.reach, self.off)
+        total = prepare(self.rq, self.rd, self.ms, self.md, self.ptrs, slots, stage, f32,
+                        self.reach, self.off)
         dt = np.float32 if f32 else np.float64
         self.work = np.zeros(total, dt)
         self.sg = np.zeros(nrec, dt)
@@ -267,8 +301,8 @@ class _Sweep:
         if start < stop:
             return
         from .kernels import sweep
-        args = (self.rq, self.rd, self.ms, self.md, self.ptrs, self.lens, self.sg,
-                self.reach, self.off, self.work)
+        args = (self.rq, self.rd, self.ms, self.md, self.ptrs, self.sg, self.reach, self.off,
+                self.work)
         if is_anomaly_enabled():
             for r in range(start, stop - 1, -1):
                 if self.reach[r]:
@@ -364,11 +398,12 @@ def _check(run):
             if isinstance(freed, np.ndarray) and node._slot < len(freed) and freed[node._slot]:
                 raise RuntimeError(SECOND_TIME)
     if tape.saved and tape.epoch != _INPLACE[0]:       # something changed in place since
-        for consumer, slot, cell, version, shape, dtype, ref in tape.saved:
+        for consumer, slot, cell, version, idx, ref in tape.saved:
             if reach[consumer] and cell[0] != version:
                 # PyTorch names a saved output by the node that saved it, and a saved input
                 # by the node that now produces it
-                _raise_modified(tape, slot, shape, dtype, cell[0], version,
+                kept = tape.objs[idx]
+                _raise_modified(tape, slot, kept.shape, kept.dtype, cell[0], version,
                                 None if consumer == slot else ref)
     if tape.dirty:
         _check_dirty(run)

@@ -15,7 +15,7 @@ class AccumulateGrad:
     """The node that accumulates a leaf's gradient into ``leaf.grad``; it also holds where
     that gradient lives (``leaves.attach``: a cell of a page, and a buffer for arrays)."""
     __slots__ = ("_ref", "tape_id", "slot", "hooks", "post_hooks", "page", "cell", "addr",
-                 "buf", "buf_addr", "__weakref__")
+                 "buf", "buf_addr", "rows", "rows_of", "__weakref__")
 
     def __init__(self, leaf):
         self._ref = weakref.ref(leaf)
@@ -28,6 +28,8 @@ class AccumulateGrad:
         self.addr = 0
         self.buf = None
         self.buf_addr = 0
+        self.rows = None        # its record's metadata rows, for value rows_of
+        self.rows_of = None
 
     @property
     def variable(self):

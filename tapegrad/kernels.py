@@ -12,7 +12,7 @@ and every leaf when ``stage`` is set (``autograd.grad``), keeps its adjoint for 
 
 Arguments (see ``layout``): rq/rd the records as int64/float64; ms/md the static and
 dynamic metadata rows; ptrs the data addresses of the arrays the tape keeps (indexed by
-the dynamic rows) and lens their sizes; sg the adjoints of scalar records; off, work each
+the dynamic rows); sg the adjoints of scalar records; off, work each
 array record's adjoint (an offset in the workspace, or -1 for a leaf's grad buffer).
 sg and work have the sweep's dtype: float32 for a float32 tape (its gradients are
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
@@ -24,10 +24,10 @@ import warnings
 import numpy as np
 from numba import njit
 
-from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, CONST_A, CONST_B,
+from .layout import (DYN_WIDTH, STATIC_WIDTH, ILEN, AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, CONST_A, CONST_B,
                      DEFERRED, F32, GADDR, HAS_GRAD, IOBJ, ND, OPMASK, PB, PN, PP, PQ, SCALAR,
                      SHAPE, SHIFT, SIZE, STATE_OFFSET, YOBJ)
-from .ops import (ABS, ADD, AMAX, AMIN, CLAMP, CONST, COS, DIV, DOT, ERF, EXP, EXPM1, FAMILY,
+from .ops import (NEEDS, ABS, ADD, AMAX, AMIN, CLAMP, CONST, COS, DIV, DOT, ERF, EXP, EXPM1, FAMILY,
                   F_BINARY, F_GATHER, F_LANE, F_MATMUL, F_MULTI, F_REDUCE, F_SETITEM,
                   F_SOURCE, F_STRIDED, F_UNARY, LEAF, LOG, LOG1P, LOGSOFTMAX, LOGSUMEXP, MAXALL,
                   MAXD, MAXIMUM, MINALL, MINIMUM, MM, MUL, MV, NEG, NORM, POW, POWC, PROD,
@@ -183,7 +183,7 @@ def _adjoint(rq, rd, ms, md, sg, off, work, s):
 
 
 @njit(inline="always")
-def _saved(rq, rd, ms, md, ptrs, r, col, s, cbuf, i, like):
+def _saved(rq, rd, ms, md, ptrs, r, col, s, cbuf, i):
     """The value of slot s that record r saved in column col (AOBJ, BOBJ, YOBJ) of its
     dynamic row: a view of the kept array; a scalar's value from its record (through
     cbuf[i]); empty when r did not keep it."""
@@ -195,15 +195,14 @@ def _saved(rq, rd, ms, md, ptrs, r, col, s, cbuf, i, like):
     idx = md[_row(rd, r), col]
     if idx < 0:
         return cbuf[i:i]
-    return view(ptrs[idx], ms[_row(rd, s), SIZE], like)
+    return view(ptrs[idx], ms[_row(rd, s), SIZE], cbuf)
 
 
 @njit(inline="always")
-def _int_list(md, ptrs, lens, r_row):
+def _int_list(md, ptrs, r_row):
     """The int64 list (indices, operand slots, a condition) of the record with metadata
-    row r_row; lens holds the size of each kept array."""
-    idx = md[r_row, IOBJ]
-    return view_i64(ptrs[idx], lens[idx])
+    row r_row."""
+    return view_i64(ptrs[md[r_row, IOBJ]], md[r_row, ILEN])
 
 
 @jit
@@ -222,13 +221,13 @@ def _bcast_strides(shape, nd, out_nd, strides):
 @jit
 def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
     """Walks ``shape`` in C order, element i at offset o = base + sum(idx * strides):
-    ga[o] += g[i] (scatter) or ga[i] += scale * g[o] (gather)."""
+    ga[o] += scale * g[i] (scatter) or ga[i] += scale * g[o] (gather)."""
     n = g.shape[0] if scatter else ga.shape[0]
     if n == 0:
         return
     if nd == 0:
         if scatter:
-            ga[base] += g[0]
+            ga[base] += scale * g[0]
         else:
             ga[0] += scale * g[base]
         return
@@ -249,7 +248,7 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
     for _ in range(n // inner):
         if scatter:
             for j in range(inner):
-                ga[o + j * si] += g[i + j]
+                ga[o + j * si] += scale * g[i + j]
         else:
             for j in range(inner):
                 ga[i + j] += scale * g[o + j * si]
@@ -274,7 +273,7 @@ def _walk(ms, k, g, ga, scatter, scale):
 
 # ----- elementwise families -----------------------------------------------------------
 @jit
-def _binary(op, r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, cbuf, like):
+def _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     a = h >> SHIFT
     b = -1 if h & (CONST_A | CONST_B) else int(rd[3 * r + 1])
     if h & CONST_A:          # the number stands first: x = c, y = the tensor in a
@@ -282,19 +281,19 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, cbuf, like):
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
     c = rd[3 * r + 1]
     # a value the record did not keep (its only user needs no grad) reads as empty
-    xa = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0, like)
-    xb = _saved(rq, rd, ms, md, ptrs, r, BOBJ, b, cbuf, 1, like)
+    xa = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
+    xb = _saved(rq, rd, ms, md, ptrs, r, BOBJ, b, cbuf, 1)
     if a < 0:
         cbuf[0] = c
         xa = cbuf[0:1]
     if b < 0:
         cbuf[1] = c
         xb = cbuf[1:2]
-    xy = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 2, like)
+    xy = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 2)
     xw = cbuf[3:3]
     if op == WHERE:                 # the condition, as 0/1 in the sweep's dtype
-        cond = _int_list(md, ptrs, lens, _row(rd, r))
-        xw = np.empty(cond.shape[0], like.dtype)
+        cond = _int_list(md, ptrs, _row(rd, r))
+        xw = np.empty(cond.shape[0], cbuf.dtype)
         for i in range(cond.shape[0]):
             xw[i] = cond[i]
     grad_a = _needs_grad(rq, a)
@@ -308,8 +307,9 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, cbuf, like):
         return
     if n == 0:
         return
-    # Broadcasting, handled once for every op: read the operands out to the output's
-    # shape, differentiate elementwise, then sum each share back to its operand's shape.
+    # Broadcasting, handled once for every op: + and - sum the adjoint straight back to
+    # each operand's shape; the others read the operands out to the output's shape,
+    # differentiate elementwise, then sum each share back.
     shp = np.zeros(MAXD, np.int64)
     sa = np.zeros(MAXD, np.int64)
     sb = np.zeros(MAXD, np.int64)
@@ -317,8 +317,14 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, cbuf, like):
     tmp = np.zeros(MAXD, np.int64)
     _bcast_strides(tmp, _shape(rq, rd, ms, a, tmp), nd, sa)
     _bcast_strides(tmp, _shape(rq, rd, ms, b, tmp), nd, sb)
-    fa = np.zeros(n, like.dtype)
-    fb = np.zeros(n, like.dtype)
+    if op == ADD or op == SUB:
+        if grad_a:
+            _stride_walk(nd, shp, sa, 0, g, ga, True, 1.0)
+        if grad_b:
+            _stride_walk(nd, shp, sb, 0, g, gb, True, 1.0 if op == ADD else -1.0)
+        return
+    fa = np.zeros(n, cbuf.dtype)
+    fb = np.zeros(n, cbuf.dtype)
     if xa.shape[0] > 0:
         _stride_walk(nd, shp, sa, 0, xa, fa, False, 1.0)
     else:
@@ -327,8 +333,8 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, cbuf, like):
         _stride_walk(nd, shp, sb, 0, xb, fb, False, 1.0)
     else:
         fb = fb[0:0]
-    ta = np.zeros(n, like.dtype)
-    tb = np.zeros(n, like.dtype)
+    ta = np.zeros(n, cbuf.dtype)
+    tb = np.zeros(n, cbuf.dtype)
     _binary_same(op, n, g, fa, fb, xy, xw, ta, tb, grad_a, grad_b)
     if grad_a:
         _stride_walk(nd, shp, sa, 0, ta, ga, True, 1.0)
@@ -371,15 +377,15 @@ def _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, grad_a, grad_b):
 
 
 @jit
-def _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like):
+def _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     a = h >> SHIFT
     if not _needs_grad(rq, a):
         return
     c = rd[3 * r + 1]
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
     ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
-    x = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0, like)
-    y = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 1, like)
+    x = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
+    y = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 1)
     n = g.shape[0]
     # dedicated loops for the hot ops; the switch in unary_grad for the rest
     if op == RELU:
@@ -431,7 +437,7 @@ def _lane_index(ms, k, n):
 
 
 @jit
-def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like):
+def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     """Nonlinear reductions and softmaxes: x has n elements in K lanes, y one per lane
     (or one per element for the softmaxes)."""
     a = h >> SHIFT
@@ -440,8 +446,8 @@ def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like):
     c = rd[3 * r + 1]
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
     ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
-    x = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0, like)
-    y = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 1, like)
+    x = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
+    y = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 1)
     n = ga.shape[0]
     kidx = _lane_index(ms, _row(rd, r), n)
     nk = 0
@@ -515,24 +521,24 @@ def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like):
 
 
 @jit
-def _gather(r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, like):
+def _gather(r, h, rq, rd, ms, md, ptrs, sg, off, work):
     """y[i] = x[idx[i]]: the adjoint goes back to where each element came from."""
     a = h >> SHIFT
     if not _needs_grad(rq, a):
         return
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
     ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
-    idx = _int_list(md, ptrs, lens, _row(rd, r))
+    idx = _int_list(md, ptrs, _row(rd, r))
     for i in range(g.shape[0]):
         ga[idx[i]] += g[i]
 
 
 @jit
-def _multi(r, rq, rd, ms, md, ptrs, lens, sg, off, work, like):
+def _multi(r, rq, rd, ms, md, ptrs, sg, off, work):
     """cat/stack: ints = (outer, inner, extent, slot_0, extent_0, slot_1, extent_1, ...);
     part p fills extent_p of the output's extent along the joined dimension."""
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
-    ints = _int_list(md, ptrs, lens, _row(rd, r))
+    ints = _int_list(md, ptrs, _row(rd, r))
     outer = ints[0]
     inner = ints[1]
     total = ints[2]
@@ -551,12 +557,12 @@ def _multi(r, rq, rd, ms, md, ptrs, lens, sg, off, work, like):
 
 
 @jit
-def _copyslices(r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, like):
+def _copyslices(r, h, rq, rd, ms, md, ptrs, sg, off, work):
     """z = a with z[pos] = b: a gets g outside the positions, b gets g at them."""
     a = h >> SHIFT
     b = -1 if h & CONST_B else int(rd[3 * r + 1])
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
-    pos = _int_list(md, ptrs, lens, _row(rd, r))
+    pos = _int_list(md, ptrs, _row(rd, r))
     if _needs_grad(rq, b):
         gb = _adjoint(rq, rd, ms, md, sg, off, work, b)
         for j in range(pos.shape[0]):
@@ -570,7 +576,7 @@ def _copyslices(r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, like):
 
 
 @jit
-def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like):
+def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     """Small matrix products in plain loops, batch by batch: ga += g b^T, gb += a^T g
     (products.py does the large ones with BLAS). An operand's value is kept only when the
     other operand needs a gradient."""
@@ -583,26 +589,52 @@ def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like):
     grad_b = _needs_grad(rq, b)
     ga = _adjoint(rq, rd, ms, md, sg, off, work, a) if grad_a else cbuf[0:0]
     gb = _adjoint(rq, rd, ms, md, sg, off, work, b) if grad_b else cbuf[0:0]
-    xa = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0, like)
-    xb = _saved(rq, rd, ms, md, ptrs, r, BOBJ, b, cbuf, 1, like)
+    xa = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
+    xb = _saved(rq, rd, ms, md, ptrs, r, BOBJ, b, cbuf, 1)
     for t in range(batch):
         oa = t * n * p
         ob = t * p * q
         og = t * n * q
-        if grad_a:             # ga[i, k] += sum_j g[i, j] b[k, j], in a register
-            for i in range(n):
-                for kk in range(p):
-                    acc = 0.0
-                    for j in range(q):
-                        acc += g[og + i * q + j] * xb[ob + kk * q + j]
-                    ga[oa + i * p + kk] += acc
-        if grad_b:             # gb[k, j] += sum_i a[i, k] g[i, j], in a register
-            for kk in range(p):
+        if grad_a:
+            _mm_ga(g[og:og + n * q], xb[ob:ob + p * q], ga[oa:oa + n * p], n, p, q)
+        if grad_b:
+            _mm_gb(g[og:og + n * q], xa[oa:oa + n * p], gb[ob:ob + p * q], n, p, q)
+
+
+@jit
+def _mm_ga(g, b, ga, n, p, q):
+    """ga (n, p) += g (n, q) b (p, q)^T, the loop order picked by shape."""
+    if q >= 8:                 # ga[i, k] += sum_j g[i, j] b[k, j]: dots along rows
+        for i in range(n):
+            for k in range(p):
+                acc = 0.0
                 for j in range(q):
-                    acc = 0.0
-                    for i in range(n):
-                        acc += xa[oa + i * p + kk] * g[og + i * q + j]
-                    gb[ob + kk * q + j] += acc
+                    acc += g[i * q + j] * b[k * q + j]
+                ga[i * p + k] += acc
+    else:                      # few columns: ga[i, :] += g[i, j] b[:, j]
+        for i in range(n):
+            for j in range(q):
+                gij = g[i * q + j]
+                for k in range(p):
+                    ga[i * p + k] += gij * b[k * q + j]
+
+
+@jit
+def _mm_gb(g, a, gb, n, p, q):
+    """gb (p, q) += a (n, p)^T g (n, q), the loop order picked by shape."""
+    if q >= 8:                 # gb[k, :] += a[i, k] g[i, :]: rows, contiguous inner loops
+        for i in range(n):
+            for k in range(p):
+                aik = a[i * p + k]
+                for j in range(q):
+                    gb[k * q + j] += aik * g[i * q + j]
+    else:                      # few columns: gb[k, j] += sum_i a[i, k] g[i, j], in a register
+        for k in range(p):
+            for j in range(q):
+                acc = 0.0
+                for i in range(n):
+                    acc += a[i * p + k] * g[i * q + j]
+                gb[k * q + j] += acc
 
 
 # ----- the sweep ----------------------------------------------------------------------
@@ -614,14 +646,14 @@ def data_pointers(ids, out):
 
 
 @jit
-def _operands_reach(r, h, rq, rd, md, ptrs, lens, reach):
+def _operands_reach(r, h, rq, rd, md, ptrs, reach):
     """Marks the operands of reached record r that need a gradient."""
     op = h & OPMASK
     fam = FAMILY[op]
     if fam == F_SOURCE or fam > F_SETITEM:
         return
     if fam == F_MULTI:
-        ints = _int_list(md, ptrs, lens, _row(rd, r))
+        ints = _int_list(md, ptrs, _row(rd, r))
         for p in range((ints.shape[0] - 3) // 2):
             s = ints[3 + 2 * p]
             if _needs_grad(rq, s):
@@ -638,7 +670,7 @@ def _operands_reach(r, h, rq, rd, md, ptrs, lens, reach):
 
 
 @jit
-def prepare(rq, rd, ms, md, ptrs, lens, roots, stage, f32, reach, off):
+def prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
     """Marks in ``reach`` what the roots reach and gives each reached array record its
     adjoint: ``off[k]``, an offset in the workspace (whose size it returns), or -1 for a
     leaf whose grad buffer is its adjoint (unless staged: ``stage``, deferred, or a dtype
@@ -649,7 +681,7 @@ def prepare(rq, rd, ms, md, ptrs, lens, roots, stage, f32, reach, off):
         top = max(top, roots[i])
     for r in range(top, -1, -1):
         if reach[r]:
-            _operands_reach(r, rq[3 * r], rq, rd, md, ptrs, lens, reach)
+            _operands_reach(r, rq[3 * r], rq, rd, md, ptrs, reach)
     total = 0
     for r in range(top + 1):
         h = rq[3 * r]
@@ -697,9 +729,8 @@ def _leaf(r, h, rq, rd, ms, md, sg, off, work):
 
 
 @jit
-def sweep(rq, rd, ms, md, ptrs, lens, sg, reach, off, work, start, stop, stage):
+def sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
     """Accumulates adjoints from record ``start`` down to record ``stop`` (reached ones)."""
-    like = sg
     cbuf = np.zeros(8, sg.dtype)
     for r in range(start, stop - 1, -1):
         if reach[r] == 0:
@@ -731,26 +762,62 @@ def sweep(rq, rd, ms, md, ptrs, lens, sg, reach, off, work, start, stop, stage):
                 sg[a] += g * unary_grad(op, rd[3 * a + 2], rd[3 * r + 2], c)
             continue
         if fam == F_BINARY:
-            _binary(op, r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, cbuf, like)
+            _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
         elif fam == F_UNARY:
-            _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like)
+            _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
         elif fam == F_REDUCE:   # d/dx sum = 1 (times 1/count for mean), broadcast back
             a = h >> SHIFT
             if _needs_grad(rq, a):
                 _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
                       _adjoint(rq, rd, ms, md, sg, off, work, a), False, rd[3 * r + 1])
         elif fam == F_LANE:
-            _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like)
+            _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
         elif fam == F_MATMUL:
-            _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf, like)
+            _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
         elif fam == F_STRIDED:  # a view: scatter the adjoint back to where it came from
             a = h >> SHIFT
             if _needs_grad(rq, a):
                 _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
                       _adjoint(rq, rd, ms, md, sg, off, work, a), True, 1.0)
         elif fam == F_GATHER:
-            _gather(r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, like)
+            _gather(r, h, rq, rd, ms, md, ptrs, sg, off, work)
         elif fam == F_MULTI:
-            _multi(r, rq, rd, ms, md, ptrs, lens, sg, off, work, like)
+            _multi(r, rq, rd, ms, md, ptrs, sg, off, work)
         elif fam == F_SETITEM:
-            _copyslices(r, h, rq, rd, ms, md, ptrs, lens, sg, off, work, like)
+            _copyslices(r, h, rq, rd, ms, md, ptrs, sg, off, work)
+
+
+@jit
+def backward_all(rec, static, dyn, ids, root, seed, like, freed, retain):
+    """A whole backward in one call, for the common case (one root; no hooks, links,
+    retained or deferred leaves, large products): reach, adjoints, sweep, leaves, and
+    marking what it freed (``freed``; ``retain``: nothing). Returns the number of records
+    reached, or -1 (nothing done) when a reached record was freed before."""
+    rq = rec.view(np.int64)
+    rd = rec.view(np.float64)
+    ms = static.reshape(-1, STATIC_WIDTH)
+    md = dyn.reshape(-1, DYN_WIDTH)
+    ptrs = np.empty(ids.shape[0], np.int64)
+    data_pointers(ids, ptrs)
+    n = rq.shape[0] // 3
+    reach = np.zeros(n, np.uint8)
+    off = np.full(ms.shape[0], -1, np.int64)
+    roots = np.full(1, root, np.int64)
+    total = prepare(rq, rd, ms, md, ptrs, roots, False, like.itemsize == 4, reach, off)
+    count = 0
+    for r in range(root + 1):
+        if reach[r]:
+            count += 1
+            if freed[r]:
+                return -1
+    work = np.zeros(total, like.dtype)
+    sg = np.zeros(n, like.dtype)
+    g = _adjoint(rq, rd, ms, md, sg, off, work, root)
+    for i in range(g.shape[0]):
+        g[i] += seed[i]
+    sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, root, 0, False)
+    if not retain:
+        for r in range(root + 1):
+            if reach[r] and NEEDS[rq[3 * r] & OPMASK] != 0:
+                freed[r] = 1
+    return count

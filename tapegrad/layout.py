@@ -41,9 +41,10 @@ STATIC = struct.Struct(f"<{C2}qd")
 
 # ----- dynamic metadata row ------------------------------------------------------------------
 # AOBJ, BOBJ, YOBJ: index in tape.objs of the saved value of operand a, b and the result
-# (-1: not kept); IOBJ: of the record's int64 list; GADDR: a leaf's grad buffer address.
-AOBJ, BOBJ, YOBJ, IOBJ, GADDR = range(5)
-DYN_WIDTH = 5
+# (-1: not kept); IOBJ, ILEN: of the record's int64 list, and its length; GADDR: a leaf's
+# grad buffer address.
+AOBJ, BOBJ, YOBJ, IOBJ, ILEN, GADDR = range(6)
+DYN_WIDTH = 6
 DYN = struct.Struct(f"<{DYN_WIDTH}q")
 
 # Matrix products of at least this many multiply-adds leave the jitted sweep for NumPy's

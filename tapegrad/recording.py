@@ -13,7 +13,8 @@ import weakref
 import numpy as np
 
 from .graph import AccumulateGrad, Node
-from .layout import CONST_A, CONST_B, F32, RECORD, RECORD_SIZE, SCALAR, SHIFT, static_row
+from .layout import (BIG, BLAS_MIN, CONST_A, CONST_B, DYN, F32, RECORD, RECORD_SIZE, SCALAR,
+                     SHIFT, _rows, static_row)
 from .leaves import attach
 from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_SETITEM, LEAF, LINK,
                   MAXD, MM, MUL, MV, NEEDS)
@@ -23,6 +24,8 @@ from .state import current_tape
 _float = float
 _CROSS = frozenset((MUL, MM, BMM, DOT, MV))    # d(ab)/da = b, d(ab)/db = a
 _pack = RECORD.pack
+_dyn = DYN.pack
+_B_CONST = (F_BINARY, F_SETITEM, F_COMPARE)   # families whose b may be a Python number
 _INPLACE = [0]        # in-place changes so far (a tape saved before and none since: no check)
 
 
@@ -73,9 +76,19 @@ def _source(t, tape):
         rec = tape.rec
         slot = len(rec) // RECORD_SIZE
         rec += _pack(head | SCALAR, b, v)
-    else:
-        yobj = tape.keep(v.copy()) if tape.keep_all else -1   # fn may change it later
+    elif tape.keep_all:
+        yobj = tape.keep(v.copy())                          # fn may change it later
         slot = tape.record_array(head, b, static_row(v.shape), yobj=yobj, gaddr=gaddr)
+    else:                       # an array source's metadata, cached while its value stays
+        if node.rows_of is not v:
+            node.rows = (static_row(v.shape), DYN.pack(-1, -1, -1, -1, 0, gaddr))
+            node.rows_of = v
+        rec = tape.rec
+        slot = len(rec) // RECORD_SIZE
+        rec += _pack(head, b, tape.rows)
+        tape.static += node.rows[0]
+        tape.dyn += node.rows[1]
+        tape.rows += 1
     if not t._rg and tape.keep_all:          # a replay re-reads the constant's value
         tape.consts[slot] = t
     node.slot = slot
@@ -104,68 +117,117 @@ def _kept(tape, t, consumer, slot):
     (C-contiguous, floating; a version check at backward catches a later in-place
     change)."""
     v = t._v
-    if not v.flags.c_contiguous:
-        v = np.ascontiguousarray(v)
-    if v.dtype.kind != "f":
-        v = v.astype(np.float64)
-    idx = tape.keep(v)
+    if v.dtype.kind != "f" or not v.flags.c_contiguous:
+        v = np.ascontiguousarray(v, v.dtype if v.dtype.kind == "f" else np.float64)
+    objs = tape.objs
+    idx = len(objs)
+    objs.append(v)
+    tape.nbytes += v.nbytes
     if tape.epoch < 0:
         tape.epoch = _INPLACE[0]
     c = t._ver
     if c is None:
         c = t._ver = [0]
-    tape.saved.append((consumer, slot, c, c[0], v.shape, v.dtype, weakref.ref(t)))
+    tape.saved.append((consumer, slot, c, c[0], idx, weakref.ref(t)))
     return idx
 
 
-def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0):
-    """Appends the record of ``out = op(a, b)``: a and b are Tensors or Python numbers (a
-    binary op's number operand), b None for ops of one input; ``c`` a constant kept in the
-    record (an exponent, a scale), ``c2`` a second one; ``ints`` an int list the backward
-    reads (indices, operand slots); ``dims`` a matrix product's (batch, n, p, q)."""
+def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, tape=None):
+    """Appends the record of ``out = op(a, b)`` to ``tape`` (the thread's by default): a and
+    b are Tensors or Python numbers (a binary op's number operand), b None for ops of one
+    input; ``c`` a constant kept in the record (an exponent, a scale), ``c2`` a second one;
+    ``ints`` an int list the backward reads (indices, operand slots); ``dims`` a matrix
+    product's (batch, n, p, q)."""
     ta = a is not None and type(a) is not _float and type(a) is not int
     tb = b is not None and type(b) is not _float and type(b) is not int
-    tape = current_tape(a, b)
-    sa = slot_of(a, tape) if ta else -1
-    sb = slot_of(b, tape) if tb else -1
-    flags = _dtype_flag(tape, out._dtype)
+    if tape is None:
+        tape = current_tape(a, b)
+    tid = tape.id
+    if ta:
+        if a._tape is tape:
+            sa = a._slot
+        else:
+            n = a._node
+            sa = n.slot if n is not None and n.tape_id == tid and a._tape is None \
+                else slot_of(a, tape)
+    else:
+        sa = -1
+    if tb:
+        if b._tape is tape:
+            sb = b._slot
+        else:
+            n = b._node
+            sb = n.slot if n is not None and n.tape_id == tid and b._tape is None \
+                else slot_of(b, tape)
+    else:
+        sb = -1
+    dt = out._dtype
+    if dt.is_floating_point:
+        if dt.itemsize == 4:
+            flags = F32
+            tape.dtypes |= 1
+        else:
+            flags = 0
+            tape.dtypes |= 2
+    else:
+        flags = 0
     fam = FAMILY[op]
     if ta and tb:
         head, bf = op | sa << SHIFT, _float(sb)
     elif tb:                                  # a Python number stands first (2 - x)
         head, bf = op | CONST_A | sb << SHIFT, _float(a)
-    elif b is not None and fam in (F_BINARY, F_SETITEM, F_COMPARE):
+    elif b is not None and fam in _B_CONST:
         head, bf = op | CONST_B | sa << SHIFT, _float(b)
     else:
         head, bf = op | (CONST_B if fam == F_COMPARE else 0) | sa << SHIFT, _float(c)
     v = out._v
     if type(v) is _float and ((ta and type(a._v) is not _float)
                               or (tb and type(b._v) is not _float) or ints is not None):
-        v = out._v = np.array(v, out._dtype.np)     # from an array: an array record
+        v = out._v = np.array(v, dt.np)     # from an array: an array record
     if type(v) is _float:
         rec = tape.rec
         slot = len(rec) // RECORD_SIZE
         rec += _pack(head | flags | SCALAR, bf, v)
     else:
-        dims_ok(v.shape)
-        if aux is not None:
-            dims_ok(aux[1])
+        shape = v.shape
+        if len(shape) > MAXD or (aux is not None and len(aux[1]) > MAXD):
+            dims_ok(aux[1] if aux is not None else shape)
         need = NEEDS[op]
-        if op in _CROSS or op == DIV:   # a's value only serves b's grad (and b's a's)
-            if not (tb and b._rg):
-                need &= ~1
-            if op in _CROSS and not (ta and a._rg):
-                need &= ~2
-        slot = len(tape)
-        aobj = _kept(tape, a, slot, sa) if need & 1 and ta and type(a._v) is not _float \
-            else -1
-        bobj = _kept(tape, b, slot, sb) if need & 2 and tb and type(b._v) is not _float \
-            else -1
-        yobj = _kept(tape, out, slot, slot) if need & 4 or tape.keep_all else -1
-        iobj = tape.keep(np.ascontiguousarray(ints, np.int64).ravel()) \
-            if ints is not None else -1
-        slot = tape.record_array(head | flags, bf, static_row(v.shape, aux, dims, c2),
-                                 aobj, bobj, yobj, iobj)
+        if need:
+            if op in _CROSS or op == DIV:   # a's value only serves b's grad (and b's a's)
+                if not (tb and b._rg):
+                    need &= ~1
+                if op in _CROSS and not (ta and a._rg):
+                    need &= ~2
+            slot = len(tape.rec) // RECORD_SIZE
+            aobj = _kept(tape, a, slot, sa) if need & 1 and ta and type(a._v) is not _float \
+                else -1
+            bobj = _kept(tape, b, slot, sb) if need & 2 and tb and type(b._v) is not _float \
+                else -1
+            yobj = _kept(tape, out, slot, slot) if need & 4 or tape.keep_all else -1
+        elif tape.keep_all:
+            aobj = bobj = -1
+            yobj = _kept(tape, out, len(tape.rec) // RECORD_SIZE, len(tape.rec) // RECORD_SIZE)
+        else:
+            aobj = bobj = yobj = -1
+        if ints is not None:
+            ints = np.ascontiguousarray(ints, np.int64).ravel()
+        if dims is not None and dims[0] * dims[1] * dims[2] * dims[3] >= BLAS_MIN:
+            flags |= BIG                      # done by NumPy's BLAS (products.py)
+            tape.big = True
+        row = _rows.get((shape, aux, dims, c2))
+        if row is None:
+            row = static_row(shape, aux, dims, c2)
+        rec = tape.rec
+        slot = len(rec) // RECORD_SIZE
+        k = tape.rows
+        rec += _pack(head | flags, bf, k)
+        tape.static += row
+        if ints is None:
+            tape.dyn += _dyn(aobj, bobj, yobj, -1, 0, 0)
+        else:
+            tape.dyn += _dyn(aobj, bobj, yobj, tape.keep(ints), ints.size, 0)
+        tape.rows = k + 1
     if _anomaly[0]:
         tape.traces[slot] = "".join(traceback.format_stack()[:-3])
     out._tape = tape

@@ -30,7 +30,7 @@ class Tape:
 
     __slots__ = ("rec", "static", "dyn", "rows", "objs", "nbytes", "leaf_nodes", "links",
                  "multi", "hooks", "retained", "traces", "dirty", "saved", "epoch", "freed",
-                 "keep_all", "consts", "conds", "live", "dtypes", "id", "__weakref__")
+                 "keep_all", "consts", "conds", "live", "dtypes", "big", "id", "__weakref__")
 
     def __init__(self):
         self.rec = bytearray()   # the records, RECORD_SIZE bytes each
@@ -54,6 +54,7 @@ class Tape:
         self.conds = {}          # slot of a where record -> the slot of its condition
         self.live = False        # see state.py
         self.dtypes = 0          # floating dtypes recorded: 1 float32, 2 float64
+        self.big = False         # holds a matrix product for BLAS (see products.py)
         self.id = next(_ids)
 
     def __len__(self):
@@ -67,14 +68,17 @@ class Tape:
         self.nbytes += array.nbytes
         return len(objs) - 1
 
-    def record_array(self, head, b, static, aobj=-1, bobj=-1, yobj=-1, iobj=-1, gaddr=0):
+    def record_array(self, head, b, static, aobj=-1, bobj=-1, yobj=-1, ints=None, gaddr=0):
         """Appends an array record (head: op | flags | a << SHIFT); returns its slot."""
         rec = self.rec
         slot = len(rec) // RECORD_SIZE
         k = self.rows
         rec += RECORD.pack(head, b, k)
         self.static += static
-        self.dyn += DYN.pack(aobj, bobj, yobj, iobj, gaddr)
+        if ints is None:
+            self.dyn += DYN.pack(aobj, bobj, yobj, -1, 0, gaddr)
+        else:
+            self.dyn += DYN.pack(aobj, bobj, yobj, self.keep(ints), ints.size, gaddr)
         self.rows = k + 1
         return slot
 
@@ -121,12 +125,16 @@ class Tape:
         backward reads no saved value (add, sum, views) stays usable, as in PyTorch; the
         records themselves stay, for grad_fn. When everything was reached, the kept
         values go."""
-        went = (reach > 0) & (_NEEDS[rq[0::3] & OPMASK] != 0)
+        went = ((reach > 0) & (_NEEDS[rq[0::3] & OPMASK] != 0)).view(np.uint8)
         if isinstance(self.freed, np.ndarray):
             went[:len(self.freed)] |= self.freed
         self.freed = went
         self.live = False
         if reach.all():
-            self.objs = []
-            self.saved = []
-            self.nbytes = 0
+            self.drop_values()
+
+    def drop_values(self):
+        """Everything was swept and freed: the kept values go."""
+        self.objs = []
+        self.saved = []
+        self.nbytes = 0

@@ -21,6 +21,7 @@ from .ops import (BY_CODE, ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE
                   NEG, BMM, DOT, MV, PERMUTE, POW, POWC, RECIP, RELU, RPOW, RSQRT, SELECT,
                   SIGMOID, SIN, SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T, TANH,
                   UNSQUEEZE, VIEW)
+from .quiet import hush as _hush, unhush as _unhush
 from .recording import _INPLACE, record, slot_of
 from .state import _var, current_tape, recording_active, refuse_while_recording, thread_state
 
@@ -100,8 +101,6 @@ _ARRAY_F = {
 }
 
 
-# Ops whose NumPy forward may divide by zero or leave the domain: PyTorch warns for none.
-_MAY_WARN = frozenset((DIV, POW, LOG, SQRT, RECIP, EXP, LOG1P, RSQRT, EXPM1))
 
 
 def _round(v, dt):
@@ -321,6 +320,27 @@ def _is_num(t):
 
 
 # ----- the operations ----------------------------------------------------------------
+_nd = np.ndarray
+
+
+def _gate(rg, x, y=None):
+    """The tape to record an operation on x (and y) on, or None: grad mode is on and an
+    operand requires grad, or a tg.compile recording is being made (it records every
+    operation on tensors). A result of the live tape finds it with no per-thread lookup."""
+    if rg:
+        t = x._tape
+        if t is not None and t.live:
+            return t
+        if y is not None:
+            t = y._tape
+            if t is not None and t.live:
+                return t
+    st = _state_get(None) or thread_state()
+    if not st.enabled or not (rg or st.recording is not None):
+        return None
+    return current_tape(x, y)
+
+
 def _binary(op, a, b):
     """``op(a, b)`` with broadcasting; ``a`` or ``b`` may be a Python number."""
     ta = isinstance(a, Tensor)
@@ -332,39 +352,43 @@ def _binary(op, a, b):
         dt = da if da is db else _result_dtype(a, b)
     else:
         t, n = (a, b) if ta else (b, a)
-        if not isinstance(n, (_int, _float, bool, np.number)):
+        if type(n) is not _float and not isinstance(n, (_int, _float, bool, np.number)):
             return NotImplemented
         dt = t._dtype
-        if D.number_category(n) > dt.category:
-            dt = D.DEFAULT_FLOAT if isinstance(n, (_float, np.floating)) else D.int64
-        if ta:
-            vb = _float(vb) if dt.is_floating_point else vb
-        else:
-            va = _float(va) if dt.is_floating_point else va
+        if type(n) is not _float or not dt.is_floating_point:
+            if D.number_category(n) > dt.category:
+                dt = D.DEFAULT_FLOAT if isinstance(n, (_float, np.floating)) else D.int64
+            if ta:
+                vb = _float(vb) if dt.is_floating_point else vb
+            else:
+                va = _float(va) if dt.is_floating_point else va
     if type(va) is _float and type(vb) is _float:          # the scalar fast path
         out = _new(_round(_SCALAR_F[op](va, vb), dt), dt)
     else:
-        if type(va) is np.ndarray and type(vb) is np.ndarray and va.shape != vb.shape:
-            _broadcast(va.shape, vb.shape)
-        if op in _MAY_WARN:
-            with np.errstate(all="ignore"):
-                z = _ARRAY_F[op](va, vb)
-        else:
+        tok = _hush()
+        try:
             z = _ARRAY_F[op](va, vb)
-        if type(z) is not np.ndarray or z.dtype != dt.np:
+        except ValueError:
+            if type(va) is _nd and type(vb) is _nd:
+                _broadcast(va.shape, vb.shape)            # PyTorch's words for the error
+            raise
+        finally:
+            _unhush(tok)
+        if type(z) is not _nd or z.dtype is not dt.np and z.dtype != dt.np:
             z = np.asarray(z, dt.np)
         out = _new(z, dt)
-    if _tracks((ta and a._rg) or (tb and b._rg)):
+    tape = _gate((ta and a._rg) or (tb and b._rg), a if ta else b, b if ta and tb else None)
+    if tape is not None:
         if not dt.is_floating_point and thread_state().recording is None:
             raise RuntimeError("Only Tensors of floating point and complex dtype can "
                                "require gradients")
         out._rg = True
         if ta and tb:
-            _record(op, out, a, b)
+            _record(op, out, a, b, tape=tape)
         elif ta:
-            _record(op, out, a, _float(b))
+            _record(op, out, a, _float(b), tape=tape)
         else:
-            _record(op, out, _float(a), b)
+            _record(op, out, _float(a), b, tape=tape)
     return out
 
 
@@ -395,19 +419,27 @@ def _unary(op, x, c=0.0, c2=None, keep_int=False):
             y = _SCALAR_F[op](v)
         out = _new(_round(y, dt), dt)
     else:
-        with np.errstate(all="ignore"):
-            if op == CLAMP:
-                y = np.clip(v, c, c2)
+        tok = _hush()
+        try:
+            if op == CLAMP:          # one-sided: np.maximum / np.minimum (np.clip is slow)
+                y = np.maximum(v, c) if c2 == math.inf else np.minimum(v, c2) \
+                    if c == -math.inf else np.clip(v, c, c2)
             elif op == POWC:
-                y = np.power(v, c if dt.is_floating_point else _int(c))
+                y = np.square(v) if c == 2.0 else \
+                    np.power(v, c if dt.is_floating_point else _int(c))
             elif op == RPOW:
                 y = np.power(c, v)
             else:
                 y = _ARRAY_F[op](v)
-        out = _new(np.asarray(y, dt.np), dt)
-    if _tracks(x._rg):
+        finally:
+            _unhush(tok)
+        if type(y) is not _nd or y.dtype != dt.np:
+            y = np.asarray(y, dt.np)
+        out = _new(y, dt)
+    tape = _gate(x._rg, x)
+    if tape is not None:
         out._rg = True
-        _record(op, out, x, None, c, c2=0.0 if c2 is None else c2)
+        _record(op, out, x, None, c, c2=0.0 if c2 is None else c2, tape=tape)
     return out
 
 
@@ -415,9 +447,10 @@ def _strided(op, x, value, base, shape, strides):
     """A view of ``x``: ``value[i] = x[base + sum(i_k * strides_k)]`` over ``shape``."""
     out = _new(value, x._dtype)
     out._ver = _cell(x)
-    if _tracks(x._rg):
+    tape = _gate(x._rg, x)
+    if tape is not None:
         out._rg = True
-        _record(op, out, x, None, 0.0, (base, tuple(shape), tuple(strides)))
+        _record(op, out, x, None, 0.0, (base, tuple(shape), tuple(strides)), tape=tape)
     return out
 
 
@@ -439,23 +472,35 @@ def _lane_aux(shape, dims):
 
 
 def _reduce(op, x, dim, keepdim, mean):
-    shape = _shape(x)
-    dims = _reduced_dims(shape, dim)
     dt = x._dtype
     if mean and not dt.is_floating_point:
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either "
                            "a floating point or complex dtype. Got: " + dt.name.capitalize())
     if not dt.is_floating_point:
         dt = D.int64
-    f = np.mean if mean else np.sum
-    with np.errstate(all="ignore"):
-        z = np.asarray(f(_array(x), axis=dims, keepdims=bool(keepdim)), dt.np)
+    v = x._v
+    tok = _hush()
+    try:
+        if dim is None and type(v) is _nd and not keepdim:     # the common full reduction
+            z = v.mean() if mean else v.sum()
+            shape, dims = v.shape, None
+        else:
+            shape = _shape(x)
+            dims = _reduced_dims(shape, dim)
+            z = (np.mean if mean else np.sum)(_array(x), axis=dims, keepdims=bool(keepdim))
+    finally:
+        _unhush(tok)
+    if type(z) is not _nd or z.dtype != dt.np:
+        z = np.asarray(z, dt.np)
     out = _new(z, dt)
-    if _tracks(x._rg):
+    tape = _gate(x._rg, x)
+    if tape is not None:
+        if dims is None:
+            dims = tuple(range(len(shape)))
         count = math.prod(shape[d] for d in dims)
         out._rg = True
         scale = (1.0 / count if count else math.nan) if mean else 1.0
-        _record(op, out, x, None, scale, _lane_aux(shape, dims))
+        _record(op, out, x, None, scale, _lane_aux(shape, dims), tape=tape)
     return out
 
 
@@ -467,12 +512,13 @@ def _product(op, a, b, value):
                            f"{names.get(a._dtype.name, a._dtype.name)} != "
                            f"{names.get(b._dtype.name, b._dtype.name)}")
     out = _new(value, a._dtype)
-    if _tracks(a._rg or b._rg):
+    tape = _gate(a._rg or b._rg, a, b)
+    if tape is not None:
         out._rg = True
         sa, sb = a._v.shape, b._v.shape     # (batch, n, p, q): sizes the sweep loops over
         dims = (1, 1, sa[0], 1) if op == DOT else (1, sa[0], sa[1], 1) if op == MV else \
             (1, sa[0], sa[1], sb[1]) if op == MM else (sa[0], sa[1], sa[2], sb[2])
-        _record(op, out, a, b, dims=dims)
+        _record(op, out, a, b, dims=dims, tape=tape)
     return out
 
 
@@ -484,8 +530,26 @@ def method(fn):
 
 def _inplace(self, op, other):
     """``self = op(self, other)`` written into self's memory; recorded when grad is on."""
-    refuse_while_recording(f"the in-place {BY_CODE[op].name}_()")
-    if thread_state().enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
+    st = _state_get(None) or thread_state()
+    if st.recording is not None:
+        refuse_while_recording(f"the in-place {BY_CODE[op].name}_()")
+    v = self._v
+    if not st.enabled and type(v) is _nd:     # an update under no_grad: straight into self
+        dt = self._dtype
+        if type(other) is _float and dt.is_floating_point:
+            o = other
+        elif isinstance(other, Tensor) and other._dtype is dt and \
+                (type(other._v) is _float or other._v.shape == v.shape):
+            o = other._v
+        else:
+            o = None
+        if o is not None:
+            tok = _hush()
+            _ARRAY_F[op](v, o, out=v)
+            _unhush(tok)
+            _bump(self)
+            return self
+    if st.enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
         if self._rg and self._tape is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation.")
@@ -502,8 +566,11 @@ def _inplace(self, op, other):
         if dt.category > self._dtype.category:
             raise RuntimeError(f"result type {_TYPE_NAMES[dt.category]} can't be cast to the "
                                f"desired output type {_TYPE_NAMES[self._dtype.category]}")
-        with np.errstate(all="ignore"):
+        tok = _hush()
+        try:
             _ARRAY_F[op](v, o, out=v, casting="unsafe")
+        finally:
+            _unhush(tok)
         _bump(self)
         return self
     res = _binary(op, self, other)
@@ -1211,12 +1278,13 @@ class Tensor:
         return _inplace(self, DIV, other)
 
     def zero_(self):
-        refuse_while_recording("zero_()")
-        return self.fill_(0.0)
+        return self.fill_(0.0, "zero_()")
 
-    def fill_(self, value):
-        refuse_while_recording("fill_()")
-        if thread_state().enabled and self._rg:
+    def fill_(self, value, _name="fill_()"):
+        st = _state_get(None) or thread_state()
+        if st.recording is not None:
+            refuse_while_recording(_name)
+        if st.enabled and self._rg:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation." if self._tape is None else
                                "tapegrad: fill_ on a tensor that requires grad is not "
