@@ -162,7 +162,7 @@ def gelu(input, approximate="none"):
     """x Phi(x) = x (1 + erf(x / sqrt 2)) / 2; approximate='tanh':
     x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2."""
     if approximate == "none":
-        return input * 0.5 * (1 + (input * (1 / math.sqrt(2))).erf())
+        return input * 0.5 * (1 + (input * math.sqrt(0.5)).erf())
     if approximate == "tanh":
         inner = math.sqrt(2 / math.pi) * (input + 0.044715 * input * input * input)
         return 0.5 * input * (1 + inner.tanh())
