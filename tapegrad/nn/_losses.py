@@ -124,7 +124,8 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"Using a target size ({target.shape}) that is different to the "
                          f"input size ({input.shape}) is deprecated. Please ensure they have "
                          "the same size.")
-    if input.numel() and (input.detach().min().item() < 0 or input.detach().max().item() > 1):
+    outside = (input < 0).long() + (input > 1).long()    # counted: 0 for every valid input
+    if outside.sum().item():
         raise RuntimeError("all elements of input should be between 0 and 1")
     tiny = 1e-45 if input.dtype is D.float32 else 5e-324     # the least subnormal
 

@@ -98,7 +98,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         if not -n <= padding_idx < n:
             raise AssertionError("Padding_idx must be within num_embeddings")
         padding_idx %= n
-    if input.numel() and (input.max().item() >= n or input.min().item() < 0):
+    if ((input < 0).long() + (input >= n).long()).sum().item():   # 0 for every valid input
         raise IndexError("index out of range in self")
     if scale_grad_by_freq or sparse:
         raise NotImplementedError("tapegrad: embedding supports neither scale_grad_by_freq "
