@@ -5,11 +5,11 @@ messages compared.
 - ``array(t)``: a tapegrad or torch tensor as a NumPy array (detached).
 - ``twin_from(module, torch_module)``: copies a tapegrad module's state_dict into the torch
   module of the same structure (its keys must be the same); returns the torch module.
-- ``torch_words(msg)``: PyTorch's message as tapegrad words it: "torch" -> "tapegrad"
+- ``torch_words(msg)``: PyTorch's message in tapegrad's words: "torch" -> "tapegrad"
   where torch names itself (``torch.nn.Parameter``, ``torch.FloatTensor``, ``torch.Size``).
 - ``raised(fn)``: (exception type, message) of what ``fn()`` raises, (None, None) if nothing.
-- ``same_error(scenario, torch, normalize)``: runs ``scenario(L)`` with L = tapegrad and L = torch and
-  asserts the same exception type and message.
+- ``same_error(scenario, torch, normalize)``: runs ``scenario(L)`` with L = tapegrad and
+  L = torch and asserts the same exception type and message.
 """
 import re
 

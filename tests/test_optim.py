@@ -493,3 +493,33 @@ def test_walkthrough_network_trains_as_in_pytorch(name, kwargs, epochs):
     assert losses[0][-1] < losses[0][0]
     for p, q in zip(model.parameters(), ref.parameters()):
         close(p, q, 1e-10)
+
+
+def test_a_compiled_loss_of_modules_trains_as_the_eager_one():
+    """tg.compile records the model's forward and the loss once and replays them; the
+    backward and the optimizer step run outside, as the README shows."""
+    runs = []
+    for compiled in (False, True):
+        tg.manual_seed(3)
+        x, y = tg.randn(16, 3, dtype=tg.float64), tg.tensor([0, 1, 2, 1] * 4)
+        model = nn.Sequential(nn.Linear(3, 8), nn.GELU(), nn.Linear(8, 3)).double()
+        opt = optim.Adam(model.parameters(), lr=0.05)
+
+        def loss_fn(x):
+            return nn.functional.cross_entropy(model(x), y, label_smoothing=0.1)
+        step_loss = tg.compile(loss_fn) if compiled else loss_fn
+        losses = []
+        for _ in range(20):
+            loss = step_loss(x)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        runs.append((losses, [array(p) for p in model.parameters()]))
+        if compiled:
+            stats = step_loss.stats()
+            assert stats["recordings"] == 1 and stats["replays"] == 19
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-12)
+    for p, q in zip(runs[1][1], runs[0][1]):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-12)
+    assert runs[0][0][-1] < runs[0][0][0]

@@ -1,13 +1,18 @@
 """``tg.nn``: modules, parameters, layers, activations and losses, as ``torch.nn``."""
-from . import functional, init, utils  # noqa: F401
-from .activation import (GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax,  # noqa: F401
-                         Softplus, Tanh)
-from .container import ModuleDict, ModuleList, Sequential  # noqa: F401
-from .dropout import Dropout  # noqa: F401
-from .flatten import Flatten  # noqa: F401
-from .linear import Bilinear, Identity, Linear  # noqa: F401
-from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss,  # noqa: F401
-                   L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
-from .module import Module  # noqa: F401
-from .parameter import Parameter  # noqa: F401
-from .sparse import Embedding  # noqa: F401
+from . import functional, init, utils
+from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .container import ModuleDict, ModuleList, Sequential
+from .dropout import Dropout
+from .flatten import Flatten
+from .linear import Bilinear, Identity, Linear
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
+                   NLLLoss, SmoothL1Loss)
+from .module import Module
+from .parameter import Parameter
+from .sparse import Embedding
+
+__all__ = ["functional", "init", "utils", "Module", "Parameter", "Linear", "Bilinear",
+           "Identity", "Flatten", "Dropout", "Embedding", "Sequential", "ModuleList",
+           "ModuleDict", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "GELU", "Softplus", "Softmax",
+           "LogSoftmax", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "CrossEntropyLoss",
+           "NLLLoss", "BCELoss", "BCEWithLogitsLoss"]

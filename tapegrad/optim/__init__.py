@@ -3,10 +3,12 @@
 Every update is written with tapegrad Tensor operations under ``no_grad`` (no NumPy, no
 Python per element); the state (momentum buffers, running averages, step counts) is held
 in tapegrad tensors."""
-from . import lr_scheduler  # noqa: F401
-from .adagrad import Adagrad  # noqa: F401
-from .adam import Adam  # noqa: F401
-from .adamw import AdamW  # noqa: F401
-from .optimizer import Optimizer  # noqa: F401
-from .rmsprop import RMSprop  # noqa: F401
-from .sgd import SGD  # noqa: F401
+from . import lr_scheduler
+from .adagrad import Adagrad
+from .adam import Adam
+from .adamw import AdamW
+from .optimizer import Optimizer
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["lr_scheduler", "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
