@@ -168,12 +168,17 @@ def _run(tape, roots, retain_graph, only, wanted=()):
         adjoint_of(r, m, M, sg, ag)[:] += seed.ravel()
     arrays = (R, sv, sg, m, M, av, ag, reach)
     start = max(s for s, _ in roots) // 5
-    for slot in sorted((s for s in tape.hooks if s // 5 <= start), reverse=True):
+    # custom autograd.Functions: the sweep stops at a call's first output, where the
+    # adjoints of all its outputs are final, for its backward in Python (autograd/function.py)
+    calls = {node._first: node for node, _ in tape.functions.values()}
+    for slot in sorted((s for s in {*tape.hooks, *calls} if s // 5 <= start), reverse=True):
         _sweep_down(tape, arrays, start, slot // 5 + 1)
-        shape, dtype, fns = tape.hooks[slot]
+        shape, dtype, fns = tape.hooks.get(slot, (None, None, None))
         if reach[slot // 5] and fns:
             adj = adjoint_of(slot // 5, m, M, sg, ag)
             adj[:] = _call_hooks(fns.values(), adj, shape, dtype).ravel()
+        if slot in calls:
+            calls[slot].backward_in_sweep(arrays, retain_graph)
         start = slot // 5
     _sweep_down(tape, arrays, start, 0)
     _check(tape, R, reach)
