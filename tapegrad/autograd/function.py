@@ -256,11 +256,7 @@ def once_differentiable(fn):
 
 def _apply(cls, args, kwargs):
     new_style = cls.setup_context is not Function.setup_context
-    if kwargs:
-        sig = inspect.signature(cls.forward)
-        bound = sig.bind(*args, **kwargs) if new_style else sig.bind(None, *args, **kwargs)
-        bound.apply_defaults()
-        args = bound.args if new_style else bound.args[1:]
+    args = _bind(cls, new_style, args, kwargs)
     ctx = cls._backward_cls()
     ctx._arg_kinds = tuple(isinstance(a, Tensor) for a in args)
     ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
@@ -274,6 +270,19 @@ def _apply(cls, args, kwargs):
     if not record or not (isinstance(outputs, Tensor) or isinstance(outputs, tuple)):
         return outputs
     return _record(ctx, args, outputs)
+
+
+def _bind(cls, new_style, args, kwargs):
+    """The arguments as forward's positional arguments, defaults filled in (PyTorch hands
+    setup_context and needs_input_grad all of them)."""
+    sig = cls.__dict__.get("_signature")
+    if sig is None:
+        sig = cls._signature = inspect.signature(cls.forward)
+    if not kwargs and len(args) + (not new_style) >= len(sig.parameters):
+        return args                     # nothing to fill in (the common case: no cost)
+    bound = sig.bind(*args, **kwargs) if new_style else sig.bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    return bound.args if new_style else bound.args[1:]
 
 
 def _record(ctx, args, outputs):
