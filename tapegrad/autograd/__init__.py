@@ -6,3 +6,4 @@ from ..grad_mode import (detect_anomaly, enable_grad, no_grad,  # noqa: F401
 from .variable import Variable  # noqa: F401
 from .function import Function, FunctionCtx, once_differentiable  # noqa: F401
 from . import functional  # noqa: F401
+from . import profiler  # noqa: F401
