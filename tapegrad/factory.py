@@ -187,9 +187,11 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     floats = any(isinstance(v, float) for v in (start, end, step))
     dt = D.as_dtype(dtype) or (D.DEFAULT_FLOAT if floats else D.int64)
     acc = float if dt.is_floating_point else int     # PyTorch's accumulate type
-    step = acc(step) if math.isfinite(step) else step
     if step == 0:
         raise RuntimeError("step must be nonzero")
+    step = acc(step) if math.isfinite(step) else step
+    if step == 0:                                   # an integer dtype truncated it to 0
+        raise ValueError("step must be nonzero")
     if not (math.isfinite(start) and math.isfinite(end)):
         raise RuntimeError(f"unsupported range: {start:g} -> {end:g}")
     start, end = acc(start), acc(end)

@@ -51,10 +51,19 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):  # noqa: A002
     """Frobenius ('fro'), max column sum (1), max row sum (inf), and the minima -1, -inf,
     over the two dims ``dim``."""
+    if isinstance(dim, int):
+        raise TypeError("linalg_matrix_norm() received an invalid combination of arguments - "
+                        "got (Tensor, dim=int), but expected one of: (Tensor input, Number "
+                        "ord, tuple of ints dim = {-2,-1}, bool keepdim = False, *, "
+                        "dtype = None); (Tensor input, str ord = \"fro\", tuple of ints dim "
+                        "= {-2,-1}, bool keepdim = False, *, dtype = None)")
+    return _matrix_norm(A, ord, tuple(dim), keepdim, dtype)
+
+
+def _matrix_norm(A, ord, dim, keepdim, dtype):  # noqa: A002
     if A.ndim < 2:
         raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 "
                            "dimensions.")
-    dim = (dim,) if isinstance(dim, int) else tuple(dim)
     if len(dim) != 2:
         raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {len(dim)}")
     d0, d1 = (_dim(d, A.ndim) for d in dim)
@@ -82,17 +91,19 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     matrix norm over two, as PyTorch's ``linalg.norm`` decides."""
     if dim is not None:
         dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        if isinstance(ord, str):
+            return _matrix_norm(A, ord, dims, keepdim, dtype)
         if len(dims) == 1:
             return vector_norm(A, 2 if ord is None else ord, dims, keepdim, dtype=dtype)
         if len(dims) == 2:
             _dims(A, dims)
-            return matrix_norm(A, "fro" if ord is None else ord, dims, keepdim, dtype=dtype)
+            return _matrix_norm(A, "fro" if ord is None else ord, dims, keepdim, dtype)
         raise RuntimeError("linalg.norm: If dim is specified, it must be of length 1 or 2. "
                            f"Got {list(dims)}")
     if ord is None:
         return vector_norm(A, 2, None, keepdim, dtype=dtype)
     if A.ndim == 2 or isinstance(ord, str):
-        return matrix_norm(A, ord, (-2, -1), keepdim, dtype=dtype)
+        return _matrix_norm(A, ord, (-2, -1), keepdim, dtype)
     if A.ndim == 1:
         return vector_norm(A, ord, None, keepdim, dtype=dtype)
     raise RuntimeError("linalg.norm: If dim is not specified but ord is, the input must be 1D "
