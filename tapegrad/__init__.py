@@ -12,6 +12,7 @@ from .reductions import vector_norm
 from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)
 from .legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor
 from .tensor import Size, Tensor
+from . import tensor_api as _tensor_api
 from .tensor_api import is_tensor
 
 float = float32      # noqa: A001  PyTorch's aliases
@@ -23,8 +24,9 @@ __version__ = "0.1.0"
 
 
 def _function(name):
-    def f(input, *args, **kwargs):
-        return getattr(input, name)(*args, **kwargs)
+    def f(input, *args, out=None, **kwargs):
+        result = getattr(input, name)(*args, **kwargs)
+        return result if out is None else _tensor_api.write_out(name, out, result)
     f.__name__ = name
     f.__doc__ = f"tg.{name}(t, ...) is t.{name}(...)."
     return f

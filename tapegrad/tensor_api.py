@@ -107,6 +107,24 @@ def is_tensor(obj):
     return isinstance(obj, _T.Tensor)
 
 
+def write_out(name, out, result):
+    """PyTorch's ``out=`` argument of ``tg.<name>``: the result written into ``out`` (which
+    is resized to the result's shape, keeping its dtype); no gradient goes through it."""
+    from .grad_mode import is_grad_enabled, no_grad
+    if is_grad_enabled() and (result.requires_grad or out.requires_grad):
+        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
+                           "differentiation, but one of the arguments requires grad.")
+    if result.dtype.category > out.dtype.category:
+        raise RuntimeError(f"result type {_SCALAR_TYPE[result.dtype.name]} can't be cast to the "
+                           f"desired output type {_SCALAR_TYPE[out.dtype.name]}")
+    with no_grad():
+        if tuple(out.shape) == tuple(result.shape):
+            out.copy_(result)
+        else:
+            out.data = result.to(out.dtype, copy=True)
+    return out
+
+
 def _values(t):
     """t's values as a NumPy array. Inside a tg.compile recording the result depends on
     them, so they become a guard (a replay with other values records again)."""

@@ -525,3 +525,161 @@ def test_numpy_force_is_tensor_numel_new():
                     L.ones(2, dtype=L.float64).new_full((2,), 3),
                     L.ones(2, dtype=L.float64).new_tensor([1, 2]),
                     L.ones(2).new_ones(2, dtype=L.int64), L.ones(2).new_empty(2).zero_()])
+
+
+# ----- PyTorch's beginner tutorials, with `import tapegrad as torch` -------------------------
+# Faithful paraphrases of the tutorials' code (sources named); random draws are replaced by
+# fixed values so that the printed numbers can be compared with PyTorch's.
+TENSORS_TUTORIAL = '''
+# beginner_source/basics/tensorqs_tutorial.py
+data = [[1, 2], [3, 4]]
+x_data = torch.tensor(data)
+np_array = np.array(data)
+x_np = torch.from_numpy(np_array)
+x_ones = torch.ones_like(x_data)
+print(f"Ones Tensor: \\n {x_ones} \\n")
+x_rand = torch.rand_like(x_data, dtype=torch.float)
+print(x_rand.shape, x_rand.dtype)
+shape = (2, 3,)
+rand_tensor = torch.rand(shape)
+ones_tensor = torch.ones(shape)
+zeros_tensor = torch.zeros(shape)
+print(f"Ones Tensor: \\n {ones_tensor} \\n")
+print(f"Zeros Tensor: \\n {zeros_tensor}")
+tensor = torch.rand(3, 4)
+print(f"Shape of tensor: {tensor.shape}")
+print(f"Datatype of tensor: {tensor.dtype}")
+print(f"Device tensor is stored on: {tensor.device}")
+tensor = torch.ones(4, 4)
+print(f"First row: {tensor[0]}")
+print(f"First column: {tensor[:, 0]}")
+print(f"Last column: {tensor[..., -1]}")
+tensor[:, 1] = 0
+print(tensor)
+t1 = torch.cat([tensor, tensor, tensor], dim=1)
+print(t1)
+y1 = tensor @ tensor.T
+y2 = tensor.matmul(tensor.T)
+y3 = torch.rand_like(y1)
+torch.matmul(tensor, tensor.T, out=y3)
+z1 = tensor * tensor
+z2 = tensor.mul(tensor)
+z3 = torch.rand_like(tensor)
+torch.mul(tensor, tensor, out=z3)
+print(y1, y2, y3, z1, z2, z3)
+agg = tensor.sum()
+agg_item = agg.item()
+print(agg_item, type(agg_item))
+tensor.add_(5)
+print(tensor)
+t = torch.ones(5)
+n = t.numpy()
+t.add_(1)
+print(f"t: {t}")
+print(f"n: {n}")
+n = np.ones(5)
+t = torch.from_numpy(n)
+np.add(n, 1, out=n)
+print(f"t: {t}")
+print(f"n: {n}")
+'''
+
+AUTOGRAD_TUTORIAL = '''
+# beginner_source/basics/autogradqs_tutorial.py (w and b fixed instead of drawn)
+x = torch.ones(5)  # input tensor
+y = torch.zeros(3)  # expected output
+w = torch.tensor(np.linspace(-1, 1, 15).reshape(5, 3), dtype=torch.float, requires_grad=True)
+b = torch.tensor([0.1, -0.2, 0.3], requires_grad=True)
+z = torch.matmul(x, w) + b
+loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y)
+print(f"Gradient function for z = {z.grad_fn.name()}")
+# (the tutorial prints loss.grad_fn too: tapegrad composes the loss, its node is MeanBackward0)
+loss.backward()
+print(w.grad)
+print(b.grad)
+z = torch.matmul(x, w) + b
+print(z.requires_grad)
+with torch.no_grad():
+    z = torch.matmul(x, w) + b
+print(z.requires_grad)
+z = torch.matmul(x, w) + b
+z_det = z.detach()
+print(z_det.requires_grad)
+inp = torch.eye(4, 5, requires_grad=True)
+out = (inp + 1).pow(2).t()
+out.backward(torch.ones_like(out), retain_graph=True)
+print(f"First call\\n{inp.grad}")
+out.backward(torch.ones_like(out), retain_graph=True)
+print(f"\\nSecond call\\n{inp.grad}")
+inp.grad.zero_()
+out.backward(torch.ones_like(out), retain_graph=True)
+print(f"\\nCall after zeroing gradients\\n{inp.grad}")
+'''
+
+POLYNOMIAL_TUTORIAL = '''
+# beginner_source/examples_tensor/polynomial_tensor.py and
+# examples_autograd/polynomial_autograd.py (a, b, c, d fixed; 300 steps instead of 2000)
+dtype = torch.float
+device = torch.device("cpu")
+x = torch.linspace(-math.pi, math.pi, 2000, device=device, dtype=dtype)
+y = torch.sin(x)
+a, b, c, d = (torch.full((), v, device=device, dtype=dtype) for v in (0.1, -0.2, 0.3, 0.05))
+learning_rate = 1e-6
+for t in range(300):
+    y_pred = a + b * x + c * x ** 2 + d * x ** 3
+    loss = (y_pred - y).pow(2).sum().item()
+    if t % 100 == 99:
+        print(t, f"{loss:.4f}")
+    grad_y_pred = 2.0 * (y_pred - y)
+    grad_a = grad_y_pred.sum()
+    grad_b = (grad_y_pred * x).sum()
+    grad_c = (grad_y_pred * x ** 2).sum()
+    grad_d = (grad_y_pred * x ** 3).sum()
+    a -= learning_rate * grad_a
+    b -= learning_rate * grad_b
+    c -= learning_rate * grad_c
+    d -= learning_rate * grad_d
+print(f"Result: y = {a.item():.5f} + {b.item():.5f} x + {c.item():.5f} x^2 + {d.item():.5f} x^3")
+a, b, c, d = (torch.full((), v, dtype=dtype, requires_grad=True) for v in (0.1, -0.2, 0.3, 0.05))
+for t in range(300):
+    y_pred = a + b * x + c * x ** 2 + d * x ** 3
+    loss = (y_pred - y).pow(2).sum()
+    if t % 100 == 99:
+        print(t, f"{loss.item():.4f}")
+    loss.backward()
+    with torch.no_grad():
+        a -= learning_rate * a.grad
+        b -= learning_rate * b.grad
+        c -= learning_rate * c.grad
+        d -= learning_rate * d.grad
+        a.grad = None
+        b.grad = None
+        c.grad = None
+        d.grad = None
+print(f"Result: y = {a.item():.5f} + {b.item():.5f} x + {c.item():.5f} x^2 + {d.item():.5f} x^3")
+'''
+
+
+def _run_script(source, module):
+    import contextlib
+    import io
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(source, {"torch": module, "np": np, "math": math})    # noqa: S102
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("source", [TENSORS_TUTORIAL, AUTOGRAD_TUTORIAL, POLYNOMIAL_TUTORIAL],
+                         ids=["tensors", "autograd", "polynomial"])
+def test_tutorial_prints_what_pytorch_prints(source):
+    """The same text; numbers the same to float32 rounding (sums of float32 values may
+    round differently in the last digit printed)."""
+    torch = _torch()
+    number = r"-?\d+\.\d+(?:e[-+]\d+)?"
+    mine = _run_script(source, tg)
+    theirs = re.sub(r"\btorch\.", "tapegrad.", _run_script(source, torch))
+    assert re.split(number, mine) == re.split(number, theirs)
+    np.testing.assert_allclose([float(v) for v in re.findall(number, mine)],
+                               [float(v) for v in re.findall(number, theirs)], rtol=2e-6,
+                               atol=1e-4)
+    assert len(mine.splitlines()) >= 8
