@@ -5,6 +5,7 @@ import numpy as np
 
 from . import dtypes as D
 from .device import on_cpu
+from .state import refuse_while_recording
 from .tensor import Tensor, _array, _from_array, _new, _sizes
 
 _rng = [np.random.default_rng()]
@@ -12,6 +13,7 @@ _rng = [np.random.default_rng()]
 
 def manual_seed(seed):
     """Seeds tapegrad's random generator (NumPy's PCG64: the numbers differ from PyTorch's)."""
+    refuse_while_recording("tg.manual_seed()")
     _rng[0] = np.random.default_rng(int(seed))
 
 
@@ -133,6 +135,7 @@ def full_like(input, fill_value, dtype=None, requires_grad=False):
 
 
 def _random(draw, size, dtype, requires_grad):
+    refuse_while_recording("a random draw (a replay would reuse the recorded numbers)")
     dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
     if not dt.is_floating_point:
         raise RuntimeError(f'"normal_kernel_cpu" not implemented for \'{dt.name}\'')
