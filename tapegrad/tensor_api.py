@@ -129,8 +129,9 @@ def _values(t):
     """t's values as a NumPy array. Inside a tg.compile recording the result depends on
     them, so they become a guard (a replay with other values records again)."""
     v = np.array(_T._array(t))
-    if t._tape is not None:
-        _T._guard(t, "array", v)
+    rec = _T.thread_state().recording
+    if rec is not None:
+        rec.guards.append((_T._slot(t, rec.tape), "array", v))
     return v
 
 

@@ -683,3 +683,17 @@ def test_tutorial_prints_what_pytorch_prints(source):
                                [float(v) for v in re.findall(number, theirs)], rtol=2e-6,
                                atol=1e-4)
     assert len(mine.splitlines()) >= 8
+
+
+def test_values_read_inside_tg_compile_are_guarded():
+    """argmax, isclose, allclose, equal read values the tape does not recompute: a
+    tg.compile replay with other values records again instead of returning stale ones."""
+    fns = {"argmax": lambda x: x.argmax(), "argmin_dim": lambda x: (x * 2).argmin(0),
+           "isclose": lambda x: tg.isclose(x, tg.ones(3)),
+           "allclose": lambda x: tg.tensor(float(tg.allclose(x, tg.ones(3)))),
+           "equal": lambda x: tg.tensor(float(tg.equal(x, tg.ones(3))))}
+    for name, fn in fns.items():
+        compiled = tg.compile(fn)
+        for v in ([1.0, 3.0, 2.0], [5.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 3.0, 2.0]):
+            got, want = compiled(tg.tensor(v)), fn(tg.tensor(v))
+            assert got.tolist() == want.tolist(), (name, v)

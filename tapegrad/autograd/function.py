@@ -27,7 +27,7 @@ from ..engine import SECOND_TIME
 from ..grad_mode import is_grad_enabled, no_grad
 from ..layout import adjoint_of
 from ..ops import LINK
-from ..state import current_tape, thread_state
+from ..state import current_tape, refuse_while_recording
 from ..tensor import Tensor, _broadcast, _cell, _from_array, _shape, _slot, _source
 
 
@@ -255,6 +255,7 @@ def once_differentiable(fn):
 
 
 def _apply(cls, args, kwargs):
+    refuse_while_recording("a custom autograd.Function (its forward and backward run Python)")
     new_style = cls.setup_context is not Function.setup_context
     args = _bind(cls, new_style, args, kwargs)
     ctx = cls._backward_cls()
@@ -288,9 +289,6 @@ def _bind(cls, new_style, args, kwargs):
 def _record(ctx, args, outputs):
     """Puts the outputs of a call on the tape, each one source record of ``ctx``, and keeps
     what backward needs: input slots, output shapes, the saved tensors and versions."""
-    if thread_state().recording is not None:
-        raise NotImplementedError("tapegrad: a custom autograd.Function inside tg.compile is "
-                                  "not supported (its backward runs Python)")
     tape = current_tape()
     tensors = [a for a in args if isinstance(a, Tensor)]
     ctx._tape = weakref.ref(tape)
