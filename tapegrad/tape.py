@@ -30,7 +30,8 @@ class Tape:
 
     __slots__ = ("rec", "static", "dyn", "rows", "objs", "nbytes", "leaf_nodes", "links",
                  "multi", "hooks", "retained", "traces", "dirty", "saved", "epoch", "freed",
-                 "keep_all", "consts", "conds", "live", "dtypes", "big", "id", "__weakref__")
+                 "keep_all", "consts", "conds", "functions", "live", "dtypes", "big", "id",
+                 "__weakref__")
 
     def __init__(self):
         self.rec = bytearray()   # the records, RECORD_SIZE bytes each
@@ -52,6 +53,8 @@ class Tape:
         self.keep_all = False    # keep every array value (a tg.compile recording replays it)
         self.consts = {}         # slot -> constant tensor (kept only while keep_all records)
         self.conds = {}          # slot of a where record -> the slot of its condition
+        self.functions = {}      # slot of an autograd.Function output -> (its node, output
+        #                          number): the sweep stops for its backward (engine.py)
         self.live = False        # see state.py
         self.dtypes = 0          # floating dtypes recorded: 1 float32, 2 float64
         self.big = False         # holds a matrix product for BLAS (see products.py)
