@@ -769,12 +769,11 @@ class Tensor(TensorAPI):
                 value = _new(np.array(value._v, value._dtype.np), value._dtype)
         node = self._node if self._tape is None else None
         old = self._grad
-        if node is not None and node.page is not None:
+        if node is not None and node.page is not None and (old is None or value is not old):
             from .engine import _owns
-            if old is not None and _owns(node, old) and value is not old:
-                if sys.getrefcount(old) > 3:     # the user holds the old grad: it keeps
-                    old._v = old._v.copy()       # its values in memory of its own
-                leaves.clear(node)
+            if old is not None and _owns(node, old) and sys.getrefcount(old) > 3:
+                old._v = old._v.copy()     # the user holds the old grad: it keeps its values
+            leaves.clear(node)             # (a grad never read yet goes too)
         self._grad = value
         if self._tape is None and self._rg and (value is not None or node is not None):
             from .engine import _leaf_node, update_deferred
