@@ -222,3 +222,26 @@ def test_walkthrough_prints_the_epochs_and_losses_of_notebook_3(walkthrough):
     assert sorted(notebook) == sorted(ours) == list(range(10, 201, 10))
     for t in notebook:
         assert ours[t] == pytest.approx(notebook[t], rel=1e-4), (t, ours[t], notebook[t])
+
+
+def _install_advice():
+    """(where, text) of every document a user reads install commands in."""
+    yield "README.md", (ROOT / "README.md").read_text()
+    yield "notebooks/README.md", (ROOT / "notebooks" / "README.md").read_text()
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            text = "".join(cell["source"]) + "".join(
+                "".join(o.get("text", "")) for o in cell.get("outputs", ()))
+            yield path.name, text
+
+
+def test_install_advice_pins_torch():
+    """A bare ``pip install torch`` pulls a multi-GB CUDA build: every command that installs
+    torch pins the CPU build the ``test`` extra names (torch==2.13.0)."""
+    bare = [(where, cmd) for where, text in _install_advice()
+            for cmd in re.findall(r"pip install[^\n`]*", text)
+            if re.search(r"\btorch\b(?!==)", cmd)]
+    assert not bare, f"unpinned torch installs: {bare}"
+    requirements = re.sub(r"#.*", "", (ROOT / "pyproject.toml").read_text())   # no comments
+    pins = re.findall(r'"(torch\b[^"]*)"', requirements)
+    assert pins and set(pins) == {"torch==2.13.0"}, pins
