@@ -17,7 +17,7 @@ from . import dtypes as D
 from . import products
 from .layout import NEEDS_TABLE, adjoint_of
 from .ops import BINARY_LAST, CONST, DIV, LEAF, MM, MUL, SCALAR, node_name
-from .state import thread_state
+from .state import refuse_while_recording, thread_state
 from .tape import Tape
 from .grad_mode import is_anomaly_enabled
 from .tensor import Tensor, _array, _new, _shape
@@ -33,6 +33,7 @@ SECOND_TIME = ("Trying to backward through the graph a second time (or directly 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulates d(sum of tensors * grad_tensors)/d(leaf) into each reached leaf's .grad."""
+    refuse_while_recording("backward()")
     if isinstance(tensors, Tensor):
         tensors = [tensors]
     if grad_tensors is None or isinstance(grad_tensors, Tensor):
@@ -61,6 +62,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=None, materialize_grads=False):
     """The gradients of ``outputs`` with respect to ``inputs``, as a tuple; no .grad is
     touched."""
+    refuse_while_recording("autograd.grad()")
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
@@ -423,6 +425,7 @@ class RemovableHandle:
 
 def register_hook(t, fn):
     """Calls ``fn(grad)`` when t's gradient is computed; a returned tensor replaces it."""
+    refuse_while_recording("register_hook()")
     if not t._rg:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
     if t._tape is None:
@@ -438,6 +441,7 @@ def register_hook(t, fn):
 
 def register_post_accumulate_grad_hook(t, fn):
     """Calls ``fn(t)`` after a backward has accumulated into a leaf's .grad."""
+    refuse_while_recording("register_post_accumulate_grad_hook()")
     if t._tape is not None:
         raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
                            "tensors")

@@ -3,6 +3,7 @@ import numpy as np
 
 from . import dtypes as D
 from .conversion import from_python
+from .state import refuse_while_recording
 from .tensor import Tensor, _array, _from_array, _new, _sizes
 
 _rng = [np.random.default_rng()]
@@ -10,6 +11,7 @@ _rng = [np.random.default_rng()]
 
 def manual_seed(seed):
     """Seeds tapegrad's random generator (NumPy's PCG64: the numbers differ from PyTorch's)."""
+    refuse_while_recording("tg.manual_seed()")
     _rng[0] = np.random.default_rng(int(seed))
 
 
@@ -87,6 +89,7 @@ def zeros_like(t, dtype=None, requires_grad=False):
 
 
 def _random(draw, size, dtype, requires_grad, kernel="normal_kernel_cpu"):
+    refuse_while_recording("a random draw (a replay would reuse the recorded numbers)")
     dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
     shape = _nonnegative(_sizes(size))
     if not dt.is_floating_point:    # PyTorch's words, naming its kernel and its dtype name

@@ -10,8 +10,8 @@ import numpy as np
 
 from . import dtypes as D
 from .ops import CAT, COPYSLICES, EXPAND, GATHER, INDEX, INDEXSELECT, STACK, TRANSPOSE, WHERE
-from .state import current_tape, thread_state
-from .tensor import (Tensor, _array, _as_tensor, _broadcast, _cell, _cstrides, _dim, _from_array,
+from .state import current_tape, refuse_while_recording, thread_state
+from .tensor import (_tracks, Tensor, _array, _as_tensor, _broadcast, _cell, _cstrides, _dim, _from_array,
                      _guard, _index_key,
                      _new, _record, _result_dtype, _shape, _sizes, _slot, _strided, method)
 
@@ -50,7 +50,7 @@ def _guard_index(index):
 def _pick(x, flat, op):
     """The elements of x at flat positions ``flat`` (any shape), recorded as ``op``."""
     out = _new(np.asarray(np.take(_array(x).ravel(), flat)), x._dtype)
-    if x._rg and thread_state().enabled:
+    if _tracks(x._rg):
         out._rg = True
         _record(op, out, x, ints=flat)
     return out
@@ -203,7 +203,7 @@ def _join(tensors, dim, stacked):
     arrays = [_array(t).astype(dt.np, copy=False) for t in tensors]
     value = np.stack(arrays, d) if stacked else np.concatenate(arrays, d)
     out = _new(value, dt)
-    if thread_state().enabled and any(t._rg for t in tensors):
+    if _tracks(any(t._rg for t in tensors)):
         out._rg = True
         tape = current_tape()
         slots = [_slot(t, tape) for t in tensors]        # operands come before the record
@@ -240,7 +240,7 @@ def where(condition, input, other):
     shape = _broadcast(_broadcast(cond.shape, _shape(a)), _shape(b))
     value = np.where(cond, _array(a), _array(b)).astype(dt.np, copy=False)
     out = _new(np.asarray(value), dt)
-    if thread_state().enabled and (a._rg or b._rg):
+    if _tracks(a._rg or b._rg):
         out._rg = True
         if cond.shape != shape:                 # the sweep reads one condition per element
             cond_t = expand(cond_t, shape)
@@ -255,6 +255,7 @@ def where(condition, input, other):
 
 def setitem(x, key, value):
     """x[key] = value: in place; recorded as PyTorch's CopySlices when grad is involved."""
+    refuse_while_recording("item assignment (t[...] = v)")
     val = value if isinstance(value, Tensor) else None
     recording = thread_state().enabled and (x._rg or (val is not None and val._rg))
     if recording and x._rg and x._tape is None:

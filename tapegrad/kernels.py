@@ -599,6 +599,8 @@ def reverse_sweep(R, sv, sg, m, M, av, ag, reach, start, stop, needs):
         op = int(R[r, 0])
         if op >= SCALAR:        # Python-float scalars: inline, no array views
             op -= SCALAR
+            if op > MULTI_LAST:
+                continue        # no gradient (a detach or cast inside a tg.compile recording)
             g = sg[r]
             a = int(R[r, 1])
             c = R[r, 3]

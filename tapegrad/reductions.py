@@ -9,8 +9,7 @@ import numpy as np
 from . import dtypes as D
 from .ops import (AMAX, AMIN, LOGSOFTMAX, LOGSUMEXP, MAXALL, MAXDIM, MAXIMUM, MINALL, MINDIM,
                   MINIMUM, NORM, PROD, PRODDIM, SOFTMAX, STD, VAR)
-from .state import thread_state
-from .tensor import (Tensor, _array, _binary, _dim, _lane_aux, _new, _record, _reduced_dims,
+from .tensor import (_guard_extremes, _tracks, Tensor, _array, _binary, _dim, _lane_aux, _new, _record, _reduced_dims,
                      _shape, method)
 
 # torch.return_types.max / min
@@ -26,7 +25,7 @@ def _lane_op(op, x, dims, value, c=0.0, keepdim=True):
     if not keepdim:
         value = np.asarray(np.squeeze(value, axis=dims))
     out = _new(value, dt)
-    if x._rg and thread_state().enabled:
+    if _tracks(x._rg):
         out._rg = True
         _record(op, out, x, None, c, _lane_aux(_shape(x), dims))
     return out
@@ -60,7 +59,8 @@ def _extreme(x, dim, keepdim, largest, other):
     if not keepdim and v.ndim:
         values, arg = np.squeeze(values, d), np.squeeze(arg, d)
     out = _new(np.asarray(values), x._dtype)
-    if x._rg and thread_state().enabled:
+    if _tracks(x._rg):
+        _guard_extremes(x, largest, d, v.shape, arg)    # inside a tg.compile recording
         out._rg = True
         # the lane map lets a replay find the new arg-extreme of each lane
         _record(MAXDIM if largest else MINDIM, out, x, aux=_lane_aux(v.shape, (d,)), ints=flat)

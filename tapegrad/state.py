@@ -30,6 +30,27 @@ def thread_state():
     return s
 
 
+def refuse_while_recording(what):
+    """Inside a ``tg.compile`` recording, an operation that a replay would not repeat (a
+    backward, an in-place change, a grad assignment, a random draw ...) raises at once:
+    otherwise every later call would silently differ from running the function eagerly."""
+    st = _var.get(None)
+    if st is not None and st.recording is not None:
+        raise RuntimeError(
+            f"tg.compile: {what} inside a compiled function is not supported: a replay would "
+            "not repeat it, so later calls would silently differ from eager ones. Compile the "
+            "part that computes the loss and return the loss; call backward() and update the "
+            "parameters outside the compiled function (or call the function without "
+            "tg.compile).")
+
+
+def recording_active():
+    """True while this thread records a tg.compile function (then every operation on a
+    tensor is recorded, so that a replay recomputes all of it, not only what needs grad)."""
+    st = _var.get(None)
+    return st is not None and st.recording is not None
+
+
 def current_tape():
     """The thread's tape. A long one is started over when no tensor refers to it any more,
     or else replaced by a new one: the old tape then lives only as long as its tensors (an

@@ -14,14 +14,14 @@ import numpy as np
 
 from . import dtypes as D
 from .graph import AccumulateGrad, Node
-from .ops import (ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE, CLONE, CONST, COS, DIV, EXP, EXPM1, ERF, LINK, LEAF,
+from .ops import (BY_CODE, ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE, CLONE, CONST, COS, DIV, EXP, EXPM1, ERF, LINK, LEAF,
                   LOG, LOG1P, MAXD, MAXIMUM, MEAN, MEANDIM, MINIMUM, MM, MUL, NEEDS, NEG,
                   BMM, DOT, MV,
                   PERMUTE, POW, POWC, RECIP, RELU, RPOW, RSQRT, SCALAR, SELECT, SIGMOID, SIN,
                   SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T, TANH, UNSQUEEZE,
                   VIEW)
 from .grad_mode import _anomaly
-from .state import _var, current_tape, thread_state
+from .state import _var, current_tape, recording_active, refuse_while_recording, thread_state
 
 _state_get = _var.get
 
@@ -81,7 +81,8 @@ _erf_each = np.frompyfunc(math.erf, 1, 1)
 
 def _np_erf(x):
     """erf elementwise (NumPy has none; libm's erf through math.erf, exact to the ulp)."""
-    return _erf_each(x).astype(x.dtype if x.dtype.kind == "f" else np.float64)
+    x = np.asarray(x)
+    return np.asarray(_erf_each(x), x.dtype if x.dtype.kind == "f" else np.float64)
 
 
 def _np_sigmoid(x):
@@ -150,6 +151,15 @@ def _shape(x):
 
 
 # ----- recording ---------------------------------------------------------------------
+def _tracks(requires_grad):
+    """Whether to record an operation: grad mode is on and an operand requires grad, or a
+    tg.compile recording is being made. A recording records every operation on tensors,
+    so that its replays recompute all of them: a value computed unrecorded (from a captured
+    tensor, say) would otherwise replay frozen at its recorded value."""
+    st = _state_get(None) or thread_state()
+    return st.enabled and (requires_grad or st.recording is not None)
+
+
 def _source(tape, op, t):
     """A record for a tensor that enters the tape from outside (leaf, constant, old graph)."""
     v = t._v
@@ -319,7 +329,7 @@ def _sbin(code, x, y, z):
     if dt is not y._dtype:
         dt = D.promote(dt, y._dtype)
     out = _scalar_out(x, dt, z)
-    if x._rg or y._rg:
+    if x._rg or y._rg or recording_active():
         tape = _live_tape()
         if tape is not None:
             sx = x._slot if x._tape is tape else _slot(x, tape)
@@ -340,7 +350,7 @@ def _sbin(code, x, y, z):
 def _sconst(code, x, c, z, const_first=False):
     """``code`` applied to Python-float tensor x and Python number c (value z)."""
     out = _scalar_out(x, x._dtype, z)
-    if x._rg:
+    if x._rg or recording_active():
         tape = _live_tape()
         if tape is not None:
             sx = x._slot if x._tape is tape else _slot(x, tape)
@@ -355,7 +365,7 @@ def _sconst(code, x, c, z, const_first=False):
 def _sunary(code, x, z):
     """Elementwise ``code`` of Python-float tensor x (value z)."""
     out = _scalar_out(x, x._dtype, z)
-    if x._rg:
+    if x._rg or recording_active():
         tape = _live_tape()
         if tape is not None:
             sx = x._slot if x._tape is tape else _slot(x, tape)
@@ -405,7 +415,7 @@ def _binary(op, a, b):
         if type(z) is not np.ndarray or z.dtype != dt.np:
             z = np.asarray(z, dt.np)
         out = _new(z, dt)
-    if thread_state().enabled and ((ta and a._rg) or (tb and b._rg)):
+    if _tracks((ta and a._rg) or (tb and b._rg)):
         if not dt.is_floating_point and thread_state().recording is None:
             raise RuntimeError("Only Tensors of floating point and complex dtype can "
                                "require gradients")
@@ -456,7 +466,7 @@ def _unary(op, x, c=0.0, c2=None, keep_int=False):
             else:
                 y = _ARRAY_F[op](v)
         out = _new(np.asarray(y, dt.np), dt)
-    if thread_state().enabled and x._rg:
+    if _tracks(x._rg):
         out._rg = True
         _record(op, out, x, c2 if c2 is not None else None, c)
     return out
@@ -466,7 +476,7 @@ def _strided(op, x, value, base, shape, strides):
     """A view of ``x``: ``value[i] = x[base + sum(i_k * strides_k)]`` over ``shape``."""
     out = _new(value, x._dtype)
     out._ver = _cell(x)
-    if thread_state().enabled and x._rg:
+    if _tracks(x._rg):
         out._rg = True
         _record(op, out, x, None, 0.0, (base, tuple(shape), tuple(strides)))
     return out
@@ -502,7 +512,7 @@ def _reduce(op, x, dim, keepdim, mean):
     with np.errstate(all="ignore"):
         z = np.asarray(f(_array(x), axis=dims, keepdims=bool(keepdim)), dt.np)
     out = _new(z, dt)
-    if thread_state().enabled and x._rg:
+    if _tracks(x._rg):
         count = math.prod(shape[d] for d in dims)
         out._rg = True
         scale = (1.0 / count if count else math.nan) if mean else 1.0
@@ -518,7 +528,7 @@ def _product(op, a, b, value):
                            f"{names.get(a._dtype.name, a._dtype.name)} != "
                            f"{names.get(b._dtype.name, b._dtype.name)}")
     out = _new(value, a._dtype)
-    if thread_state().enabled and (a._rg or b._rg):
+    if _tracks(a._rg or b._rg):
         out._rg = True
         _record(op, out, a, b)
     return out
@@ -532,6 +542,7 @@ def method(fn):
 
 def _inplace(self, op, other):
     """``self = op(self, other)`` written into self's memory; recorded when grad is on."""
+    refuse_while_recording(f"the in-place {BY_CODE[op].name}_()")
     if thread_state().enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
         if self._rg and self._tape is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
@@ -583,6 +594,14 @@ def _guard(t, kind, value):
         return False
     rec.guards.append((t._slot, kind, value))
     return True
+
+
+def _guard_extremes(x, largest, d, shape, arg):
+    """max(dim)/min(dim) of x inside a tg.compile recording: its indices are a value the
+    tape does not recompute, so a replay whose arg-extremes differ records again."""
+    rec = thread_state().recording
+    if rec is not None:
+        rec.guards.append((_slot(x, rec.tape), "argext", (largest, d, tuple(shape), arg)))
 
 
 def _mark_dirty(t):
@@ -714,6 +733,7 @@ class Tensor:
 
     @grad.setter
     def grad(self, value):
+        refuse_while_recording("assigning .grad")
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad "
@@ -743,6 +763,7 @@ class Tensor:
         return self._tape is not None and self._slot in self._tape.retained
 
     def retain_grad(self):
+        refuse_while_recording("retain_grad()")
         if not self._rg:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self._tape is not None:
@@ -784,10 +805,14 @@ class Tensor:
     def detach(self):
         t = _new(self._v, self._dtype)
         t._ver = _cell(self)
+        if recording_active():       # replayed as a copy through which no gradient flows
+            t._rg = True
+            _record(CASTNG, t, self, None, 2.0)
         return t
 
     def detach_(self):
         """Makes this tensor a leaf that does not require grad, in place."""
+        refuse_while_recording("detach_()")
         self._tape, self._slot, self._rg, self._node = None, -1, False, None
         return self
 
@@ -798,6 +823,7 @@ class Tensor:
     @data.setter
     def data(self, value):
         """Swaps in another tensor's value (shared, unrecorded), as PyTorch's ``.data =``."""
+        refuse_while_recording("assigning .data")
         self._v = value._v
         self._dtype = value._dtype
         self._ver = _cell(value)
@@ -1237,9 +1263,11 @@ class Tensor:
         return _inplace(self, DIV, other)
 
     def zero_(self):
+        refuse_while_recording("zero_()")
         return self.fill_(0.0)
 
     def fill_(self, value):
+        refuse_while_recording("fill_()")
         if thread_state().enabled and self._rg:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation." if self._tape is None else
@@ -1254,6 +1282,7 @@ class Tensor:
         return self
 
     def copy_(self, src):
+        refuse_while_recording("copy_()")
         src = _as_tensor(src)
         if thread_state().enabled and (self._rg or src._rg):
             if self._rg and self._tape is None:
@@ -1272,9 +1301,7 @@ class Tensor:
         if isinstance(other, Tensor):
             _broadcast(_shape(self), _shape(other))
         out = _new(np.asarray(f(_array(self), o)), D.bool_)
-        rec = thread_state().recording       # a replay must recompute branch conditions
-        if rec is not None and (self._tape is rec.tape or getattr(other, "_tape", None)
-                                is rec.tape or self._rg or getattr(other, "_rg", False)):
+        if recording_active():               # a replay must recompute branch conditions
             if isinstance(other, Tensor):
                 _record(op, out, self, other)
             else:
@@ -1313,7 +1340,7 @@ class Tensor:
             out = _new(_round(v, dt), dt)
         else:
             out = _from_array(np.array(_array(self), dt.np), dt)
-        if self._rg and thread_state().enabled:
+        if _tracks(self._rg):
             if dt.is_floating_point:
                 out._rg = True
                 _record(CAST, out, self)
@@ -1347,7 +1374,7 @@ class Tensor:
     def clone(self):
         v = self._v
         out = _new(v if type(v) is _float else v.copy(), self._dtype)
-        if self._rg and thread_state().enabled:
+        if _tracks(self._rg):
             out._rg = True
             _record(CLONE, out, self)
         return out
