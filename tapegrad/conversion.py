@@ -121,7 +121,7 @@ def _store(seq, sizes, dim, out, floating, Tensor):
                 warnings.warn("Converting a tensor with requires_grad=True to a scalar may "
                               "lead to unexpected behavior.\nConsider using tensor.detach() "
                               "first.", UserWarning, stacklevel=5)
-            out.append(x.detach().item())
+            out.append(x.item())         # (inside tg.compile: a guard, as any item())
         elif isinstance(x, np.generic):
             out.append(x.item())
         elif _is_sequence(x, Tensor):
