@@ -75,24 +75,27 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not isinstance(t, Tensor) or not t._rg:
             raise RuntimeError(f"One of the differentiated Tensors does not require grad")
     seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
-    tapes = {id(t._tape): t._tape for t, _ in seeds if t._tape is not None}
     results = [None] * len(inputs)
-    for tape in tapes.values():
-        roots = [(t._slot, seed) for t, seed in seeds if t._tape is tape]
+    # Tapes are swept newest first (a link points to an older tape), so that every tape
+    # runs once, with its roots and all the adjoints its links bring to it.
+    pending = {}
+    for t, seed in seeds:
+        if t._tape is not None:
+            pending.setdefault(t._tape.id, (t._tape, []))[1].append((t._slot, seed))
+    while pending:
+        tape, roots = pending.pop(max(pending))
         wanted = [(i, _slot_on(t, tape)) for i, t in enumerate(inputs)]
-        found, onward = _run(tape, roots, bool(retain_graph), set(),
-                             [s for _, s in wanted if s >= 0])
-        if onward:
-            raise NotImplementedError("tapegrad: autograd.grad through a link to another "
-                                      "tape (a freed graph or a tg.compile replay) is not "
-                                      "supported; use backward()")
-        for (i, s), g in zip([w for w in wanted if w[1] >= 0], found):
+        wanted = [(i, s) for i, s in wanted if s >= 0]
+        found, onward = _run(tape, roots, bool(retain_graph), set(), [s for _, s in wanted])
+        for link_tape, link_roots in onward:
+            pending.setdefault(link_tape.id, (link_tape, []))[1].extend(link_roots)
+        for (i, s), g in zip(wanted, found):
             if g is not None:
                 g = np.asarray(g).reshape(_shape(inputs[i]))
                 results[i] = g if results[i] is None else results[i] + g
-    for t, seed in seeds:                 # an output that is itself an input
+    for t, seed in seeds:                 # a leaf output that is itself an input
         for i, x in enumerate(inputs):
-            if x is t:
+            if x is t and t._tape is None:
                 results[i] = seed if results[i] is None else results[i] + seed
     out = []
     for i, (t, g) in enumerate(zip(inputs, results)):
@@ -111,12 +114,15 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 def _slot_on(t, tape):
-    """The slot of tensor t on tape, or -1 when it was not used there."""
+    """The slot of tensor t on tape, or -1 when it was not used there (a leaf has a source
+    record on each tape that used it; its node remembers only the latest)."""
     if t._tape is tape:
         return t._slot
     node = t._node
-    if t._tape is None and node is not None and node.tape_id == tape.id:
-        return node.slot
+    if t._tape is None and node is not None:
+        if node.tape_id == tape.id:
+            return node.slot
+        return next((s for s, n in tape.leaves.items() if n is node), -1)
     return -1
 
 
@@ -160,12 +166,17 @@ def _run(tape, roots, retain_graph, only, wanted=()):
         adjoint_of(r, m, M, sg, ag)[:] += seed.ravel()
     arrays = (R, sv, sg, m, M, av, ag, reach)
     start = max(s for s, _ in roots) // 5
-    for slot in sorted((s for s in tape.hooks if s // 5 <= start), reverse=True):
+    # custom autograd.Functions: the sweep stops at a call's first output, where the
+    # adjoints of all its outputs are final, for its backward in Python (autograd/function.py)
+    calls = {node._first: node for node, _ in tape.functions.values()}
+    for slot in sorted((s for s in {*tape.hooks, *calls} if s // 5 <= start), reverse=True):
         _sweep_down(tape, arrays, start, slot // 5 + 1)
-        shape, dtype, fns = tape.hooks[slot]
+        shape, dtype, fns = tape.hooks.get(slot, (None, None, None))
         if reach[slot // 5] and fns:
             adj = adjoint_of(slot // 5, m, M, sg, ag)
             adj[:] = _call_hooks(fns.values(), adj, shape, dtype).ravel()
+        if slot in calls:
+            calls[slot].backward_in_sweep(arrays, retain_graph)
         start = slot // 5
     _sweep_down(tape, arrays, start, 0)
     _check(tape, R, reach)

@@ -62,11 +62,11 @@ class Node:
         row = BY_CODE[op]
         a, b = tape.operands(self._slot)
         if row.arity < 0:              # cat/stack: a list of inputs
-            return tuple((_node_of(tape, s), 0) for s in tape.multi[self._slot])
+            return tuple(_edge(tape, s) for s in tape.multi[self._slot])
         slots = [a, int(b)] if row.arity == 2 else [a]
         if op == SUB and a < 0:        # 2 - x lists only x, as PyTorch's RsubBackward1
             slots = [int(b)]
-        return tuple((_node_of(tape, s), 0) for s in slots)
+        return tuple(_edge(tape, s) for s in slots)
 
     def __eq__(self, other):
         return isinstance(other, Node) and self._key == other._key
@@ -78,15 +78,20 @@ class Node:
         return f"<{self.name()} object at {id(self):#x}>"
 
 
-def _node_of(tape, slot):
-    """The node an operand slot's gradient flows into (None for constants)."""
+def _edge(tape, slot):
+    """The (node, output number) an operand slot's gradient flows into ((None, 0) for
+    constants): a link stands for what it links to, and the outputs of a custom
+    autograd.Function are its node's outputs 0, 1, ... (autograd/function.py)."""
     if slot < 0:
-        return None
+        return None, 0
     op = tape.op_of(slot)
     if op == LEAF:
-        return tape.leaves.get(slot)
+        return tape.leaves.get(slot), 0
     if op == LINK:
-        return tape.links.get(slot)
+        if slot in tape.functions:
+            return tape.functions[slot]
+        node = tape.links.get(slot)
+        return (None, 0) if node is None else _edge(node._tape, node._slot)
     if op == CONST:
-        return None
-    return Node(tape, slot)
+        return None, 0
+    return Node(tape, slot), 0

@@ -22,7 +22,7 @@ _ids = itertools.count(1)
 class Tape:
     __slots__ = ("rec", "rows", "array_slots", "values", "value_slots", "int_slots", "vsize",
                  "saved", "leaves", "retained", "links", "multi", "hooks", "traces", "dirty",
-                 "freed", "id", "check_at", "keep_all", "consts",
+                 "freed", "id", "check_at", "keep_all", "consts", "functions",
                  "__weakref__")
 
     def __init__(self):
@@ -46,6 +46,8 @@ class Tape:
         self.check_at = 1 << 14  # length at which to look whether any tensor still uses us
         self.keep_all = False    # keep every array value (a tg.compile recording replays them)
         self.consts = {}         # slot -> constant tensor (kept only while keep_all records)
+        self.functions = {}      # slot of an autograd.Function output -> (its node, output
+        #                          number): the sweep stops for its backward (engine._run)
 
     def __len__(self):
         return len(self.rec) // 5

@@ -13,15 +13,17 @@ import weakref
 import numpy as np
 
 from . import dtypes as D
-from .graph import AccumulateGrad, Node
+from .graph import AccumulateGrad, Node, _edge
 from .ops import (BY_CODE, ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE, CLONE, CONST, COS, DIV, EXP, EXPM1, ERF, LINK, LEAF,
                   LOG, LOG1P, MAXD, MAXIMUM, MEAN, MEANDIM, MINIMUM, MM, MUL, NEEDS, NEG,
                   BMM, DOT, MV,
                   PERMUTE, POW, POWC, RECIP, RELU, RPOW, RSQRT, SCALAR, SELECT, SIGMOID, SIN,
                   SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T, TANH, UNSQUEEZE,
                   VIEW)
+from .device import CPU, to_args
 from .grad_mode import _anomaly
 from .state import _var, current_tape, recording_active, refuse_while_recording, thread_state
+from .tensor_api import TensorAPI
 
 _state_get = _var.get
 
@@ -645,7 +647,7 @@ def _index_key(key, nd):
     return steps
 
 
-class Tensor:
+class Tensor(TensorAPI):
     """A multi-dimensional array that records the operations on it for ``backward()``."""
     __slots__ = ("_v", "_dtype", "_rg", "_tape", "_slot", "_grad", "_node", "_ver",
                  "__weakref__")
@@ -676,7 +678,7 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu"
+        return CPU
 
     def is_floating_point(self):
         return self._dtype.is_floating_point
@@ -712,7 +714,7 @@ class Tensor:
 
     @property
     def grad_fn(self):
-        return None if self._tape is None else Node(self._tape, self._slot)
+        return None if self._tape is None else _edge(self._tape, self._slot)[0]
 
     @property
     def _version(self):
@@ -790,7 +792,9 @@ class Tensor:
             _guard(self, "array", np.array(_array(self)))
         return _array(self).tolist()
 
-    def numpy(self):
+    def numpy(self, *, force=False):
+        if force:
+            return self.detach().numpy()
         if self._tape is not None and _guard(self, "array", np.array(_array(self))):
             return _array(self)
         if self._rg:
@@ -1328,11 +1332,11 @@ class Tensor:
         return self._compare(other, np.greater_equal, GE)
 
     # ----- dtype ------------------------------------------------------------------------
-    def to(self, dtype=None, copy=False):
-        """A copy in another dtype (gradients flow back in this tensor's dtype)."""
-        if isinstance(dtype, str) and dtype == "cpu":
-            return self
-        dt = D.as_dtype(dtype)
+    def to(self, *args, **kwargs):
+        """A copy in another dtype (gradients flow back in this tensor's dtype); the device
+        can only be the CPU."""
+        dtype, copy = to_args(args, kwargs)
+        dt = D.as_dtype(dtype) or self._dtype
         if dt is self._dtype and not copy:
             return self
         v = self._v
@@ -1354,7 +1358,7 @@ class Tensor:
             return "tapegrad." + {"float32": "FloatTensor", "float64": "DoubleTensor",
                                   "int64": "LongTensor", "bool": "BoolTensor"}.get(
                 self._dtype.name, self._dtype.name)
-        return self.to(dtype)
+        return self.to(getattr(dtype, "dtype", dtype))    # tg.FloatTensor: its dtype
 
     def float(self):
         return self.to(D.float32)

@@ -590,3 +590,39 @@ def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         tg.load(tmp_path / "nope.tg")
     assert Path(tmp_path).exists() and not os.listdir(tmp_path)
+
+
+# ----- real modules and optimizers -------------------------------------------------------------
+def _trained(seed_value):
+    tg.manual_seed(seed_value)
+    model = tg.nn.Sequential(tg.nn.Linear(3, 4), tg.nn.ReLU(), tg.nn.Linear(4, 1))
+    optimizer = tg.optim.Adam(model.parameters(), lr=0.01)
+    x, y = tg.randn(8, 3), tg.randn(8, 1)
+    for _ in range(3):
+        loss = ((model(x) - y) ** 2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model, optimizer, x, y
+
+
+def test_a_checkpoint_of_a_module_and_its_optimizer_resumes_training(tmp_path):
+    """Save after 3 steps, load into fresh objects, and the next steps are those of the
+    original (the README's example)."""
+    model, optimizer, x, y = _trained(0)
+    tg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 3},
+            tmp_path / "checkpoint.tg")
+    checkpoint = tg.load(tmp_path / "checkpoint.tg")
+    assert_same(checkpoint["model"], model.state_dict())
+    assert checkpoint["epoch"] == 3
+    model2, optimizer2, _, _ = _trained(1)            # other weights, other Adam state
+    model2.load_state_dict(checkpoint["model"])
+    optimizer2.load_state_dict(checkpoint["optimizer"])
+    for m, opt in ((model, optimizer), (model2, optimizer2)):
+        for _ in range(2):
+            loss = ((m(x) - y) ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for a, b in zip(model.parameters(), model2.parameters()):
+        np.testing.assert_array_equal(_values(a), _values(b))
