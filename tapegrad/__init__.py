@@ -11,6 +11,7 @@ from .indexing import cat, concat, concatenate, stack, where
 from .reductions import vector_norm
 # from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)  TODO port
 from .legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor
+from .serialization import load, save
 from .tensor import Size, Tensor
 from . import tensor_api as _tensor_api
 from .tensor_api import is_tensor

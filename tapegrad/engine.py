@@ -17,6 +17,7 @@ import weakref
 
 import numpy as np
 
+from . import dtypes as D
 from . import leaves, products
 from .grad_mode import is_anomaly_enabled
 from .layout import AOBJ, BIG, BOBJ, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
@@ -194,12 +195,7 @@ def _seed(i, t, g):
         raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
                            f"{_size_repr(_shape(g))} and output[{i}] has a shape of "
                            f"{_size_repr(shape)}.")
-    if not g.dtype.is_floating_point:
-        raise RuntimeError(f"For complex Tensors, both grad_output and output are required to "
-                           f"have the same dtype. Mismatch in dtype: grad_output[{i}] has a "
-                           f"dtype of {g.dtype} and output[{i}] has a dtype of {t.dtype}."
-                           .replace("tapegrad.", "torch."))
-    return t, np.asarray(_array(g), np.float64)
+    return t, np.asarray(_array(g), np.float64)     # int and bool gradients cast, as PyTorch
 
 
 def _size_repr(shape):
@@ -486,10 +482,16 @@ def _call_hooks(hooks, adj, shape, dtype):
     g = _new(np.array(adj.reshape(shape), dtype.np), dtype)
     for fn in list(hooks):
         res = fn(g)
-        if res is not None:
+        if res is not None:                       # PyTorch's checks, in its order and words
+            if not isinstance(res, Tensor):
+                raise TypeError(f"expected Variable, but hook returned "
+                                f"'{type(res).__name__}'")
+            name = getattr(fn, "__name__", "<unknown>")
+            if res._dtype is not dtype:
+                raise RuntimeError(f"hook '{name}' has changed the type of value (was "
+                                   f"{D.tensor_type(dtype)} got {D.tensor_type(res._dtype)})")
             if _shape(res) != shape:
-                raise RuntimeError(f"hook returned a gradient of shape {list(_shape(res))} for "
-                                   f"a tensor of shape {list(shape)}")
+                raise RuntimeError(f"hook '{name}' has changed the size of value")
             g = res
     return np.asarray(_array(g), np.float64)
 

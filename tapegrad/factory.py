@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from . import dtypes as D
+from .conversion import from_python
 from .device import on_cpu
 from .state import refuse_while_recording
 from .tensor import Tensor, _array, _from_array, _new, _sizes
@@ -20,28 +21,22 @@ def manual_seed(seed):
 def _infer(data, dtype=None):
     """A NumPy array from Python data, typed as PyTorch would type it (or as ``dtype``)."""
     if isinstance(data, np.ndarray):
-        if data.dtype == object:
-            raise TypeError("can't convert np.ndarray of type numpy.object_. The only "
-                            "supported types are: float64, float32, int64, int32, int16, "
-                            "int8, uint8, and bool.")
-        D.from_numpy(data.dtype)
+        D.from_numpy(data.dtype)    # PyTorch's TypeError for the dtypes tapegrad has not
+        if dtype is not None and data.dtype != dtype.np:
+            with np.errstate(all="ignore"):     # an array is cast silently, as PyTorch's
+                return data.astype(dtype.np)
         return data
-    if isinstance(data, (str, bytes)):
-        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
-    try:
-        a = np.array(data)
-    except ValueError as e:     # ragged nested lists
-        raise ValueError(f"expected sequence of equal lengths: {e}") from None
-    if a.dtype == object or a.dtype.kind in "USV":
-        raise TypeError(f"new(): invalid data type '{a.dtype}'" if a.dtype.kind in "USV" else
-                        "Could not infer dtype of " + type(data).__name__)
-    if dtype is not None:
-        a = a.astype(dtype.np)
-    elif a.dtype.kind == "f":
-        a = a.astype(D.DEFAULT_FLOAT.np)
-    elif a.dtype.kind in "iu":
-        a = a.astype(np.int64)
-    return a
+    # numbers and nested sequences: read as torch.tensor reads them, with its errors
+    return from_python(data, dtype)
+
+
+def _nonnegative(shape):
+    """``shape``, after PyTorch's check that no size is negative."""
+    for n in shape:
+        if n < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: "
+                               f"{list(shape)}")
+    return shape
 
 
 def _grad_leaf(t, requires_grad):
@@ -67,7 +62,7 @@ def tensor(data, dtype=None, requires_grad=False):
 
 def _filled(fill, size, dtype, requires_grad):
     dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
-    t = _from_array(np.full(_sizes(size), fill, dt.np), dt)
+    t = _from_array(np.full(_nonnegative(_sizes(size)), fill, dt.np), dt)
     return _grad_leaf(t, requires_grad)
 
 
@@ -134,12 +129,13 @@ def full_like(input, fill_value, dtype=None, requires_grad=False):
                    requires_grad)
 
 
-def _random(draw, size, dtype, requires_grad):
+def _random(draw, size, dtype, requires_grad, kernel="normal_kernel_cpu"):
     refuse_while_recording("a random draw (a replay would reuse the recorded numbers)")
     dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
-    if not dt.is_floating_point:
-        raise RuntimeError(f'"normal_kernel_cpu" not implemented for \'{dt.name}\'')
-    a = draw(_rng[0], _sizes(size), dt.np)
+    shape = _nonnegative(_sizes(size))
+    if not dt.is_floating_point:    # PyTorch's words, naming its kernel and its dtype name
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{D.scalar_name(dt)}\'')
+    a = draw(_rng[0], shape, dt.np)
     t = _from_array(np.asarray(a, dt.np), dt)
     return _grad_leaf(t, requires_grad)
 
@@ -161,7 +157,8 @@ def randn(*sizes, size=None, dtype=None, requires_grad=False):
 @on_cpu
 def rand(*sizes, size=None, dtype=None, requires_grad=False):
     """Uniform samples on [0, 1) (seed with ``tg.manual_seed``)."""
-    return _random(_uniform, _size("rand", sizes, size), dtype, requires_grad)
+    return _random(_uniform, _size("rand", sizes, size), dtype, requires_grad,
+                   kernel="check_uniform_bounds")
 
 
 @on_cpu
@@ -171,7 +168,8 @@ def randn_like(input, dtype=None, requires_grad=False):
 
 @on_cpu
 def rand_like(input, dtype=None, requires_grad=False):
-    return _random(_uniform, _like("rand_like", input), dtype or input.dtype, requires_grad)
+    return _random(_uniform, _like("rand_like", input), dtype or input.dtype, requires_grad,
+                   kernel="check_uniform_bounds")
 
 
 # ----- ranges ---------------------------------------------------------------------------

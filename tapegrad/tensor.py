@@ -477,7 +477,7 @@ def _reduce(op, x, dim, keepdim, mean):
     dt = x._dtype
     if mean and not dt.is_floating_point:
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either "
-                           "a floating point or complex dtype. Got: " + dt.name.capitalize())
+                           "a floating point or complex dtype. Got: " + D.scalar_name(dt))
     if not dt.is_floating_point:
         dt = D.int64
     v = x._v
@@ -760,11 +760,15 @@ class Tensor(TensorAPI):
                     f"attempting to assign a gradient of size '{list(_shape(value))}' to a "
                     f"tensor of size '{list(_shape(self))}'. Please ensure that the gradient "
                     "and the tensor are the same size")
-            if value._dtype is not self._dtype:
-                raise RuntimeError("attempting to assign a gradient with dtype "
-                                   f"'{value._dtype.name}' to a tensor with dtype "
-                                   f"'{self._dtype.name}'. Please ensure that the gradient "
-                                   "and the tensor have the same dtype")
+            if value._dtype is not self._dtype:       # PyTorch 2.13's words
+                raise RuntimeError(
+                    f"attempting to assign a gradient with dtype '{D.cpp_name(value._dtype)}' "
+                    f"to a tensor with grad_dtype '{D.scalar_name(self._dtype)}'. The gradient "
+                    "must match the tensor's grad_dtype (defaults to the tensor's dtype). You "
+                    "can set the tensor's grad_dtype attribute with a specific dtype, or None "
+                    "to allow any dtype. Set grad_dtype with caution. Diverging the dtypes of a "
+                    "tensor and its gradient may break downstream systems that assume they "
+                    "match.")
             if type(value._v) is _float:
                 value = _new(np.array(value._v, value._dtype.np), value._dtype)
         node = self._node if self._tape is None else None
@@ -854,6 +858,8 @@ class Tensor(TensorAPI):
         self._ver = _cell(value)
 
     def __float__(self):
+        if self.numel() != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return _float(self.item())
 
     def __int__(self):
@@ -1012,6 +1018,8 @@ class Tensor(TensorAPI):
             return _sconst(_S_POWC, self, _float(exponent), a ** exponent)
         if isinstance(exponent, Tensor):
             return _binary(POW, self, exponent)
+        if isinstance(exponent, _int) and exponent < 0 and not self._dtype.is_floating_point:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
         return _unary(POWC, self, _float(exponent), keep_int=isinstance(exponent, _int))
 
     def exp(self):
@@ -1164,6 +1172,9 @@ class Tensor(TensorAPI):
         if self.ndim != 1 or other.ndim != 1:
             raise RuntimeError(f"1D tensors expected, but got {self.ndim}D and {other.ndim}D "
                                "tensors")
+        if self._dtype is not other._dtype:
+            raise RuntimeError("dot : expected both vectors to have same dtype, but found "
+                               f"{D.scalar_name(self._dtype)} and {D.scalar_name(other._dtype)}")
         n, m = self._v.shape[0], other._v.shape[0]
         if n != m:
             raise RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] "
@@ -1173,8 +1184,8 @@ class Tensor(TensorAPI):
 
     def mv(self, vec):
         if self.ndim != 2 or vec.ndim != 1:
-            raise RuntimeError(f"vector + matrix @ vector expected, got {vec.ndim}, "
-                               f"{self.ndim}, {vec.ndim}")
+            raise RuntimeError(f"vector + matrix @ vector expected, got 1, {self.ndim}, "
+                               f"{vec.ndim}")
         (n, p), q = self._v.shape, vec._v.shape[0]
         if p != q:
             raise RuntimeError(f"size mismatch, got input ({n}), mat ({n}x{p}), vec ({q})")
@@ -1188,12 +1199,12 @@ class Tensor(TensorAPI):
             from .indexing import advanced_index
             return advanced_index(self, key)
         cur, d = self, 0
-        for kind, k in steps:
+        for at, (kind, k) in enumerate(steps):  # at: the dim errors name, as PyTorch
             if kind == "none":
                 cur = cur.unsqueeze(d)
                 d += 1
             elif kind == "int":
-                cur = _select(cur, d, k)
+                cur = _select(cur, d, k, at)
             else:
                 size = cur._v.shape[d]
                 start, stop, step = k.indices(size)
@@ -1402,10 +1413,12 @@ class Tensor(TensorAPI):
         return self
 
 
-def _select(x, d, i):
+def _select(x, d, i, at=None):
+    """x[..., i] on dim ``d``; an error names dim ``at`` (the key's position) when given."""
     shape = x._v.shape
     if not -shape[d] <= i < shape[d]:
-        raise IndexError(f"index {i} is out of bounds for dimension {d} with size {shape[d]}")
+        raise IndexError(f"index {i} is out of bounds for dimension {d if at is None else at} "
+                         f"with size {shape[d]}")
     i %= shape[d]
     st = _cstrides(shape)
     v = x._v[(slice(None),) * d + (i, Ellipsis)]
