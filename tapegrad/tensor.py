@@ -853,6 +853,9 @@ class Tensor(TensorAPI):
     def data(self, value):
         """Swaps in another tensor's value (shared, unrecorded), as PyTorch's ``.data =``."""
         refuse_while_recording("assigning .data")
+        if self._tape is None and (value._dtype is not self._dtype
+                                   or _shape(value) != _shape(self)):
+            self._node = None        # a leaf's grad storage has the old dtype and shape
         self._v = value._v
         self._dtype = value._dtype
         self._ver = _cell(value)
