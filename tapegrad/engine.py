@@ -19,13 +19,15 @@ import numpy as np
 
 from . import dtypes as D
 from . import leaves, products
+from .graph import AccumulateGrad
 from .grad_mode import is_anomaly_enabled
-from .layout import AOBJ, BIG, BOBJ, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
-from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, LINK, MUL, NEEDS,
+from .layout import BIG, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
+from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, MUL, NEEDS,
                   node_name)
 from .recording import _INPLACE
 from .state import refuse_while_recording, thread_state
-from .tensor import Tensor, _array, _new, _shape
+from .base import TensorBase as Tensor
+from .face import _array, _new, _shape, _tensor_from
 
 _ACCUMULATE = threading.RLock()   # .grad accumulation, as PyTorch locks AccumulateGrad
 _F32 = np.empty(0, np.float32)
@@ -189,8 +191,7 @@ def _seed(i, t, g):
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
         return t, np.ones(shape)
     if not isinstance(g, Tensor):
-        from .factory import tensor
-        g = tensor(g, dtype=t.dtype)
+        g = _tensor_from(g, dtype=t.dtype)
     if _shape(g) != shape:
         raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
                            f"{_size_repr(_shape(g))} and output[{i}] has a shape of "
@@ -585,7 +586,6 @@ def register_post_accumulate_grad_hook(t, fn):
 
 def _leaf_node(t):
     """The leaf's AccumulateGrad node, with its grad storage."""
-    from .graph import AccumulateGrad
     node = t._node
     if node is None:
         node = t._node = AccumulateGrad(t)
@@ -593,6 +593,3 @@ def _leaf_node(t):
         leaves.attach(node, _shape(t), t._dtype.np)
     return node
 
-
-Tensor.register_hook = register_hook
-Tensor.register_post_accumulate_grad_hook = register_post_accumulate_grad_hook
