@@ -18,7 +18,7 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: 03944950875c7429
+# kernel sources: aa523789b49a70af
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
@@ -35,7 +35,10 @@ from .ptr import DATA_OFFSET, as_u8_ptr, load_i64, view_f32, view_f64
 
 from .kernels_grads import (_binary, _copyslices, _gather, _lane, _matmul, _multi,
                             _unary)
-from .kernels_tape import (_adjoint, _int_list, _is_scalar, _needs_grad, _row, _walk)  # noqa: F401
+from .kernels_tape import (_adjoint, _bcast_strides, _int_list, _is_scalar,  # noqa: F401
+                           _needs_grad, _row, _saved, _shape, _size, _stride_walk,
+                           _walk)
+from .kernels_base import jit  # noqa: F401,F811  (the replay kernels take it from here)
 
 
 # ----- the sweep ----------------------------------------------------------------------

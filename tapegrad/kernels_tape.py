@@ -1,6 +1,6 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, and strided walks."""
-# kernel sources: 03944950875c7429
+# kernel sources: aa523789b49a70af
 import numpy as np
 from numba import njit
 
