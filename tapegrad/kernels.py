@@ -18,7 +18,7 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: aa523789b49a70af
+# kernel sources: e1f7102f439d59a0
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
@@ -38,7 +38,6 @@ from .kernels_grads import (_binary, _copyslices, _gather, _lane, _matmul, _mult
 from .kernels_tape import (_adjoint, _bcast_strides, _int_list, _is_scalar,  # noqa: F401
                            _needs_grad, _row, _saved, _shape, _size, _stride_walk,
                            _walk)
-from .kernels_base import jit  # noqa: F401,F811  (the replay kernels take it from here)
 
 
 # ----- the sweep ----------------------------------------------------------------------
