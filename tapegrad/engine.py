@@ -154,13 +154,15 @@ def _backward_all(tape, root, retain):
     slot, seed = root
     objs = tape.objs
     freed = tape.freed
+    check = freed is not None               # swept before: a freed record must not run
     if freed is None:
         freed = tape.freed = np.zeros(len(tape), np.uint8)
     reached = backward_all(np.frombuffer(tape.rec, np.uint8),
                            np.frombuffer(tape.static, np.int64),
                            np.frombuffer(tape.dyn, np.int64),
                            np.fromiter(map(id, objs), np.int64, len(objs)), slot,
-                           seed.reshape(-1), _F32 if tape.dtypes == 1 else _F64, freed, retain)
+                           seed.reshape(-1), _F32 if tape.dtypes == 1 else _F64, freed, check,
+                           retain)
     if reached < 0:
         raise RuntimeError(SECOND_TIME)
     if not retain and reached == len(freed):
@@ -327,10 +329,13 @@ class _Sweep:
         accumulation, then post-accumulate hooks."""
         if not _DEFERRED:
             return
-        for node in list(_DEFERRED):
+        for key, node in list(_DEFERRED.items()):
+            t = node.variable
+            if t is None:                 # the leaf is gone
+                del _DEFERRED[key]
+                continue
             if node.tape_id != self.tape.id:
                 continue
-            t = node.variable
             g = self.leaf_adjoint(node)
             if t is None or g is None:
                 continue
@@ -497,7 +502,7 @@ def _call_hooks(hooks, adj, shape, dtype):
     return np.asarray(_array(g), np.float64)
 
 
-_DEFERRED = weakref.WeakSet()   # leaf nodes the engine accumulates (hooks, a user's grad)
+_DEFERRED = {}   # id -> leaf node the engine accumulates (hooks, a user's grad)
 
 
 def update_deferred(t):
@@ -507,7 +512,10 @@ def update_deferred(t):
         return
     on = bool(node.hooks or node.post_hooks) or (t._grad is not None and not _owns(node, t._grad))
     leaves.set_deferred(node, on)
-    (_DEFERRED.add if on else _DEFERRED.discard)(node)
+    if on:
+        _DEFERRED[id(node)] = node
+    else:
+        _DEFERRED.pop(id(node), None)
 
 
 def _owns(node, g):
@@ -593,3 +601,10 @@ def _leaf_node(t):
         leaves.attach(node, _shape(t), t._dtype.np)
     return node
 
+
+
+def grad_storage(t):
+    """The storage a leaf's grad lives in, which the sweep writes: the leaf's buffer (an
+    array leaf), or the page of cells its cell belongs to (a 0-d leaf)."""
+    node = _leaf_node(t)
+    return node.buf if node.buf is not None else node.page.raw

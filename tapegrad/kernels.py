@@ -18,7 +18,7 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: e1f7102f439d59a0
+# kernel sources: 4d81a9776f5d76df
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
@@ -156,9 +156,11 @@ def sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
             g = sg[r]
             a = h >> SHIFT
             c = rd[3 * r + 1]
-            # values in the sweep's dtype (a float32 tape computes in float32)
+            # values in the sweep's dtype (a float32 tape computes in float32); the operands
+            # are marked reached here (a tape of scalars needs no reach pass before)
             x = _f(rd[3 * a + 2], g)
             out = _f(rd[3 * r + 2], g)
+            reach[a] = 1
             if fam == F_BINARY:
                 if h & CONST_B:
                     da, db = binary_grad(op, g, x, _f(c, g), out, zero)
@@ -171,6 +173,7 @@ def sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
                     da, db = binary_grad(op, g, x, _f(rd[3 * b + 2], g), out, zero)
                     sg[a] += da
                     sg[b] += db
+                    reach[b] = 1
             elif fam == F_UNARY:
                 sg[a] += unary_grad(op, g, x, out, c)
             continue
@@ -201,11 +204,13 @@ def sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
 
 
 @jit
-def backward_all(rec, static, dyn, ids, root, seed, like, freed, retain):
+def backward_all(rec, static, dyn, ids, root, seed, like, freed, check, retain):
     """A whole backward in one call, for the common case (one root; no hooks, links,
     retained or deferred leaves, large products): reach, adjoints, sweep, leaves, and
-    marking what it freed (``freed``; ``retain``: nothing). Returns the number of records
-    reached, or -1 (nothing done) when a reached record was freed before."""
+    marking what it freed (``freed``; ``retain``: nothing). ``check``: the tape was swept
+    before (a reached record it freed must raise). Returns the number of records reached,
+    or -1 (nothing done) when a reached record was freed before. A tape of scalars only,
+    swept for the first time, needs no reach pass: the sweep marks as it goes."""
     rq = rec.view(np.int64)
     rd = rec.view(np.float64)
     ms = static.reshape(-1, STATIC_WIDTH)
@@ -215,22 +220,26 @@ def backward_all(rec, static, dyn, ids, root, seed, like, freed, retain):
     n = rq.shape[0] // 3
     reach = np.zeros(n, np.uint8)
     off = np.full(ms.shape[0], -1, np.int64)
-    roots = np.full(1, root, np.int64)
-    total = prepare(rq, rd, ms, md, ptrs, roots, False, like.itemsize == 4, reach, off)
-    count = 0
-    for r in range(root + 1):
-        if reach[r]:
-            count += 1
-            if freed[r]:
-                return -1
+    if ms.shape[0] > 0 or check:
+        roots = np.full(1, root, np.int64)
+        total = prepare(rq, rd, ms, md, ptrs, roots, False, like.itemsize == 4, reach, off)
+        if check:
+            for r in range(root + 1):
+                if reach[r] and freed[r]:
+                    return -1
+    else:
+        reach[root] = 1
+        total = 0
     work = np.zeros(total, like.dtype)
     sg = np.zeros(n, like.dtype)
     g = _adjoint(rq, rd, ms, md, sg, off, work, root)
     for i in range(g.shape[0]):
         g[i] += seed[i]
     sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, root, 0, False)
-    if not retain:
-        for r in range(root + 1):
-            if reach[r] and NEEDS[rq[3 * r] & OPMASK] != 0:
+    count = 0
+    for r in range(root + 1):
+        if reach[r]:
+            count += 1
+            if not retain and NEEDS[rq[3 * r] & OPMASK] != 0:
                 freed[r] = 1
     return count

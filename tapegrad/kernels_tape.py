@@ -1,6 +1,6 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, and strided walks."""
-# kernel sources: e1f7102f439d59a0
+# kernel sources: 4d81a9776f5d76df
 import numpy as np
 from numba import njit
 

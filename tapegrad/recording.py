@@ -13,9 +13,10 @@ import weakref
 import numpy as np
 
 from .graph import AccumulateGrad, Node
-from .layout import (BIG, BLAS_MIN, CONST_A, CONST_B, DYN, F32, RECORD, RECORD_SIZE, SCALAR,
-                     SHIFT, _rows, static_row)
-from .leaves import attach
+from .layout import (BIG, BLAS_MIN, CELL, CONST_A, CONST_B, DYN, F32, RECORD, RECORD_SIZE,
+                     SCALAR, SHIFT, _rows, static_row)
+from .dtypes import float32 as _F32
+from .leaves import _POOL, attach
 from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_SETITEM, LEAF, LINK,
                   MAXD, MM, MUL, MV, NEEDS)
 from .grad_mode import _anomaly
@@ -25,6 +26,7 @@ _float = float
 _CROSS = frozenset((MUL, MM, BMM, DOT, MV))    # d(ab)/da = b, d(ab)/db = a
 _pack = RECORD.pack
 _dyn = DYN.pack
+_cell = _POOL.cell
 _B_CONST = (F_BINARY, F_SETITEM, F_COMPARE)   # families whose b may be a Python number
 _INPLACE = [0]        # in-place changes so far (a tape saved before and none since: no check)
 
@@ -57,9 +59,26 @@ def _source(t, tape):
     node = t._node
     if node is None:
         node = t._node = AccumulateGrad(t)
-    if node.tape_id == tape.id:
+    elif node.tape_id == tape.id:
         return node.slot
     v = t._v
+    if type(v) is _float and t._rg:            # a 0-d leaf (scalar graphs have many)
+        if node.page is None:
+            node.page, node.cell = _cell()
+            node.addr = node.page.addr + node.cell * CELL
+        leaves = tape.leaf_nodes
+        if t._dtype is _F32:
+            head = LEAF | SCALAR | F32 | len(leaves) << SHIFT
+            tape.dtypes |= 1
+        else:
+            head = LEAF | SCALAR | len(leaves) << SHIFT
+            tape.dtypes |= 2
+        leaves.append(node)
+        rec = tape.rec
+        node.slot = slot = len(rec) // RECORD_SIZE
+        rec += _pack(head, node.addr, v)
+        node.tape_id = tape.id
+        return slot
     flag = _dtype_flag(tape, t._dtype)
     scalar = type(v) is _float
     if not scalar:
