@@ -344,6 +344,134 @@ def methods_source():
     return "\n".join(out)
 
 
+# The sweep, written twice from one template: a "core" tier with the families most tapes
+# use (elementwise, sums, matrix products, views) and a "full" tier with all of them, so
+# that a tape of the core families compiles (once, cached) only what it runs.
+SWEEP_TEMPLATE = '''@jit
+def sweep{tier}(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
+    """Accumulates adjoints from record ``start`` down to record ``stop`` (reached ones)."""
+    cbuf = np.zeros(8, sg.dtype)
+    zero = cbuf[7]
+    for r in range(start, stop - 1, -1):
+        if reach[r] == 0:
+            continue
+        h = rq[3 * r]
+        op = h & OPMASK
+        fam = FAMILY[op]
+        if fam == F_SOURCE:
+            if op == LEAF and not stage:
+                _leaf(r, h, rq, rd, ms, md, sg, off, work)
+            continue
+        if h & SCALAR:          # Python-float scalars: inline, no array views
+            g = sg[r]
+            a = h >> SHIFT
+            c = rd[3 * r + 1]
+            # values in the sweep's dtype (a float32 tape computes in float32); the operands
+            # are marked reached here (a tape of scalars needs no reach pass before)
+            x = _f(rd[3 * a + 2], g)
+            out = _f(rd[3 * r + 2], g)
+            reach[a] = 1
+            if fam == F_BINARY:
+                if h & CONST_B:
+                    da, db = binary_grad(op, g, x, _f(c, g), out, zero)
+                    sg[a] += da
+                elif h & CONST_A:
+                    da, db = binary_grad(op, g, _f(c, g), x, out, zero)
+                    sg[a] += db
+                else:
+                    b = int(c)
+                    da, db = binary_grad(op, g, x, _f(rd[3 * b + 2], g), out, zero)
+                    sg[a] += da
+                    sg[b] += db
+                    reach[b] = 1
+            elif fam == F_UNARY:
+                sg[a] += unary_grad(op, g, x, out, c)
+            continue
+        if fam == F_BINARY:
+            _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
+        elif fam == F_UNARY:
+            _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
+        elif fam == F_REDUCE:   # d/dx sum = 1 (times 1/count for mean), broadcast back
+            a = h >> SHIFT
+            if _needs_grad(rq, a):
+                _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
+                      _adjoint(rq, rd, ms, md, sg, off, work, a), False, rd[3 * r + 1])
+{lane}        elif fam == F_MATMUL:
+            _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
+        elif fam == F_STRIDED:  # a view: scatter the adjoint back to where it came from
+            a = h >> SHIFT
+            if _needs_grad(rq, a):
+                _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
+                      _adjoint(rq, rd, ms, md, sg, off, work, a), True, 1.0)
+{rest}
+
+@jit
+def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, retain):
+    """A whole backward in one call, for the common case (one root; no hooks, links,
+    retained or deferred leaves, large products): reach, adjoints, sweep, leaves, and
+    marking what it freed (``freed``; ``retain``: nothing). ``check``: the tape was swept
+    before (a reached record it freed must raise). Returns the number of records reached,
+    or -1 (nothing done) when a reached record was freed before. A tape of scalars only,
+    swept for the first time, needs no reach pass: the sweep marks as it goes."""
+    ptrs = np.empty(ids.shape[0], np.int64)
+    data_pointers(ids, ptrs)
+    n = rq.shape[0] // 3
+    reach = np.zeros(n, np.uint8)
+    off = np.full(ms.shape[0], -1, np.int64)
+    if ms.shape[0] > 0 or check:
+        roots = np.full(1, root, np.int64)
+        total = prepare(rq, rd, ms, md, ptrs, roots, False, like.itemsize == 4, reach, off)
+        if check:
+            for r in range(root + 1):
+                if reach[r] and freed[r]:
+                    return -1
+    else:
+        reach[root] = 1
+        total = 0
+    work = np.zeros(total, like.dtype)
+    sg = np.zeros(n, like.dtype)
+    g = _adjoint(rq, rd, ms, md, sg, off, work, root)
+    for i in range(g.shape[0]):
+        g[i] += seed[i]
+    sweep{tier}(rq, rd, ms, md, ptrs, sg, reach, off, work, root, 0, False)
+    count = 0
+    for r in range(root + 1):
+        if reach[r]:
+            count += 1
+            if not retain and NEEDS[rq[3 * r] & OPMASK] != 0:
+                freed[r] = 1
+    return count
+'''
+LANE_BRANCH = """        elif fam == F_LANE:
+            _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
+"""
+REST_BRANCHES = """        elif fam == F_GATHER:
+            _gather(r, h, rq, rd, ms, md, ptrs, sg, off, work)
+        elif fam == F_MULTI:
+            _multi(r, rq, rd, ms, md, ptrs, sg, off, work)
+        elif fam == F_SETITEM:
+            _copyslices(r, h, rq, rd, ms, md, ptrs, sg, off, work)
+"""
+
+
+def sweeps_source():
+    """sweep / backward_all (core families) and sweep_full / backward_all_full."""
+    out = [HEADER, "import numpy as np\n",
+           "from ..kernels import _leaf, data_pointers, prepare",
+           "from ..kernels_base import _f, jit",
+           "from ..kernels_grads import (_binary, _copyslices, _gather, _lane, _matmul, _multi,",
+           "                             _unary)",
+           "from ..kernels_tape import _adjoint, _needs_grad, _row, _walk",
+           "from ..layout import CONST_A, CONST_B, OPMASK, SCALAR, SHIFT",
+           "from ..ops import (F_BINARY, F_GATHER, F_LANE, F_MATMUL, F_MULTI, F_REDUCE, F_SETITEM,",
+           "                   F_SOURCE, F_STRIDED, F_UNARY, FAMILY, LEAF, NEEDS)",
+           "from .elementwise import binary_grad, unary_grad", "", ""]
+    core = SWEEP_TEMPLATE.format(tier="", lane="", rest="")
+    full = SWEEP_TEMPLATE.format(tier="_full", lane=LANE_BRANCH, rest=REST_BRANCHES)
+    out += [core.rstrip(), "", "", full.rstrip(), ""]
+    return "\n".join(out)
+
+
 def formulas_source():
     """Each operand's gradient as Tensor operations (recorded: create_graph)."""
     out = [HEADER, "import math  # noqa: F401\n",
@@ -364,6 +492,7 @@ def formulas_source():
 
 FILES = {"elementwise.py": elementwise_source, "tables.py": tables_source,
          "methods.py": methods_source, "operators.py": operators_source,
+         "sweeps.py": sweeps_source,
          "formulas.py": formulas_source,
          "__init__.py": lambda: HEADER.replace("from the op table", "package of the code "
                                                 "written from the op table")}
@@ -374,9 +503,9 @@ FILES = {"elementwise.py": elementwise_source, "tables.py": tables_source,
 # Every kernel module carries a stamp line with a hash of all of them (stamps left out).
 KERNEL_SOURCES = ("ops.py", "layout.py", "ptr.py", "kernels_base.py", "kernels_tape.py",
                   "kernels_grads.py", "kernels.py", "replay_kernels.py",
-                  "_generated/elementwise.py")
+                  "_generated/elementwise.py", "_generated/sweeps.py")
 STAMPED = ("kernels_tape.py", "kernels_grads.py", "kernels.py", "replay_kernels.py",
-           "_generated/elementwise.py")
+           "_generated/elementwise.py", "_generated/sweeps.py")
 STAMP = "# kernel sources: "
 
 
@@ -385,14 +514,14 @@ def _unstamped(text):
 
 
 def sources_hash(root=HERE, generated=None):
-    """The hash of every kernel source (``generated``: the elementwise code to count
-    instead of the file's)."""
+    """The hash of every kernel source (``generated``: the generated texts to count
+    instead of the files)."""
     import hashlib
     h = hashlib.sha256()
     for name in KERNEL_SOURCES:
         path = os.path.join(root, name)
-        if name == "_generated/elementwise.py" and generated is not None:
-            text = generated
+        if generated is not None and name.startswith("_generated/"):
+            text = generated[name.split("/", 1)[1]]
         elif os.path.exists(path):
             with open(path) as f:
                 text = f.read()
@@ -414,8 +543,9 @@ def stamped(text, digest):
 def generate(directory=OUT):
     os.makedirs(directory, exist_ok=True)
     texts = {name: make() for name, make in FILES.items()}
-    digest = sources_hash(generated=texts["elementwise.py"])
-    texts["elementwise.py"] = stamped(texts["elementwise.py"], digest)
+    digest = sources_hash(generated=texts)
+    for name in ("elementwise.py", "sweeps.py"):
+        texts[name] = stamped(texts[name], digest)
     for name, text in texts.items():
         with open(os.path.join(directory, name), "w") as f:
             f.write(text)

@@ -17,8 +17,8 @@ from .layout import (BIG, BLAS_MIN, CELL, CONST_A, CONST_B, DYN, F32, RECORD, RE
                      SCALAR, SHIFT, _rows, static_row)
 from .dtypes import float32 as _F32
 from .leaves import _POOL, attach
-from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_SETITEM, LEAF, LINK,
-                  MAXD, MM, MUL, MV, NEEDS)
+from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_GATHER, F_LANE,
+                  F_MULTI, F_SETITEM, LEAF, LINK, MAXD, MM, MUL, MV, NEEDS)
 from .grad_mode import _anomaly
 from .state import current_tape
 
@@ -28,6 +28,7 @@ _pack = RECORD.pack
 _dyn = DYN.pack
 _cell = _POOL.cell
 _B_CONST = (F_BINARY, F_SETITEM, F_COMPARE)   # families whose b may be a Python number
+_FULL_TIER = (F_LANE, F_GATHER, F_MULTI, F_SETITEM)  # the families of the sweep's full tier
 _INPLACE = [0]        # in-place changes so far (a tape saved before and none since: no check)
 
 
@@ -231,6 +232,8 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
             aobj = bobj = yobj = -1
         if ints is not None:
             ints = np.ascontiguousarray(ints, np.int64).ravel()
+        if fam in _FULL_TIER:
+            tape.full = True
         if dims is not None and dims[0] * dims[1] * dims[2] * dims[3] >= BLAS_MIN:
             flags |= BIG                      # done by NumPy's BLAS (products.py)
             tape.big = True

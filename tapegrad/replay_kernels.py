@@ -21,7 +21,7 @@ arg-extremes, which the reverse sweep then reads).
 Values are float64 throughout: a float32 tape replays in float64 (no rounding to float32
 after each op, which eager float32 arithmetic does).
 """
-# kernel sources: 4d81a9776f5d76df
+# kernel sources: 4b0d7d4f381ad891
 import math
 
 import numpy as np

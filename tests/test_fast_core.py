@@ -82,7 +82,7 @@ def test_backward_calls_do_not_grow_with_records_or_leaves():
 def test_grad_is_a_view_of_the_storage_the_sweep_writes(shape):
     """A leaf's .grad shares memory with the grad storage the sweep accumulates into
     (``leaves.py``), and it is the same buffer and object across backwards."""
-    from tapegrad.engine import grad_storage
+    from tapegrad.hooks import grad_storage
     w = tg.tensor(np.full(shape, 1.5), dtype=tg.float64, requires_grad=True)
     (w * w).sum().backward()
     g = w.grad
