@@ -1,4 +1,5 @@
 """``tg.autograd.profiler``: op counts and times, PyTorch's table, and nothing left behind."""
+import inspect
 import re
 import threading
 
