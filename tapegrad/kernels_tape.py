@@ -1,6 +1,6 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, and strided walks."""
-# kernel sources: 4b0d7d4f381ad891
+# kernel sources: e496b06c00134fd6
 import numpy as np
 from numba import njit
 
