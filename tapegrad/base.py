@@ -10,7 +10,8 @@ class TensorBase:
     scalar operations, else a NumPy array it owns or views), dtype, whether it requires
     grad, where it sits on a tape, its grad, its leaf node and its version counter."""
     __slots__ = ("_v", "_dtype", "_rg", "_tape", "_slot", "_grad", "_node", "_ver",
-                 "_base", "__weakref__")
-    # _base is set on views only (the tensor whose memory they view): read it with
-    # getattr(t, "_base", None), so that making any other tensor costs nothing for it
+                 "_base", "_views", "__weakref__")
+    # _base is set on views only (the tensor whose memory they view), _views on the tensors
+    # they view (weak references to them): read them with getattr(t, "_base", None), so
+    # that making any other tensor costs nothing for them
     __array_priority__ = 1000      # ndarray (op) Tensor defers to Tensor's reflected op

@@ -434,8 +434,8 @@ def _check_dirty(run):
     read_b = ((need & 2) > 0) & ~((ops == MUL) & ~grad_a)
     here = np.arange(len(ops))
     hit = reach > 0
-    for slot, (expected, now, dtype, ref) in tape.dirty.items():
-        users = ((first == slot) & read_a) | ((second == slot) & read_b)
+    for slot, (expected, now, dtype, ref, limit) in tape.dirty.items():
+        users = (((first == slot) & read_a) | ((second == slot) & read_b)) & (here < limit)
         if ((here == slot) & ((need & 4) > 0) & hit).any():      # a saved output
             _raise_modified(tape, slot, (), dtype, now, expected)
         if (users & hit).any():

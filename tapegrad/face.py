@@ -8,6 +8,7 @@ The class users see, ``tensor.Tensor``, adds the methods on top of ``TensorBase`
 sets ``Tensor`` here to it, and this module makes every tensor as one.
 """
 import math
+from weakref import ref as _weakref
 
 import numpy as np
 
@@ -330,12 +331,26 @@ def _strided(op, x, value, base, shape, strides):
     if type(value) is _nd and type(x._v) is _nd and np.may_share_memory(value, x._v):
         out._ver = _cell(x)               # a view: one version counter, and its base
         root = getattr(x, "_base", None)
-        out._base = x if root is None else root
+        if root is None:
+            root = x
+        out._base = root
+        _remember_view(root, out)
     tape = _gate(x._rg, x)
     if tape is not None:
         out._rg = True
         _record(op, out, x, None, 0.0, (base, tuple(shape), tuple(strides)), tape=tape)
     return out
+
+
+def _remember_view(root, view):
+    """Keeps a weak reference to ``view`` on ``root``, so that an in-place change of root
+    in grad mode can give its live views new records (inplace.regenerate_views)."""
+    views = getattr(root, "_views", None)
+    if views is None:
+        root._views = views = []
+    elif len(views) >= 64 and not len(views) & (len(views) - 1):   # 64, 128, ...: drop
+        views[:] = [r for r in views if r() is not None]             # the dead ones
+    views.append(_weakref(view))
 
 
 def _reduce(op, x, dim, keepdim, mean):

@@ -7,7 +7,8 @@ import numpy as np
 
 from .face import (_array, _as_tensor, _binary, _bump, _cell, _float, _hush, _nd, _new, _record,
                    _result_dtype, _round, _shape, _state_get, _unhush, Tensor)
-from .ops import ADD, BY_CODE, COPYSLICES, DIV, MUL, SUB
+from .layout import RECORD_SIZE
+from .ops import ADD, ASSTRIDED, BY_CODE, COPYSLICES, DIV, MUL, SUB
 from .shapes import _broadcast
 from .state import refuse_while_recording, thread_state
 
@@ -40,8 +41,13 @@ def _inplace(self, op, other):
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation.")
         refuse_view_of_leaf(self)
-        res = _binary(op, self, other)
-        _assign(self, res)
+        a = self
+        if op in (MUL, DIV) and type(self._v) is _nd and isinstance(other, Tensor) \
+                and other._rg:               # other's grad reads self's value from before
+            a = _stand_in(self)
+            other = a if other is self else other
+        res = _binary(op, a, other)
+        _assign(self, res, res._slot)
         if type(self._v) is _float and type(res._v) is not _float:
             self._v = np.array(self._v, self._dtype.np)   # it is an array record now
         self._tape, self._slot, self._rg = res._tape, res._slot, True
@@ -79,22 +85,45 @@ def refuse_view_of_leaf(t):
         raise RuntimeError(VIEW_OF_LEAF)
 
 
-def rebase(view):
-    """``view`` (a view of another tensor's memory) was just changed in place in grad mode,
-    its new value recorded: the tensor it views gets a CopySlices record putting that value
-    at the view's positions, as PyTorch rebases a view's base, so gradients through the
-    base afterwards see the change (and a saved base names CopySlices)."""
-    base = getattr(view, "_base", None)
-    if base is None:
+def rebase(t):
+    """``t`` was just changed in place in grad mode, its new value recorded. If it views
+    another tensor's memory, that tensor (its base) gets a CopySlices record putting the
+    new value at the view's positions; then every live view of the base, t among them,
+    is recorded afresh as an AsStrided view of the base's new record. So gradients through
+    the base or any view afterwards see the change, as PyTorch's rebase_history and view
+    regeneration make them (and node names are PyTorch's)."""
+    base = getattr(t, "_base", None)
+    if base is not None:
+        pos = _positions(t._v, _contiguous(base)._v)
+        new = _new(base._v.copy(), base._dtype, True)
+        _record(COPYSLICES, new, base, t, ints=pos)
+        base._tape, base._slot, base._rg = new._tape, new._slot, True
+    else:
+        base = t
+    views = getattr(base, "_views", None)
+    if not views:
         return
-    b, v = base._v, view._v
-    if not b.flags.c_contiguous:
+    b = _contiguous(base)._v
+    size = b.itemsize
+    start = b.__array_interface__["data"][0]
+    for ref in views:
+        view = ref()
+        if view is None or type(view._v) is not _nd or view._base is not base \
+                or (view._rg and view._tape is None):          # (a leaf keeps its node)
+            continue
+        v = view._v                       # view[i] = base.flat[offset + sum(i_k * s_k)]
+        offset = (v.__array_interface__["data"][0] - start) // size
+        meta = (offset, v.shape, tuple(s // size for s in v.strides))
+        _record(ASSTRIDED, view, base, None, 0.0, meta)
+        view._rg = True
+
+
+def _contiguous(base):
+    """``base`` if its value is C-contiguous (its views' positions are offsets in it)."""
+    if not base._v.flags.c_contiguous:
         raise NotImplementedError("tapegrad: an in-place change in grad mode of a view of a "
                                   "tensor that is not contiguous")
-    pos = _positions(v, b)
-    new = _new(b.copy(), base._dtype, True)
-    _record(COPYSLICES, new, base, view, ints=pos)
-    base._tape, base._slot, base._rg = new._tape, new._slot, True
+    return base
 
 
 def _positions(view, base):
@@ -107,8 +136,17 @@ def _positions(view, base):
     return pos.ravel()
 
 
-def _assign(self, res):
-    """Writes ``res``'s value into ``self`` in place and bumps self's version."""
+def _stand_in(t):
+    """t's place on the tape with a copy of its value: what an in-place op's record keeps
+    of the value it overwrites (PyTorch's original self)."""
+    s = _new(t._v.copy(), t._dtype, t._rg)
+    s._tape, s._slot, s._node = t._tape, t._slot, t._node
+    return s
+
+
+def _assign(self, res, limit=None):
+    """Writes ``res``'s value into ``self`` in place and bumps self's version; records
+    before ``limit`` (all by default) that read self's value can no longer be run."""
     rs, ss = _shape(res), _shape(self)
     if rs != ss:
         raise RuntimeError(f"output with shape {list(ss)} doesn't match the broadcast shape "
@@ -116,14 +154,15 @@ def _assign(self, res):
     _bump(self)
     if type(self._v) is _float:
         self._v = _round(_float(res._v), self._dtype)
-        _mark_dirty(self)
+        _mark_dirty(self, limit)
     else:
         np.copyto(self._v, _array(res), casting="unsafe")
 
 
-def _mark_dirty(t):
+def _mark_dirty(t, limit=None):
     """A scalar changed in place (after its version bump): a pending backward that reads
-    its recorded value must raise instead of using it."""
+    its recorded value in a record before ``limit`` (the in-place op's own record, which
+    reads the value from before; all records by default) must raise instead of using it."""
     tape, slot = thread_state().tape, -1
     if t._tape is not None:
         tape, slot = t._tape, t._slot
@@ -132,8 +171,12 @@ def _mark_dirty(t):
         t._node.tape_id = 0            # a later use records the new value afresh
     if slot >= 0:
         now = _cell(t)[0]
+        if limit is None:
+            limit = len(tape.rec) // RECORD_SIZE
         expected = tape.dirty[slot][0] if slot in tape.dirty else now - 1
-        tape.dirty[slot] = (expected, now, t._dtype.np, weakref.ref(t))
+        if slot in tape.dirty:
+            limit = max(limit, tape.dirty[slot][4])
+        tape.dirty[slot] = (expected, now, t._dtype.np, weakref.ref(t), limit)
 
 
 class InPlaceMethods:

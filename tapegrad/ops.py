@@ -139,6 +139,7 @@ _ROWS = [
     Op("permute",    "PERMUTE",    "PermuteBackward0",        1, "strided", ""),
     Op("transpose",  "TRANSPOSE",  "TransposeBackward0",      1, "strided", ""),
     Op("expand",     "EXPAND",     "ExpandBackward0",         1, "strided", ""),
+    Op("as_strided", "ASSTRIDED",  "AsStridedBackward0",      1, "strided", ""),
     Op("index",      "INDEX",      "IndexBackward0",          1, "gather",  "i"),
     Op("index_select", "INDEXSELECT", "IndexSelectBackward0", 1, "gather",  "i"),
     Op("gather",     "GATHER",     "GatherBackward0",         1, "gather",  "i"),

@@ -21,7 +21,7 @@ arg-extremes, which the reverse sweep then reads).
 Values are float64 throughout: a float32 tape replays in float64 (no rounding to float32
 after each op, which eager float32 arithmetic does).
 """
-# kernel sources: e496b06c00134fd6
+# kernel sources: 89953e5b56019aba
 import math
 
 import numpy as np

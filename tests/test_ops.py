@@ -130,6 +130,28 @@ def _setitem_broadcast(a, b):
     return y
 
 
+def _view_of_a_base_changed(a, b):
+    """A view made before its base changed in place is the base's AsStrided view after."""
+    y = a * 1.0
+    v = y[:, 1:3]
+    y[1] = b
+    return v
+
+
+def _view_changed_in_place(a, b):
+    y = a * 1.0
+    v = y.t()[1]
+    v.mul_(b)
+    return v
+
+
+def _sibling_of_a_changed_view(a):
+    y = a * 1.0
+    v, w = y[0], y[:, 2]
+    v.add_(1.0)
+    return w
+
+
 def _setitem_col(a, b):
     y = a + 0.0
     y[:, 2] = b
@@ -406,6 +428,9 @@ CASES = {
                    V("copyslices-number", _setitem_number, T((3, 4))),
                    V("copyslices-broadcast", _setitem_broadcast, T((3, 4)), T((4,))),
                    V("copyslices-col", _setitem_col, T((3, 4)), T((3,)))],
+    "as_strided": [V("as_strided-base-set", _view_of_a_base_changed, T((3, 4)), T((4,))),
+                   V("as_strided-view-mul_", _view_changed_in_place, T((3, 4)), T((3,))),
+                   V("as_strided-sibling", _sibling_of_a_changed_view, T((3, 4)))],
 }
 
 # Rows without a gradient (node None: comparisons). Their results never require grad, even
