@@ -39,7 +39,9 @@ def sum_to(t, shape, dtype):
     if not isinstance(t, TensorBase):
         return None if t == 0 else _new(np.full(shape, float(t), dtype.np), dtype)
     ts = shape_of(t)
-    if ts != tuple(shape):
+    if ts != tuple(shape) and not shape:
+        t = t.sum()
+    elif ts != tuple(shape):
         lead = len(ts) - len(shape)
         if lead < 0 or any(s != 1 and s != n for s, n in zip(shape, ts[lead:])):
             t = t.expand(*shape) if shape else t.reshape(())
@@ -109,7 +111,7 @@ def _reduce(view, r, h, g, need):
     a = h >> SHIFT
     x_shape = view.shape(a)
     ga = keepdim(g, x_shape, _reduced(view, r, x_shape))
-    ga = ga.expand(*x_shape) if x_shape else ga.reshape(())
+    ga = ga.expand(*x_shape)
     op = h & OPMASK
     if op in (MEAN, MEANDIM):
         count = math.prod(x_shape) // max(math.prod(view.shape(r)), 1)
@@ -283,7 +285,8 @@ class _Scatter(Function):
         ctx.op, ctx.pos, ctx.aux = op, pos, aux
         dt = g._dtype
         out = np.zeros(x_shape, dt.np)
-        np.add.at(out.reshape(-1), pos.reshape(-1), np.broadcast_to(_array(g), pos.shape))
+        np.add.at(out.reshape(-1), pos.reshape(-1),
+                  np.broadcast_to(_array(g), pos.shape).reshape(-1))
         return _new(out, dt)
 
     @staticmethod
@@ -345,10 +348,10 @@ def _setitem(view, r, h, g, need):
     a = h >> SHIFT
     pos = np.asarray(view.ints(r))
     found = []
-    if need(a):
-        keep = np.ones(math.prod(view.shape(a)), bool)
-        keep[pos] = False
-        found.append((a, _where(_new(keep.reshape(view.shape(a)), D.bool_), g, 0.0)))
+    if need(a):                   # PyTorch's way: a copy of g with zeros copied in
+        ga = g.clone()
+        ga[np.unravel_index(pos, view.shape(a))] = 0.0
+        found.append((a, ga))
     if not h & CONST_B:
         b = int(view.const(r))
         if need(b):
