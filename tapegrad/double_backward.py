@@ -78,6 +78,9 @@ def grad(outputs, inputs, grad_outputs, allow_unused, materialize_grads, check):
                 run.add_leaf(t._node if t._node is not None else t, seed, t)
         for i, t in enumerate(inputs):
             g = run.result_of(t)
+            hooks = getattr(t._node, "hooks", None) if t._tape is None else None
+            if g is not None and hooks:         # a leaf's hooks see its gradient, as
+                g = _call_hooks(hooks.values(), g, _shape(t), t._dtype)   # PyTorch's grad()
             if g is None:
                 if materialize_grads:
                     g = _new(np.zeros(_shape(t), t._dtype.np), t._dtype)
