@@ -216,23 +216,25 @@ class _Run:
             h = view.head(r)
             op = h & 0xFF
             fam = FAMILY[op]
-            if fam == F_CUSTOM:
+            key = (tid, r)
+            g = self.grads.get(key)
+            if g is not None:             # final here: every use of slot r came before
+                if r in hooks and hooks[r][2]:
+                    g = self.grads[key] = _call_hooks(hooks[r][2].values(), g, hooks[r][0],
+                                                      hooks[r][1])
+                if self.backward and r in retained:
+                    t = retained[r]()
+                    if t is not None and t._tape is tape and t._slot == r:
+                        t._grad = g.clone() if t._grad is None else t._grad + g
+            if fam == F_CUSTOM:           # a Function's outputs: its backward at the first
                 ctx = tape.functions[r][0]
                 if r == ctx._first:
                     self._function(view, ctx, wanted)
                 continue
-            key = (tid, r)
-            g = self.grads.get(key) if key in self.slot_targets else self.grads.pop(key, None)
             if g is None:
                 continue
-            if r in hooks and hooks[r][2]:
-                g = _call_hooks(hooks[r][2].values(), g, hooks[r][0], hooks[r][1])
-                if key in self.slot_targets:
-                    self.grads[key] = g
-            if self.backward and r in retained:
-                t = retained[r]()
-                if t is not None and t._tape is tape and t._slot == r:
-                    t._grad = g.clone() if t._grad is None else t._grad + g
+            if key not in self.slot_targets:
+                del self.grads[key]
             if op == LEAF:
                 self.add_leaf(tape.leaf_nodes[h >> SHIFT], g)
             elif op == LINK:
@@ -251,7 +253,7 @@ class _Run:
         tid = view.tape.id
         grads = []
         for slot, shape, dtype, is_tensor in ctx._outputs:
-            g = self.grads.pop((tid, slot), None) if slot >= 0 else None
+            g = self.grads.get((tid, slot)) if slot >= 0 else None
             if g is None and is_tensor and ctx._materialize:
                 g = _new(np.zeros(shape, dtype.np), dtype)
             grads.append(g)
@@ -305,11 +307,11 @@ def _with_graph_saved(view, ctx, call):
     for (t, cell, version, where), s in zip(saved, slots):
         if s >= 0 and t is not None:
             g = view.values.get(s)
-            if g is None:
+            if g is None and view.op(s) == LEAF:
+                g = view.tape.leaf_nodes[view.head(s) >> SHIFT].variable or t
+            elif g is None:               # the alias's value, standing for its slot
                 g = _new(t._v, t._dtype, True)
                 g._tape, g._slot, g._ver = view.tape, s, t._ver
-                if view.op(s) == LEAF:
-                    g = view.tape.leaf_nodes[view.head(s) >> SHIFT].variable or t
             t = g
         swapped.append((t, cell, version, where))
     ctx._saved = tuple(swapped)

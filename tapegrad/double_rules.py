@@ -331,8 +331,9 @@ def _multi(view, r, h, g, need):
     outer, inner = int(ints[0]), int(ints[1])
     stacked = h & OPMASK == STACK
     out_shape = view.shape(r)
-    d = next(d for d in range(len(out_shape) + 1) if math.prod(out_shape[:d]) == outer
-             and (stacked or math.prod(out_shape[d + 1:]) == inner))
+    total = int(ints[2])             # the joined dim: outer x total x inner
+    d = next(d for d in range(len(out_shape)) if math.prod(out_shape[:d]) == outer
+             and out_shape[d] == total and math.prod(out_shape[d + 1:]) == inner)
     found, at = [], 0
     for p in range((len(ints) - 3) // 2):
         s, e = int(ints[3 + 2 * p]), int(ints[4 + 2 * p])

@@ -13,10 +13,10 @@ import numpy as np
 
 from . import dtypes as D
 from .face import _new
-from .layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, C2, CONST_A, CONST_B, DYN_WIDTH,
+from .layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, DYN_WIDTH,
                      F32, ILEN, IOBJ, ND, OPMASK, SCALAR, SHAPE, SHIFT, STATIC_WIDTH)
-from .ops import CONST, FAMILY, F_BINARY, F_CUSTOM, F_MATMUL, F_MULTI, F_SETITEM, F_SOURCE, \
-    F_COMPARE, LEAF, LINK
+from .ops import (CONST, FAMILY, F_BINARY, F_COMPARE, F_CUSTOM, F_MATMUL, F_MULTI, F_SETITEM,
+                  F_SOURCE, LEAF)
 
 _TWO = (F_BINARY, F_MATMUL, F_SETITEM)
 
@@ -47,9 +47,6 @@ class TapeView:
     def const(self, r):
         """The b field of record r as a number (a constant, or the second operand's slot)."""
         return float(self.rd[3 * r + 1])
-
-    def c2(self, r):
-        return float(self.ms[self._row(r), C2:C2 + 1].view(np.float64)[0])
 
     def _row(self, s):
         return int(self.rd[3 * s + 2])
@@ -91,9 +88,6 @@ class TapeView:
         if fam in _TWO and not h & (CONST_A | CONST_B):
             return a, int(self.rd[3 * r + 1])
         return (a,)
-
-    def is_const(self, s):
-        return s < 0 or self.op(s) == CONST
 
     # ----- values as tensors on the graph -------------------------------------------------
     def value(self, s, r, col):
@@ -139,6 +133,3 @@ class TapeView:
         """(tape, slot) a link record stands for."""
         node = self.tape.links[s]
         return node._tape, node._slot
-
-    def is_link(self, s):
-        return self.op(s) == LINK
