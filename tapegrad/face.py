@@ -158,52 +158,42 @@ def _finish(out, tape, head, b):
     return out
 
 
-def _untracked(out):
+def _untracked_scalar(out):
+    """A scalar result that is not recorded (grad mode off, nothing requires grad)."""
     out._tape = None
     out._slot = -1
     out._rg = False
     return out
 
 
-def _sbin(code, x, y, z):
-    """``code`` applied to Python-float tensors x, y, whose result value is z."""
-    dt = x._dtype
-    if dt is not y._dtype:
-        dt = D.promote(dt, y._dtype)
-    out = _scalar_out(dt, z)
-    if x._rg or y._rg or recording_active():
-        tape = _live_tape(x, y) if x._tape is not None else _live_tape(y, x)
-        if tape is not None:
-            sx = _sx(x, tape)
-            return _finish(out, tape, code | sx << SHIFT, _sx(y, tape))
-    return _untracked(out)
+def _record_scalar(out, head, x, y):
+    """The general path of a scalar fast-path result ``out`` (head: opcode | SCALAR |
+    flags): x and y its operands (y a Python number for a CONST_A/CONST_B head, or None for
+    a unary op). Records it on the thread's tape (a leaf's first use there, an operand of
+    another tape, a tg.compile recording), or leaves it unrecorded under no_grad."""
+    if isinstance(y, TensorBase):
+        tape = x._tape
+        if tape is None or not tape.live:
+            tape = y._tape
+            if tape is None or not tape.live:
+                tape = _live_tape(x, y)
+                if tape is None:
+                    return _untracked_scalar(out)
+        sx = x._slot if x._tape is tape else _sx(x, tape)
+        sy = y._slot if y._tape is tape else _sx(y, tape)
+        return _finish(out, tape, head | sx << SHIFT, sy)
+    tape = _live_tape(x)
+    if tape is None:
+        return _untracked_scalar(out)
+    return _finish(out, tape, head | _sx(x, tape) << SHIFT, 0.0 if y is None else y)
 
 
 def _sconst(code, x, c, z, const_first=False):
     """``code`` applied to Python-float tensor x and Python number c (value z)."""
     out = _scalar_out(x._dtype, z)
     if x._rg or recording_active():
-        tape = _live_tape(x)
-        if tape is not None:
-            flag = CONST_A if const_first else CONST_B
-            return _finish(out, tape, code | flag | _sx(x, tape) << SHIFT, c)
-    return _untracked(out)
-
-
-def _sunary(code, x, z):
-    """Elementwise ``code`` of Python-float tensor x (value z)."""
-    out = _scalar_out(x._dtype, z)
-    if x._rg or recording_active():
-        tape = _live_tape(x)
-        if tape is not None:
-            return _finish(out, tape, code | _sx(x, tape) << SHIFT, 0.0)
-    return _untracked(out)
-
-
-def scalar_unary(x, head, z):
-    """Unary op ``head`` (opcode | SCALAR) of Python-float tensor x, whose value is z: the
-    generated methods' fast path (_generated/methods.py)."""
-    return _sunary(head, x, z)
+        return _record_scalar(out, code | (CONST_A if const_first else CONST_B), x, c)
+    return _untracked_scalar(out)
 
 
 def _is_num(t):
@@ -397,6 +387,7 @@ def _product(op, a, b, value):
 
 
 unary = _unary
+binary = _binary
 
 
 def _guard(t, kind, value):

@@ -7,7 +7,7 @@ import weakref
 import numpy as np
 
 from . import dtypes as D
-from . import engine, leaves
+from . import engine, hooks, leaves
 from .face import _cell, _float, _new, _record, _shape, TensorBase
 from .graph import _edge
 from .ops import CASTNG
@@ -100,14 +100,14 @@ class AutogradMethods:
         node = self._node if self._tape is None else None
         old = self._grad
         if node is not None and node.page is not None and (old is None or value is not old):
-            if old is not None and engine._owns(node, old) and sys.getrefcount(old) > 3:
+            if old is not None and hooks._owns(node, old) and sys.getrefcount(old) > 3:
                 old._v = old._v.copy()     # the user holds the old grad: it keeps its values
             leaves.clear(node)             # (a grad never read yet goes too)
         self._grad = value
         if self._tape is None and self._rg and (value is not None or node is not None):
             if value is not None:
-                engine._leaf_node(self)          # a user's grad: the engine adds into it
-            engine.update_deferred(self)
+                hooks._leaf_node(self)          # a user's grad: the engine adds into it
+            hooks.update_deferred(self)
 
     @property
     def retains_grad(self):
@@ -154,7 +154,7 @@ class AutogradMethods:
         self._ver = _cell(value)
 
     def register_hook(self, hook):
-        return engine.register_hook(self, hook)
+        return hooks.register_hook(self, hook)
 
     def register_post_accumulate_grad_hook(self, hook):
-        return engine.register_post_accumulate_grad_hook(self, hook)
+        return hooks.register_post_accumulate_grad_hook(self, hook)

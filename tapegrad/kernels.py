@@ -18,7 +18,7 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: e1f7102f439d59a0
+# kernel sources: 4b0d7d4f381ad891
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
@@ -33,8 +33,6 @@ from .kernels_base import _f, jit
 from .ptr import DATA_OFFSET, as_u8_ptr, load_i64, view_f32, view_f64
 
 
-from .kernels_grads import (_binary, _copyslices, _gather, _lane, _matmul, _multi,
-                            _unary)
 from .kernels_tape import (_adjoint, _bcast_strides, _int_list, _is_scalar,  # noqa: F401
                            _needs_grad, _row, _saved, _shape, _size, _stride_walk,
                            _walk)
@@ -135,102 +133,3 @@ def _leaf(r, h, rq, rd, ms, md, sg, off, work):
                 for i in range(g.shape[0]):
                     buf64[i] += g[i]
     state[STATE_OFFSET] |= HAS_GRAD
-
-
-@jit
-def sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
-    """Accumulates adjoints from record ``start`` down to record ``stop`` (reached ones)."""
-    cbuf = np.zeros(8, sg.dtype)
-    zero = cbuf[7]
-    for r in range(start, stop - 1, -1):
-        if reach[r] == 0:
-            continue
-        h = rq[3 * r]
-        op = h & OPMASK
-        fam = FAMILY[op]
-        if fam == F_SOURCE:
-            if op == LEAF and not stage:
-                _leaf(r, h, rq, rd, ms, md, sg, off, work)
-            continue
-        if h & SCALAR:          # Python-float scalars: inline, no array views
-            g = sg[r]
-            a = h >> SHIFT
-            c = rd[3 * r + 1]
-            # values in the sweep's dtype (a float32 tape computes in float32)
-            x = _f(rd[3 * a + 2], g)
-            out = _f(rd[3 * r + 2], g)
-            if fam == F_BINARY:
-                if h & CONST_B:
-                    da, db = binary_grad(op, g, x, _f(c, g), out, zero)
-                    sg[a] += da
-                elif h & CONST_A:
-                    da, db = binary_grad(op, g, _f(c, g), x, out, zero)
-                    sg[a] += db
-                else:
-                    b = int(c)
-                    da, db = binary_grad(op, g, x, _f(rd[3 * b + 2], g), out, zero)
-                    sg[a] += da
-                    sg[b] += db
-            elif fam == F_UNARY:
-                sg[a] += unary_grad(op, g, x, out, c)
-            continue
-        if fam == F_BINARY:
-            _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
-        elif fam == F_UNARY:
-            _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
-        elif fam == F_REDUCE:   # d/dx sum = 1 (times 1/count for mean), broadcast back
-            a = h >> SHIFT
-            if _needs_grad(rq, a):
-                _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
-                      _adjoint(rq, rd, ms, md, sg, off, work, a), False, rd[3 * r + 1])
-        elif fam == F_LANE:
-            _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
-        elif fam == F_MATMUL:
-            _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
-        elif fam == F_STRIDED:  # a view: scatter the adjoint back to where it came from
-            a = h >> SHIFT
-            if _needs_grad(rq, a):
-                _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
-                      _adjoint(rq, rd, ms, md, sg, off, work, a), True, 1.0)
-        elif fam == F_GATHER:
-            _gather(r, h, rq, rd, ms, md, ptrs, sg, off, work)
-        elif fam == F_MULTI:
-            _multi(r, rq, rd, ms, md, ptrs, sg, off, work)
-        elif fam == F_SETITEM:
-            _copyslices(r, h, rq, rd, ms, md, ptrs, sg, off, work)
-
-
-@jit
-def backward_all(rec, static, dyn, ids, root, seed, like, freed, retain):
-    """A whole backward in one call, for the common case (one root; no hooks, links,
-    retained or deferred leaves, large products): reach, adjoints, sweep, leaves, and
-    marking what it freed (``freed``; ``retain``: nothing). Returns the number of records
-    reached, or -1 (nothing done) when a reached record was freed before."""
-    rq = rec.view(np.int64)
-    rd = rec.view(np.float64)
-    ms = static.reshape(-1, STATIC_WIDTH)
-    md = dyn.reshape(-1, DYN_WIDTH)
-    ptrs = np.empty(ids.shape[0], np.int64)
-    data_pointers(ids, ptrs)
-    n = rq.shape[0] // 3
-    reach = np.zeros(n, np.uint8)
-    off = np.full(ms.shape[0], -1, np.int64)
-    roots = np.full(1, root, np.int64)
-    total = prepare(rq, rd, ms, md, ptrs, roots, False, like.itemsize == 4, reach, off)
-    count = 0
-    for r in range(root + 1):
-        if reach[r]:
-            count += 1
-            if freed[r]:
-                return -1
-    work = np.zeros(total, like.dtype)
-    sg = np.zeros(n, like.dtype)
-    g = _adjoint(rq, rd, ms, md, sg, off, work, root)
-    for i in range(g.shape[0]):
-        g[i] += seed[i]
-    sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, root, 0, False)
-    if not retain:
-        for r in range(root + 1):
-            if reach[r] and NEEDS[rq[3 * r] & OPMASK] != 0:
-                freed[r] = 1
-    return count

@@ -1,6 +1,6 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, and strided walks."""
-# kernel sources: e1f7102f439d59a0
+# kernel sources: 4b0d7d4f381ad891
 import numpy as np
 from numba import njit
 
@@ -12,24 +12,24 @@ from .ptr import view, view_i64
 
 
 # ----- reading the tape ---------------------------------------------------------------
-@njit(inline="always")
+@jit
 def _row(rd, s):
     """The metadata row of array record s."""
     return int(rd[3 * s + 2])
 
 
-@njit(inline="always")
+@jit
 def _is_scalar(rq, s):
     return (rq[3 * s] & SCALAR) != 0
 
 
-@njit(inline="always")
+@jit
 def _needs_grad(rq, s):
     """False for Python constants (s < 0) and tensors recorded as constants."""
     return s >= 0 and (rq[3 * s] & OPMASK) != CONST
 
 
-@njit(inline="always")
+@jit
 def _size(rq, rd, ms, s):
     """Number of elements of operand slot s (1 for scalars and Python constants)."""
     if s < 0 or _is_scalar(rq, s):
@@ -49,7 +49,7 @@ def _shape(rq, rd, ms, s, out):
     return nd
 
 
-@njit(inline="always")
+@jit
 def _adjoint(rq, rd, ms, md, sg, off, work, s):
     """The flat adjoint of slot s: a cell of sg, a slice of the workspace, or (a leaf's,
     ``off`` -1) its grad buffer itself."""
@@ -62,7 +62,7 @@ def _adjoint(rq, rd, ms, md, sg, off, work, s):
     return view(md[k, GADDR], ms[k, SIZE], work)
 
 
-@njit(inline="always")
+@jit
 def _saved(rq, rd, ms, md, ptrs, r, col, s, cbuf, i):
     """The value of slot s that record r saved in column col (AOBJ, BOBJ, YOBJ) of its
     dynamic row: a view of the kept array; a scalar's value from its record (through
@@ -78,7 +78,7 @@ def _saved(rq, rd, ms, md, ptrs, r, col, s, cbuf, i):
     return view(ptrs[idx], ms[_row(rd, s), SIZE], cbuf)
 
 
-@njit(inline="always")
+@jit
 def _int_list(md, ptrs, r_row):
     """The int64 list (indices, operand slots, a condition) of the record with metadata
     row r_row."""

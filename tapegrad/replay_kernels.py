@@ -21,7 +21,7 @@ arg-extremes, which the reverse sweep then reads).
 Values are float64 throughout: a float32 tape replays in float64 (no rounding to float32
 after each op, which eager float32 arithmetic does).
 """
-# kernel sources: e1f7102f439d59a0
+# kernel sources: 4b0d7d4f381ad891
 import math
 
 import numpy as np

@@ -30,7 +30,7 @@ class Tape:
 
     __slots__ = ("rec", "static", "dyn", "rows", "objs", "nbytes", "leaf_nodes", "links",
                  "multi", "hooks", "retained", "traces", "dirty", "saved", "epoch", "freed",
-                 "keep_all", "consts", "conds", "functions", "live", "dtypes", "big", "id",
+                 "keep_all", "consts", "conds", "functions", "live", "dtypes", "big", "full", "id",
                  "__weakref__")
 
     def __init__(self):
@@ -58,6 +58,8 @@ class Tape:
         self.live = False        # see state.py
         self.dtypes = 0          # floating dtypes recorded: 1 float32, 2 float64
         self.big = False         # holds a matrix product for BLAS (see products.py)
+        self.full = False        # holds a lane, gather, cat/stack or CopySlices record: the
+        #                          sweep's full tier (_generated/sweeps.py)
         self.id = next(_ids)
 
     def __len__(self):

@@ -8,10 +8,10 @@ import numpy as np
 from . import dtypes as D
 from . import face
 from ._generated.methods import UnaryMethods
+from ._generated.operators import ScalarOperators
 from .device import CPU, to_args
-from .face import (S_ADD, S_DIV, S_MUL, S_POWC, S_SUB, TensorBase, _array, _as_tensor, _binary,
-                   _from_array, _guard, _is_num, _new, _record, _round, _sbin,
-                   _sconst, _shape, _tracks, _unary)
+from .face import (S_POWC, TensorBase, _array, _as_tensor, _binary, _from_array, _guard,
+                   _is_num, _new, _record, _round, _sconst, _shape, _tracks, _unary)
 from .grads import AutogradMethods
 from .indexing import IndexingMethods
 from .inplace import InPlaceMethods
@@ -27,7 +27,7 @@ _float = float
 _int = int
 
 
-class Tensor(UnaryMethods, ViewMethods, InPlaceMethods, MatmulMethods, ReductionMethods,
+class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulMethods, ReductionMethods,
              IndexingMethods, AutogradMethods, TensorAPI, TensorBase):
     """A multi-dimensional array that records the operations on it for ``backward()``."""
     __slots__ = ()
@@ -135,56 +135,6 @@ class Tensor(UnaryMethods, ViewMethods, InPlaceMethods, MatmulMethods, Reduction
         return format_tensor(_array(self), None if default else dt.name, tuple(suffix))
 
     __str__ = __repr__
-
-    def __add__(self, other):
-        a = self._v
-        if type(a) is _float:
-            t = type(other)
-            if t is Tensor and type(other._v) is _float:
-                return _sbin(S_ADD, self, other, a + other._v)
-            if _is_num(t):
-                return _sconst(S_ADD, self, other, a + other)
-        return _binary(ADD, self, other)
-
-    __radd__ = __add__
-
-    def __sub__(self, other):
-        a = self._v
-        if type(a) is _float:
-            t = type(other)
-            if t is Tensor and type(other._v) is _float:
-                return _sbin(S_SUB, self, other, a - other._v)
-            if _is_num(t):
-                return _sconst(S_SUB, self, other, a - other)
-        return _binary(SUB, self, other)
-
-    def __rsub__(self, other):
-        a = self._v
-        if type(a) is _float and _is_num(type(other)):
-            return _sconst(S_SUB, self, other, other - a, const_first=True)
-        return _binary(SUB, other, self)
-
-    def __mul__(self, other):
-        a = self._v
-        if type(a) is _float:
-            t = type(other)
-            if t is Tensor and type(other._v) is _float:
-                return _sbin(S_MUL, self, other, a * other._v)
-            if _is_num(t):
-                return _sconst(S_MUL, self, other, a * other)
-        return _binary(MUL, self, other)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        a = self._v
-        if type(a) is _float:
-            t = type(other)
-            if t is Tensor and type(other._v) is _float and other._v != 0.0:
-                return _sbin(S_DIV, self, other, a / other._v)
-            if _is_num(t) and other != 0:
-                return _sconst(S_DIV, self, other, a / other)
-        return _binary(DIV, self, other)
 
     def __rtruediv__(self, other):
         if isinstance(other, Tensor):

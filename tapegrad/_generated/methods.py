@@ -2,104 +2,471 @@
 
 import math
 
-from ..face import scalar_unary, unary
-from ..layout import SCALAR
+from .. import face as _face
+from ..base import TensorBase
+from ..dtypes import float32 as _F32, promote as _promote
+from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unary)
+from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT
+from ..state import recording_active
+
+_pack = RECORD.pack
+_f32 = __import__('numpy').float32
 from ..ops import (ABS, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH)
 
 
 class UnaryMethods:
-    """The elementwise unary Tensor methods: a Python float computes inline (the
-    scalar fast path), anything else through ``face.unary``."""
+    """The elementwise unary Tensor methods: a Python float computes inline (one
+    call an op), anything else through ``face.unary``."""
     __slots__ = ()
 
     def neg(self):
         x = self._v
         if type(x) is float:
-            return scalar_unary(self, NEG | SCALAR, -x)
+            dt = self._dtype
+            z = -x
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = NEG | SCALAR | F32
+            else:
+                head = NEG | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(NEG, self, keep_int=True)
 
     def exp(self):
         x = self._v
         if type(x) is float and x < 709.0:
-            return scalar_unary(self, EXP | SCALAR, math.exp(x))
+            dt = self._dtype
+            z = math.exp(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = EXP | SCALAR | F32
+            else:
+                head = EXP | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(EXP, self)
 
     def log(self):
         x = self._v
         if type(x) is float and x > 0.0:
-            return scalar_unary(self, LOG | SCALAR, math.log(x))
+            dt = self._dtype
+            z = math.log(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = LOG | SCALAR | F32
+            else:
+                head = LOG | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(LOG, self)
 
     def tanh(self):
         x = self._v
         if type(x) is float:
-            return scalar_unary(self, TANH | SCALAR, math.tanh(x))
+            dt = self._dtype
+            z = math.tanh(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = TANH | SCALAR | F32
+            else:
+                head = TANH | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(TANH, self)
 
     def sigmoid(self):
         x = self._v
         if type(x) is float and x > -709.0:
-            return scalar_unary(self, SIGMOID | SCALAR, 1.0 / (1.0 + math.exp(-x)))
+            dt = self._dtype
+            z = 1.0 / (1.0 + math.exp(-x))
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = SIGMOID | SCALAR | F32
+            else:
+                head = SIGMOID | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(SIGMOID, self)
 
     def sqrt(self):
         x = self._v
         if type(x) is float and x >= 0.0:
-            return scalar_unary(self, SQRT | SCALAR, math.sqrt(x))
+            dt = self._dtype
+            z = math.sqrt(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = SQRT | SCALAR | F32
+            else:
+                head = SQRT | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(SQRT, self)
 
     def abs(self):
         x = self._v
         if type(x) is float:
-            return scalar_unary(self, ABS | SCALAR, abs(x))
+            dt = self._dtype
+            z = abs(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = ABS | SCALAR | F32
+            else:
+                head = ABS | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(ABS, self, keep_int=True)
 
     def relu(self):
         x = self._v
         if type(x) is float:
-            return scalar_unary(self, RELU | SCALAR, x if not x <= 0.0 else 0.0)
+            dt = self._dtype
+            z = x if not x <= 0.0 else 0.0
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = RELU | SCALAR | F32
+            else:
+                head = RELU | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(RELU, self, keep_int=True)
 
     def reciprocal(self):
         x = self._v
         if type(x) is float and x != 0.0:
-            return scalar_unary(self, RECIP | SCALAR, 1.0 / x)
+            dt = self._dtype
+            z = 1.0 / x
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = RECIP | SCALAR | F32
+            else:
+                head = RECIP | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(RECIP, self)
 
     def sin(self):
         x = self._v
         if type(x) is float and abs(x) < 1e300:
-            return scalar_unary(self, SIN | SCALAR, math.sin(x))
+            dt = self._dtype
+            z = math.sin(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = SIN | SCALAR | F32
+            else:
+                head = SIN | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(SIN, self)
 
     def cos(self):
         x = self._v
         if type(x) is float and abs(x) < 1e300:
-            return scalar_unary(self, COS | SCALAR, math.cos(x))
+            dt = self._dtype
+            z = math.cos(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = COS | SCALAR | F32
+            else:
+                head = COS | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(COS, self)
 
     def log1p(self):
         x = self._v
         if type(x) is float and x > -1.0:
-            return scalar_unary(self, LOG1P | SCALAR, math.log1p(x))
+            dt = self._dtype
+            z = math.log1p(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = LOG1P | SCALAR | F32
+            else:
+                head = LOG1P | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(LOG1P, self)
 
     def expm1(self):
         x = self._v
         if type(x) is float and x < 709.0:
-            return scalar_unary(self, EXPM1 | SCALAR, math.expm1(x))
+            dt = self._dtype
+            z = math.expm1(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = EXPM1 | SCALAR | F32
+            else:
+                head = EXPM1 | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(EXPM1, self)
 
     def rsqrt(self):
         x = self._v
         if type(x) is float and x > 0.0:
-            return scalar_unary(self, RSQRT | SCALAR, 1.0 / math.sqrt(x))
+            dt = self._dtype
+            z = 1.0 / math.sqrt(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = RSQRT | SCALAR | F32
+            else:
+                head = RSQRT | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(RSQRT, self)
 
     def erf(self):
         x = self._v
         if type(x) is float:
-            return scalar_unary(self, ERF | SCALAR, math.erf(x))
+            dt = self._dtype
+            z = math.erf(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = ERF | SCALAR | F32
+            else:
+                head = ERF | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
         return unary(ERF, self)
 
 
