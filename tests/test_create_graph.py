@@ -519,3 +519,47 @@ def test_first_order_grads_stay_plain():
     (g,) = tg.autograd.grad((x * 3).sum(), x, create_graph=True)
     assert not g.requires_grad       # a constant gradient has no graph (as PyTorch)
     np.testing.assert_array_equal(_np(g), [3.0, 3.0])
+
+
+def test_gradient_with_respect_to_an_intermediate_and_a_seed_that_requires_grad():
+    """grad() of a non-leaf with create_graph, and the double-vjp trick: a seed u that
+    requires grad, differentiated through the recorded backward."""
+    torch = pytest.importorskip("torch")
+    res = {}
+    for L in (tg, torch):
+        x = L.tensor([0.3, -0.7, 1.2], dtype=L.float64, requires_grad=True)
+        y = x.exp() * x
+        z = (y.sin() * y).sum()
+        gy, gx = L.autograd.grad(z, [y, x], create_graph=True)
+        u = L.zeros(3, dtype=L.float64, requires_grad=True)
+        (vjp,) = L.autograd.grad(y, x, u, create_graph=True)
+        (jvp,) = L.autograd.grad(vjp, u, L.tensor([1.0, 2.0, 3.0], dtype=L.float64),
+                                 retain_graph=True)   # (tapegrad's frees all it reaches)
+        (h,) = L.autograd.grad((gy * gx).sum(), x)
+        res[L] = _np(gy), _np(gx), _np(jvp), _np(h)
+    for a, b in zip(res[tg], res[torch]):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_hessian_vector_product_of_an_nn_module_and_cross_entropy():
+    """tg.nn layers and losses are composed of the table's primitives: their second
+    derivatives come with them."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    weights = [rng.normal(0, 0.5, s) for s in [(6, 4), (6,), (3, 6), (3,)]]
+    x = rng.normal(size=(5, 4))
+    target = np.array([0, 2, 1, 2, 0])
+    res = {}
+    for L in (tg, torch):
+        model = L.nn.Sequential(L.nn.Linear(4, 6), L.nn.Tanh(), L.nn.Linear(6, 3)).double()
+        params = list(model.parameters())
+        with L.no_grad():
+            for p, w in zip(params, weights):
+                p.copy_(L.tensor(w, dtype=L.float64))
+        loss = L.nn.functional.cross_entropy(model(L.tensor(x, dtype=L.float64)),
+                                             L.tensor(target), label_smoothing=0.1)
+        gs = L.autograd.grad(loss, params, create_graph=True)
+        dot = sum((g * g).sum() for g in gs)
+        res[L] = [_np(t) for t in L.autograd.grad(dot, params)]
+    for a, b in zip(res[tg], res[torch]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
