@@ -29,7 +29,7 @@ from .base import TensorBase as Tensor
 from .double_rules import RULES, sum_to
 from .double_tape import TapeView
 from .face import _new, _shape, _tensor_from
-from .grad_mode import enable_grad, is_anomaly_enabled
+from .grad_mode import enable_grad, is_anomaly_enabled, no_grad
 from .layout import CONST_A, SHIFT
 from .ops import CONST, FAMILY, F_COMPARE, F_CUSTOM, F_SOURCE, LEAF, LINK, node_name
 
@@ -259,7 +259,13 @@ class _Run:
             grads.append(g)
         cls = ctx._forward_cls
         backward = cls.backward if cls.backward is not Function.backward else cls.vjp
-        result = _with_graph_saved(view, ctx, lambda: backward(ctx, *grads))
+        if getattr(backward, "_once_differentiable", False):
+            with no_grad():
+                result = backward(ctx, *grads)
+            if any(g is not None and g.requires_grad for g in grads):
+                result = _delayed_error(result)
+        else:
+            result = _with_graph_saved(view, ctx, lambda: backward(ctx, *grads))
         ctx._input_grads(result)             # PyTorch's checks of what backward returned
         result = result if isinstance(result, tuple) else (result,)
         k = 0
@@ -319,6 +325,32 @@ def _with_graph_saved(view, ctx, call):
         return call()
     finally:
         ctx._saved = saved
+
+
+class Error(Function):
+    """PyTorch's DelayedError: the gradients a @once_differentiable backward returned, which
+    raise when something differentiates through them."""
+
+    @staticmethod
+    def forward(ctx, g):
+        return g.clone()
+
+    @staticmethod
+    def backward(ctx, gg):
+        raise RuntimeError("trying to differentiate twice a function that was marked with "
+                           "@once_differentiable")
+
+
+Error._backward_cls.__name__ = Error._backward_cls.__qualname__ = "Error"
+
+
+def _delayed_error(result):
+    """Each gradient made a leaf that requires grad (PyTorch's fake_requires_grad) under an
+    Error node."""
+    one = not isinstance(result, tuple)
+    out = tuple(Error.apply(g.detach().requires_grad_()) if isinstance(g, Tensor) else g
+                for g in ((result,) if one else result))
+    return out[0] if one else out
 
 
 def _call_hooks(hooks, g, shape, dtype):

@@ -563,3 +563,31 @@ def test_hessian_vector_product_of_an_nn_module_and_cross_entropy():
         res[L] = [_np(t) for t in L.autograd.grad(dot, params)]
     for a, b in zip(res[tg], res[torch]):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+def test_once_differentiable_backward_raises_when_differentiated_again():
+    torch = pytest.importorskip("torch")
+    from torch.autograd.function import once_differentiable as torch_once
+    res = {}
+    for L, once in ((tg, tg.autograd.function.once_differentiable), (torch, torch_once)):
+        class Cube(L.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x ** 3
+
+            @staticmethod
+            @once
+            def backward(ctx, g):
+                (x,) = ctx.saved_tensors
+                return 3 * g * x * x
+        x = L.tensor([1.0, 2.0], dtype=L.float64, requires_grad=True)
+        (plain,) = L.autograd.grad(Cube.apply(x).sum(), x, create_graph=True)
+        u = L.ones(2, dtype=L.float64, requires_grad=True)
+        (g,) = L.autograd.grad(Cube.apply(x), x, u, create_graph=True)
+        with pytest.raises(RuntimeError) as info:
+            (g * x).sum().backward()
+        res[L] = (_np(plain), plain.requires_grad, g.grad_fn.name().replace(
+            "torch::autograd::", ""), str(info.value))
+    assert res[tg][1:] == res[torch][1:]
+    np.testing.assert_array_equal(res[tg][0], res[torch][0])

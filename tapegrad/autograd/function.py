@@ -248,8 +248,10 @@ class Function(metaclass=FunctionMeta):
 
 
 def once_differentiable(fn):
-    """PyTorch's decorator for a backward that is not itself differentiable: tapegrad's
-    backwards always are (they run with grad mode off)."""
+    """PyTorch's decorator for a backward that is not itself differentiable: a first-order
+    backward runs with grad mode off anyway; a create_graph backward runs it so too, and
+    differentiating its result raises PyTorch's error (double_backward.py)."""
+    fn._once_differentiable = True
     return fn
 
 
