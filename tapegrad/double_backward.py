@@ -20,6 +20,7 @@ a clone of the gradient the first time, ``old + new`` after.
 engine.py calls ``backward`` and ``grad`` here (with its checks of freed and modified
 values, ``check``); this module does not import the engine.
 """
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -396,4 +397,8 @@ def _check_nan(view, r, h, found):
         if np.isnan(np.asarray(g._v)).any():
             i = operands.index(s) if s in operands else 0
             name = node_name(h & 0xFF, bool(h & CONST_A))
+            trace = view.tape.traces.get(r)
+            if trace:
+                warnings.warn(f"Error detected in {name}. Traceback of forward call that "
+                              f"caused the error:\n{trace}", UserWarning, stacklevel=5)
             raise RuntimeError(f"Function '{name}' returned nan values in its {i}th output.")
