@@ -1,5 +1,5 @@
 """tapegrad: PyTorch-style reverse-mode autodiff on a flat typed tape with a Numba sweep."""
-from . import autograd, cuda, graph, indexing, linalg, nn, optim, reductions
+from . import autograd, cuda, func, graph, indexing, linalg, nn, optim, reductions
 from .device import device
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import (bool_ as bool, dtype, float32, float64, int8, int16, int32,  # noqa: A004

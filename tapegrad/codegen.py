@@ -49,8 +49,10 @@ METHODS = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "relu", "recip
 
 # ----- formulas into code -----------------------------------------------------------------
 def _constant(node):
-    """Does the expression involve only constants (c, c2, numbers)?"""
-    return all(not isinstance(n, ast.Name) or n.id in CONSTANT_NAMES
+    """Does the expression involve only constants (c, c2, numbers)? (The names of the
+    functions it calls do not count.)"""
+    called = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
+    return all(not isinstance(n, ast.Name) or n.id in CONSTANT_NAMES or id(n) in called
                for n in ast.walk(node))
 
 
@@ -86,15 +88,16 @@ class _Numba(ast.NodeTransformer):
 
 class _Tensor(ast.NodeTransformer):
     """A formula as Tensor operations (recorded, for create_graph): functions of constants
-    stay ``math``; of tensors, methods; where() and sign() go to helpers of formulas.py."""
+    go to ``_cmath`` (Python floats with the sweep's results at the domain's edges: log(0)
+    is -inf); of tensors, methods; where() and sign() go to helpers of formulas.py."""
 
     def visit_Call(self, node):
         const = _constant(node)
         self.generic_visit(node)
         name = node.func.id
         if name in FUNCS and const:
-            return ast.Call(func=ast.Attribute(ast.Name("math", ast.Load()), name, ast.Load()),
-                            args=node.args, keywords=[])
+            return ast.Call(func=ast.Attribute(ast.Name("_cmath", ast.Load()), name,
+                                               ast.Load()), args=node.args, keywords=[])
         if name in FUNCS:
             return ast.Call(func=ast.Attribute(node.args[0], name, ast.Load()), args=[],
                             keywords=[])
@@ -473,21 +476,32 @@ def sweeps_source():
 
 
 def formulas_source():
-    """Each operand's gradient as Tensor operations (recorded: create_graph)."""
-    out = [HEADER, "import math  # noqa: F401\n",
-           "from ..formula_base import _sign, _where  # noqa: F401",
+    """Each operand's gradient as Tensor operations (recorded: create_graph). A binary
+    op's function computes only the gradients ``need`` asks for (None for the others: an
+    operand that needs no gradient may have no value kept)."""
+    out = [HEADER, "from ..formula_base import _cmath, _sign, _where  # noqa: F401",
            "from ..ops import (" + ", ".join(sorted(r.const for r in _rows("binary")
                                                      + _rows("unary"))) + ")\n\n"]
     table = []
     for r in _rows("binary") + _rows("unary"):
-        fn = "_" + r.name
-        args = "g, x, y, out, w" if r.family == "binary" else "g, x, out, c"
-        body = ", ".join(tensor_expr(f) for f in r.grads)
+        fn = "_grad_" + r.name          # not _where: that name is where()'s helper
+        if r.family == "binary":
+            args = "g, x, y, out, w, need=(True, True)"
+            body = ", ".join(f"{_paren(tensor_expr(f))} if need[{i}] else None"
+                             for i, f in enumerate(r.grads))
+        else:
+            args = "g, x, out, c"
+            body = ", ".join(tensor_expr(f) for f in r.grads)
         out += [f"def {fn}({args}):  # noqa: ARG001",
                 f"    return ({body},)", "", ""]
         table.append(f"    {r.const}: {fn},")
     out += ["GRADS = {", *table, "}", ""]
     return "\n".join(out)
+
+
+def _paren(expr):
+    """An expression as an operand of a conditional expression."""
+    return expr if expr.isidentifier() else f"({expr})"
 
 
 FILES = {"elementwise.py": elementwise_source, "tables.py": tables_source,

@@ -49,9 +49,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         tensors = [tensors]
     if grad_tensors is None or isinstance(grad_tensors, Tensor):
         grad_tensors = [grad_tensors] * len(tensors) if grad_tensors is None else [grad_tensors]
-    if create_graph:
-        raise NotImplementedError("tapegrad: create_graph=True (higher-order gradients) is not "
-                                  "supported")
+    if create_graph:        # the backward recorded, differentiable again (implies retain)
+        from .double_backward import backward as recorded_backward
+        return recorded_backward(tensors, grad_tensors, inputs, _check)
     seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(tensors, grad_tensors))]
     targets = None if inputs is None else \
         ([inputs] if isinstance(inputs, Tensor) else list(inputs))
@@ -91,9 +91,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None or isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
-    if create_graph:
-        raise NotImplementedError("tapegrad: create_graph=True (higher-order gradients) is not "
-                                  "supported")
+    if create_graph:        # the backward recorded, differentiable again (implies retain)
+        from .double_backward import grad as recorded_grad
+        return recorded_grad(outputs, inputs, grad_outputs, allow_unused, materialize_grads,
+                             _check)
     for t in inputs:
         if not isinstance(t, Tensor) or not t._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")

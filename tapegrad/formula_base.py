@@ -1,16 +1,49 @@
 """What the generated create_graph formulas call (``_generated/formulas.py``): where() and
-sign() on tensors, Python numbers or both."""
+sign() on tensors, Python numbers or both, and math on constants."""
+import math
+
+import numpy as np
+
 from .base import TensorBase
 from .indexing import where
 
 
 def _where(cond, a, b):
-    """a where cond holds, b elsewhere (cond a bool tensor, or a Python bool)."""
+    """a where cond holds, b elsewhere (cond a bool tensor, or a Python bool). A 0-d
+    condition between Python-float scalars picks its branch: the derivative of the pick
+    is the derivative of where (1 for the branch taken, 0 for the other), and the result
+    stays on the scalar fast path."""
     if not isinstance(cond, TensorBase):
         return a if cond else b
+    if cond.ndim == 0 and _scalar(a) and _scalar(b):
+        return a if bool(cond._v) else b
     return where(cond, a, b)
+
+
+def _scalar(v):
+    return type(v._v) is float if isinstance(v, TensorBase) else isinstance(v, (int, float))
 
 
 def _sign(x):
     """sign(x), 0 at 0 and for NaN: a constant (its derivative is 0 almost everywhere)."""
+    if not isinstance(x, TensorBase):
+        return float(np.sign(x))
     return (x > 0).to(x.dtype) - (x < 0).to(x.dtype)
+
+
+class _cmath:
+    """exp, log, sqrt, sin, cos, tanh of constants (Python numbers), with the results the
+    sweep's NumPy functions give at the edges of their domains (log(0) = -inf, log(-1) =
+    nan) instead of Python's ValueError."""
+
+    @staticmethod
+    def _np(f, v):
+        with np.errstate(all="ignore"):
+            return float(f(np.float64(v)))
+
+    exp = staticmethod(lambda v: _cmath._np(np.exp, v))
+    log = staticmethod(lambda v: math.log(v) if v > 0 else _cmath._np(np.log, v))
+    sqrt = staticmethod(lambda v: math.sqrt(v) if v >= 0 else math.nan)
+    sin = staticmethod(math.sin)
+    cos = staticmethod(math.cos)
+    tanh = staticmethod(math.tanh)

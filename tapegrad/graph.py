@@ -88,7 +88,13 @@ class Node:
         return hash(self._key)
 
     def __repr__(self):
-        return f"<{self.name()} object at {id(self):#x}>"
+        return f"<{class_name(self)} object at {id(self):#x}>"
+
+
+def class_name(node):
+    """The name PyTorch prints for a node (its class's): CopySlices for the node whose
+    name() is torch::autograd::CopySlices."""
+    return node.name().rpartition("::")[2]
 
 
 def _edge(tape, slot):

@@ -124,10 +124,11 @@ class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulM
         return id(self)
 
     def __repr__(self):
+        from .graph import class_name
         from .printing import format_tensor
         suffix = []
         if self._tape is not None:
-            suffix.append(f"grad_fn=<{self.grad_fn.name()}>")
+            suffix.append(f"grad_fn=<{class_name(self.grad_fn)}>")
         elif self._rg:
             suffix.append("requires_grad=True")
         dt = self._dtype

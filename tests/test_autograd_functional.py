@@ -221,59 +221,127 @@ def test_errors_match_pytorch():
     still_works()
 
 
-@pytest.mark.parametrize("call", [
-    lambda: F.hessian(lambda a: (a ** 3).sum(), tg.ones(2)),
-    lambda: F.jvp(lambda a: a.exp(), tg.ones(2), tg.ones(2)),
-    lambda: F.hvp(lambda a: (a ** 3).sum(), tg.ones(2), tg.ones(2)),
-    lambda: F.vhp(lambda a: (a ** 3).sum(), tg.ones(2), tg.ones(2)),
-    lambda: F.jacobian(lambda a: a.exp(), tg.ones(2), create_graph=True),
-    lambda: F.vjp(lambda a: a.exp().sum(), tg.ones(2), create_graph=True),
-], ids=["hessian", "jvp", "hvp", "vhp", "jacobian-create-graph", "vjp-create-graph"])
-def test_what_needs_create_graph_says_so(call, request):
-    name = request.node.callspec.id.split("-")[0]
-    with pytest.raises(NotImplementedError) as info:
-        call()
-    assert str(info.value).startswith(f"tapegrad.autograd.functional.{name} needs "
-                                      "higher-order gradients: tg.autograd.grad(..., "
-                                      "create_graph=True)")
-    assert tg.is_grad_enabled()
-    still_works()
-
-
 def test_forward_mode_strategy_is_refused_clearly():
     with pytest.raises(NotImplementedError, match="forward-mode AD"):
         jacobian(lambda a: a, tg.ones(2), strategy="forward-mode")
 
 
-@pytest.mark.parametrize("fn_name", ["hessian", "jvp", "hvp", "vhp"])
-def test_double_backward_functions_work_once_grad_can_create_graphs(fn_name, monkeypatch):
-    """The module's code, given an autograd.grad that can create graphs (PyTorch's, with
-    PyTorch's tensors in its namespace), gives torch.autograd.functional's answers: so these
-    functions work as soon as tapegrad's grad() supports create_graph=True."""
+# ----- the functions built on create_graph=True ------------------------------------------------
+def _second_order_fns(L):
+    w = L.tensor([[0.5, -1.0], [2.0, 0.3]], dtype=L.float64)      # read from outside
+
+    def two(a, b):
+        return (a.pow(3) * b.sin()).sum() + (a * b).exp().sum()
+
+    def net(x):
+        return ((x.reshape(2, 2) @ w).tanh() ** 2).sum() + x.norm()
+
+    def vec(a, b):
+        return a.exp() * b, (a * b.sin()).softmax(0)
+    return {"two": two, "net": net, "vec": vec}
+
+
+def _second_order_inputs(L, name):
+    t = lambda v: L.tensor(v, dtype=L.float64)     # noqa: E731
+    if name == "net":
+        return t([0.3, -0.7, 1.1, 0.4]), t([1.0, 2.0, -0.5, 0.25])
+    return (t([0.3, -0.7]), t([1.1, 0.4])), (t([1.0, 2.0]), t([-0.5, 0.25]))
+
+
+SECOND = [("hessian", "two"), ("hessian", "net"), ("hvp", "two"), ("hvp", "net"),
+          ("vhp", "two"), ("vhp", "net"), ("jvp", "vec"), ("jvp", "net")]
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("fn_name,name", SECOND, ids=[f"{a}-{b}" for a, b in SECOND])
+def test_double_backward_functions_match_pytorch(fn_name, name, create_graph):
     torch = pytest.importorskip("torch")
     import torch.autograd.functional as TF
-    for name, value in (("_grad", torch.autograd.grad), ("zeros", torch.zeros),
-                        ("zeros_like", torch.zeros_like), ("stack", torch.stack),
-                        ("Tensor", torch.Tensor), ("enable_grad", torch.enable_grad),
-                        ("set_grad_enabled", torch.set_grad_enabled),
-                        ("is_grad_enabled", torch.is_grad_enabled)):
-        monkeypatch.setattr(F, name, value)
-
-    def f(a, b):
-        return (a.pow(3) * b.sin()).sum() + (a * b).exp().sum()
-    xs = (torch.tensor([0.3, -0.7], dtype=torch.float64),
-          torch.tensor([1.1, 0.4], dtype=torch.float64))
-    vs = (torch.tensor([1.0, 2.0], dtype=torch.float64),
-          torch.tensor([-0.5, 0.25], dtype=torch.float64))
-    if fn_name == "hessian":
-        mine, theirs = F.hessian(f, xs), TF.hessian(f, xs)
-    elif fn_name == "jvp":
-        g = lambda a, b: (a.exp() * b, a * b.sin())     # noqa: E731
-        mine, theirs = F.jvp(g, xs, vs), TF.jvp(g, xs, vs)
-    else:
-        mine = getattr(F, fn_name)(f, xs, vs)
-        theirs = getattr(TF, fn_name)(f, xs, vs)
-    a, b = _flat(mine), _flat(theirs)
-    assert len(a) == len(b) and len(a) >= 2
+    res = {}
+    for L, M in ((tg, F), (torch, TF)):
+        xs, vs = _second_order_inputs(L, name)
+        if create_graph:
+            xs = tuple(x.requires_grad_() for x in xs) if isinstance(xs, tuple) else \
+                xs.requires_grad_()
+        fn = _second_order_fns(L)[name]
+        if fn_name == "hessian":
+            r = M.hessian(fn, xs, create_graph=create_graph)
+        else:
+            r = getattr(M, fn_name)(fn, xs, vs, create_graph=create_graph)
+        res[L] = r
+    a, b = _flat(res[tg]), _flat(res[torch])
+    assert len(a) == len(b) >= 1
     for u, w in zip(a, b):
-        np.testing.assert_allclose(u, w, rtol=1e-12, atol=1e-12)
+        assert u.shape == w.shape
+        np.testing.assert_allclose(u, w, rtol=1e-10, atol=1e-12)
+    mine = [t for t in _tensors(res[tg])]
+    theirs = [t for t in _tensors(res[torch])]
+    assert [t.requires_grad for t in mine] == [t.requires_grad for t in theirs]
+    assert any(t.requires_grad for t in mine) == create_graph
+
+
+def _tensors(res):
+    if isinstance(res, tuple):
+        return [t for r in res for t in _tensors(r)]
+    return [res]
+
+
+def test_hessian_against_finite_differences():
+    f = _second_order_fns(tg)["net"]
+    x0 = np.array([0.3, -0.7, 1.1, 0.4])
+    H = _np(F.hessian(f, tg.tensor(x0, dtype=tg.float64)))
+
+    def grad_at(v):
+        x = tg.tensor(v, dtype=tg.float64, requires_grad=True)
+        f(x).backward()
+        return _np(x.grad)
+    for k in range(4):
+        row = fd_grad(lambda v: float(grad_at(v)[k]), x0, eps=1e-5)
+        np.testing.assert_allclose(H[k], row, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(H, H.T, atol=1e-14)
+
+
+def test_create_graph_results_are_differentiable_again():
+    """hvp with create_graph: its result differentiates once more (third derivatives)."""
+    torch = pytest.importorskip("torch")
+    import torch.autograd.functional as TF
+    res = {}
+    for L, M in ((tg, F), (torch, TF)):
+        x = L.tensor([0.3, -0.7], dtype=L.float64, requires_grad=True)
+        v = L.tensor([1.0, 0.5], dtype=L.float64)
+        _, hv = M.hvp(lambda a: (a.sin() * a.exp()).sum(), x, v, create_graph=True)
+        (g,) = L.autograd.grad(hv.sum(), x)
+        res[L] = _np(hv), _np(g)
+    for u, w in zip(res[tg], res[torch]):
+        np.testing.assert_allclose(u, w, rtol=1e-12)
+
+
+def strict_errors_of(L, TF):
+    x = L.tensor([1.0, 2.0], dtype=L.float64)
+    return {
+        "hessian_linear": lambda: TF.hessian(lambda a: (a * 2).sum(), x, strict=True),
+        "hessian_not_scalar": lambda: TF.hessian(lambda a: a * a, x),
+        "hvp_linear": lambda: TF.hvp(lambda a: (a * 2).sum(), x, x, strict=True),
+        "vhp_linear": lambda: TF.vhp(lambda a: (a * 2).sum(), x, x, strict=True),
+        "vhp_tuple_output": lambda: TF.vhp(lambda a: (a.sum(), a.sum()), x, x),
+        "jvp_independent": lambda: TF.jvp(lambda a, b: a.exp(), (x, x), (x, x), strict=True),
+        "jvp_v_needed": lambda: TF.jvp(lambda a: a.exp(), x),
+        "hvp_v_size": lambda: TF.hvp(lambda a: (a ** 3).sum(), x, L.ones(3)),
+    }
+
+
+def test_double_backward_errors_match_pytorch():
+    torch = pytest.importorskip("torch")
+    import torch.autograd.functional as TF
+    mine, theirs = strict_errors_of(tg, F), strict_errors_of(torch, TF)
+    for key in mine:
+        got = []
+        for fn in (mine[key], theirs[key]):
+            try:
+                fn()
+                got.append((None, None))
+            except Exception as e:  # noqa: BLE001
+                got.append((type(e), str(e).replace("torch.", "tapegrad.")))
+        assert got[1][0] is not None, key
+        assert got[0] == got[1], key
+    still_works()

@@ -255,10 +255,22 @@ case("backward_of_comparison", raises(RuntimeError, NO_GRAD_FN))(
     lambda L: (L.ones(2, requires_grad=True) > 0).sum().backward())
 case("backward_of_detached", raises(RuntimeError, NO_GRAD_FN))(
     lambda L: (L.ones(2, requires_grad=True) * 2).detach().sum().backward())
-case("backward_create_graph", raises(NotImplementedError, "tapegrad: create_graph=True "
-                                                          "(higher-order gradients) is not "
-                                                          "supported"), own=True)(
-    lambda L: (L.ones(2, requires_grad=True) * 2).sum().backward(create_graph=True))
+def _create_graph_of_constant_grad(L):
+    x = L.ones(2, requires_grad=True)
+    (x * 2).sum().backward(create_graph=True)
+    return [x.grad.tolist(), x.grad.requires_grad]
+
+
+def _create_graph_after_free(L):
+    x = _leaf(L, [1.0, 2.0])
+    out = (x * x).sum()
+    out.backward()
+    L.autograd.grad(out, x, create_graph=True)
+
+
+case("backward_create_graph", value([[2.0, 2.0], False]))(_create_graph_of_constant_grad)
+case("create_graph_after_the_graph_was_freed", raises(RuntimeError, SECOND_TIME))(
+    _create_graph_after_free)
 
 
 def _second_backward_through(L, make):

@@ -217,3 +217,16 @@ def test_matches_torch_random_fuzz():
         if kind.startswith("float") and rng.random() < 0.3:
             t = t.requires_grad_() * 1 if rng.random() < 0.5 else t.requires_grad_()
         _check_against_torch(torch, t)
+
+
+def test_a_tensor_and_its_node_print_the_node_class_as_pytorch():
+    """CopySlices: name() is torch::autograd::CopySlices, printed as its class, CopySlices."""
+    torch = pytest.importorskip("torch")
+    import tapegrad as tg
+    got = []
+    for L in (tg, torch):
+        y = L.ones(3, dtype=L.float64, requires_grad=True) * 1
+        y[0] = 2.0
+        got.append((repr(y).replace(L.__name__ + ".", ""), repr(y.grad_fn).split(" object at")[0],
+                    y.grad_fn.name()))
+    assert got[0] == got[1]

@@ -248,8 +248,10 @@ class Function(metaclass=FunctionMeta):
 
 
 def once_differentiable(fn):
-    """PyTorch's decorator for a backward that is not itself differentiable: tapegrad's
-    backwards always are (they run with grad mode off)."""
+    """PyTorch's decorator for a backward that is not itself differentiable: a first-order
+    backward runs with grad mode off anyway; a create_graph backward runs it so too, and
+    differentiating its result raises PyTorch's error (double_backward.py)."""
+    fn._once_differentiable = True
     return fn
 
 
@@ -316,8 +318,20 @@ def _record(ctx, args, outputs):
     ctx._outputs = tuple(metas)
     ctx._first = min((s for s, _, _, _ in metas if s >= 0), default=-1)
     ctx._saved = tuple(_saved(t, aliases, ctx) for t in ctx._to_save)
+    # where each saved input or output sits on the tape (-1: elsewhere): a create_graph
+    # backward hands backward tensors standing for these slots (double_backward.py)
+    ctx._saved_slots = tuple(_saved_slot(t, aliases, tensors, ctx._inputs)
+                             for t in ctx._to_save)
     ctx._to_save = ()
     return new_outs[0] if single else tuple(new_outs)
+
+
+def _saved_slot(t, aliases, tensors, slots):
+    if t is None:
+        return -1
+    if id(t) in aliases:
+        return aliases[id(t)][0]._slot
+    return next((slots[k] for k, a in enumerate(tensors) if a is t), -1)
 
 
 def _saved(t, aliases, ctx):

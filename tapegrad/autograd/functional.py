@@ -4,9 +4,11 @@ PyTorch's ``torch.autograd.functional``.
 ``jacobian`` and ``vjp`` run on first-order gradients: ``jacobian`` calls
 ``tg.autograd.grad`` once per output element on the retained graph (PyTorch's
 ``vectorize=False`` loop; ``vectorize=True`` runs the same loop, tapegrad has no vmap).
-``jvp``, ``hessian``, ``hvp`` and ``vhp`` use the double-backward trick, which needs
-``tg.autograd.grad(..., create_graph=True)``: they are written on it and raise a
-``NotImplementedError`` saying so until tapegrad records gradients on the tape.
+``jvp``, ``hessian``, ``hvp`` and ``vhp`` differentiate gradients made with
+``tg.autograd.grad(..., create_graph=True)`` (double_backward.py): ``hessian`` is the
+Jacobian of the Jacobian, ``vhp`` the gradient of (grad f) . v, and ``jvp`` and ``hvp`` the
+double-vjp trick (the gradient, with respect to u, of the vector-Jacobian product u^T J,
+which is linear in u), as PyTorch computes them.
 
 Inputs are handed to the function as new leaves (detached copies that require grad), so a
 tensor the function reads from outside is not taken for an input.
@@ -143,29 +145,10 @@ def _fill_in_zeros(grads, refs, strict, create_graph, stage):
     return tuple(out)
 
 
-class _DoubleBackward:
-    """Turns the engine's "create_graph=True is not supported" into an error naming the
-    function of this module that needs it."""
-
-    def __init__(self, fn_name):
-        self.fn_name = fn_name
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, typ, err, tb):
-        if typ is NotImplementedError and "create_graph" in str(err):
-            raise NotImplementedError(
-                f"tapegrad.autograd.functional.{self.fn_name} needs higher-order gradients: "
-                "tg.autograd.grad(..., create_graph=True), which tapegrad does not support "
-                "yet") from err
-        return False
-
-
 # ----- the public functions ------------------------------------------------------------------
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), v^T J): the vector-Jacobian product at ``inputs``."""
-    with _DoubleBackward("vjp"), enable_grad():
+    with enable_grad():
         inputs_tuple, inputs = _as_tuple(inputs, "inputs", "vjp")
         inputs = _leaves(inputs, create_graph, need_graph=True)
         outputs_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided "
@@ -178,7 +161,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
         elif len(outputs) != 1 or outputs[0].numel() != 1:
             raise RuntimeError("The vector v can only be None if the user-provided function "
                                "returns a single Tensor with a single element.")
-    with _DoubleBackward("vjp"), set_grad_enabled(create_graph or is_grad_enabled()):
+    with set_grad_enabled(create_graph or is_grad_enabled()):
         grads = _autograd_grad(outputs, inputs, v, create_graph=create_graph)
         result = _fill_in_zeros(grads, inputs, strict, create_graph, "back")
     return (_unpack(_results(outputs, create_graph), outputs_tuple),
@@ -188,7 +171,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
 def jvp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), J v), by the double-backward trick: J v is the gradient, with respect
     to u, of the vector-Jacobian product u^T J (linear in u) dotted with v."""
-    with _DoubleBackward("jvp"), enable_grad():
+    with enable_grad():
         inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jvp")
         inputs = _leaves(inputs, create_graph, need_graph=True)
         if v is not None:
@@ -206,7 +189,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         u = tuple(zeros_like(o, requires_grad=True) for o in outputs)
         grad_inputs = _autograd_grad(outputs, inputs, u, create_graph=True)
         _check_requires_grad(grad_inputs, "grad_inputs", strict)
-    with _DoubleBackward("jvp"), set_grad_enabled(create_graph or is_grad_enabled()):
+    with set_grad_enabled(create_graph or is_grad_enabled()):
         grads = _autograd_grad(grad_inputs, u, v, create_graph=create_graph)
         result = _fill_in_zeros(grads, outputs, strict, create_graph, "back_trick")
     return (_unpack(_results(outputs, create_graph), outputs_tuple),
@@ -226,7 +209,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
         raise NotImplementedError("tapegrad: jacobian with strategy=\"forward-mode\" needs "
                                   "forward-mode AD, which tapegrad does not have; use "
                                   "strategy=\"reverse-mode\"")
-    with _DoubleBackward("jacobian"), enable_grad():
+    with enable_grad():
         inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jacobian")
         inputs = _leaves(inputs, create_graph, need_graph=True)
         outputs_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided "
@@ -289,9 +272,8 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
         _check_requires_grad(jac, "jacobian", strict)
         return jac
 
-    with _DoubleBackward("hessian"):
-        res = jacobian(jacobian_of_func, inputs, create_graph=create_graph, strict=strict,
-                       vectorize=vectorize, strategy=outer_jacobian_strategy)
+    res = jacobian(jacobian_of_func, inputs, create_graph=create_graph, strict=strict,
+                   vectorize=vectorize, strategy=outer_jacobian_strategy)
     return _unpack(res, (inputs_tuple, inputs_tuple))
 
 
@@ -322,10 +304,10 @@ def _scalar_function(name, func, inputs, v, create_graph, strict):
 
 def vhp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), v^T H): the gradient of (grad func) . v."""
-    with _DoubleBackward("vhp"), enable_grad():
+    with enable_grad():
         inputs_tuple, inputs, v, outputs, jac = _scalar_function("vhp", func, inputs, v,
                                                                  create_graph, strict)
-    with _DoubleBackward("vhp"), set_grad_enabled(create_graph or is_grad_enabled()):
+    with set_grad_enabled(create_graph or is_grad_enabled()):
         grads = _autograd_grad(jac, inputs, v, create_graph=create_graph)
         result = _fill_in_zeros(grads, inputs, strict, create_graph, "double_back")
     return (_unpack(_results(outputs, create_graph), False),
@@ -335,13 +317,13 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
 def hvp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), H v), by the double-backward trick on u^T H (H is symmetric for a
     twice continuously differentiable func, so PyTorch computes it this way too)."""
-    with _DoubleBackward("hvp"), enable_grad():
+    with enable_grad():
         inputs_tuple, inputs, v, outputs, jac = _scalar_function("hvp", func, inputs, v,
                                                                  create_graph, strict)
         u = tuple(zeros_like(x, requires_grad=True) for x in inputs)
         double_back = _autograd_grad(jac, inputs, u, create_graph=True)
         _check_requires_grad(jac, "hessian", strict)
-    with _DoubleBackward("hvp"), set_grad_enabled(create_graph or is_grad_enabled()):
+    with set_grad_enabled(create_graph or is_grad_enabled()):
         grads = _autograd_grad(double_back, u, v, create_graph=create_graph)
         result = _fill_in_zeros(grads, inputs, strict, create_graph, "double_back_trick")
     return (_unpack(_results(outputs, create_graph), False),
