@@ -19,6 +19,7 @@ where(cond, a, b), sign(x) and exp/log/sqrt/sin/cos/tanh. A subexpression of con
 only (c, c2, numbers) stays Python arithmetic in every target.
 """
 import ast
+import re
 import importlib.util
 import os
 import sys
@@ -194,7 +195,10 @@ def tables_source():
     out += ["}", "# the forwards on NumPy arrays", "ARRAY_F = {"]
     for r in plain:
         args = "x, y" if r.family == "binary" else "x"
-        out.append(f"    {r.const}: lambda {args}: {r.array},")
+        call = re.fullmatch(r"(np\.\w+)\(" + re.escape(args) + r"\)", r.array)
+        # a single NumPy call of the operands is the function itself (no lambda frame)
+        out.append(f"    {r.const}: {call[1]}," if call else
+                   f"    {r.const}: lambda {args}: {r.array},")
     out += ["}", ""]
     return "\n".join(out)
 

@@ -15,7 +15,7 @@ import numpy as np
 from .graph import AccumulateGrad, Node
 from .layout import (BIG, BLAS_MIN, CELL, CONST_A, CONST_B, DYN, F32, RECORD, RECORD_SIZE,
                      SCALAR, SHIFT, _rows, static_row)
-from .dtypes import float32 as _F32
+from .dtypes import float32 as _F32, float64 as _F64
 from .leaves import _POOL, attach
 from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_GATHER, F_LANE,
                   F_MULTI, F_SETITEM, LEAF, LINK, MAXD, MM, MUL, MV, NEEDS)
@@ -32,6 +32,26 @@ _FULL_TIER = (F_LANE, F_GATHER, F_MULTI, F_SETITEM)  # the families of the sweep
 _INPLACE = [0]        # in-place changes so far (a tape saved before and none since: no check)
 
 
+_FLAGS = {_F32: (F32, 1), _F64: (0, 2)}   # a result dtype's record flags, tape dtype bit
+_NO_FLAGS = (0, 0)
+_NO_DYN = _dyn(-1, -1, -1, -1, 0, 0)
+_plans = {}
+
+
+def _plan(op, shape, aux, dims, c2):
+    """What an array record of ``op`` with this metadata always needs: (its static row,
+    the values its backward reads, whether it is of the sweep's full tier, whether its
+    product is BLAS's), cached, so a training loop computes it once."""
+    if len(shape) > MAXD or (aux is not None and len(aux[1]) > MAXD):
+        dims_ok(aux[1] if aux is not None else shape)
+    big = dims is not None and dims[0] * dims[1] * dims[2] * dims[3] >= BLAS_MIN
+    plan = (static_row(shape, aux, dims, c2), NEEDS[op], FAMILY[op] in _FULL_TIER, big)
+    if len(_plans) > 8192:
+        _plans.clear()
+    _plans[(op, shape, aux, dims, c2)] = plan
+    return plan
+
+
 def dims_ok(shape):
     if len(shape) > MAXD:
         raise RuntimeError(f"tapegrad: tensors have at most {MAXD} dimensions")
@@ -39,10 +59,9 @@ def dims_ok(shape):
 
 def _dtype_flag(tape, dt):
     """F32 for a float32 result; notes the tape's dtypes (the sweep's dtype follows)."""
-    if dt.is_floating_point:
-        tape.dtypes |= 1 if dt.itemsize == 4 else 2
-        return F32 if dt.itemsize == 4 else 0
-    return 0
+    flags, bit = _FLAGS.get(dt, _NO_FLAGS)
+    tape.dtypes |= bit
+    return flags
 
 
 def slot_of(t, tape):
@@ -181,74 +200,58 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
                 else slot_of(b, tape)
     else:
         sb = -1
-    dt = out._dtype
-    if dt.is_floating_point:
-        if dt.itemsize == 4:
-            flags = F32
-            tape.dtypes |= 1
-        else:
-            flags = 0
-            tape.dtypes |= 2
-    else:
-        flags = 0
-    fam = FAMILY[op]
+    flags = _dtype_flag(tape, out._dtype)
     if ta and tb:
         head, bf = op | sa << SHIFT, _float(sb)
     elif tb:                                  # a Python number stands first (2 - x)
         head, bf = op | CONST_A | sb << SHIFT, _float(a)
-    elif b is not None and fam in _B_CONST:
+    elif b is not None and FAMILY[op] in _B_CONST:
         head, bf = op | CONST_B | sa << SHIFT, _float(b)
     else:
-        head, bf = op | (CONST_B if fam == F_COMPARE else 0) | sa << SHIFT, _float(c)
+        head, bf = op | (CONST_B if FAMILY[op] == F_COMPARE else 0) | sa << SHIFT, _float(c)
     v = out._v
     if type(v) is _float and ((ta and type(a._v) is not _float)
                               or (tb and type(b._v) is not _float) or ints is not None):
-        v = out._v = np.array(v, dt.np)     # from an array: an array record
+        v = out._v = np.array(v, out._dtype.np)     # from an array: an array record
+    rec = tape.rec
+    slot = len(rec) // RECORD_SIZE
     if type(v) is _float:
-        rec = tape.rec
-        slot = len(rec) // RECORD_SIZE
         rec += _pack(head | flags | SCALAR, bf, v)
     else:
         shape = v.shape
-        if len(shape) > MAXD or (aux is not None and len(aux[1]) > MAXD):
-            dims_ok(aux[1] if aux is not None else shape)
-        need = NEEDS[op]
+        plan = _plans.get((op, shape, aux, dims, c2))
+        if plan is None:
+            plan = _plan(op, shape, aux, dims, c2)
+        row, need, full, big = plan
+        aobj = bobj = yobj = -1
         if need:
             if op in _CROSS or op == DIV:   # a's value only serves b's grad (and b's a's)
                 if not (tb and b._rg):
                     need &= ~1
                 if op in _CROSS and not (ta and a._rg):
                     need &= ~2
-            slot = len(tape.rec) // RECORD_SIZE
-            aobj = _kept(tape, a, slot, sa) if need & 1 and ta and type(a._v) is not _float \
-                else -1
-            bobj = _kept(tape, b, slot, sb) if need & 2 and tb and type(b._v) is not _float \
-                else -1
-            yobj = _kept(tape, out, slot, slot) if need & 4 or tape.keep_all else -1
-        elif tape.keep_all:
-            aobj = bobj = -1
-            yobj = _kept(tape, out, len(tape.rec) // RECORD_SIZE, len(tape.rec) // RECORD_SIZE)
-        else:
-            aobj = bobj = yobj = -1
+            if need & 1 and ta and type(a._v) is not _float:
+                aobj = _kept(tape, a, slot, sa)
+            if need & 2 and tb and type(b._v) is not _float:
+                bobj = _kept(tape, b, slot, sb)
+        if need & 4 or tape.keep_all:
+            yobj = _kept(tape, out, slot, slot)
         if ints is not None:
             ints = np.ascontiguousarray(ints, np.int64).ravel()
-        if fam in _FULL_TIER:
+            dyn = _dyn(aobj, bobj, yobj, tape.keep(ints), ints.size, 0)
+        elif aobj == -1 and bobj == -1 and yobj == -1:
+            dyn = _NO_DYN
+        else:
+            dyn = _dyn(aobj, bobj, yobj, -1, 0, 0)
+        if full:
             tape.full = True
-        if dims is not None and dims[0] * dims[1] * dims[2] * dims[3] >= BLAS_MIN:
+        if big:
             flags |= BIG                      # done by NumPy's BLAS (products.py)
             tape.big = True
-        row = _rows.get((shape, aux, dims, c2))
-        if row is None:
-            row = static_row(shape, aux, dims, c2)
-        rec = tape.rec
-        slot = len(rec) // RECORD_SIZE
         k = tape.rows
         rec += _pack(head | flags, bf, k)
         tape.static += row
-        if ints is None:
-            tape.dyn += _dyn(aobj, bobj, yobj, -1, 0, 0)
-        else:
-            tape.dyn += _dyn(aobj, bobj, yobj, tape.keep(ints), ints.size, 0)
+        tape.dyn += dyn
         tape.rows = k + 1
     if _anomaly[0]:
         tape.traces[slot] = "".join(traceback.format_stack()[:-3])

@@ -582,7 +582,8 @@ def test_node_names(name, variant):
     if variant.node is not None:
         assert name in CONSTANT_DEPENDENT_NODES, (name, variant.node)
     assert out.grad_fn.name() == expected
-    assert repr(out).endswith(f"grad_fn=<{expected}>)")
+    # a tensor prints its node's class name (CopySlices for torch::autograd::CopySlices)
+    assert repr(out).endswith(f"grad_fn=<{expected.rpartition('::')[2]}>)")
     # every input that requires grad is reached through next_functions
     nf = out.grad_fn.next_functions
     assert all(isinstance(p, tuple) and len(p) == 2 for p in nf)
