@@ -7,7 +7,7 @@ from .factory import (arange, empty, from_numpy, full, manual_seed, ones, ones_l
                       randn, tensor, zeros, zeros_like)
 from .indexing import cat, concat, concatenate, stack, where
 from .reductions import vector_norm
-# from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)  TODO port
+from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)
 from .tensor import Size, Tensor
 
 float = float32      # noqa: A001  PyTorch's aliases

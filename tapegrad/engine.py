@@ -146,18 +146,19 @@ def _simple(tape):
 def _backward_all(tape, root, retain):
     """The whole backward of a simple tape in one kernel call: a constant number of
     Python calls, whatever its records and leaves."""
-    from .kernels import backward_all
+    from .kernels import backward_all, backward_at
     _leave(tape)
     slot, seed = root
     objs = tape.objs
     freed = tape.freed
     if freed is None:
         freed = tape.freed = np.zeros(len(tape), np.uint8)
-    reached = backward_all(np.frombuffer(tape.rec, np.uint8),
-                           np.frombuffer(tape.static, np.int64),
-                           np.frombuffer(tape.dyn, np.int64),
-                           np.fromiter(map(id, objs), np.int64, len(objs)), slot,
-                           seed.reshape(-1), _F32 if tape.dtypes == 1 else _F64, freed, retain)
+    ptrs = tape.ptrs                  # given by a tg.compile replay; else read from objs
+    reached = (backward_all if ptrs is None else backward_at)(
+        np.frombuffer(tape.rec, np.uint8), np.frombuffer(tape.static, np.int64),
+        np.frombuffer(tape.dyn, np.int64),
+        np.fromiter(map(id, objs), np.int64, len(objs)) if ptrs is None else ptrs, slot,
+        seed.reshape(-1), _F32 if tape.dtypes == 1 else _F64, freed, retain)
     if reached < 0:
         raise RuntimeError(SECOND_TIME)
     if not retain and reached == len(freed):
@@ -226,7 +227,9 @@ class _Sweep:
         self.rq, self.rd, self.ms, self.md = tape.arrays()
         n = len(objs)
         self.ptrs = np.empty(n, np.int64)
-        if _data_offset_ok():
+        if tape.ptrs is not None:           # a tg.compile replay's arena
+            self.ptrs = tape.ptrs
+        elif _data_offset_ok():
             data_pointers(np.fromiter(map(id, objs), np.int64, n), self.ptrs)
         else:
             self.ptrs[:] = _pointers(objs)
@@ -277,7 +280,7 @@ class _Sweep:
         if t._tape is self.tape:
             return self.adjoint(t._slot).copy() if self.reach[t._slot] else None
         node = t._node
-        if t._tape is None and node is not None and node.tape_id == self.tape.id:
+        if t._tape is None and node is not None and _on_tape(node, self.tape):
             return self.leaf_adjoint(node)
         return None
 
@@ -328,7 +331,7 @@ class _Sweep:
         if not _DEFERRED:
             return
         for node in list(_DEFERRED):
-            if node.tape_id != self.tape.id:
+            if not _on_tape(node, self.tape):
                 continue
             t = node.variable
             g = self.leaf_adjoint(node)
@@ -373,6 +376,13 @@ class _Sweep:
         """Drops the views of the tape's bytes (it can then grow again) and the buffers."""
         self.rq = self.rd = self.ms = self.md = None
         self.sg = self.work = None
+
+
+def _on_tape(node, tape):
+    """Is leaf node recorded on tape? (A tg.compile replay's tape holds the leaves of its
+    call, recorded on the tape of the recording.)"""
+    return node.tape_id == tape.id or (tape.ptrs is not None and
+                                       any(n is node for n in tape.leaf_nodes))
 
 
 def _data_offset_ok():

@@ -793,12 +793,18 @@ def backward_all(rec, static, dyn, ids, root, seed, like, freed, retain):
     retained or deferred leaves, large products): reach, adjoints, sweep, leaves, and
     marking what it freed (``freed``; ``retain``: nothing). Returns the number of records
     reached, or -1 (nothing done) when a reached record was freed before."""
+    ptrs = np.empty(ids.shape[0], np.int64)
+    data_pointers(ids, ptrs)
+    return backward_at(rec, static, dyn, ptrs, root, seed, like, freed, retain)
+
+
+@jit
+def backward_at(rec, static, dyn, ptrs, root, seed, like, freed, retain):
+    """``backward_all`` with the data addresses given (a tg.compile replay's arena)."""
     rq = rec.view(np.int64)
     rd = rec.view(np.float64)
     ms = static.reshape(-1, STATIC_WIDTH)
     md = dyn.reshape(-1, DYN_WIDTH)
-    ptrs = np.empty(ids.shape[0], np.int64)
-    data_pointers(ids, ptrs)
     n = rq.shape[0] // 3
     reach = np.zeros(n, np.uint8)
     off = np.full(ms.shape[0], -1, np.int64)

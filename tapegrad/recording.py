@@ -109,6 +109,8 @@ def _link(t, tape):
         yobj = tape.keep(np.ascontiguousarray(v).copy()) if tape.keep_all else -1
         slot = tape.record_array(LINK | flag, 0.0, static_row(v.shape), yobj=yobj)
     tape.links[slot] = Node(t._tape, t._slot)
+    if tape.keep_all:                        # a replay re-reads its value
+        tape.consts[slot] = t
     return slot
 
 
@@ -188,6 +190,8 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
         rec = tape.rec
         slot = len(rec) // RECORD_SIZE
         rec += _pack(head | flags | SCALAR, bf, v)
+        if c2 and tape.keep_all:             # clamp's max: a replay recomputes the value
+            tape.c2[slot] = c2
     else:
         shape = v.shape
         if len(shape) > MAXD or (aux is not None and len(aux[1]) > MAXD):

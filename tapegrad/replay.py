@@ -1,284 +1,380 @@
 """Record once, run many: ``tg.compile(fn)`` replays a recorded tape at new inputs.
 
 The first call for a signature (shapes, dtypes, which inputs require grad, Python
-arguments) runs ``fn`` eagerly on a private tape that keeps every value. Later calls write
-the new input values into a copy of the tape's value buffers, recompute every record with
-one jitted forward sweep, check the recording's guards, and hand out tensors whose
-``backward()`` runs the reverse sweep over those buffers. Each call has its own buffers, so
-a tensor from an earlier call keeps its values and its graph.
+arguments) runs ``fn`` eagerly on a private tape that keeps every value and records every
+operation on tensors (``state.recording_active``). That tape becomes a ``Program``
+(``replay_program``): its values laid out in one arena, its tables pointing there. Later
+calls allocate an arena, write the inputs into it (arguments and the tensors ``fn`` reads
+from outside, read again at every call), recompute every record with one jitted forward
+sweep, check the recording's guards, and hand out tensors whose ``backward()`` runs the
+reverse sweep over that arena (``replay_tape``). Each call has its own arena, so a tensor
+from an earlier call keeps its values and its graph.
 
 Guards: when ``fn`` turns a tensor into a Python value while recording (``item()``,
-``bool()``, ``float()``, ``int()``, ``tolist()``, ``numpy()``, a tensor used as an index),
-the recording keeps the value; a replay that computes another value records again instead
-of returning the result of a path the new values would not take (CppAD's
-``compare_change``, ADOL-C's retaping).
+``bool()``, ``float()``, ``int()``, ``tolist()``, ``numpy()``, a tensor used as an index,
+max(dim)'s indices), the recording keeps the value; a replay that computes another value
+records again instead of returning the result of a path the new values would not take
+(CppAD's ``compare_change``, ADOL-C's retaping).
 """
 import collections
 import functools
+import weakref
+from operator import attrgetter, is_
 
 import numpy as np
 
-from .layout import ND, SHAPE, value_of
-from .ops import BY_CODE, SCALAR, node_name
+from .layout import CONST_A, CONST_B, GADDR, OPMASK, SCALAR, SHIFT
+from .ops import BY_CODE, CONST, LEAF, LINK, NEEDS, node_name
+from .recording import _INPLACE
 from .state import thread_state
 from .tape import Tape
 from .tensor import Tensor, _array, _cell, _new, _shape
 
+_node_of = attrgetter("_node")
+_value_of = attrgetter("_v")
+_float = float
+
 
 class Recording:
-    """One recorded call: the frozen tape, where the inputs and outputs sit on it, guards."""
+    """One recorded call made a program: where its inputs and outputs sit, its guards."""
 
     def __init__(self):
         self.tape = Tape()
         self.tape.keep_all = True
-        self.inputs = []        # (argument index, slot) of each tensor argument
-        self.captured = []      # (tensor, slot, version) of tensors fn reached by itself
         self.guards = []        # (slot, kind, value) of tensor values fn turned into Python
-        self.output = None      # fn's return value, with tensors replaced by _Out markers
-        self.requires = None    # per record: does a gradient reach it from a real leaf
+        self.program = None
         self.names = []         # (namespace, key, tensor): how fn reached captured tensors
-        self.scalar_inputs = None   # (argument indices, rows) of Python-float inputs
-        self.arrays = None      # R, sv, m, M, av, gsize after recording
 
     # ----- recording ---------------------------------------------------------------------
     def record(self, fn, args, kwargs):
+        self.fn = fn
         st = thread_state()
-        saved_tape, saved_rec = st.tape, st.recording
+        saved_tape, saved_rec = st._tape, st.recording
         st.tape, st.recording = self.tape, self
         try:
-            call_args = [_proxy(a) for a in args]
-            result = fn(*call_args, **kwargs)
+            result = fn(*args, **kwargs)
         finally:
-            st.tape, st.recording = saved_tape, saved_rec
-        tape = self.tape
-        for i, (a, p) in enumerate(zip(args, call_args)):
-            if isinstance(a, Tensor):
-                slot = _slot_of(p, tape)
-                if slot >= 0:
-                    self.inputs.append((i, slot))
-        arg_ids = {id(a) for a in args} | {id(p) for p in call_args}
-        for slot, node in list(tape.leaves.items()):
-            t = node.variable
-            if t is not None and id(t) not in arg_ids:
-                self.captured.append((t, slot, _cell(t)[0]))
-        for slot, t in tape.consts.items():
-            if id(t) not in arg_ids:
-                self.captured.append((t, slot, _cell(t)[0]))
-        tape.consts = {}
-        self.names = _named_captures(fn, {id(t) for t, _, _ in self.captured})
-        self.output = _mark_outputs(result, tape)
-        self.arrays = tape.freeze()
-        self.requires = _real_requires(tape, self.arrays[0],
-                                       {s for i, s in self.inputs if args[i].requires_grad}
-                                       | {s for t, s, _ in self.captured if t._rg})
+            st.recording = saved_rec
+            st.tape = saved_tape() if saved_tape is not None else None
+        self._compile(args, result)
         # The first call's results are built as every replay's are: inside the recording
         # every tensor was tracked, but only what depends on a real leaf requires grad.
         out = self.replay(args)
         return result if out is None else out
 
+    def _compile(self, args, result):
+        from .replay_program import Program
+        tape = self.tape
+        P = self.program = Program(tape)
+        heads = P.rec.view(np.int64)[0::3]
+        # every source: an argument, a tensor fn reached itself (captured: read again at
+        # every call), or a constant (a tensor fn made, gone since: its recorded value)
+        by_slot = {}
+        for s in P.sources.tolist():
+            op = int(heads[s]) & OPMASK
+            if op == LEAF:
+                by_slot[s] = tape.leaf_nodes[int(heads[s]) >> SHIFT].variable
+            else:
+                by_slot[s] = tape.consts.get(s)
+        tape.consts = {}
+        arg_of = {id(a): i for i, a in enumerate(args) if isinstance(a, Tensor)}
+        arg_in, cap_in, const_in = [], [], []
+        for s, t in by_slot.items():
+            if t is not None and id(t) in arg_of:
+                arg_in.append((s, arg_of[id(t)]))
+            elif t is not None:
+                cap_in.append((s, t))
+            elif not heads[s] & SCALAR:
+                const_in.append((s, P.kept_sources[s]))
+        del by_slot
+        self.arg_in = [i for _, i in arg_in]
+        self.cap_in = [t for _, t in cap_in]
+        self.const_vals = [v for _, v in const_in]
+        self.islot = np.array([s for s, _ in arg_in] + [s for s, _ in cap_in]
+                              + [s for s, _ in const_in], np.int64)
+        self.n_in = len(arg_in) + len(cap_in)
+        ins = [args[i] for i in self.arg_in] + self.cap_in
+        self.scalar_in = [type(t._v) is _float for t in ins]
+        self.arr_pos = [j for j, sc in enumerate(self.scalar_in) if not sc]
+        self.in_shape = [None if sc else t._v.shape for t, sc in zip(ins, self.scalar_in)]
+        self.in_dtype = [t._v.dtype if not sc else None for t, sc in zip(ins, self.scalar_in)]
+        self.types = [type(t._v) for t in ins]
+        self.leaf_pos = [j for j, s in enumerate(self.islot[:self.n_in].tolist())
+                         if int(heads[s]) & OPMASK == LEAF]
+        self.link_pos = [j for j, s in enumerate(self.islot[:self.n_in].tolist())
+                         if int(heads[s]) & OPMASK == LINK and j < len(arg_in)]
+        self.links = dict(tape.links)
+        self.leaf_nodes = list(tape.leaf_nodes)
+        from .replay_call import CODES
+        self.icode = np.array([0 if sc else CODES[d] for sc, d in
+                               zip(self.scalar_in, self.in_dtype)]
+                              + [CODES[v.dtype] for v in self.const_vals], np.int64)
+        # eager keeps these (consumer, input slot) values for backward: a call checks
+        # that the user did not change them in place before backward, as eager does
+        pos_of = {s: j for j, s in enumerate(self.islot[:self.n_in].tolist())}
+        self.saved_in = [(c, s, pos_of[s]) for c, s in P.saved_pairs if s in pos_of]
+        self.names = _named_captures(self.fn, {id(t) for t in self.cap_in})
+        self.requires = P.requires(np.nonzero((heads & OPMASK == LEAF)
+                                              | (heads & OPMASK == LINK))[0])
+        self.output = _mark_outputs(result, tape, {id(a): i for i, a in enumerate(args)},
+                                    self.requires)
+        self.out_saved = {s for _, s in P.saved_pairs}
+        self._guard_tables()
+        self.binding = None
+        self.scalar_rec = bool((heads & SCALAR).any())
+
+    def _guard_tables(self):
+        slots, kinds, pars, offs, vals = [], [], [], [], []
+        at = 0
+        for slot, kind, value in self.guards:
+            if kind == "argext":
+                largest, d, shape, arg = value
+                outer = int(np.prod(shape[:d])) if shape else 1
+                n = shape[d] if shape else 1
+                inner = int(np.prod(shape[d + 1:])) if shape else 1
+                v = np.ravel(arg).astype(np.float64)
+                kinds.append(1 if largest else 2)
+                pars.append((outer, n, inner))
+            else:
+                v = np.ravel(np.asarray(value)).astype(np.float64)
+                kinds.append(0)
+                pars.append((0, 0, 0))
+            slots.append(slot)
+            offs.append(at)
+            vals.append(v)
+            at += v.size
+        self.gslot = np.array(slots, np.int64)
+        self.gkind = np.array(kinds, np.int64)
+        self.gpar = np.array(pars, np.int64).reshape(-1, 3)
+        self.goff = np.array(offs, np.int64)
+        self.gvals = np.concatenate(vals) if vals else np.zeros(0)
+
     # ----- replaying ---------------------------------------------------------------------
     def replay(self, args):
-        """The outputs at new input values, or None when a guard fails."""
-        from .replay_kernels import forward
-        R, sv0, m, M, av0, gsize = self.arrays
-        sv, av = sv0.copy(), av0.copy()
-        if self.scalar_inputs is None:
-            self._split_inputs(m)
-        idx, rows = self.scalar_inputs          # Python-float inputs: one vectorized write
-        if idx:
-            sv[rows] = [args[i]._v for i in idx]
-        leaves = {}
-        for i, slot in self.inputs:
-            a = args[i]
-            if m[slot // 5] >= 0:
-                _write(a, slot, m, M, sv, av)
-            if a._rg and a._tape is None:
-                node = a._node
-                leaves[slot] = node if node is not None else _leaf_node(a)
-        for t, slot, _ in self.captured:
-            _write(t, slot, m, M, sv, av)
-            if t._rg and t._tape is None:
-                leaves[slot] = _leaf_node(t)
-        forward(R, sv, m, M, av, 0, R.shape[0])
-        for slot, kind, value in self.guards:
-            if not _same(value_of(slot, m, M, sv, av), kind, value):
-                return None
-        tape = ReplayTape(self, (R, sv, m, M, av, gsize), leaves)
-        for i, slot in self.inputs:             # an input changed in place before backward
-            a = args[i]
-            if m[slot // 5] >= 0:
-                tape.saved.append((slot, slot, _cell(a), _cell(a)[0], a._v, None))
-        return _build_outputs(self.output, tape, self.requires, m, M, sv, av)
+        """The outputs at new input values, or None when the inputs no longer fit the
+        recording (a captured tensor changed shape) or a guard fails."""
+        from .replay_call import DIRECT, guards_hold, store_inputs, store_inputs_py
+        P = self.program
+        ins = [args[i] for i in self.arg_in]
+        ins += self.cap_in
+        b = self.binding
+        if b is None or not (all(map(is_, ins, b.ins))
+                             and all(map(is_, map(_node_of, ins), b.nodes))):
+            b = self._bind(ins)
+        vals = list(map(_value_of, ins))
+        if list(map(type, vals)) != self.types:
+            return None
+        last = b.vals
+        for j in self.arr_pos:
+            v = vals[j]
+            if v is not last[j]:
+                if v.shape != self.in_shape[j] or v.dtype != self.in_dtype[j]:
+                    return None
+                if not v.flags.c_contiguous:
+                    vals[j] = np.ascontiguousarray(v)
+                else:
+                    last[j] = v
+        vals += self.const_vals
+        arena = np.empty(P.arena_size)
+        rec = b.rec.copy() if self.scalar_rec else b.rec
+        ptrs = P.pointers(arena)
+        rq, rd = rec.view(np.int64), rec.view(np.float64)
+        if DIRECT:
+            store_inputs(rq, rd, P.ms, ptrs, np.fromiter(map(id, vals), np.int64, len(vals)),
+                         self.islot, self.icode)
+        else:
+            store_inputs_py(rq, rd, P.ms, ptrs, arena, vals, self.islot)
+        P.forward(rec, arena, ptrs)
+        if len(self.gslot) and not guards_hold(rq, rd, P.ms, ptrs, self.gslot, self.gkind,
+                                               self.gpar, self.goff, self.gvals):
+            return None
+        tape = None
+        if self.output.requires:
+            links = self.links
+            if self.link_pos:
+                links = dict(links)
+                for j in self.link_pos:
+                    t = ins[j]
+                    links[int(self.islot[j])] = _TapeNode(t._tape, t._slot)
+            saved = [(c, s, b.cells[j], b.cells[j][0], P.nptrs + n, None)
+                     for n, (c, s, j) in enumerate(self.saved_in)]
+            shown = [vals[j] for _, _, j in self.saved_in]
+            tape = _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, _INPLACE[0])
+        return self.output.build(P, arena, rec, tape, args)
 
-    def _split_inputs(self, m):
-        """Which inputs are Python-float scalars (written together) and their rows."""
-        pairs = [(i, slot // 5) for i, slot in self.inputs if m[slot // 5] < 0]
-        self.scalar_inputs = ([i for i, _ in pairs], np.array([r for _, r in pairs], np.int64))
+    def _bind(self, ins):
+        """The leaves of these inputs: their grad cells and buffers written into copies
+        of the records and dynamic rows, their nodes into the tape's leaf list."""
+        from .engine import _leaf_node
+        P = self.program
+        b = _Binding()
+        b.ins = list(ins)
+        b.rec = P.rec.copy()
+        b.dyn = P.dyn.copy()
+        b.leaf_nodes = list(self.leaf_nodes)
+        rq, rd = b.rec.view(np.int64), b.rec.view(np.float64)
+        md = b.dyn.reshape(P.md.shape)
+        for j in self.leaf_pos:
+            t = ins[j]
+            s = int(self.islot[j])
+            node = _leaf_node(t)
+            rd[3 * s + 1] = float(node.addr)
+            k = P.row_of[s]
+            if k >= 0:
+                md[k, GADDR] = node.buf_addr
+            b.leaf_nodes[int(rq[3 * s]) >> SHIFT] = node
+        b.nodes = list(map(_node_of, ins))
+        b.vals = [None] * len(ins)
+        b.cells = [_cell(t) for t in ins]
+        self.binding = b
+        return b
 
     def valid(self):
         """False when a name fn read a captured tensor from now holds another object:
         the recording would use the old tensor, so record again."""
         for space, key, t in self.names:
-            now = space.cell_contents if key is None else space.get(key)
+            try:
+                now = space.cell_contents if key is None else space[key]
+            except (ValueError, KeyError):
+                return False
             if now is not t:
                 return False
         return True
 
     def listing(self):
         """The recorded tape, one record a line (like jax.make_jaxpr)."""
-        R, sv, m, M, av, _ = self.arrays
-        names = {s: f"in{i}" for i, s in self.inputs}
-        names.update({s: f"cap{j}" for j, (_, s, _) in enumerate(self.captured)})
-        lines = []
-        for r in range(R.shape[0]):
-            op = int(R[r, 0]) % SCALAR
-            a, b = int(R[r, 1]), R[r, 2]
-            shape = tuple(int(d) for d in M[m[r], SHAPE:SHAPE + M[m[r], ND]]) if m[r] >= 0 else ()
-            row = BY_CODE[op]
-            if row.family == "source":
-                what = f"{row.name} {names.get(5 * r, '')}".rstrip()
-            else:
-                args_ = [f"%{a // 5}" if a >= 0 else repr(R[r, 3])]
-                if row.arity == 2:
-                    args_.append(f"%{int(b) // 5}" if b >= 0 else repr(R[r, 3]))
-                what = f"{row.name}({', '.join(args_)})"
-                if node_name(op, a, -1):
-                    what += f"  # {node_name(op, a, -1)}"
-            lines.append(f"%{r} = {what} : {list(shape)}")
-        return "\n".join(lines)
+        return _listing(self)
 
 
-class ReplayTape(Tape):
-    """The tape of one replayed call: the recording's records with this call's values."""
-
-    def __init__(self, recording, arrays, leaves):
-        super().__init__()
-        src = recording.tape
-        self.rec, self.multi, self.links = src.rec, src.multi, src.links
-        self.leaves = leaves
-        self._arrays = arrays
-
-    def freeze(self):
-        R, sv, m, M, av, gsize = self._arrays
-        return R, sv, m, M, av, gsize
-
-    def free(self, reach, R):
-        super().free(reach, R)
-        if self.freed is True:
-            self._arrays = None
+class _Binding:
+    """The leaves and inputs one run of calls is made with (see Recording._bind)."""
+    __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes")
 
 
-class _Out:
-    """Where a tensor of fn's result sits: its slot and dtype."""
-    __slots__ = ("slot", "dtype", "scalar", "shape", "value")
-
-    def __init__(self, t, tape):
-        self.slot = _slot_of(t, tape)
-        self.dtype = t._dtype
-        self.scalar = type(t._v) is float
-        self.shape = _shape(t)
-        self.value = None if self.slot >= 0 else _array(t).copy()   # made from no input
+def _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, epoch):
+    from .replay_tape import ReplayTape
+    return ReplayTape(P, b, rec, arena, ptrs, links, saved, shown, epoch)
 
 
-def _mark_outputs(result, tape):
-    if isinstance(result, Tensor):
-        return _Out(result, tape)
-    if isinstance(result, (tuple, list)):
-        return type(result)(_mark_outputs(r, tape) for r in result)
-    if isinstance(result, dict):
-        return {k: _mark_outputs(v, tape) for k, v in result.items()}
-    return result
+def _TapeNode(tape, slot):
+    from .graph import Node
+    return Node(tape, slot)
 
 
-def _build_outputs(marked, tape, requires, m, M, sv, av):
-    if isinstance(marked, _Out):
-        if marked.slot < 0:
-            return _new(marked.value.copy() if not marked.scalar else float(marked.value),
-                        marked.dtype)
-        value = value_of(marked.slot, m, M, sv, av)
-        if marked.scalar:
-            v = float(value[0])
+# ----- outputs ---------------------------------------------------------------------------
+class _Outputs:
+    """fn's return value, with its tensors replaced by what a call gives back: a record's
+    value (a view of the call's arena; a copy in its dtype when that is not float64), an
+    argument (the call's), a tensor fn reached from outside (itself), or a tensor fn made
+    from no input (a fresh copy of its value)."""
+
+    def __init__(self, marked, requires):
+        self.marked = marked
+        self.requires = requires
+
+    def build(self, P, arena, rec, tape, args):
+        return _build(self.marked, P, arena, rec, tape, args, {})
+
+
+def _mark_outputs(result, tape, arg_of, requires):
+    any_grad = [False]
+
+    def mark(x):
+        if isinstance(x, Tensor):
+            if x._tape is tape:
+                rg = bool(requires[x._slot])
+                any_grad[0] |= rg
+                return ("slot", x._slot, x._dtype, rg)
+            if id(x) in arg_of:
+                return ("arg", arg_of[id(x)])
+            node = x._node
+            if x._tape is not None or (node is not None and node.tape_id == tape.id):
+                return ("obj", x)
+            return ("fresh", _array(x).copy(), x._dtype, type(x._v) is _float)
+        if isinstance(x, (tuple, list)):
+            return type(x)(mark(y) for y in x) if type(x) in (tuple, list) else \
+                type(x)(*[mark(y) for y in x])
+        if isinstance(x, dict):
+            return {k: mark(v) for k, v in x.items()}
+        return x
+    marked = mark(result)
+    return _Outputs(marked, any_grad[0])
+
+
+def _build(m, P, arena, rec, tape, args, memo):
+    if type(m) is tuple and m and type(m[0]) is str and m[0] in _KINDS:
+        kind = m[0]
+        if kind == "slot":
+            _, slot, dt, rg = m
+            out = memo.get(slot)
+            if out is not None:
+                return out
+            v = P.value(arena, rec, slot)
+            if type(v) is not _float and v.dtype != dt.np:
+                v = v.astype(dt.np)
+            elif type(v) is _float and not dt.is_floating_point:
+                v = np.array(v, dt.np)
+            out = _new(v, dt)
+            if rg:
+                out._rg = True
+                out._tape = tape
+                out._slot = slot
+            memo[slot] = out
+            return out
+        if kind == "arg":
+            return args[m[1]]
+        if kind == "obj":
+            return m[1]
+        _, value, dt, scalar = m
+        return _new(float(value) if scalar else value.copy(), dt)
+    if isinstance(m, (tuple, list)):
+        if type(m) in (tuple, list):
+            return type(m)(_build(x, P, arena, rec, tape, args, memo) for x in m)
+        return type(m)(*[_build(x, P, arena, rec, tape, args, memo) for x in m])
+    if isinstance(m, dict):
+        return {k: _build(v, P, arena, rec, tape, args, memo) for k, v in m.items()}
+    return m
+
+
+_KINDS = ("slot", "arg", "obj", "fresh")
+
+
+# ----- the listing -----------------------------------------------------------------------
+def _listing(recording):
+    P = recording.program
+    rq, rd = P.rec.view(np.int64), P.rec.view(np.float64)
+    names = {}
+    for j, s in enumerate(recording.islot.tolist()):
+        if j < len(recording.arg_in):
+            names[s] = f"in{recording.arg_in[j]}"
+        elif j < recording.n_in:
+            names[s] = f"cap{j - len(recording.arg_in)}"
+    lines = []
+    for r in range(P.nrec):
+        h = int(rq[3 * r])
+        op = h & OPMASK
+        row = BY_CODE[op]
+        a, c = h >> SHIFT, float(rd[3 * r + 1])
+        if row.family == "source":
+            what = f"{row.name} {names.get(r, '')}".rstrip()
         else:
-            v = np.array(value.reshape(marked.shape), marked.dtype.np)
-        out = _new(v, marked.dtype)
-        r = marked.slot // 5
-        if requires[r]:
-            out._rg = True
-            out._tape = tape
-            out._slot = marked.slot
-        return out
-    if isinstance(marked, (tuple, list)):
-        return type(marked)(_build_outputs(x, tape, requires, m, M, sv, av) for x in marked)
-    if isinstance(marked, dict):
-        return {k: _build_outputs(v, tape, requires, m, M, sv, av) for k, v in marked.items()}
-    return marked
+            if row.arity < 0:
+                args = [f"%{s}" for s in P.multi.get(r, ())]
+            elif h & CONST_A:
+                args = [repr(c), f"%{a}"]
+            elif h & CONST_B or row.arity == 1:
+                args = [f"%{a}"] + ([repr(c)] if row.arity == 2 or row.family ==
+                                    "compare" else [])
+            else:
+                args = [f"%{a}", f"%{int(c)}"]
+            what = f"{row.name}({', '.join(args)})"
+            if row.node:
+                what += f"  # {node_name(op, bool(h & CONST_A))}"
+        lines.append(f"%{r} = {what} : {list(P.shape(r))}")
+    return "\n".join(lines)
 
 
-def _proxy(a):
-    """A tensor argument as fn sees it while recording: leaves that require grad as they
-    are; any other tensor as a stand-in leaf, so the ops on it are recorded too."""
-    if not isinstance(a, Tensor):
-        return a
-    if a._rg and a._tape is None:
-        return a
-    p = _new(a._v, a._dtype, a._dtype.is_floating_point)
-    p._ver = _cell(a)
-    return p
-
-
-def _slot_of(t, tape):
-    if t._tape is tape:
-        return t._slot
-    node = t._node
-    if t._tape is None and node is not None and node.tape_id == tape.id:
-        return node.slot
-    return -1
-
-
-def _leaf_node(t):
-    from .engine import _leaf_node as make
-    return make(t)
-
-
-def _write(t, slot, m, M, sv, av):
-    """Writes tensor t's current value into its source record."""
-    value_of(slot, m, M, sv, av)[:] = np.ravel(_array(t))
-
-
-def _same(value, kind, recorded):
-    if kind == "argext":                   # the arg-extremes of max(dim)/min(dim)
-        largest, d, shape, arg = recorded
-        v = value.reshape(shape)
-        return np.array_equal((np.argmax if largest else np.argmin)(v, axis=d, keepdims=True)
-                              if v.ndim else np.zeros((), np.int64), arg)
-    if kind == "bool":
-        return bool(value[0]) == recorded
-    return np.array_equal(value, recorded)
-
-
-def _real_requires(tape, R, sources):
-    """Per record: does it depend on a leaf that really requires grad (not a stand-in)?"""
-    n = R.shape[0]
-    req = np.zeros(n, bool)
-    for s in sources:
-        req[s // 5] = True
-    ops = (R[:, 0] % SCALAR).astype(np.int64)
-    for r in range(n):
-        row = BY_CODE[ops[r]]
-        if row.family in ("source", "compare"):
-            continue
-        if row.arity < 0:
-            req[r] = any(req[s // 5] for s in tape.multi[5 * r])
-            continue
-        a = int(R[r, 1])
-        hit = a >= 0 and req[a // 5]
-        if row.arity == 2:
-            b = int(R[r, 2])
-            hit = hit or (b >= 0 and req[b // 5])
-        req[r] = hit
-    return req
-
-
+# ----- tg.compile ------------------------------------------------------------------------
 class Compiled:
     """``tg.compile(fn)``: call it as fn; see the module docstring."""
 
@@ -288,21 +384,35 @@ class Compiled:
         self.cache_size = cache_size
         self.recordings = collections.OrderedDict()
         self.counts = collections.Counter()
+        self._last = None       # (args, kwargs, key) of the last call: identity shortcut
 
     def __call__(self, *args, **kwargs):
         st = thread_state()
-        key = _signature(args, kwargs, st.enabled)
-        if key is None or not st.enabled or st.recording is not None:
+        if not st.enabled or st.recording is not None:
             self.counts["eager"] += 1
             return self.fn(*args, **kwargs)     # nothing to replay: run it as it is
+        # the same tensors as the last call, in the same state: the same signature
+        state = [(a._node, a._tape, a._rg) if isinstance(a, Tensor) else a for a in args]
+        last = self._last
+        if last is not None and not kwargs and len(args) == len(last[0]) \
+                and all(map(is_, args, last[0])) and state == last[1]:
+            key = last[2]
+        else:
+            key = _signature(args, kwargs)
+            if key is None:
+                self.counts["eager"] += 1
+                return self.fn(*args, **kwargs)
         rec = self.recordings.get(key)
         if rec is not None and rec.valid():
             out = rec.replay(args)
             if out is not None:
-                self.recordings.move_to_end(key)
+                if next(reversed(self.recordings)) is not key:
+                    self.recordings.move_to_end(key)
                 self.counts["replays"] += 1
+                self._last = (args, state, key) if not kwargs else None
                 return out
             self.counts["guard_failures"] += 1
+            key = _signature(args, kwargs)
         rec = Recording()
         result = rec.record(self.fn, args, kwargs)
         self.counts["recordings"] += 1
@@ -310,18 +420,19 @@ class Compiled:
         self.recordings.move_to_end(key)
         while len(self.recordings) > self.cache_size:
             self.recordings.popitem(last=False)
+        self._last = (args, state, key) if not kwargs else None
         return result
 
     def stats(self):
         """Recordings made, replays, guard failures, and per kept recording its records,
-        guards and bytes of tape (records + values)."""
+        guards and bytes (records, metadata and the values of one call)."""
         kept = []
         for rec in self.recordings.values():
-            R, sv, m, M, av, gsize = rec.arrays
-            kept.append({"records": R.shape[0], "guards": len(rec.guards),
-                         "inputs": len(rec.inputs), "captured": len(rec.captured),
-                         "bytes": R.nbytes + sv.nbytes + m.nbytes + M.nbytes + av.nbytes
-                         + 8 * gsize})
+            P = rec.program
+            kept.append({"records": P.nrec, "guards": len(rec.guards),
+                         "inputs": len(rec.arg_in), "captured": len(rec.cap_in),
+                         "bytes": P.rec.nbytes + P.static.nbytes + P.dyn.nbytes
+                         + 8 * P.arena_size})
         return {"recordings": self.counts["recordings"], "replays": self.counts["replays"],
                 "guard_failures": self.counts["guard_failures"],
                 "eager_calls": self.counts["eager"], "kept": kept}
@@ -349,20 +460,20 @@ def _named_captures(fn, ids):
     return found
 
 
-def _signature(args, kwargs, enabled):
+def _signature(args, kwargs):
     """What a recording is specific to; None when an argument cannot be keyed."""
     parts = []
     try:
         for a in list(args) + sorted(kwargs.items()):
             if isinstance(a, Tensor):
                 parts.append(("T", _shape(a), a._dtype.name, a._rg, a._tape is None,
-                              type(a._v) is float))
+                              type(a._v) is _float))
             else:
                 hash(a)
                 parts.append(("V", type(a).__name__, a))
     except TypeError:
         return None
-    return (enabled, tuple(parts))
+    return tuple(parts)
 
 
 def compile(fn=None, *, cache_size=8):  # noqa: A001 (the name users expect, like torch)
@@ -370,4 +481,3 @@ def compile(fn=None, *, cache_size=8):  # noqa: A001 (the name users expect, lik
     if fn is None:
         return lambda f: Compiled(f, cache_size)
     return Compiled(fn, cache_size)
-

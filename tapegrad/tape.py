@@ -30,7 +30,8 @@ class Tape:
 
     __slots__ = ("rec", "static", "dyn", "rows", "objs", "nbytes", "leaf_nodes", "links",
                  "multi", "hooks", "retained", "traces", "dirty", "saved", "epoch", "freed",
-                 "keep_all", "consts", "conds", "live", "dtypes", "big", "id", "__weakref__")
+                 "keep_all", "consts", "conds", "c2", "live", "dtypes", "big", "ptrs", "id",
+                 "__weakref__")
 
     def __init__(self):
         self.rec = bytearray()   # the records, RECORD_SIZE bytes each
@@ -52,9 +53,11 @@ class Tape:
         self.keep_all = False    # keep every array value (a tg.compile recording replays it)
         self.consts = {}         # slot -> constant tensor (kept only while keep_all records)
         self.conds = {}          # slot of a where record -> the slot of its condition
+        self.c2 = {}             # slot -> second constant of a scalar record (keep_all only)
         self.live = False        # see state.py
         self.dtypes = 0          # floating dtypes recorded: 1 float32, 2 float64
         self.big = False         # holds a matrix product for BLAS (see products.py)
+        self.ptrs = None         # a tg.compile replay's data addresses (else read from objs)
         self.id = next(_ids)
 
     def __len__(self):

@@ -597,12 +597,21 @@ def _assign(self, res):
 
 def _guard(t, kind, value):
     """A tensor's value becomes a Python value: inside a tg.compile recording, remember it,
-    so that a replay whose values differ records again. True inside a recording."""
+    so that a replay whose values differ records again. True inside a recording. A tensor
+    not computed on the recording (an argument, a captured tensor) enters it as a source:
+    a replay reads its value at every call."""
     rec = thread_state().recording
-    if rec is None or t._tape is not rec.tape:
+    if rec is None:
         return False
-    rec.guards.append((t._slot, kind, value))
+    slot = t._slot if t._tape is rec.tape else slot_of(t, rec.tape)
+    rec.guards.append((slot, kind, value))
     return True
+
+
+def _recorded_here(t):
+    """Is t a result computed on this thread's tg.compile recording?"""
+    st = _state_get(None)
+    return st is not None and st.recording is not None and t._tape is st.recording.tape
 
 
 def _guard_extremes(x, largest, d, shape, arg):
@@ -803,21 +812,21 @@ class Tensor:
             raise RuntimeError(f"a Tensor with {n} elements cannot be converted to Scalar")
         v = self._v
         v = v if type(v) is _float else v.reshape(()).item()
-        if self._tape is not None:
+        if recording_active():
             _guard(self, "array", np.asarray(v))
         return v
 
     def tolist(self):
-        if self._tape is not None:
+        if recording_active():
             _guard(self, "array", np.array(_array(self)))
         return _array(self).tolist()
 
     def numpy(self):
-        if self._tape is not None and _guard(self, "array", np.array(_array(self))):
-            return _array(self)
-        if self._rg:
+        if self._rg and not _recorded_here(self):
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
+        if recording_active():
+            _guard(self, "array", np.array(_array(self)))
         return _array(self)
 
     def __array__(self, dtype=None, copy=None):
