@@ -31,16 +31,32 @@ from numba import njit
 from .kernels import _bcast_strides, _lane_index, _shape, _size, _stride_walk, jit
 from .layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, C2, CONST_A, CONST_B, F32, ILEN,
                      IOBJ, OPMASK, PB, PN, PP, PQ, SCALAR, SHIFT, SIZE)
-from .ops import (ABS, ADD, AMAX, AMIN, BY_CODE, CASTNG, CLAMP, COS, DIV, EQ, ERF, EXP,
-                  EXPM1, FAMILY, F_BINARY, F_COMPARE, F_GATHER, F_LANE, F_MATMUL, F_MULTI,
-                  F_REDUCE, F_SETITEM, F_SOURCE, F_STRIDED, F_UNARY, GE, GT, LE, LOG, LOG1P,
-                  LOGSOFTMAX, LOGSUMEXP, LT, MAXALL, MAXD, MAXDIM, MAXIMUM, MINALL, MINDIM,
-                  MINIMUM, MUL, NE, NEG, NORM, POW, POWC, PROD, PRODDIM, RECIP, RELU, RPOW,
-                  RSQRT, SIGMOID, SIN, SOFTMAX, SQRT, STD, SUB, TANH, VAR, WHERE)
+from .ops import (ABS, ADD, AMAX, AMIN, BMM, CAST, CASTNG, CAT, CLAMP, CLONE, COPYSLICES, COS,
+                  DIV, DOT, EQ, ERF, EXP, EXPAND, EXPM1, FAMILY, F_BINARY, F_COMPARE, F_GATHER,
+                  F_LANE, F_MATMUL, F_MULTI, F_REDUCE, F_SETITEM, F_SOURCE, F_STRIDED,
+                  F_UNARY, GATHER, GE, GT, INDEX, INDEXSELECT, LE, LOG, LOG1P, LOGSOFTMAX,
+                  LOGSUMEXP, LT, MAXALL, MAXD, MAXDIM, MAXIMUM, MEAN, MEANDIM, MINALL, MINDIM,
+                  MINIMUM, MM, MUL, MV, NE, NEG, NORM, PERMUTE, POW, POWC, PROD, PRODDIM,
+                  RECIP, RELU, RPOW, RSQRT, SELECT, SIGMOID, SIN, SLICE, SOFTMAX, SQRT,
+                  SQUEEZE, SQUEEZEDIM, STACK, STD, SUB, SUM, SUMDIM, T, TANH, TRANSPOSE,
+                  UNSQUEEZE, VAR, VIEW, WHERE)
 from .ptr import view_f64, view_i64
 
-# Every opcode the sweep recomputes: all but the sources (the caller writes those).
-ALL_FORWARD_OPCODES = tuple(code for code, row in BY_CODE.items() if row.family != "source")
+# Every opcode the sweep recomputes (sources, LEAF/CONST/LINK, are the caller's): the test
+# of the table holds this list and the table in step.
+ALL_FORWARD_OPCODES = (
+    ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE,
+    NEG, EXP, LOG, TANH, SIGMOID, SQRT, ABS, RELU, CLAMP, POWC, RPOW, RECIP, SIN, COS, LOG1P,
+    EXPM1, RSQRT, CAST, CLONE, ERF,
+    SUM, SUMDIM, MEAN, MEANDIM,
+    MAXALL, MINALL, AMAX, AMIN, PROD, PRODDIM, VAR, STD, NORM, LOGSUMEXP, SOFTMAX, LOGSOFTMAX,
+    MM, BMM, DOT, MV,
+    SELECT, SLICE, UNSQUEEZE, SQUEEZE, SQUEEZEDIM, VIEW, T, PERMUTE, TRANSPOSE, EXPAND,
+    INDEX, INDEXSELECT, GATHER, MAXDIM, MINDIM,
+    CAT, STACK,
+    COPYSLICES,
+    GT, LT, GE, LE, EQ, NE, CASTNG,
+)
 
 
 # ----- per-element values -------------------------------------------------------------

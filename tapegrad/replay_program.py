@@ -42,7 +42,7 @@ class Program:
         row_slot = np.nonzero(~scalar)[0]              # array row k is record row_slot[k]
         assert len(row_slot) == nrows
         self.row_slot = row_slot
-        row_of = np.where(scalar, -1, rd[2::3].astype(np.int64))
+        row_of = np.where(scalar, -1.0, rd[2::3]).astype(np.int64)
         self.row_of = row_of
         sizes = self.ms[:, SIZE].copy()
         voff = np.zeros(nrows, np.int64)
@@ -80,7 +80,9 @@ class Program:
         # ----- the kept values' columns point at the rows of the values they keep
         h = heads[row_slot]
         first = h >> SHIFT
-        second = np.where((h & CONST_A) != 0, first, rd[3 * row_slot + 1].astype(np.int64))
+        b = rd[3 * row_slot + 1]           # a slot where a value is kept; else a constant
+        b = np.where(np.isfinite(b), b, -1.0).astype(np.int64)
+        second = np.where((h & CONST_A) != 0, first, b)
         for col, slots in ((AOBJ, first), (BOBJ, second)):
             kept = md[:, col] >= 0
             rows = row_of[slots[kept]]
