@@ -1,14 +1,20 @@
 """tapegrad: PyTorch-style reverse-mode autodiff on a flat typed tape with a Numba sweep."""
-from . import autograd, graph, indexing, nn, reductions
+from . import autograd, cuda, graph, indexing, linalg, nn, optim, reductions
+from .device import device
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import (bool_ as bool, dtype, float32, float64, int8, int16, int32,  # noqa: A004
                      int64, uint8)
-from .factory import (arange, empty, from_numpy, full, manual_seed, ones, ones_like, rand,
-                      randn, tensor, zeros, zeros_like)
+from .factory import (arange, empty, empty_like, eye, from_numpy, full, full_like, linspace,
+                      logspace, manual_seed, ones, ones_like, rand, rand_like, randn,
+                      randn_like, tensor, zeros, zeros_like)
 from .indexing import cat, concat, concatenate, stack, where
 from .reductions import vector_norm
 from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)
+from .legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor
+from .serialization import load, save
 from .tensor import Size, Tensor
+from . import tensor_api as _tensor_api
+from .tensor_api import is_tensor
 
 float = float32      # noqa: A001  PyTorch's aliases
 double = float64
@@ -19,8 +25,9 @@ __version__ = "0.1.0"
 
 
 def _function(name):
-    def f(input, *args, **kwargs):
-        return getattr(input, name)(*args, **kwargs)
+    def f(input, *args, out=None, **kwargs):
+        result = getattr(input, name)(*args, **kwargs)
+        return result if out is None else _tensor_api.write_out(name, out, result)
     f.__name__ = name
     f.__doc__ = f"tg.{name}(t, ...) is t.{name}(...)."
     return f
@@ -30,6 +37,6 @@ for _name in ("add sub mul div neg pow mm matmul clamp clip relu exp log tanh si
               "abs reciprocal sum mean reshape t unsqueeze squeeze permute sin cos log1p expm1 erf "
               "rsqrt square maximum minimum max min amax amin prod var std norm logsumexp "
               "softmax log_softmax transpose expand flatten index_select gather clone "
-              "bmm dot mv").split():
+              "bmm dot mv argmax argmin allclose isclose equal numel").split():
     globals()[_name] = _function(_name)
 del _name

@@ -41,11 +41,11 @@ def main():
     b2 = tg.zeros(1, d_out, requires_grad=True)
     learning_rate = 1e-4
     start = time.perf_counter()
-    for t in range(200):
+    for t in range(1, 201):          # 1-based, as the seed's for (t in 1:200) and notebook 3
         y_pred = x.mm(w1).add(b1).clamp(min=0).mm(w2).add(b2)
         loss = (y_pred - y).pow(2).sum()
         if t % 10 == 0:
-            print(f"Epoch: {t:3d}  Loss: {loss.item():.3f}")
+            print(f"Epoch: {t:3d}   Loss: {loss.item():.4f}")
         loss.backward()
         with tg.no_grad():
             for w in (w1, b1, w2, b2):

@@ -34,6 +34,31 @@ _BY_NP = {d.np: d for d in ALL}
 DEFAULT_FLOAT = float32
 
 
+# PyTorch's names of each dtype in its messages: the ScalarType ("Float", as in "Got: Long"),
+# the C++ type ("float", as in "with dtype 'long int'") and the legacy tensor type
+# ("FloatTensor", read "tapegrad.FloatTensor" in tapegrad's messages).
+_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
+                 "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+_CPP_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int",
+              "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+              "bool": "bool"}
+
+
+def scalar_name(d):
+    """PyTorch's ScalarType name of dtype ``d``: "Float", "Long" ..."""
+    return _SCALAR_NAMES[d.name]
+
+
+def cpp_name(d):
+    """PyTorch's C++ type name of dtype ``d``: "float", "long int" ..."""
+    return _CPP_NAMES[d.name]
+
+
+def tensor_type(d):
+    """The legacy tensor type name of dtype ``d``: "tapegrad.FloatTensor" ..."""
+    return f"tapegrad.{_SCALAR_NAMES[d.name]}Tensor"
+
+
 def _by_name(name):
     return next(d for d in ALL if d.name == name)
 
@@ -43,7 +68,10 @@ def from_numpy(np_dtype):
     try:
         return _BY_NP[np.dtype(np_dtype)]
     except (KeyError, TypeError):
-        raise TypeError(f"can't convert np.ndarray of type {np.dtype(np_dtype)}. The only "
+        nd = np.dtype(np_dtype)
+        # PyTorch names the non-numeric kinds by their NumPy type: numpy.str_, numpy.object_
+        name = f"numpy.{nd.type.__name__}" if nd.kind in "OSUVMm" else str(nd)
+        raise TypeError(f"can't convert np.ndarray of type {name}. The only "
                         "supported types are: float64, float32, int64, int32, int16, int8, "
                         "uint8, and bool.") from None
 

@@ -17,6 +17,7 @@ import weakref
 
 import numpy as np
 
+from . import dtypes as D
 from . import leaves, products
 from .grad_mode import is_anomaly_enabled
 from .layout import AOBJ, BIG, BOBJ, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
@@ -53,7 +54,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(tensors, grad_tensors))]
     targets = None if inputs is None else \
         ([inputs] if isinstance(inputs, Tensor) else list(inputs))
-    work = []
+    work = {}
     for t, seed in seeds:
         if t._tape is None:                       # backward on a leaf itself
             if targets is None or any(x is t for x in targets):
@@ -62,7 +63,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             continue
         _add_root(work, t._tape, t._slot, seed)
     while work:                     # a link to another tape continues the backward there
-        tape, roots = work.pop()
+        tape, roots = work.pop(max(work))
         if targets is None and len(roots) == 1 and _simple(tape):
             _backward_all(tape, roots[0], bool(retain_graph))
             continue
@@ -74,7 +75,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             else:
                 run.accumulate_into(targets)
             run.retained_grads()
-            work.extend(run.onward())
+            run.onward(work)
             run.free()
         finally:
             run.close()
@@ -97,12 +98,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
     results = [None] * len(inputs)
-    work = []
+    work = {}
     for t, seed in seeds:
         if t._tape is not None:
             _add_root(work, t._tape, t._slot, seed)
     while work:                     # through links into other tapes, as backward does
-        tape, roots = work.pop()
+        tape, roots = work.pop(max(work))
         run = _Sweep(tape, roots, bool(retain_graph), stage=True)
         try:
             run.sweep_all()
@@ -111,13 +112,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 if g is not None:
                     g = g.reshape(_shape(t))
                     results[i] = g.copy() if results[i] is None else results[i] + g
-            work.extend(run.onward())
+            run.onward(work)
             run.free()
         finally:
             run.close()
-    for t, seed in seeds:                 # an output that is itself an input
+    for t, seed in seeds:                 # a leaf output that is itself an input
         for i, x in enumerate(inputs):
-            if x is t:
+            if x is t and t._tape is None:
                 seed = seed.reshape(_shape(t))
                 results[i] = seed if results[i] is None else results[i] + seed
     out = []
@@ -138,8 +139,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 def _simple(tape):
     """Can one kernel call do this tape's backward (kernels.backward_all)?"""
-    return not (tape.hooks or tape.retained or tape.links or tape.big or _DEFERRED
-                or tape.dirty or tape.dtypes == 3 or is_anomaly_enabled()) \
+    return not (tape.hooks or tape.retained or tape.links or tape.big or tape.functions
+                or _DEFERRED or tape.dirty or tape.dtypes == 3 or is_anomaly_enabled()) \
         and (not tape.saved or tape.epoch == _INPLACE[0])
 
 
@@ -174,11 +175,9 @@ def _leave(tape):
 
 
 def _add_root(work, tape, slot, seed):
-    for t, roots in work:
-        if t is tape:
-            roots.append((slot, seed))
-            return
-    work.append((tape, [(slot, seed)]))
+    """work: {tape id: (tape, roots)}. Tapes are swept newest first (a link points to an
+    older tape), so that each runs once, with all its roots and what its links bring."""
+    work.setdefault(tape.id, (tape, []))[1].append((slot, seed))
 
 
 def _seed(i, t, g):
@@ -197,12 +196,7 @@ def _seed(i, t, g):
         raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
                            f"{_size_repr(_shape(g))} and output[{i}] has a shape of "
                            f"{_size_repr(shape)}.")
-    if not g.dtype.is_floating_point:
-        raise RuntimeError(f"For complex Tensors, both grad_output and output are required to "
-                           f"have the same dtype. Mismatch in dtype: grad_output[{i}] has a "
-                           f"dtype of {g.dtype} and output[{i}] has a dtype of {t.dtype}."
-                           .replace("tapegrad.", "torch."))
-    return t, np.asarray(_array(g), np.float64)
+    return t, np.asarray(_array(g), np.float64)     # int and bool gradients cast, as PyTorch
 
 
 def _size_repr(shape):
@@ -279,8 +273,8 @@ class _Sweep:
         """The adjoint of tensor t on this tape (None when it was not reached)."""
         if t._tape is self.tape:
             return self.adjoint(t._slot).copy() if self.reach[t._slot] else None
-        node = t._node
-        if t._tape is None and node is not None and _on_tape(node, self.tape):
+        node = t._node                   # a leaf: on each tape that used it, maybe older
+        if t._tape is None and node is not None:
             return self.leaf_adjoint(node)
         return None
 
@@ -289,12 +283,17 @@ class _Sweep:
         """The sweep from the highest root down to record 0, stopping at hooked slots."""
         start = max(s for s, _ in self.roots)
         hooks = self.tape.hooks
-        for slot in sorted((s for s in hooks if s <= start), reverse=True):
+        # a custom autograd.Function's backward runs when the sweep has passed all of its
+        # outputs: the adjoints of them all are final (autograd/function.py)
+        calls = {node._first: node for node, _ in self.tape.functions.values()}
+        for slot in sorted((s for s in {*hooks, *calls} if s <= start), reverse=True):
             self._down(start, slot + 1)
-            shape, dtype, fns = hooks[slot]
+            shape, dtype, fns = hooks.get(slot, (None, None, None))
             if self.reach[slot] and fns:
                 adj = self.adjoint(slot)
                 adj[:] = _call_hooks(fns.values(), adj, shape, dtype).ravel()
+            if slot in calls:
+                calls[slot].backward_in_sweep(self)
             start = slot
         self._down(start, 0)
 
@@ -359,13 +358,12 @@ class _Sweep:
                 with _ACCUMULATE:
                     _accumulate(t, self.adjoint(slot))
 
-    def onward(self):
-        """(tape, roots) of the links this sweep reached: backward goes on there."""
-        found = []
+    def onward(self, work):
+        """Adds the roots of the links this sweep reached to ``work``: backward goes on
+        into their tapes."""
         for slot, node in self.tape.links.items():
             if self.reach[slot]:
-                _add_root(found, node._tape, node._slot, self.adjoint(slot).copy())
-        return found
+                _add_root(work, node._tape, node._slot, self.adjoint(slot).copy())
 
     def free(self):
         """After a backward without retain_graph: what it went through is freed."""
@@ -494,10 +492,16 @@ def _call_hooks(hooks, adj, shape, dtype):
     g = _new(np.array(adj.reshape(shape), dtype.np), dtype)
     for fn in list(hooks):
         res = fn(g)
-        if res is not None:
+        if res is not None:                       # PyTorch's checks, in its order and words
+            if not isinstance(res, Tensor):
+                raise TypeError(f"expected Variable, but hook returned "
+                                f"'{type(res).__name__}'")
+            name = getattr(fn, "__name__", "<unknown>")
+            if res._dtype is not dtype:
+                raise RuntimeError(f"hook '{name}' has changed the type of value (was "
+                                   f"{D.tensor_type(dtype)} got {D.tensor_type(res._dtype)})")
             if _shape(res) != shape:
-                raise RuntimeError(f"hook returned a gradient of shape {list(_shape(res))} for "
-                                   f"a tensor of shape {list(shape)}")
+                raise RuntimeError(f"hook '{name}' has changed the size of value")
             g = res
     return np.asarray(_array(g), np.float64)
 

@@ -1,7 +1,11 @@
 """Creating tensors: ``tensor``, ``ones``, ``zeros``, ``full``, ``randn``, ``rand`` ..."""
+import math
+
 import numpy as np
 
 from . import dtypes as D
+from .conversion import from_python
+from .device import on_cpu
 from .state import refuse_while_recording
 from .tensor import Tensor, _array, _from_array, _new, _sizes
 
@@ -17,28 +21,22 @@ def manual_seed(seed):
 def _infer(data, dtype=None):
     """A NumPy array from Python data, typed as PyTorch would type it (or as ``dtype``)."""
     if isinstance(data, np.ndarray):
-        if data.dtype == object:
-            raise TypeError("can't convert np.ndarray of type numpy.object_. The only "
-                            "supported types are: float64, float32, int64, int32, int16, "
-                            "int8, uint8, and bool.")
-        D.from_numpy(data.dtype)
+        D.from_numpy(data.dtype)    # PyTorch's TypeError for the dtypes tapegrad has not
+        if dtype is not None and data.dtype != dtype.np:
+            with np.errstate(all="ignore"):     # an array is cast silently, as PyTorch's
+                return data.astype(dtype.np)
         return data
-    if isinstance(data, (str, bytes)):
-        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
-    try:
-        a = np.array(data)
-    except ValueError as e:     # ragged nested lists
-        raise ValueError(f"expected sequence of equal lengths: {e}") from None
-    if a.dtype == object or a.dtype.kind in "USV":
-        raise TypeError(f"new(): invalid data type '{a.dtype}'" if a.dtype.kind in "USV" else
-                        "Could not infer dtype of " + type(data).__name__)
-    if dtype is not None:
-        a = a.astype(dtype.np)
-    elif a.dtype.kind == "f":
-        a = a.astype(D.DEFAULT_FLOAT.np)
-    elif a.dtype.kind in "iu":
-        a = a.astype(np.int64)
-    return a
+    # numbers and nested sequences: read as torch.tensor reads them, with its errors
+    return from_python(data, dtype)
+
+
+def _nonnegative(shape):
+    """``shape``, after PyTorch's check that no size is negative."""
+    for n in shape:
+        if n < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: "
+                               f"{list(shape)}")
+    return shape
 
 
 def _grad_leaf(t, requires_grad):
@@ -50,6 +48,7 @@ def _grad_leaf(t, requires_grad):
     return t
 
 
+@on_cpu
 def tensor(data, dtype=None, requires_grad=False):
     """A new leaf tensor holding a copy of ``data`` (a number, nested lists, an array)."""
     if isinstance(data, Tensor):
@@ -63,62 +62,197 @@ def tensor(data, dtype=None, requires_grad=False):
 
 def _filled(fill, size, dtype, requires_grad):
     dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
-    t = _from_array(np.full(_sizes(size), fill, dt.np), dt)
+    t = _from_array(np.full(_nonnegative(_sizes(size)), fill, dt.np), dt)
     return _grad_leaf(t, requires_grad)
 
 
-def ones(*size, dtype=None, requires_grad=False):
-    return _filled(1, size, dtype, requires_grad)
+def _size(name, sizes, size):
+    """The shape of ``ones(2, 3)``, ``ones((2, 3))`` or ``ones(size=(2, 3))``."""
+    if size is None:
+        return sizes
+    if sizes:
+        raise TypeError(f"{name}() got multiple values for argument 'size'")
+    return (size,)
 
 
-def zeros(*size, dtype=None, requires_grad=False):
-    return _filled(0, size, dtype, requires_grad)
+@on_cpu
+def ones(*sizes, size=None, dtype=None, requires_grad=False):
+    return _filled(1, _size("ones", sizes, size), dtype, requires_grad)
 
 
-def empty(*size, dtype=None, requires_grad=False):
-    return _filled(0, size, dtype, requires_grad)
+@on_cpu
+def zeros(*sizes, size=None, dtype=None, requires_grad=False):
+    return _filled(0, _size("zeros", sizes, size), dtype, requires_grad)
 
 
+@on_cpu
+def empty(*sizes, size=None, dtype=None, requires_grad=False):
+    """PyTorch leaves the values uninitialized; here they are zeros."""
+    return _filled(0, _size("empty", sizes, size), dtype, requires_grad)
+
+
+@on_cpu
 def full(size, fill_value, dtype=None, requires_grad=False):
     if dtype is None and isinstance(fill_value, (bool, int, np.integer)):
         dtype = D.bool_ if isinstance(fill_value, bool) else D.int64
     return _filled(fill_value, (size,), dtype, requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def _like(name, t):
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(t).__name__}")
+    return t.shape
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+@on_cpu
+def ones_like(input, dtype=None, requires_grad=False):
+    return ones(_like("ones_like", input), dtype=dtype or input.dtype,
+                requires_grad=requires_grad)
 
 
-def _random(draw, size, dtype, requires_grad):
+@on_cpu
+def zeros_like(input, dtype=None, requires_grad=False):
+    return zeros(_like("zeros_like", input), dtype=dtype or input.dtype,
+                 requires_grad=requires_grad)
+
+
+@on_cpu
+def empty_like(input, dtype=None, requires_grad=False):
+    return empty(_like("empty_like", input), dtype=dtype or input.dtype,
+                 requires_grad=requires_grad)
+
+
+@on_cpu
+def full_like(input, fill_value, dtype=None, requires_grad=False):
+    return _filled(fill_value, (_like("full_like", input),), dtype or input.dtype,
+                   requires_grad)
+
+
+def _random(draw, size, dtype, requires_grad, kernel="normal_kernel_cpu"):
     refuse_while_recording("a random draw (a replay would reuse the recorded numbers)")
     dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
-    if not dt.is_floating_point:
-        raise RuntimeError(f'"normal_kernel_cpu" not implemented for \'{dt.name}\'')
-    a = draw(_rng[0], _sizes(size), dt.np)
+    shape = _nonnegative(_sizes(size))
+    if not dt.is_floating_point:    # PyTorch's words, naming its kernel and its dtype name
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{D.scalar_name(dt)}\'')
+    a = draw(_rng[0], shape, dt.np)
     t = _from_array(np.asarray(a, dt.np), dt)
     return _grad_leaf(t, requires_grad)
 
 
-def randn(*size, dtype=None, requires_grad=False):
+def _normal(g, s, d):
+    return g.standard_normal(s, dtype=d)
+
+
+def _uniform(g, s, d):
+    return g.random(s, dtype=d)
+
+
+@on_cpu
+def randn(*sizes, size=None, dtype=None, requires_grad=False):
     """Standard normal samples (seed with ``tg.manual_seed``)."""
-    return _random(lambda g, s, d: g.standard_normal(s, dtype=d), size, dtype, requires_grad)
+    return _random(_normal, _size("randn", sizes, size), dtype, requires_grad)
 
 
-def rand(*size, dtype=None, requires_grad=False):
+@on_cpu
+def rand(*sizes, size=None, dtype=None, requires_grad=False):
     """Uniform samples on [0, 1) (seed with ``tg.manual_seed``)."""
-    return _random(lambda g, s, d: g.random(s, dtype=d), size, dtype, requires_grad)
+    return _random(_uniform, _size("rand", sizes, size), dtype, requires_grad,
+                   kernel="check_uniform_bounds")
 
 
+@on_cpu
+def randn_like(input, dtype=None, requires_grad=False):
+    return _random(_normal, _like("randn_like", input), dtype or input.dtype, requires_grad)
+
+
+@on_cpu
+def rand_like(input, dtype=None, requires_grad=False):
+    return _random(_uniform, _like("rand_like", input), dtype or input.dtype, requires_grad,
+                   kernel="check_uniform_bounds")
+
+
+# ----- ranges ---------------------------------------------------------------------------
+def _number(x):
+    """A Python number from a number or a one-element tensor."""
+    return x.item() if isinstance(x, Tensor) else x
+
+
+@on_cpu
 def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+    """start, start + step, ... up to end (excluded): ceil((end - start) / step) values,
+    each start + i * step computed in float64 (in int64 for an integer dtype), as PyTorch."""
+    start, end, step = (_number(v) for v in (start, end, step))
     if end is None:
         start, end = 0, start
     floats = any(isinstance(v, float) for v in (start, end, step))
     dt = D.as_dtype(dtype) or (D.DEFAULT_FLOAT if floats else D.int64)
-    t = _from_array(np.arange(start, end, step).astype(dt.np), dt)
+    acc = float if dt.is_floating_point else int     # PyTorch's accumulate type
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    step = acc(step) if math.isfinite(step) else step
+    if step == 0:                                   # an integer dtype truncated it to 0
+        raise ValueError("step must be nonzero")
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise RuntimeError(f"unsupported range: {start:g} -> {end:g}")
+    start, end = acc(start), acc(end)
+    if not ((step > 0 and end >= start) or (step < 0 and end <= start)):
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
+    n = math.ceil((end - start) / step)
+    values = start + step * np.arange(n, dtype=np.float64 if acc is float else np.int64)
+    t = _from_array(values.astype(dt.np), dt)
+    return _grad_leaf(t, requires_grad)
+
+
+def _spaced(start, end, steps, dtype):
+    """PyTorch's linspace values (and logspace's exponents): the first half counted up from
+    start, the second half down from end, with step (end - start) / (steps - 1) computed in
+    the dtype (in float64 for integer dtypes)."""
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool):
+        raise TypeError(f"linspace(): argument 'steps' (position 3) must be int, not "
+                        f"{type(steps).__name__}")
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    if dtype.is_floating_point:
+        ft = dtype.np.type
+        start, end = ft(_number(start)), ft(_number(end))
+    else:                           # start and end in the dtype, the step in float64
+        ft = np.float64
+        start, end = ft(int(_number(start))), ft(int(_number(end)))
+    if steps == 1:
+        return np.array([start], ft)
+    step = (end - start) / ft(steps - 1)
+    idx = np.arange(steps, dtype=ft)
+    half = steps // 2
+    with np.errstate(all="ignore"):
+        return np.where(idx < half, start + step * idx, end - step * (ft(steps - 1) - idx))
+
+
+@on_cpu
+def linspace(start, end, steps, dtype=None, requires_grad=False):
+    """``steps`` values evenly spaced from start to end (both included)."""
+    dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
+    t = _from_array(_spaced(start, end, steps, dt).astype(dt.np), dt)
+    return _grad_leaf(t, requires_grad)
+
+
+@on_cpu
+def logspace(start, end, steps, base=10.0, dtype=None, requires_grad=False):
+    """base ** linspace(start, end, steps)."""
+    dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
+    exponents = _spaced(start, end, steps, dt).astype(np.float64)
+    t = _from_array(np.power(float(base), exponents).astype(dt.np), dt)
+    return _grad_leaf(t, requires_grad)
+
+
+@on_cpu
+def eye(n, m=None, dtype=None, requires_grad=False):
+    """The n x m identity matrix (m = n by default)."""
+    for name, k in (("n", n), ("m", m)):
+        if k is not None and k < 0:
+            raise RuntimeError(f"{name} must be greater or equal to 0, got {k}")
+    dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
+    t = _from_array(np.eye(n, n if m is None else m, dtype=dt.np), dt)
     return _grad_leaf(t, requires_grad)
 
 

@@ -8,7 +8,7 @@ import weakref
 
 from .drawing import draw, to_dot  # noqa: F401  (tg.graph.draw(out), tg.graph.to_dot(out))
 from .layout import SHIFT
-from .ops import BY_CODE, CONST, LINK, LEAF, SUB, node_name
+from .ops import BY_CODE, CONST, FUNCTION, LINK, LEAF, SUB, node_name
 
 
 class AccumulateGrad:
@@ -70,12 +70,12 @@ class Node:
         tape, op = self._tape, self._op()
         row = BY_CODE[op]
         if row.arity < 0:              # cat/stack: a list of inputs
-            return tuple((_node_of(tape, s), 0) for s in tape.multi[self._slot])
+            return tuple(_edge(tape, s) for s in tape.multi[self._slot])
         a, b, const_first = tape.operands(self._slot)
         if op == SUB and const_first:  # 2 - x lists only x, as PyTorch's RsubBackward1
-            return ((_node_of(tape, b), 0),)
+            return (_edge(tape, b),)
         slots = [a, b] if row.arity == 2 else [a]
-        return tuple((_node_of(tape, s), 0) for s in slots)
+        return tuple(_edge(tape, s) for s in slots)
 
     def __eq__(self, other):
         return isinstance(other, Node) and self._key == other._key
@@ -87,15 +87,20 @@ class Node:
         return f"<{self.name()} object at {id(self):#x}>"
 
 
-def _node_of(tape, slot):
-    """The node an operand slot's gradient flows into (None for constants)."""
+def _edge(tape, slot):
+    """The (node, output number) an operand slot's gradient flows into ((None, 0) for
+    constants): a link stands for what it links to, and the outputs of a custom
+    autograd.Function are its node's outputs 0, 1, ... (autograd/function.py)."""
     if slot < 0:
-        return None
+        return None, 0
     op = tape.op_of(slot)
     if op == LEAF:
-        return tape.leaf_nodes[tape.head(slot) >> SHIFT]
+        return tape.leaf_nodes[tape.head(slot) >> SHIFT], 0
+    if op == FUNCTION:
+        return tape.functions[slot]
     if op == LINK:
-        return tape.links.get(slot)
+        node = tape.links.get(slot)
+        return (None, 0) if node is None else _edge(node._tape, node._slot)
     if op == CONST:
-        return None
-    return Node(tape, slot)
+        return None, 0
+    return Node(tape, slot), 0

@@ -12,8 +12,8 @@ from . import dtypes as D
 from .ops import CAT, COPYSLICES, EXPAND, GATHER, INDEX, INDEXSELECT, STACK, TRANSPOSE, WHERE
 from .state import current_tape, recording_active, refuse_while_recording, thread_state
 from .tensor import (Tensor, _array, _as_tensor, _broadcast, _bump, _cstrides, _dim,
-                     _from_array, _guard, _new, _record, _result_dtype, _shape, _sizes, _slot,
-                     _strided, _tracks, method)
+                     _from_array, _guard, _index_key, _new, _record, _result_dtype, _shape,
+                     _sizes, _slot, _strided, _tracks, method)
 
 
 def _flat_positions(shape):
@@ -77,8 +77,7 @@ def index_select(input, dim, index):
     _guard_index(index)
     idx = _array(_as_tensor(index)).astype(np.int64).ravel()
     if idx.size and (idx.max() >= max(shape[d] if shape else 1, 1) or idx.min() < 0):
-        bad = idx.max() if idx.max() >= (shape[d] if shape else 1) else idx.min()
-        raise IndexError(f"index out of range in self (index {bad})")
+        raise IndexError("index out of range in self")
     flat = np.take(_flat_positions(shape), idx, axis=d) if shape else _flat_positions(())
     return _pick(input, flat, INDEXSELECT)
 
@@ -114,20 +113,18 @@ def transpose(input, dim0, dim1):
                     [st[p] for p in perm])
 
 
-@method
-def expand(input, *sizes):
-    sizes = list(_sizes(sizes))
-    shape = _shape(input)
+def _expanded(shape, sizes, dtype):
+    """(shape, strides) of a tensor of ``shape`` expanded to ``sizes``, or PyTorch's error,
+    checked as PyTorch checks it: from the last dimension to the first."""
     if len(sizes) < len(shape):
-        raise RuntimeError(f"expand(torch.FloatTensor{{{list(shape)}}}, size={sizes}): the "
-                           "number of sizes provided (" + str(len(sizes)) + ") must be greater "
-                           "or equal to the number of dimensions in the tensor (" +
-                           str(len(shape)) + ")")
+        raise RuntimeError(f"expand({D.tensor_type(dtype)}{{{list(shape)}}}, size={sizes}): "
+                           f"the number of sizes provided ({len(sizes)}) must be greater or "
+                           f"equal to the number of dimensions in the tensor ({len(shape)})")
     lead = len(sizes) - len(shape)
     st = _cstrides(shape)
-    out_shape, strides = [], []
-    for i, s in enumerate(sizes):
-        j = i - lead
+    out_shape, strides = [0] * len(sizes), [0] * len(sizes)
+    for i in reversed(range(len(sizes))):
+        s, j = sizes[i], i - lead
         n = shape[j] if j >= 0 else 1
         if s == -1:
             if j < 0:
@@ -138,8 +135,15 @@ def expand(input, *sizes):
             raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing "
                                f"size ({n}) at non-singleton dimension {i}.  Target sizes: "
                                f"{sizes}.  Tensor sizes: {list(shape)}")
-        out_shape.append(s)
-        strides.append(st[j] if j >= 0 and n == s else 0)
+        out_shape[i] = s
+        strides[i] = st[j] if j >= 0 and n == s else 0
+    return out_shape, strides
+
+
+@method
+def expand(input, *sizes):
+    sizes = list(_sizes(sizes))
+    out_shape, strides = _expanded(_shape(input), sizes, input._dtype)
     v = np.broadcast_to(_array(input), out_shape)
     return _strided(EXPAND, input, v, 0, tuple(out_shape), strides)
 
@@ -155,14 +159,17 @@ def flatten(input, start_dim=0, end_dim=-1):
     if not shape:
         return input.reshape(1)
     s, e = _dim(start_dim, len(shape)), _dim(end_dim, len(shape))
+    if s == e:                   # nothing to flatten: the tensor itself, no node (PyTorch)
+        return input
     return input.reshape(shape[:s] + (math.prod(shape[s:e + 1]),) + shape[e + 1:])
 
 
 def _join(tensors, dim, stacked):
     tensors = list(tensors)
-    name = "stack" if stacked else "cat"
-    if not tensors:
-        raise RuntimeError(f"{name} expects a non-empty TensorList")
+    if not tensors:              # PyTorch's words differ: cat checks in Python, stack in C++
+        if stacked:
+            raise RuntimeError("stack expects a non-empty TensorList")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     tensors = [_as_tensor(t) for t in tensors]
     shapes = [_shape(t) for t in tensors]
     if stacked:
@@ -225,7 +232,7 @@ def where(condition, input, other):
     cond = _array(cond_t)
     if cond.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor "
-                           f"with dtype {D.from_numpy(cond.dtype).name.capitalize()}")
+                           f"with dtype {D.scalar_name(D.from_numpy(cond.dtype))}")
     a, b = input, other
     dt = _result_dtype(a, b)
     a = a if isinstance(a, Tensor) else _from_array(np.asarray(a, dt.np), dt)
@@ -261,21 +268,29 @@ def setitem(x, key, value):
         raise _numpy_index_error(e) from None
     pos = np.asarray(pos)
     src = _array(val) if val is not None else value
-    try:
-        np.broadcast_to(src, pos.shape)
-    except ValueError:
-        raise RuntimeError(f"shape mismatch: value tensor of shape {list(np.shape(src))} "
-                           f"cannot be broadcast to indexing result of shape "
-                           f"{list(pos.shape)}") from None
+    fits = list(np.shape(src))       # the value without the leading 1s the target lacks
+    while len(fits) > pos.ndim and fits[0] == 1:
+        fits.pop(0)
+    if _index_key(key, len(shape)) is not None:    # a basic key: PyTorch copies as expand
+        _expanded(tuple(fits), list(pos.shape), val._dtype if val is not None else x._dtype)
+    else:
+        try:
+            np.broadcast_to(src, pos.shape)
+        except ValueError:
+            raise RuntimeError(f"shape mismatch: value tensor of shape {list(np.shape(src))} "
+                               f"cannot be broadcast to indexing result of shape "
+                               f"{list(pos.shape)}") from None
     if not recording:
         x._v[_np_key(key)] = src
         _bump(x)
         return
     if val is not None and _shape(val) != pos.shape:
-        val = expand(val, pos.shape) if len(_shape(val)) <= pos.ndim else \
-            val.reshape(pos.shape)
+        if len(_shape(val)) > pos.ndim:
+            val = val.reshape(fits)
+        if _shape(val) != pos.shape:
+            val = expand(val, pos.shape)
     new = _array(x).copy()
-    new.ravel()[pos.ravel()] = np.broadcast_to(src, pos.shape).ravel()
+    new.ravel()[pos.ravel()] = np.broadcast_to(np.reshape(src, fits), pos.shape).ravel()
     res = _new(new, x._dtype, True)
     if val is not None:
         _record(COPYSLICES, res, x, val, ints=pos.ravel())

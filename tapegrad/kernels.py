@@ -28,7 +28,8 @@ from .layout import (DYN_WIDTH, STATIC_WIDTH, ILEN, AOBJ, AUX_BASE, AUX_ND, AUX_
                      DEFERRED, F32, GADDR, HAS_GRAD, IOBJ, ND, OPMASK, PB, PN, PP, PQ, SCALAR,
                      SHAPE, SHIFT, SIZE, STATE_OFFSET, YOBJ)
 from .ops import (NEEDS, ABS, ADD, AMAX, AMIN, CLAMP, CONST, COS, DIV, DOT, ERF, EXP, EXPM1, FAMILY,
-                  F_BINARY, F_GATHER, F_LANE, F_MATMUL, F_MULTI, F_REDUCE, F_SETITEM,
+                  F_BINARY, F_COMPARE, F_CUSTOM, F_GATHER, F_LANE, F_MATMUL, F_MULTI,
+                  F_REDUCE, F_SETITEM,
                   F_SOURCE, F_STRIDED, F_UNARY, LEAF, LOG, LOG1P, LOGSOFTMAX, LOGSUMEXP, MAXALL,
                   MAXD, MAXIMUM, MINALL, MINIMUM, MM, MUL, MV, NEG, NORM, POW, POWC, PROD,
                   PRODDIM, RECIP, RELU, RPOW, RSQRT, SIGMOID, SIN, SOFTMAX, SQRT, STD, SUB,
@@ -650,7 +651,7 @@ def _operands_reach(r, h, rq, rd, md, ptrs, reach):
     """Marks the operands of reached record r that need a gradient."""
     op = h & OPMASK
     fam = FAMILY[op]
-    if fam == F_SOURCE or fam > F_SETITEM:
+    if fam == F_SOURCE or fam == F_COMPARE:
         return
     if fam == F_MULTI:
         ints = _int_list(md, ptrs, _row(rd, r))
@@ -658,6 +659,12 @@ def _operands_reach(r, h, rq, rd, md, ptrs, reach):
             s = ints[3 + 2 * p]
             if _needs_grad(rq, s):
                 reach[s] = 1
+        return
+    if fam == F_CUSTOM:          # a Function's output: its inputs are its int list
+        ints = _int_list(md, ptrs, _row(rd, r))
+        for p in range(ints.shape[0]):
+            if _needs_grad(rq, ints[p]):
+                reach[ints[p]] = 1
         return
     a = h >> SHIFT
     if _needs_grad(rq, a):

@@ -16,7 +16,8 @@ Op = namedtuple("Op", "name const node arity family saves")
 #         derivative from x, y and constants), 'reduce' (linear reductions), 'lane'
 #         (nonlinear reductions and softmax along dims), 'matmul', 'strided' (a view of its
 #         input), 'gather' (elements picked by saved flat indices), 'multi' (cat/stack of a
-#         list), 'setitem' (a copy with positions replaced), 'compare' (no gradient:
+#         list), 'setitem' (a copy with positions replaced), 'custom' (an output of a
+#         user's autograd.Function: its backward runs in Python), 'compare' (no gradient:
 #         recorded only inside a tg.compile recording, so that a replay recomputes it).
 # arity: tensor inputs listed in next_functions (a Python-number operand of a binary op
 #        still takes its place as (None, 0), as in PyTorch); -1: a list of inputs.
@@ -93,6 +94,7 @@ _ROWS = [
     Op("cat",        "CAT",        "CatBackward0",           -1, "multi",   "i"),
     Op("stack",      "STACK",      "StackBackward0",         -1, "multi",   "i"),
     Op("copyslices", "COPYSLICES", "CopySlices",              2, "setitem", "i"),
+    Op("function",   "FUNCTION",   None,                     -1, "custom",  "i"),
     Op("gt",         "GT",         None,                      2, "compare", ""),
     Op("lt",         "LT",         None,                      2, "compare", ""),
     Op("ge",         "GE",         None,                      2, "compare", ""),
@@ -103,9 +105,9 @@ _ROWS = [
 ]
 
 FAMILIES = ("source", "binary", "unary", "reduce", "lane", "matmul", "strided", "gather",
-            "multi", "setitem", "compare")
+            "multi", "setitem", "custom", "compare")
 (F_SOURCE, F_BINARY, F_UNARY, F_REDUCE, F_LANE, F_MATMUL, F_STRIDED, F_GATHER, F_MULTI,
- F_SETITEM, F_COMPARE) = range(len(FAMILIES))
+ F_SETITEM, F_CUSTOM, F_COMPARE) = range(len(FAMILIES))
 
 TABLE = {row.name: row for row in _ROWS}
 BY_CODE = dict(enumerate(_ROWS))

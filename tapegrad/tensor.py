@@ -14,16 +14,18 @@ import numpy as np
 
 from . import dtypes as D
 from . import leaves
-from .graph import Node
+from .graph import Node, _edge
 from .layout import CONST_A, CONST_B, F32, RECORD, RECORD_SIZE, SCALAR, SHIFT
 from .ops import (BY_CODE, ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE, CLONE, COS,
                   DIV, EXP, EXPM1, ERF, LOG, LOG1P, MAXIMUM, MEAN, MEANDIM, MINIMUM, MM, MUL,
                   NEG, BMM, DOT, MV, PERMUTE, POW, POWC, RECIP, RELU, RPOW, RSQRT, SELECT,
                   SIGMOID, SIN, SLICE, SQRT, SQUEEZE, SQUEEZEDIM, SUB, SUM, SUMDIM, T, TANH,
                   UNSQUEEZE, VIEW)
+from .device import CPU, to_args
 from .quiet import hush as _hush, unhush as _unhush
 from .recording import _INPLACE, record, slot_of
 from .state import _var, current_tape, recording_active, refuse_while_recording, thread_state
+from .tensor_api import TensorAPI
 
 _state_get = _var.get
 
@@ -475,7 +477,7 @@ def _reduce(op, x, dim, keepdim, mean):
     dt = x._dtype
     if mean and not dt.is_floating_point:
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either "
-                           "a floating point or complex dtype. Got: " + dt.name.capitalize())
+                           "a floating point or complex dtype. Got: " + D.scalar_name(dt))
     if not dt.is_floating_point:
         dt = D.int64
     v = x._v
@@ -663,7 +665,7 @@ def _index_key(key, nd):
     return steps
 
 
-class Tensor:
+class Tensor(TensorAPI):
     """A multi-dimensional array that records the operations on it for ``backward()``."""
     __slots__ = ("_v", "_dtype", "_rg", "_tape", "_slot", "_grad", "_node", "_ver",
                  "__weakref__")
@@ -694,7 +696,7 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu"
+        return CPU
 
     def is_floating_point(self):
         return self._dtype.is_floating_point
@@ -730,7 +732,7 @@ class Tensor:
 
     @property
     def grad_fn(self):
-        return None if self._tape is None else Node(self._tape, self._slot)
+        return None if self._tape is None else _edge(self._tape, self._slot)[0]
 
     @property
     def _version(self):
@@ -767,21 +769,24 @@ class Tensor:
                     f"attempting to assign a gradient of size '{list(_shape(value))}' to a "
                     f"tensor of size '{list(_shape(self))}'. Please ensure that the gradient "
                     "and the tensor are the same size")
-            if value._dtype is not self._dtype:
-                raise RuntimeError("attempting to assign a gradient with dtype "
-                                   f"'{value._dtype.name}' to a tensor with dtype "
-                                   f"'{self._dtype.name}'. Please ensure that the gradient "
-                                   "and the tensor have the same dtype")
+            if value._dtype is not self._dtype:       # PyTorch 2.13's words
+                raise RuntimeError(
+                    f"attempting to assign a gradient with dtype '{D.cpp_name(value._dtype)}' "
+                    f"to a tensor with grad_dtype '{D.scalar_name(self._dtype)}'. The gradient "
+                    "must match the tensor's grad_dtype (defaults to the tensor's dtype). You "
+                    "can set the tensor's grad_dtype attribute with a specific dtype, or None "
+                    "to allow any dtype. Set grad_dtype with caution. Diverging the dtypes of a "
+                    "tensor and its gradient may break downstream systems that assume they "
+                    "match.")
             if type(value._v) is _float:
                 value = _new(np.array(value._v, value._dtype.np), value._dtype)
         node = self._node if self._tape is None else None
         old = self._grad
-        if node is not None and node.page is not None:
+        if node is not None and node.page is not None and (old is None or value is not old):
             from .engine import _owns
-            if old is not None and _owns(node, old) and value is not old:
-                if sys.getrefcount(old) > 3:     # the user holds the old grad: it keeps
-                    old._v = old._v.copy()       # its values in memory of its own
-                leaves.clear(node)
+            if old is not None and _owns(node, old) and sys.getrefcount(old) > 3:
+                old._v = old._v.copy()     # the user holds the old grad: it keeps its values
+            leaves.clear(node)             # (a grad never read yet goes too)
         self._grad = value
         if self._tape is None and self._rg and (value is not None or node is not None):
             from .engine import _leaf_node, update_deferred
@@ -821,7 +826,9 @@ class Tensor:
             _guard(self, "array", np.array(_array(self)))
         return _array(self).tolist()
 
-    def numpy(self):
+    def numpy(self, *, force=False):
+        if force:
+            return self.detach().numpy()
         if self._rg and not _recorded_here(self):
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
@@ -855,11 +862,16 @@ class Tensor:
     def data(self, value):
         """Swaps in another tensor's value (shared, unrecorded), as PyTorch's ``.data =``."""
         refuse_while_recording("assigning .data")
+        if self._tape is None and (value._dtype is not self._dtype
+                                   or _shape(value) != _shape(self)):
+            self._node = None        # a leaf's grad storage has the old dtype and shape
         self._v = value._v
         self._dtype = value._dtype
         self._ver = _cell(value)
 
     def __float__(self):
+        if self.numel() != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return _float(self.item())
 
     def __int__(self):
@@ -1018,6 +1030,8 @@ class Tensor:
             return _sconst(_S_POWC, self, _float(exponent), a ** exponent)
         if isinstance(exponent, Tensor):
             return _binary(POW, self, exponent)
+        if isinstance(exponent, _int) and exponent < 0 and not self._dtype.is_floating_point:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
         return _unary(POWC, self, _float(exponent), keep_int=isinstance(exponent, _int))
 
     def exp(self):
@@ -1170,6 +1184,9 @@ class Tensor:
         if self.ndim != 1 or other.ndim != 1:
             raise RuntimeError(f"1D tensors expected, but got {self.ndim}D and {other.ndim}D "
                                "tensors")
+        if self._dtype is not other._dtype:
+            raise RuntimeError("dot : expected both vectors to have same dtype, but found "
+                               f"{D.scalar_name(self._dtype)} and {D.scalar_name(other._dtype)}")
         n, m = self._v.shape[0], other._v.shape[0]
         if n != m:
             raise RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] "
@@ -1179,8 +1196,8 @@ class Tensor:
 
     def mv(self, vec):
         if self.ndim != 2 or vec.ndim != 1:
-            raise RuntimeError(f"vector + matrix @ vector expected, got {vec.ndim}, "
-                               f"{self.ndim}, {vec.ndim}")
+            raise RuntimeError(f"vector + matrix @ vector expected, got 1, {self.ndim}, "
+                               f"{vec.ndim}")
         (n, p), q = self._v.shape, vec._v.shape[0]
         if p != q:
             raise RuntimeError(f"size mismatch, got input ({n}), mat ({n}x{p}), vec ({q})")
@@ -1194,12 +1211,12 @@ class Tensor:
             from .indexing import advanced_index
             return advanced_index(self, key)
         cur, d = self, 0
-        for kind, k in steps:
+        for at, (kind, k) in enumerate(steps):  # at: the dim errors name, as PyTorch
             if kind == "none":
                 cur = cur.unsqueeze(d)
                 d += 1
             elif kind == "int":
-                cur = _select(cur, d, k)
+                cur = _select(cur, d, k, at)
             else:
                 size = cur._v.shape[d]
                 start, stop, step = k.indices(size)
@@ -1353,11 +1370,11 @@ class Tensor:
         return self._compare(other, np.greater_equal, GE)
 
     # ----- dtype ------------------------------------------------------------------------
-    def to(self, dtype=None, copy=False):
-        """A copy in another dtype (gradients flow back in this tensor's dtype)."""
-        if isinstance(dtype, str) and dtype == "cpu":
-            return self
-        dt = D.as_dtype(dtype)
+    def to(self, *args, **kwargs):
+        """A copy in another dtype (gradients flow back in this tensor's dtype); the device
+        can only be the CPU."""
+        dtype, copy = to_args(args, kwargs)
+        dt = D.as_dtype(dtype) or self._dtype
         if dt is self._dtype and not copy:
             return self
         v = self._v
@@ -1379,7 +1396,7 @@ class Tensor:
             return "tapegrad." + {"float32": "FloatTensor", "float64": "DoubleTensor",
                                   "int64": "LongTensor", "bool": "BoolTensor"}.get(
                 self._dtype.name, self._dtype.name)
-        return self.to(dtype)
+        return self.to(getattr(dtype, "dtype", dtype))    # tg.FloatTensor: its dtype
 
     def float(self):
         return self.to(D.float32)
@@ -1408,10 +1425,12 @@ class Tensor:
         return self
 
 
-def _select(x, d, i):
+def _select(x, d, i, at=None):
+    """x[..., i] on dim ``d``; an error names dim ``at`` (the key's position) when given."""
     shape = x._v.shape
     if not -shape[d] <= i < shape[d]:
-        raise IndexError(f"index {i} is out of bounds for dimension {d} with size {shape[d]}")
+        raise IndexError(f"index {i} is out of bounds for dimension {d if at is None else at} "
+                         f"with size {shape[d]}")
     i %= shape[d]
     st = _cstrides(shape)
     v = x._v[(slice(None),) * d + (i, Ellipsis)]

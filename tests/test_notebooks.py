@@ -237,3 +237,83 @@ def test_network_comparison_table(run):
     # same start, same loop: the losses at epoch 200 agree across implementations
     final = [float(line.split()[-1]) for line in rows.values()]
     assert max(final) - min(final) < 1e-2 * abs(final[0])
+
+
+# ---- notebooks 4 and 5: modules and optimizers -------------------------------------------
+
+WITH_NN, WITH_OPTIM = "04-network-with-nn.ipynb", "05-network-with-optim.ipynb"
+
+
+def test_the_module_and_optimizer_notebooks_are_there():
+    assert {WITH_NN, WITH_OPTIM} <= set(ALL)
+
+
+def epoch_losses(cell_list):
+    """{epoch: loss} from the "Epoch: t   Loss: v" lines of the cells."""
+    printed = re.findall(r"Epoch:\s*(\d+)\s+Loss:\s*(\S+)", text(cell_list))
+    losses = {int(t): float(v) for t, v in printed}
+    assert sorted(losses) == list(range(10, 201, 10))        # every 10 epochs, 1-based
+    assert all(math.isfinite(v) for v in losses.values())
+    return losses
+
+
+def comparison_rows(nb):
+    """The rows of the PyTorch comparison table, or None when PyTorch is not installed."""
+    table = text(cells(nb, "comparison"))
+    if "PyTorch: not installed, skipped" in table:
+        return None
+    assert "PyTorch" in table
+    return [line.split() for line in table.splitlines()[1:] if line.strip()]
+
+
+def test_nn_notebook_builds_the_network_from_modules(run):
+    nb = run(WITH_NN)
+    assert text(cells(nb, "model")).strip() == (
+        "Sequential(\n  (0): Linear(in_features=3, out_features=32, bias=True)\n"
+        "  (1): ReLU()\n  (2): Linear(in_features=32, out_features=1, bias=True)\n)")
+    params = text(cells(nb, "parameters"))
+    for line in ("0.weight   (32, 3)", "0.bias     (32,)", "2.weight   (1, 32)",
+                 "2.bias     (1,)"):
+        assert line in params
+    sources = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "nn.MSELoss(reduction=\"sum\")" in sources and "model.zero_grad()" in sources
+
+
+def test_nn_notebook_loss_falls_and_agrees_with_pytorch(run):
+    nb = run(WITH_NN)
+    losses = epoch_losses(cells(nb, "training"))
+    assert losses[200] < losses[100] < losses[10]
+    rows = comparison_rows(nb)
+    if rows is not None:                      # epoch, tapegrad, PyTorch, relative difference
+        assert [int(r[0]) for r in rows] == list(range(10, 201, 10))
+        for epoch, mine, theirs, _ in rows:
+            assert float(mine) == pytest.approx(losses[int(epoch)], rel=1e-6)
+            assert float(mine) == pytest.approx(float(theirs), rel=1e-4)
+
+
+def test_optim_notebook_sgd_repeats_the_hand_written_update(run):
+    nb = run(WITH_OPTIM)
+    by_hand = epoch_losses(cells(nb, "by-hand"))
+    sgd = epoch_losses(cells(nb, "sgd"))
+    assert sgd == by_hand
+    assert "SGD repeats the hand-written update exactly: True" in text(cells(nb, "sgd"))
+    assert by_hand[200] < by_hand[10]
+    # the network and data are notebook 4's: the same losses
+    assert by_hand == epoch_losses(cells(run(WITH_NN), "training"))
+
+
+def test_optim_notebook_adam_goes_lower_and_the_plot_has_three_curves(run):
+    nb = run(WITH_OPTIM)
+    sgd, adam = epoch_losses(cells(nb, "sgd")), epoch_losses(cells(nb, "adam"))
+    assert adam[200] < sgd[200] and adam[200] < adam[10]
+    plot = cells(nb, "plot")
+    images = pngs(plot)
+    assert images and images[0].startswith(PNG)
+    assert plot[0].source.count("ax.plot(") == 3
+    rows = comparison_rows(nb)
+    if rows is not None:                      # optimizer, epoch, tapegrad, PyTorch
+        assert {r[0] for r in rows} == {"SGD", "Adam"}
+        for name, epoch, mine, theirs in rows:
+            assert float(mine) == pytest.approx((sgd if name == "SGD" else adam)[int(epoch)],
+                                                rel=1e-6)
+            assert float(mine) == pytest.approx(float(theirs), rel=1e-4)

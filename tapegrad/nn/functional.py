@@ -1,63 +1,180 @@
-"""``tg.nn.functional``: losses and layers composed from tapegrad's primitives, so their
-gradients come from the primitives' (node names are the primitives', not PyTorch's fused
-``MseLossBackward0``/``NllLossBackward0``)."""
+"""``tg.nn.functional``: layers, activations and losses composed from tapegrad's
+primitives, so their gradients come from the primitives' (node names are the primitives',
+not PyTorch's fused ``AddmmBackward0``/``GeluBackward0``/``NllLossBackward0``).
+
+The losses live in ``_losses.py`` and are re-exported here."""
+import math
+import warnings
+
+from .. import dtypes as D
+from ..factory import arange, rand
+from ..grad_mode import no_grad
+from ..indexing import where
 from ..tensor import Tensor, _as_tensor
+from ._losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
+                      cross_entropy, huber_loss, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 
 
-def _reduce(loss, reduction):
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{reduction} is not a valid value for reduction")
+def _in_place(input, result):
+    """``inplace=True``: ``result`` written into ``input`` when no gradient is recorded.
+    When one is (input requires grad), the result is returned as a new tensor: tapegrad
+    cannot yet record these activations in place."""
+    if result.requires_grad:
+        return result
+    with no_grad():
+        return input.copy_(result)
 
 
-def mse_loss(input, target, reduction="mean"):
-    """mean((input - target)^2)."""
-    if tuple(input.shape) != tuple(_as_tensor(target).shape):
-        import warnings
-        warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
-                      f"size ({input.shape}). This will likely lead to incorrect results due "
-                      "to broadcasting. Please ensure they have the same size.", UserWarning,
-                      stacklevel=2)
-    return _reduce((input - target).pow(2), reduction)
-
-
-def cross_entropy(input, target, reduction="mean"):
-    """-log_softmax(input)[target] for (N, C) logits and N class indices, or class
-    probabilities of the same shape as input."""
-    logp = input.log_softmax(1 if input.ndim > 1 else 0)
-    target = _as_tensor(target)
-    if target.dtype.is_floating_point:               # class probabilities
-        return _reduce(-(logp * target).sum(1 if input.ndim > 1 else 0), reduction)
-    if input.ndim == 1:
-        return _reduce(-logp[target], reduction)
-    n, c = input.shape[0], input.shape[1]
-    t = target.numpy() if not target.requires_grad else target.detach().numpy()
-    if t.size and (t.max() >= c or t.min() < 0):
-        raise IndexError(f"Target {int(t.max()) if t.max() >= c else int(t.min())} is out of "
-                         "bounds.")
-    picked = logp.gather(1, target.reshape(n, 1)).reshape(n)
-    return _reduce(-picked, reduction)
-
-
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
-    """-(t log s(x) + (1 - t) log(1 - s(x))), computed stably as
-    max(x, 0) - x t + log(1 + exp(-|x|))."""
-    loss = input.clamp(min=0) - input * target + (-input.abs()).exp().log1p()
-    return _reduce(loss, reduction)
-
-
+# ----- layers --------------------------------------------------------------------------
 def linear(input, weight, bias=None):
-    """input @ weight^T + bias."""
-    out = input.matmul(weight.t())
-    return out if bias is None else out + bias
+    """input @ weight^T + bias, over the last dim of input (any leading dims)."""
+    if weight.ndim != 2:
+        raise RuntimeError(f"mat2 must be a matrix, got {weight.ndim}-D tensor")
+    out_features = weight.shape[0]
+    lead = tuple(input.shape[:-1])
+    flat = input.reshape(-1, input.shape[-1]) if input.ndim != 2 else input
+    out = flat.mm(weight.t())                    # PyTorch's words for a size mismatch
+    if bias is not None:
+        if bias.ndim >= 1 and bias.shape[-1] not in (1, out_features):
+            raise RuntimeError(
+                f"The expanded size of the tensor ({out_features}) must match the existing "
+                f"size ({bias.shape[-1]}) at non-singleton dimension {max(len(lead), 1)}.  "
+                f"Target sizes: {[*lead, out_features] if lead else [1, out_features]}.  "
+                f"Tensor sizes: {list(bias.shape)}")
+        out = out + bias
+    return out.reshape(*lead, out_features) if input.ndim != 2 else out
 
 
-def relu(input):
-    return input.relu()
+def bilinear(input1, input2, weight, bias=None):
+    """y_k = x1^T A_k x2 + b_k for weight A of shape (out, in1, in2)."""
+    out_f, in1, in2 = weight.shape
+    if input1.shape[-1] != in1:
+        raise RuntimeError(f"bilinear(): input1 size does not match weight size: got "
+                           f"{input1.shape[-1]} but expected {in1}")
+    if input2.shape[-1] != in2:
+        raise RuntimeError(f"bilinear(): input2 size does not match weight size: got "
+                           f"{input2.shape[-1]} but expected {in2}")
+    for d, (a, b) in enumerate(zip(input1.shape[:-1], input2.shape[:-1])):
+        if a != b:
+            raise RuntimeError(f"bilinear(): input batch dimensions do not match at dim {d}: "
+                               f"got {a} and {b}")
+    lead = tuple(input1.shape[:-1])
+    x1, x2 = input1.reshape(-1, in1), input2.reshape(-1, in2)
+    # (x1 A)[n, k, j] = sum_i x1[n, i] A[k, i, j]; then y[n, k] = sum_j (x1 A)[n, k, j] x2[n, j]
+    x1a = x1.mm(weight.permute(1, 0, 2).reshape(in1, out_f * in2)).reshape(-1, out_f, in2)
+    out = (x1a * x2.unsqueeze(1)).sum(2)
+    if bias is not None:
+        out = out + bias
+    return out.reshape(*lead, out_f)
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zeroes each element with probability p and scales the rest by 1 / (1 - p)
+    (an identity when not training)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return input
+    if p == 1:
+        mask = input.detach() * 0.0               # every element dropped
+    else:
+        keep = rand(*input.shape, dtype=D.float64) < 1 - p
+        mask = keep.to(input.dtype) / (1 - p)
+    result = input * mask
+    return _in_place(input, result) if inplace else result
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """Rows of ``weight`` picked by the integer tensor ``input``: out[..., :] =
+    weight[input[...], :]. Rows at ``padding_idx`` get no gradient."""
+    input = _as_tensor(input)
+    if input.is_floating_point():
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the "
+                           "following scalar types: Long, Int; but got "
+                           f"{input.type()} instead (while checking arguments for embedding)")
+    n = weight.shape[0]
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx %= n
+    if ((input < 0).long() + (input >= n).long()).sum().item():   # 0 for every valid input
+        raise IndexError("index out of range in self")
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("tapegrad: embedding supports neither scale_grad_by_freq "
+                                  "nor sparse gradients")
+    if max_norm is not None:
+        _embedding_renorm_(weight, input, max_norm, norm_type)
+    rows = weight.index_select(0, input.reshape(-1)).reshape(*input.shape, weight.shape[1])
+    if padding_idx is None:
+        return rows
+    keep = (input != padding_idx).unsqueeze(-1)
+    return where(keep, rows, rows.detach())         # same values; no gradient at padding
+
+
+def _embedding_renorm_(weight, input, max_norm, norm_type):
+    """Rows of weight that input picks and whose norm exceeds max_norm are scaled in place
+    to norm max_norm (PyTorch's max_norm/(norm + 1e-7) factor)."""
+    with no_grad():
+        picked = _as_tensor(sorted(set(input.reshape(-1).tolist())))
+        rows = weight.index_select(0, picked)
+        norms = rows.norm(norm_type, 1, keepdim=True)
+        scale = where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+        weight[picked] = rows * scale
+
+
+def one_hot(tensor, num_classes=-1):
+    """(..., num_classes) int64 tensor: 1 at each entry's class, 0 elsewhere."""
+    if tensor.is_floating_point():
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    if tensor.numel() and tensor.min().item() < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    if num_classes == -1:
+        if not tensor.numel():
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        num_classes = tensor.max().item() + 1
+    elif tensor.numel() and tensor.max().item() >= num_classes:
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    return (tensor.unsqueeze(-1) == arange(num_classes)).long()
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input / max(||input||_p over dim, eps)."""
+    if out is not None:
+        raise NotImplementedError("tapegrad: normalize(out=...) is not supported")
+    denom = input.norm(p, dim, keepdim=True).clamp(min=eps).expand_as(input)
+    return input / denom
+
+
+# ----- activations ---------------------------------------------------------------------
+def relu(input, inplace=False):
+    result = input.relu()
+    return _in_place(input, result) if inplace else result
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """x where x > 0, negative_slope * x elsewhere."""
+    result = where(input > 0, input, input * negative_slope)
+    return _in_place(input, result) if inplace else result
+
+
+def gelu(input, approximate="none"):
+    """x Phi(x) = x (1 + erf(x / sqrt 2)) / 2; approximate='tanh':
+    x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2."""
+    if approximate == "none":
+        return input * 0.5 * (1 + (input * math.sqrt(0.5)).erf())
+    if approximate == "tanh":
+        inner = math.sqrt(2 / math.pi) * (input + 0.044715 * input * input * input)
+        return 0.5 * input * (1 + inner.tanh())
+    raise RuntimeError("approximate argument must be either none or tanh.")
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold."""
+    z = input * beta
+    # the exp of the branch not taken is bounded too, so its zero gradient stays finite
+    soft = z.clamp(max=threshold).exp().log1p() / beta
+    return where(z > threshold, input, soft)
 
 
 def sigmoid(input):
@@ -68,13 +185,25 @@ def tanh(input):
     return input.tanh()
 
 
-def softmax(input, dim):
-    return input.softmax(dim)
+def _softmax_dim(name, ndim, stacklevel):
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
+                  "to include dim=X as an argument.", stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
 
 
-def log_softmax(input, dim):
-    return input.log_softmax(dim)
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    if dim is None:
+        dim = _softmax_dim("softmax", input.ndim, _stacklevel)
+    return input.softmax(dim, dtype=dtype)
 
 
-__all__ = ["mse_loss", "cross_entropy", "binary_cross_entropy_with_logits", "linear", "relu",
-           "sigmoid", "tanh", "softmax", "log_softmax", "Tensor"]
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    if dim is None:
+        dim = _softmax_dim("log_softmax", input.ndim, _stacklevel)
+    return input.log_softmax(dim, dtype=dtype)
+
+
+__all__ = ["linear", "bilinear", "dropout", "embedding", "one_hot", "normalize", "relu",
+           "leaky_relu", "gelu", "softplus", "sigmoid", "tanh", "softmax", "log_softmax",
+           "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "nll_loss", "cross_entropy",
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "Tensor"]
