@@ -24,7 +24,7 @@ from .layout import AOBJ, BIG, BOBJ, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SI
 from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, LINK, MUL, NEEDS,
                   node_name)
 from .recording import _INPLACE
-from .state import refuse_while_recording, thread_state
+from .state import recording, refuse_while_recording, thread_state
 from .tensor import Tensor, _array, _new, _shape
 
 _ACCUMULATE = threading.RLock()   # .grad accumulation, as PyTorch locks AccumulateGrad
@@ -43,7 +43,13 @@ SECOND_TIME = ("Trying to backward through the graph a second time (or directly 
 # ----- the public entry points -------------------------------------------------------------
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulates d(sum of tensors * grad_tensors)/d(leaf) into each reached leaf's .grad."""
-    refuse_while_recording("backward()")
+    rec = recording()
+    if rec is not None:         # inside tg.compile: recorded for the replays, and run now
+        return rec.backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+    _backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+
+
+def _backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     if isinstance(tensors, Tensor):
         tensors = [tensors]
     if grad_tensors is None or isinstance(grad_tensors, Tensor):
@@ -378,8 +384,9 @@ class _Sweep:
 
 def _on_tape(node, tape):
     """Is leaf node recorded on tape? (A tg.compile replay's tape holds the leaves of its
-    call, recorded on the tape of the recording.)"""
-    return node.tape_id == tape.id or (tape.ptrs is not None and
+    call, recorded on the tape of the recording; on a recording's tape, a leaf changed in
+    place is recorded afresh at its next use.)"""
+    return node.tape_id == tape.id or ((tape.ptrs is not None or tape.keep_all) and
                                        any(n is node for n in tape.leaf_nodes))
 
 

@@ -16,10 +16,10 @@ from .graph import AccumulateGrad, Node
 from .layout import (BIG, BLAS_MIN, CONST_A, CONST_B, DYN, F32, RECORD, RECORD_SIZE, SCALAR,
                      SHIFT, _rows, static_row)
 from .leaves import attach
-from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_SETITEM, LEAF, LINK,
+from .ops import (BMM, CASTNG, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_SETITEM, LEAF, LINK,
                   MAXD, MM, MUL, MV, NEEDS)
 from .grad_mode import _anomaly
-from .state import current_tape
+from .state import _var, current_tape
 
 _float = float
 _CROSS = frozenset((MUL, MM, BMM, DOT, MV))    # d(ab)/da = b, d(ab)/db = a
@@ -236,4 +236,15 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
         tape.traces[slot] = "".join(traceback.format_stack()[:-3])
     out._tape = tape
     out._slot = slot
+    if tape.keep_all and fam != F_COMPARE:   # maybe under no_grad in a tg.compile recording
+        no_grad_result(out, tape)
     return out
+
+
+def no_grad_result(out, tape):
+    """Inside a tg.compile recording, an operation under no_grad is recorded too (a replay
+    recomputes it), followed by a detach (CASTNG 2): as in eager mode, no gradient flows
+    back through its result."""
+    st = _var.get(None)
+    if st is not None and not st.enabled and st.recording is not None:
+        record(CASTNG, out, out, None, 2.0, tape=tape)

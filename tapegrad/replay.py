@@ -25,6 +25,7 @@ import numpy as np
 
 from .layout import CONST_A, CONST_B, GADDR, OPMASK, SCALAR, SHIFT
 from .ops import BY_CODE, CONST, LEAF, LINK, NEEDS, node_name
+from .engine import _DEFERRED
 from .recording import _INPLACE
 from .state import thread_state
 from .tape import Tape
@@ -36,92 +37,190 @@ _float = float
 
 
 class Recording:
-    """One recorded call made a program: where its inputs and outputs sit, its guards."""
+    """One recorded call made a program: where its inputs and outputs sit, its guards,
+    its effects (``replay_record``: backward, in-place changes, grads set to None)."""
 
     def __init__(self):
         self.tape = Tape()
         self.tape.keep_all = True
         self.guards = []        # (slot, kind, value) of tensor values fn turned into Python
+        self.effects = []       # see replay_record
+        self.freed = np.zeros(0, np.uint8)   # what the recorded backwards freed (eagerly)
+        self.owners = {}        # slot of a grad read -> its leaf (known before grad = None)
         self.program = None
+        self.plan = None
         self.names = []         # (namespace, key, tensor): how fn reached captured tensors
+        self.binding = None
+
+    # ----- what happens inside fn besides operations (tensor.py and engine.py call these)
+    def backward(self, tensors, grad_tensors, retain_graph, create_graph, inputs):
+        from .replay_record import backward
+        return backward(self, tensors, grad_tensors, retain_graph, create_graph, inputs)
+
+    def inplace(self, t, op, other):
+        from .replay_record import inplace
+        return inplace(self, t, op, other)
+
+    def fill(self, t, value, name):
+        from .replay_record import fill
+        return fill(self, t, value, name)
+
+    def copy(self, t, src):
+        from .replay_record import copy
+        return copy(self, t, src)
+
+    def set_grad(self, t, value):
+        from .replay_record import set_grad
+        return set_grad(self, t, value)
 
     # ----- recording ---------------------------------------------------------------------
     def record(self, fn, args, kwargs):
         self.fn = fn
         st = thread_state()
-        saved_tape, saved_rec = st._tape, st.recording
+        saved_tape, saved_rec, enabled = st._tape, st.recording, st.enabled
         st.tape, st.recording = self.tape, self
         try:
             result = fn(*args, **kwargs)
         finally:
             st.recording = saved_rec
             st.tape = saved_tape() if saved_tape is not None else None
+        # grad mode fn left switched (set_grad_enabled(False) and no way back): each
+        # replay leaves it so too
+        self.end_mode = None if st.enabled == enabled else st.enabled
         self._compile(args, result)
         # The first call's results are built as every replay's are: inside the recording
         # every tensor was tracked, but only what depends on a real leaf requires grad.
+        if self.effects:
+            return self.output.build(self.program, self._values(), self.program.rec,
+                                     self._output_tape(None, None, None, None), args)
         out = self.replay(args)
         return result if out is None else out
 
     def _compile(self, args, result):
+        from .replay_plan import ARG, CAP, GRAD, Plan
         from .replay_program import Program
+        from .replay_record import grad_owner
         tape = self.tape
         P = self.program = Program(tape)
         heads = P.rec.view(np.int64)[0::3]
-        # every source: an argument, a tensor fn reached itself (captured: read again at
-        # every call), or a constant (a tensor fn made, gone since: its recorded value)
+        arg_of = {id(a): i for i, a in enumerate(args) if isinstance(a, Tensor)}
+        self.arg_tensors = [a if isinstance(a, Tensor) else None for a in args]
+
+        def leaf_key(t):
+            return (ARG, arg_of[id(t)]) if id(t) in arg_of else (CAP, t)
+
+        def key_of(t, owner=None):
+            """An external's key: an argument, a leaf's grad storage, a captured tensor."""
+            if t is None:
+                return None if owner is None else (GRAD, leaf_key(owner))
+            if id(t) in arg_of:
+                return (ARG, arg_of[id(t)])
+            if owner is not None:
+                return (GRAD, leaf_key(owner))
+            return (CAP, t)
+        # sources: the constants' tensors are classified while the tape still holds them
+        # (a grad read inside fn and dropped since is still its leaf's grad storage), then
+        # let go: one that is gone afterwards was made inside fn (a constant)
+        owners = {s: self.owners[s] if s in self.owners else grad_owner(tape, t)
+                  for s, t in tape.consts.items()}
+        consts = {s: weakref.ref(t) for s, t in tape.consts.items()}
+        tape.consts = {}
         by_slot = {}
         for s in P.sources.tolist():
             op = int(heads[s]) & OPMASK
             if op == LEAF:
-                by_slot[s] = tape.leaf_nodes[int(heads[s]) >> SHIFT].variable
+                by_slot[s] = key_of(tape.leaf_nodes[int(heads[s]) >> SHIFT].variable)
             else:
-                by_slot[s] = tape.consts.get(s)
-        tape.consts = {}
-        arg_of = {id(a): i for i, a in enumerate(args) if isinstance(a, Tensor)}
-        arg_in, cap_in, const_in = [], [], []
-        for s, t in by_slot.items():
-            if t is not None and id(t) in arg_of:
-                arg_in.append((s, arg_of[id(t)]))
-            elif t is not None:
-                cap_in.append((s, t))
-            elif not heads[s] & SCALAR:
-                const_in.append((s, P.kept_sources[s]))
-        del by_slot
-        self.arg_in = [i for _, i in arg_in]
-        self.cap_in = [t for _, t in cap_in]
-        self.const_vals = [v for _, v in const_in]
-        self.islot = np.array([s for s, _ in arg_in] + [s for s, _ in cap_in]
-                              + [s for s, _ in const_in], np.int64)
-        self.n_in = len(arg_in) + len(cap_in)
+                ref = consts.get(s)
+                by_slot[s] = key_of(ref() if ref is not None else None, owners.get(s))
+        del owners
+        effects = []
+        for e in self.effects:
+            if e[0] == "store" or e[0] == "fill":
+                effects.append(e[:3] + (key_of(e[3][0](), e[3][1]),))
+            elif e[0] == "clear":
+                t = e[2]()
+                effects.append(("clear", e[1], None if t is None else leaf_key(t), e[3]))
+            else:
+                effects.append(e)
+        self._guard_tables()
+        self.plan = plan = Plan(self, P, by_slot, effects, leaf_key)
+        del by_slot, effects, consts
+        self.cap_in = [k[1] for k in plan.keys if k[0] == CAP]
+        self.arg_in = [k[1] for k in plan.keys if k[0] == ARG]
         ins = [args[i] for i in self.arg_in] + self.cap_in
-        self.scalar_in = [type(t._v) is _float for t in ins]
-        self.arr_pos = [j for j, sc in enumerate(self.scalar_in) if not sc]
-        self.in_shape = [None if sc else t._v.shape for t, sc in zip(ins, self.scalar_in)]
-        self.in_dtype = [t._v.dtype if not sc else None for t, sc in zip(ins, self.scalar_in)]
         self.types = [type(t._v) for t in ins]
-        self.leaf_pos = [j for j, s in enumerate(self.islot[:self.n_in].tolist())
-                         if int(heads[s]) & OPMASK == LEAF]
-        self.link_pos = [j for j, s in enumerate(self.islot[:self.n_in].tolist())
-                         if int(heads[s]) & OPMASK == LINK and j < len(arg_in)]
+        self.arr_pos = [j for j, t in enumerate(ins) if type(t._v) is not _float]
+        self.in_shape = [None if type(t._v) is _float else t._v.shape for t in ins]
+        self.in_dtype = [None if type(t._v) is _float else t._v.dtype for t in ins]
+        self.leaf_slots = [(s, k) for s, k in
+                           ((s, plan.keys[j]) for s, j in enumerate(plan.src_ext.tolist())
+                            if j >= 0) if int(heads[s]) & OPMASK == LEAF
+                           and k[0] in (ARG, CAP)]
         self.links = dict(tape.links)
+        self.link_pos = [(s, self.arg_in.index(k[1]))
+                         for s, k in ((s, plan.keys[j])
+                                      for s, j in enumerate(plan.src_ext.tolist()) if j >= 0)
+                         if int(heads[s]) & OPMASK == LINK and k[0] == ARG]
         self.leaf_nodes = list(tape.leaf_nodes)
-        from .replay_call import CODES
-        self.icode = np.array([0 if sc else CODES[d] for sc, d in
-                               zip(self.scalar_in, self.in_dtype)]
-                              + [CODES[v.dtype] for v in self.const_vals], np.int64)
-        # eager keeps these (consumer, input slot) values for backward: a call checks
-        # that the user did not change them in place before backward, as eager does
-        pos_of = {s: j for j, s in enumerate(self.islot[:self.n_in].tolist())}
+        self.wb = [j for j in range(plan.n_obj) if j in plan.stores and
+                   type(ins[j]._v) is _float]           # Python floats a call changes
+        self.bumps = [(j, n) for j, n in plan.stores.items() if j < plan.n_obj]
+        pos_of = {s: int(plan.src_ext[s]) for s in P.sources.tolist()
+                  if plan.src_ext[s] >= 0 and plan.src_ext[s] < plan.n_obj}
         self.saved_in = [(c, s, pos_of[s]) for c, s in P.saved_pairs if s in pos_of]
         self.names = _named_captures(self.fn, {id(t) for t in self.cap_in})
         self.requires = P.requires(np.nonzero((heads & OPMASK == LEAF)
                                               | (heads & OPMASK == LINK))[0])
         self.output = _mark_outputs(result, tape, {id(a): i for i, a in enumerate(args)},
                                     self.requires)
-        self.out_saved = {s for _, s in P.saved_pairs}
-        self._guard_tables()
-        self.binding = None
         self.scalar_rec = bool((heads & SCALAR).any())
+        self.eager_only = plan.guards_late      # a branch on a value after a change
+        # A step (backward, in-place changes) replays once a second recording confirms
+        # it: the first call may take other Python paths (an optimizer making its state)
+        self.step = bool(self.effects)
+        self.escaped = self._escapes(result) if self.step else False
+        self.confirmed = not self.step
+
+    def _escapes(self, result):
+        """Does a tensor computed here live on outside the result (kept in Python state:
+        an optimizer's momentum made by the first step)? A replay would not update it.
+        One computed under no_grad is made a plain tensor, as eagerly."""
+        import gc
+        outs = {id(t) for t in _tensors_in(result)}
+        tape = self.tape
+        found = [o for o in gc.get_referrers(tape)
+                 if isinstance(o, Tensor) and o._tape is tape and id(o) not in outs]
+        for t in found:
+            if not self.requires[t._slot]:
+                t._tape, t._slot, t._rg, t._node = None, -1, False, None
+        return bool(found)
+
+    def fingerprint(self):
+        """What two recordings of a step must share to be the same program: records and
+        rows (not values, grad cells), effects, externals (captured ones by identity)."""
+        P, plan = self.program, self.plan
+        rq = P.rec.view(np.int64).reshape(-1, 3).copy()
+        heads = rq[:, 0]
+        rq[(heads & OPMASK) == LEAF, 1] = 0
+        rq[(heads & SCALAR) != 0, 2] = 0
+        md = P.md.copy()
+        md[:, GADDR] = 0
+        return (rq.tobytes(), P.static.tobytes(), md.tobytes(), plan.eff.tobytes(),
+                plan.effv.tobytes(), self.gslot.tobytes(), self.gkind.tobytes(),
+                tuple(_hashable(k) for k in plan.keys),
+                tuple(map(id, self.cap_in)))
+
+    def _values(self):
+        """The recording's values laid out as a call's (the first call's outputs)."""
+        P = self.program
+        arena = np.empty(P.arena_size)
+        for k in range(P.nrows):
+            s = P.row_slot[k]
+            o = P.voff[k]
+            v = self.tape.objs[int(np.frombuffer(self.tape.dyn, np.int64)[6 * k + 2])]
+            arena[o:o + P.ms[k, 0]] = np.ravel(v)
+        return arena
 
     def _guard_tables(self):
         slots, kinds, pars, offs, vals = [], [], [], [], []
@@ -153,8 +252,8 @@ class Recording:
     def replay(self, args):
         """The outputs at new input values, or None when the inputs no longer fit the
         recording (a captured tensor changed shape) or a guard fails."""
-        from .replay_call import DIRECT, guards_hold, store_inputs, store_inputs_py
-        P = self.program
+        from .replay_step_kernels import run
+        P, plan = self.program, self.plan
         ins = [args[i] for i in self.arg_in]
         ins += self.cap_in
         b = self.binding
@@ -171,42 +270,106 @@ class Recording:
                 if v.shape != self.in_shape[j] or v.dtype != self.in_dtype[j]:
                     return None
                 if not v.flags.c_contiguous:
+                    if j in plan.stores:
+                        return None
                     vals[j] = np.ascontiguousarray(v)
                 else:
                     last[j] = v
-        vals += self.const_vals
+        defer = _NO_DEFER
+        if _DEFERRED and len(plan.lv):
+            defer = self._deferred(b)
+            if defer is None:
+                return _EAGER
         arena = np.empty(P.arena_size)
         rec = b.rec.copy() if self.scalar_rec else b.rec
         ptrs = P.pointers(arena)
-        rq, rd = rec.view(np.int64), rec.view(np.float64)
-        if DIRECT:
-            store_inputs(rq, rd, P.ms, ptrs, np.fromiter(map(id, vals), np.int64, len(vals)),
-                         self.islot, self.icode)
-        else:
-            store_inputs_py(rq, rd, P.ms, ptrs, arena, vals, self.islot)
-        P.forward(rec, arena, ptrs)
-        if len(self.gslot) and not guards_hold(rq, rd, P.ms, ptrs, self.gslot, self.gkind,
-                                               self.gpar, self.goff, self.gvals):
+        xs = np.empty(max(len(plan.keys), 1))
+        addr = np.empty(max(len(plan.keys), 1), np.int64)
+        sg = np.empty(plan.sg_size)
+        work = np.empty(plan.work_size)
+        status = run(rec, P.static, b.dyn, ptrs, P.cond, P.c2s, plan.src_ext, b.ext,
+                     np.fromiter(map(id, vals), np.int64, len(vals)), xs, addr, plan.eff,
+                     plan.effv, plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots, plan.lv,
+                     defer, sg, work, self.gslot, self.gkind, self.gpar, self.goff,
+                     self.gvals)
+        if status:
             return None
-        tape = None
-        if self.output.requires:
-            links = self.links
-            if self.link_pos:
-                links = dict(links)
-                for j in self.link_pos:
-                    t = ins[j]
-                    links[int(self.islot[j])] = _TapeNode(t._tape, t._slot)
-            saved = [(c, s, b.cells[j], b.cells[j][0], P.nptrs + n, None)
-                     for n, (c, s, j) in enumerate(self.saved_in)]
-            shown = [vals[j] for _, _, j in self.saved_in]
-            tape = _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, _INPLACE[0])
+        if self.wb:                     # Python floats changed in place: their new values
+            for j in self.wb:
+                t = ins[j]
+                t._v = float(np.float32(xs[j])) if t._dtype.itemsize == 4 else float(xs[j])
+        if self.bumps:
+            for j, n in self.bumps:
+                b.cells[j][0] += n
+            _INPLACE[0] += 1
+        if b.cleared:
+            for t in b.cleared:
+                t._grad = None
+            if _DEFERRED:
+                for t in b.cleared:
+                    if t._node is not None:
+                        _DEFERRED.discard(t._node)
+        if self.end_mode is not None:
+            thread_state().enabled = self.end_mode
+        tape = self._output_tape(b, rec, arena, ptrs, ins, vals)
         return self.output.build(P, arena, rec, tape, args)
+
+    def _output_tape(self, b, rec, arena, ptrs, ins=None, vals=None):
+        """The tape the outputs that require grad are results of: this call's."""
+        if not self.output.requires:
+            return None
+        P = self.program
+        if b is None:                   # the recording's own call
+            b = self._bind([a for a in (self.arg_tensors[i] for i in self.arg_in)]
+                           + self.cap_in)
+            rec = P.rec.copy() if rec is None else rec
+            arena = self._values()
+            ptrs = P.pointers(arena)
+            ins = b.ins
+            vals = [t._v for t in ins]
+        links = self.links
+        if self.link_pos:
+            links = dict(links)
+            for s, j in self.link_pos:
+                t = ins[j]
+                links[s] = _TapeNode(t._tape, t._slot)
+        saved = [(c, s, b.cells[j], b.cells[j][0], P.nptrs + n, None)
+                 for n, (c, s, j) in enumerate(self.saved_in)]
+        shown = [vals[j] for _, _, j in self.saved_in]
+        tape = _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, _INPLACE[0])
+        if self.plan.freed.any():
+            tape.freed = self.plan.freed.copy()
+        return tape
+
+    def _deferred(self, b):
+        """Leaves whose grad the engine keeps (a grad the user assigned: the call adds into
+        it; hooks: None, the call runs eagerly)."""
+        from .replay_step_kernels import deferred_leaves
+        plan = self.plan
+        marks = np.zeros(plan.n_leaves, np.int64)
+        rec = b.rec
+        if not deferred_leaves(rec.view(np.int64), rec.view(np.float64), plan.lv, marks):
+            return _NO_DEFER
+        defer = np.zeros(plan.n_leaves, np.int64)
+        for i in np.nonzero(marks)[0].tolist():
+            node = b.leaf_nodes[i]
+            t = node.variable
+            if t is None or node.hooks or node.post_hooks or t._grad is None:
+                return None
+            g = t._grad._v
+            if type(g) is not np.ndarray or not g.flags.c_contiguous or \
+                    g.dtype != t._dtype.np:
+                return None
+            defer[i] = g.ctypes.data
+        return defer
 
     def _bind(self, ins):
         """The leaves of these inputs: their grad cells and buffers written into copies
-        of the records and dynamic rows, their nodes into the tape's leaf list."""
+        of the records and dynamic rows, their nodes into the tape's leaf list, the
+        addresses of their grad storages into the table of externals."""
         from .engine import _leaf_node
-        P = self.program
+        from .replay_plan import ARG
+        P, plan = self.program, self.plan
         b = _Binding()
         b.ins = list(ins)
         b.rec = P.rec.copy()
@@ -214,18 +377,26 @@ class Recording:
         b.leaf_nodes = list(self.leaf_nodes)
         rq, rd = b.rec.view(np.int64), b.rec.view(np.float64)
         md = b.dyn.reshape(P.md.shape)
-        for j in self.leaf_pos:
-            t = ins[j]
-            s = int(self.islot[j])
+        arg_pos = {i: j for j, i in enumerate(self.arg_in)}
+        cap_pos = {id(t): len(self.arg_in) + j for j, t in enumerate(self.cap_in)}
+
+        def tensor_of(key):
+            return ins[arg_pos[key[1]]] if key[0] == ARG else ins[cap_pos[id(key[1])]]
+        for s, key in self.leaf_slots:
+            t = tensor_of(key)
+            if not t._rg or t._tape is not None:
+                continue
             node = _leaf_node(t)
             rd[3 * s + 1] = float(node.addr)
             k = P.row_of[s]
             if k >= 0:
                 md[k, GADDR] = node.buf_addr
             b.leaf_nodes[int(rq[3 * s]) >> SHIFT] = node
+        b.ext = plan.ext_table(tensor_of, _leaf_node)
         b.nodes = list(map(_node_of, ins))
         b.vals = [None] * len(ins)
         b.cells = [_cell(t) for t in ins]
+        b.cleared = [tensor_of(k) for k in plan.cleared]
         self.binding = b
         return b
 
@@ -248,7 +419,12 @@ class Recording:
 
 class _Binding:
     """The leaves and inputs one run of calls is made with (see Recording._bind)."""
-    __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes")
+    __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes", "ext",
+                 "cleared")
+
+
+_NO_DEFER = np.zeros(1, np.int64)
+_EAGER = object()             # a replay that must run fn eagerly (leaf hooks)
 
 
 def _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, epoch):
@@ -301,6 +477,22 @@ def _mark_outputs(result, tape, arg_of, requires):
     return _Outputs(marked, any_grad[0])
 
 
+def _hashable(key):
+    from .replay_plan import _hashable as h
+    return h(key)
+
+
+def _tensors_in(x):
+    if isinstance(x, Tensor):
+        yield x
+    elif isinstance(x, (tuple, list)):
+        for y in x:
+            yield from _tensors_in(y)
+    elif isinstance(x, dict):
+        for y in x.values():
+            yield from _tensors_in(y)
+
+
 def _build(m, P, arena, rec, tape, args, memo):
     if type(m) is tuple and m and type(m[0]) is str and m[0] in _KINDS:
         kind = m[0]
@@ -341,16 +533,51 @@ _KINDS = ("slot", "arg", "obj", "fresh")
 
 # ----- the listing -----------------------------------------------------------------------
 def _listing(recording):
-    P = recording.program
+    """One line a record; with effects, the sections: forward (up to the first backward),
+    reverse (each backward, where it runs), update (what follows), and each effect."""
+    from .replay_plan import ARG, BACKWARD, CAP, CLEAR, FILL, GRAD, GUARDS, STORE
+    P, plan = recording.program, recording.plan
     rq, rd = P.rec.view(np.int64), P.rec.view(np.float64)
-    names = {}
-    for j, s in enumerate(recording.islot.tolist()):
-        if j < len(recording.arg_in):
-            names[s] = f"in{recording.arg_in[j]}"
-        elif j < recording.n_in:
-            names[s] = f"cap{j - len(recording.arg_in)}"
-    lines = []
-    for r in range(P.nrec):
+    caps = {}
+
+    def ext_name(key):
+        if key[0] == ARG:
+            return f"in{key[1]}"
+        if key[0] == CAP:
+            return f"cap{caps.setdefault(id(key[1]), len(caps))}"
+        if key[0] == GRAD:
+            return f"{ext_name(key[1])}.grad"
+        return "const"
+    names = {s: ext_name(plan.keys[j]) for s, j in enumerate(plan.src_ext.tolist()) if j >= 0}
+    effects = {}
+    for e in range(len(plan.eff)):
+        effects.setdefault(int(plan.eff[e, 0]), []).append(e)
+    steps = bool(plan.backwards or len(plan.eff) - (1 if recording.gslot.size else 0))
+    lines = ["-- forward --"] if steps else []
+    seen_backward = False
+    for r in range(P.nrec + 1):
+        for e in effects.get(r, ()):
+            pos, kind, j, slot, b = (int(x) for x in plan.eff[e])
+            if kind == BACKWARD:
+                pos_, roots, retain = plan.backwards[b]
+                which = ", ".join(f"%{s}" if seed < 0 else f"%{s} (grad %{seed})"
+                                  for s, seed in roots)
+                lines.append(f"-- reverse: backward({which}), a sweep over "
+                             f"{int(plan.bw_reach[b].sum())} records"
+                             f"{', graph kept' if retain else ''} --")
+                seen_backward = True
+                lines.append("-- update --")
+            elif kind == STORE:
+                lines.append(f"    {ext_name(plan.keys[j])} <- %{slot}")
+            elif kind == FILL:
+                lines.append(f"    {ext_name(plan.keys[j])} <- {float(plan.effv[e])!r} "
+                             "(filled)")
+            elif kind == CLEAR:
+                lines.append(f"    {names.get(slot, '%' + str(slot))}.grad <- None")
+            elif kind == GUARDS and steps:
+                lines.append(f"    (guards checked: {len(recording.gslot)})")
+        if r == P.nrec:
+            break
         h = int(rq[3 * r])
         op = h & OPMASK
         row = BY_CODE[op]
@@ -371,6 +598,7 @@ def _listing(recording):
             if row.node:
                 what += f"  # {node_name(op, bool(h & CONST_A))}"
         lines.append(f"%{r} = {what} : {list(P.shape(r))}")
+    del seen_backward
     return "\n".join(lines)
 
 
@@ -403,8 +631,14 @@ class Compiled:
                 self.counts["eager"] += 1
                 return self.fn(*args, **kwargs)
         rec = self.recordings.get(key)
-        if rec is not None and rec.valid():
+        if rec is not None and rec.valid() and rec.confirmed:
+            if rec.eager_only:          # a branch on a value after a change: never replayed
+                self.counts["eager"] += 1
+                return self.fn(*args, **kwargs)
             out = rec.replay(args)
+            if out is _EAGER:           # leaf hooks: the engine must run them
+                self.counts["eager"] += 1
+                return self.fn(*args, **kwargs)
             if out is not None:
                 if next(reversed(self.recordings)) is not key:
                     self.recordings.move_to_end(key)
@@ -413,8 +647,12 @@ class Compiled:
                 return out
             self.counts["guard_failures"] += 1
             key = _signature(args, kwargs)
-        rec = Recording()
-        result = rec.record(self.fn, args, kwargs)
+        new = Recording()
+        result = new.record(self.fn, args, kwargs)
+        if new.step and not new.escaped and rec is not None and rec.step and \
+                not rec.escaped and rec.fingerprint() == new.fingerprint():
+            new.confirmed = True        # two calls recorded the same program
+        rec = new
         self.counts["recordings"] += 1
         self.recordings[key] = rec
         self.recordings.move_to_end(key)

@@ -23,7 +23,7 @@ from .ops import (BY_CODE, ABS, ADD, CAST, CASTNG, CLAMP, EQ, GE, GT, LE, LT, NE
                   UNSQUEEZE, VIEW)
 from .device import CPU, to_args
 from .quiet import hush as _hush, unhush as _unhush
-from .recording import _INPLACE, record, slot_of
+from .recording import _INPLACE, no_grad_result, record, slot_of
 from .state import _var, current_tape, recording_active, refuse_while_recording, thread_state
 from .tensor_api import TensorAPI
 
@@ -166,7 +166,7 @@ def _tracks(requires_grad):
     so that its replays recompute all of them: a value computed unrecorded (from a captured
     tensor, say) would otherwise replay frozen at its recorded value."""
     st = _state_get(None) or thread_state()
-    return st.enabled and (requires_grad or st.recording is not None)
+    return st.recording is not None or (st.enabled and requires_grad)
 
 
 _slot = slot_of
@@ -247,7 +247,7 @@ def _live_tape(x, y=None):
     if tape is not None and tape.live:
         return tape
     st = _state_get(None) or thread_state()
-    if not st.enabled:
+    if not st.enabled and st.recording is None:
         return None
     return current_tape(x, y)
 
@@ -272,6 +272,8 @@ def _finish(out, tape, head, b):
     out._tape = tape
     out._slot = n
     out._rg = True
+    if tape.keep_all and not tape.live:      # maybe under no_grad in a tg.compile recording
+        no_grad_result(out, tape)
     return out
 
 
@@ -338,7 +340,7 @@ def _gate(rg, x, y=None):
             if t is not None and t.live:
                 return t
     st = _state_get(None) or thread_state()
-    if not st.enabled or not (rg or st.recording is not None):
+    if st.recording is None and not (st.enabled and rg):
         return None
     return current_tape(x, y)
 
@@ -533,8 +535,8 @@ def method(fn):
 def _inplace(self, op, other):
     """``self = op(self, other)`` written into self's memory; recorded when grad is on."""
     st = _state_get(None) or thread_state()
-    if st.recording is not None:
-        refuse_while_recording(f"the in-place {BY_CODE[op].name}_()")
+    if st.recording is not None:          # recorded for the replays (or refused), and done
+        return st.recording.inplace(self, op, other)
     v = self._v
     if not st.enabled and type(v) is _nd:     # an update under no_grad: straight into self
         dt = self._dtype
@@ -759,7 +761,9 @@ class Tensor(TensorAPI):
 
     @grad.setter
     def grad(self, value):
-        refuse_while_recording("assigning .grad")
+        rec = thread_state().recording
+        if rec is not None:               # grad = None is recorded for the replays; else refused
+            rec.set_grad(self, value)
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad "
@@ -1308,8 +1312,8 @@ class Tensor(TensorAPI):
 
     def fill_(self, value, _name="fill_()"):
         st = _state_get(None) or thread_state()
-        if st.recording is not None:
-            refuse_while_recording(_name)
+        if st.recording is not None:      # recorded for the replays (or refused), and done
+            return st.recording.fill(self, value, _name)
         if st.enabled and self._rg:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation." if self._tape is None else
@@ -1324,8 +1328,10 @@ class Tensor(TensorAPI):
         return self
 
     def copy_(self, src):
-        refuse_while_recording("copy_()")
         src = _as_tensor(src)
+        rec = thread_state().recording
+        if rec is not None:               # recorded for the replays (or refused), and done
+            return rec.copy(self, src)
         if thread_state().enabled and (self._rg or src._rg):
             if self._rg and self._tape is None:
                 raise RuntimeError("a leaf Variable that requires grad is being used in an "
