@@ -47,6 +47,7 @@ class Recording:
         self.effects = []       # see replay_record
         self.freed = np.zeros(0, np.uint8)   # what the recorded backwards freed (eagerly)
         self.owners = {}        # slot of a grad read -> its leaf (known before grad = None)
+        self.stale_views = []   # (position, view slots) of views taken before a change
         self.program = None
         self.plan = None
         self.names = []         # (namespace, key, tensor): how fn reached captured tensors
@@ -175,7 +176,10 @@ class Recording:
         self.output = _mark_outputs(result, tape, {id(a): i for i, a in enumerate(args)},
                                     self.requires)
         self.scalar_rec = bool((heads & SCALAR).any())
-        self.eager_only = plan.guards_late      # a branch on a value after a change
+        from .replay_record import stale_view_read
+        # a branch on a value after a change, a view read after its base changed: the
+        # replays could not follow eager execution; such a function runs eagerly
+        self.eager_only = plan.guards_late or stale_view_read(self)
         # A step (backward, in-place changes) replays once a second recording confirms
         # it: the first call may take other Python paths (an optimizer making its state)
         self.step = bool(self.effects)

@@ -68,6 +68,33 @@ def note_owner(rec, g):
             rec.owners[s] = owner
 
 
+def stale_view_read(rec):
+    """Does a record read a view after its base changed in place (eagerly a view sees the
+    change; a replay's view keeps the values it was taken with)?"""
+    if not rec.stale_views:
+        return False
+    from .ops import F_BINARY, F_MATMUL, F_SETITEM
+    from .layout import CONST_A, CONST_B
+    tape = rec.tape
+    rq, rd, ms, md = tape.arrays()
+    try:
+        h = rq[0::3]
+        fam = _FAMILY[h & OPMASK]
+        first = np.where(fam == 0, -1, h >> SHIFT)
+        two = np.isin(fam, (F_BINARY, F_MATMUL, F_SETITEM)) & ((h & (CONST_A | CONST_B)) == 0)
+        b = rd[1::3]
+        second = np.where(two, np.where(np.isfinite(b), b, -1.0), -1.0).astype(np.int64)
+        for pos, views in rec.stale_views:
+            if np.isin(first[pos:], views).any() or np.isin(second[pos:], views).any():
+                return True
+            for slot, parts in tape.multi.items():
+                if slot >= pos and np.isin(parts, views).any():
+                    return True
+        return False
+    finally:
+        del rq, rd, ms, md
+
+
 def _target(rec, t):
     """How an effect names tensor t: (weak reference, the leaf whose grad it is)."""
     return (weakref.ref(t), grad_owner(rec.tape, t))
@@ -87,21 +114,21 @@ def _slot_here(t, tape):
     return -1
 
 
-def _viewed(tape, slot):
-    """Has a view of slot's value been recorded (a view reads the value in place)?"""
-    h = _heads(tape)
-    return bool(((_FAMILY[h & OPMASK] == F_STRIDED) & ((h >> SHIFT) == slot)).any())
-
-
 def _check_not_viewed(rec, t, what):
+    """An in-place change of a view is refused (the replay would not change its base).
+    Views taken of t before the change read its old values from then on: a record that
+    reads one later, or one that outlives the call, makes the recording run eagerly
+    (``Recording.stale_views``)."""
     tape = rec.tape
     s = _slot_here(t, tape)
     if s < 0:
         return
     if t._tape is tape and _FAMILY[tape.op_of(s)] == F_STRIDED:
         _refuse(f"{what} of a view")
-    if _viewed(tape, s):
-        _refuse(f"{what} of a tensor whose view was taken")
+    h = _heads(tape)
+    views = np.nonzero((_FAMILY[h & OPMASK] == F_STRIDED) & ((h >> SHIFT) == s))[0]
+    if len(views):
+        rec.stale_views.append((len(tape), views))
 
 
 def eager_requires(rec, slot):

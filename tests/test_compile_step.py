@@ -1,0 +1,139 @@
+"""tg.compile of a whole training step (issue 11): forward, backward and the update replay
+as one jitted call, and leave parameters, grads and returned tensors exactly as eager
+execution does (float64, 1e-12)."""
+import gc
+import sys
+import weakref
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import nn, optim
+
+LR = 1e-4
+
+
+def _walkthrough_data(seed=2024):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((100, 3))
+    Y = X @ np.array([[0.2], [-1.3], [-0.5]]) + rng.standard_normal((100, 1))
+    return X, Y, [rng.standard_normal((3, 32)), np.zeros((1, 32)),
+                  rng.standard_normal((32, 1)), np.zeros((1, 1))]
+
+
+def _walkthrough(compiled, captured, iterations=200):
+    """The walkthrough network trained ``iterations`` steps, the step written as the post
+    writes it (backward and the update inside). Returns the losses, parameters, grads."""
+    X, Y, W = _walkthrough_data()
+    x, y = tg.tensor(X, dtype=tg.float64), tg.tensor(Y, dtype=tg.float64)
+    params = [tg.tensor(w, dtype=tg.float64, requires_grad=True) for w in W]
+
+    def step(w1, b1, w2, b2):
+        loss = (x.mm(w1).add(b1).clamp(min=0).mm(w2).add(b2) - y).pow(2).sum()
+        loss.backward()
+        with tg.no_grad():
+            for w in (w1, b1, w2, b2):
+                w.sub_(LR * w.grad)
+                w.grad.zero_()
+        return loss
+
+    if captured:
+        w1, b1, w2, b2 = params
+
+        def fn():
+            return step(w1, b1, w2, b2)
+    else:
+        def fn(*ws):
+            return step(*ws)
+    f = tg.compile(fn) if compiled else fn
+    losses = []
+    for _ in range(iterations):
+        loss = f() if captured else f(*params)
+        losses.append(loss.item())
+    return losses, [p.detach().numpy().copy() for p in params], \
+        [p.grad.numpy().copy() for p in params], f
+
+
+@pytest.mark.parametrize("captured", [False, True], ids=["arguments", "captured"])
+def test_walkthrough_step_equals_eager_after_200_iterations(captured):
+    el, ep, eg, _ = _walkthrough(False, captured)
+    cl, cp, cg, f = _walkthrough(True, captured)
+    np.testing.assert_allclose(cl, el, rtol=1e-12, atol=0)
+    for a, b in zip(cp + cg, ep + eg):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    s = f.stats()
+    assert s["recordings"] == 2 and s["replays"] == 198 and s["guard_failures"] == 0
+    text = f.listing()
+    assert "-- forward --" in text and "-- reverse: backward(" in text and \
+        "-- update --" in text
+
+
+def test_returned_loss_is_like_eager():
+    """The loss a step returns after its backward: requires grad, its graph freed (a second
+    backward raises PyTorch's error), its value kept after later calls."""
+    w = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+
+    def step(w):
+        loss = (w * w).sum()
+        loss.backward()
+        with tg.no_grad():
+            w.sub_(0.1 * w.grad)
+            w.grad.zero_()
+        return loss
+    f = tg.compile(step)
+    losses = [f(w) for _ in range(5)]
+    we = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    eager = [step(we).item() for _ in range(5)]
+    assert [loss.item() for loss in losses] == eager
+    assert w.tolist() == we.tolist()
+    for loss in losses:
+        assert loss.requires_grad and loss.grad_fn.name() == "SumBackward0"
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            loss.backward()
+    assert f.stats()["replays"] == 3
+
+
+# ----- optimizers ---------------------------------------------------------------------------
+OPTIMIZERS = [
+    ("SGD", dict(lr=0.05)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=1e-3)),
+    ("AdamW", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, momentum=0.5)),
+    ("Adagrad", dict(lr=0.1)),
+]
+
+
+def _train_with(name, options, compiled, steps=20):
+    rng = np.random.default_rng(7)
+    x = tg.tensor(rng.standard_normal((16, 3)), dtype=tg.float64)
+    y = tg.tensor(rng.standard_normal((16, 1)), dtype=tg.float64)
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    opt = getattr(optim, name)(model.parameters(), **options)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    f = tg.compile(step) if compiled else step
+    losses = [f(x, y).item() for _ in range(steps)]
+    state = [np.array(t.detach().numpy()) for s in opt.state.values() for t in s.values()
+             if isinstance(t, tg.Tensor)]
+    return losses, [p.detach().numpy().copy() for p in model.parameters()], state, f
+
+
+@pytest.mark.parametrize("name, options", OPTIMIZERS,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(OPTIMIZERS)])
+def test_optimizer_step_inside_equals_eager(name, options):
+    el, ep, es, _ = _train_with(name, options, False)
+    cl, cp, cs, f = _train_with(name, options, True)
+    np.testing.assert_allclose(cl, el, rtol=1e-12, atol=0)
+    for a, b in zip(cp + cs, ep + es):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    s = f.stats()
+    assert s["replays"] >= 16, s         # recorded until two recordings agree, then replayed
