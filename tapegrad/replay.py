@@ -185,6 +185,16 @@ class Recording:
         self.step = bool(self.effects)
         self.escaped = self._escapes(result) if self.step else False
         self.confirmed = not self.step
+        # a step whose outputs' graphs its backward freed: its calls share their buffers
+        # (the outputs get copies of their values; a backward on one raises as eagerly)
+        self.shared = self.step and not self.link_pos and \
+            all(not rg or self._freed_from(slot) for slot, rg in self.output.slots)
+
+    def _freed_from(self, slot):
+        """Does every backward from slot meet a record the step's backward freed?"""
+        from .replay_record import reach_of
+        reach = reach_of(self.tape, [slot])
+        return bool((reach[:len(self.plan.freed)] & self.plan.freed).any())
 
     def _escapes(self, result):
         """Does a tensor computed here live on outside the result (kept in Python state:
@@ -284,6 +294,19 @@ class Recording:
             defer = self._deferred(b)
             if defer is None:
                 return _EAGER
+        ids = np.fromiter(map(id, vals), np.int64, len(vals))
+        if self.shared and b.lock.acquire(False):
+            try:                        # the binding's buffers: no output keeps them
+                if run(b.rec, P.static, b.dyn, b.ptrs, P.cond, P.c2s, plan.src_ext, b.ext,
+                       ids, b.xs, b.addr, plan.eff, plan.effv, plan.bw_reach, plan.bw_off,
+                       plan.bw_meta, plan.roots, plan.lv, defer, b.sg, b.work, self.gslot,
+                       self.gkind, self.gpar, self.goff, self.gvals):
+                    return None
+                out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
+            finally:
+                b.lock.release()
+            self._after(b, ins, b.xs)
+            return out
         arena = np.empty(P.arena_size)
         rec = b.rec.copy() if self.scalar_rec else b.rec
         ptrs = P.pointers(arena)
@@ -291,14 +314,20 @@ class Recording:
         addr = np.empty(max(len(plan.keys), 1), np.int64)
         sg = np.empty(plan.sg_size)
         work = np.empty(plan.work_size)
-        status = run(rec, P.static, b.dyn, ptrs, P.cond, P.c2s, plan.src_ext, b.ext,
-                     np.fromiter(map(id, vals), np.int64, len(vals)), xs, addr, plan.eff,
-                     plan.effv, plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots, plan.lv,
-                     defer, sg, work, self.gslot, self.gkind, self.gpar, self.goff,
-                     self.gvals)
+        status = run(rec, P.static, b.dyn, ptrs, P.cond, P.c2s, plan.src_ext, b.ext, ids,
+                     xs, addr, plan.eff, plan.effv, plan.bw_reach, plan.bw_off, plan.bw_meta,
+                     plan.roots, plan.lv, defer, sg, work, self.gslot, self.gkind, self.gpar,
+                     self.goff, self.gvals)
         if status:
             return None
-        if self.wb:                     # Python floats changed in place: their new values
+        self._after(b, ins, xs)
+        tape = self._output_tape(b, rec, arena, ptrs, ins, vals)
+        return self.output.build(P, arena, rec, tape, args)
+
+    def _after(self, b, ins, xs):
+        """What a call changed outside the kernel's reach: Python floats changed in place
+        (their new values), versions of tensors changed in place, grads set to None."""
+        if self.wb:
             for j in self.wb:
                 t = ins[j]
                 t._v = float(np.float32(xs[j])) if t._dtype.itemsize == 4 else float(xs[j])
@@ -315,8 +344,6 @@ class Recording:
                         _DEFERRED.discard(t._node)
         if self.end_mode is not None:
             thread_state().enabled = self.end_mode
-        tape = self._output_tape(b, rec, arena, ptrs, ins, vals)
-        return self.output.build(P, arena, rec, tape, args)
 
     def _output_tape(self, b, rec, arena, ptrs, ins=None, vals=None):
         """The tape the outputs that require grad are results of: this call's."""
@@ -401,6 +428,19 @@ class Recording:
         b.vals = [None] * len(ins)
         b.cells = [_cell(t) for t in ins]
         b.cleared = [tensor_of(k) for k in plan.cleared]
+        if self.shared:                 # buffers the calls of this binding share
+            import threading
+            b.lock = threading.Lock()
+            b.arena = np.empty(P.arena_size)
+            b.ptrs = P.pointers(b.arena)
+            b.xs = np.empty(max(len(plan.keys), 1))
+            b.addr = np.empty(max(len(plan.keys), 1), np.int64)
+            b.sg = np.empty(plan.sg_size)
+            b.work = np.empty(plan.work_size)
+            b.tape = None
+            if self.output.requires:    # the outputs' graphs are freed: one tape for all
+                b.tape = _replay_tape(P, b, b.rec, b.arena, b.ptrs, self.links, [], [], 0)
+                b.tape.freed = plan.freed.copy()
         self.binding = b
         return b
 
@@ -424,7 +464,7 @@ class Recording:
 class _Binding:
     """The leaves and inputs one run of calls is made with (see Recording._bind)."""
     __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes", "ext",
-                 "cleared")
+                 "cleared", "lock", "arena", "ptrs", "xs", "addr", "sg", "work", "tape")
 
 
 _NO_DEFER = np.zeros(1, np.int64)
@@ -448,22 +488,25 @@ class _Outputs:
     argument (the call's), a tensor fn reached from outside (itself), or a tensor fn made
     from no input (a fresh copy of its value)."""
 
-    def __init__(self, marked, requires):
+    def __init__(self, marked, requires, slots):
         self.marked = marked
         self.requires = requires
+        self.slots = slots            # (slot, requires grad) of the outputs on the tape
 
-    def build(self, P, arena, rec, tape, args):
-        return _build(self.marked, P, arena, rec, tape, args, {})
+    def build(self, P, arena, rec, tape, args, copy=False):
+        return _build(self.marked, P, arena, rec, tape, args, {}, copy)
 
 
 def _mark_outputs(result, tape, arg_of, requires):
     any_grad = [False]
+    slots = []
 
     def mark(x):
         if isinstance(x, Tensor):
             if x._tape is tape:
                 rg = bool(requires[x._slot])
                 any_grad[0] |= rg
+                slots.append((x._slot, rg))
                 return ("slot", x._slot, x._dtype, rg)
             if id(x) in arg_of:
                 return ("arg", arg_of[id(x)])
@@ -478,7 +521,7 @@ def _mark_outputs(result, tape, arg_of, requires):
             return {k: mark(v) for k, v in x.items()}
         return x
     marked = mark(result)
-    return _Outputs(marked, any_grad[0])
+    return _Outputs(marked, any_grad[0], slots)
 
 
 def _hashable(key):
@@ -497,7 +540,7 @@ def _tensors_in(x):
             yield from _tensors_in(y)
 
 
-def _build(m, P, arena, rec, tape, args, memo):
+def _build(m, P, arena, rec, tape, args, memo, copy):
     if type(m) is tuple and m and type(m[0]) is str and m[0] in _KINDS:
         kind = m[0]
         if kind == "slot":
@@ -506,7 +549,7 @@ def _build(m, P, arena, rec, tape, args, memo):
             if out is not None:
                 return out
             v = P.value(arena, rec, slot)
-            if type(v) is not _float and v.dtype != dt.np:
+            if type(v) is not _float and (copy or v.dtype != dt.np):
                 v = v.astype(dt.np)
             elif type(v) is _float and not dt.is_floating_point:
                 v = np.array(v, dt.np)
@@ -525,10 +568,10 @@ def _build(m, P, arena, rec, tape, args, memo):
         return _new(float(value) if scalar else value.copy(), dt)
     if isinstance(m, (tuple, list)):
         if type(m) in (tuple, list):
-            return type(m)(_build(x, P, arena, rec, tape, args, memo) for x in m)
-        return type(m)(*[_build(x, P, arena, rec, tape, args, memo) for x in m])
+            return type(m)(_build(x, P, arena, rec, tape, args, memo, copy) for x in m)
+        return type(m)(*[_build(x, P, arena, rec, tape, args, memo, copy) for x in m])
     if isinstance(m, dict):
-        return {k: _build(v, P, arena, rec, tape, args, memo) for k, v in m.items()}
+        return {k: _build(v, P, arena, rec, tape, args, memo, copy) for k, v in m.items()}
     return m
 
 
@@ -623,19 +666,21 @@ class Compiled:
         if not st.enabled or st.recording is not None:
             self.counts["eager"] += 1
             return self.fn(*args, **kwargs)     # nothing to replay: run it as it is
-        # the same tensors as the last call, in the same state: the same signature
+        # the same tensors as the last call, in the same state: the same recording
         state = [(a._node, a._tape, a._rg) if isinstance(a, Tensor) else a for a in args]
         last = self._last
         if last is not None and not kwargs and len(args) == len(last[0]) \
                 and all(map(is_, args, last[0])) and state == last[1]:
-            key = last[2]
+            key, rec = last[2], last[3]
         else:
             key = _signature(args, kwargs)
             if key is None:
                 self.counts["eager"] += 1
                 return self.fn(*args, **kwargs)
-        rec = self.recordings.get(key)
-        if rec is not None and rec.valid() and rec.confirmed:
+            rec = self.recordings.get(key)
+            if rec is not None:
+                self.recordings.move_to_end(key)
+        if rec is not None and rec.confirmed and rec.valid():
             if rec.eager_only:          # a branch on a value after a change: never replayed
                 self.counts["eager"] += 1
                 return self.fn(*args, **kwargs)
@@ -644,10 +689,8 @@ class Compiled:
                 self.counts["eager"] += 1
                 return self.fn(*args, **kwargs)
             if out is not None:
-                if next(reversed(self.recordings)) is not key:
-                    self.recordings.move_to_end(key)
                 self.counts["replays"] += 1
-                self._last = (args, state, key) if not kwargs else None
+                self._last = (args, state, key, rec) if not kwargs else None
                 return out
             self.counts["guard_failures"] += 1
             key = _signature(args, kwargs)
@@ -662,7 +705,7 @@ class Compiled:
         self.recordings.move_to_end(key)
         while len(self.recordings) > self.cache_size:
             self.recordings.popitem(last=False)
-        self._last = (args, state, key) if not kwargs else None
+        self._last = (args, state, key, rec) if not kwargs else None
         return result
 
     def stats(self):
