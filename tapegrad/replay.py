@@ -297,7 +297,7 @@ class Recording:
         ids = np.fromiter(map(id, vals), np.int64, len(vals))
         if self.shared and b.lock.acquire(False):
             try:                        # the binding's buffers: no output keeps them
-                if run(b.rec, P.static, b.dyn, b.ptrs, P.cond, P.c2s, plan.src_ext, b.ext,
+                if run(b.rec, P.static, b.dyn, b.ptrs, P.cond, P.c2s, P.fx, plan.src_ext, b.ext,
                        ids, b.xs, b.addr, plan.eff, plan.effv, plan.bw_reach, plan.bw_off,
                        plan.bw_meta, plan.roots, plan.lv, defer, b.sg, b.work, self.gslot,
                        self.gkind, self.gpar, self.goff, self.gvals):
@@ -314,7 +314,7 @@ class Recording:
         addr = np.empty(max(len(plan.keys), 1), np.int64)
         sg = np.empty(plan.sg_size)
         work = np.empty(plan.work_size)
-        status = run(rec, P.static, b.dyn, ptrs, P.cond, P.c2s, plan.src_ext, b.ext, ids,
+        status = run(rec, P.static, b.dyn, ptrs, P.cond, P.c2s, P.fx, plan.src_ext, b.ext, ids,
                      xs, addr, plan.eff, plan.effv, plan.bw_reach, plan.bw_off, plan.bw_meta,
                      plan.roots, plan.lv, defer, sg, work, self.gslot, self.gkind, self.gpar,
                      self.goff, self.gvals)

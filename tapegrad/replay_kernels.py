@@ -41,6 +41,7 @@ from .ops import (ABS, ADD, AMAX, AMIN, BMM, CAST, CASTNG, CAT, CLAMP, CLONE, CO
                   SQUEEZE, SQUEEZEDIM, STACK, STD, SUB, SUM, SUMDIM, T, TANH, TRANSPOSE,
                   UNSQUEEZE, VAR, VIEW, WHERE)
 from .ptr import view_f64, view_i64
+from .replay_ptr import _copy
 
 # Every opcode the sweep recomputes (sources, LEAF/CONST/LINK, are the caller's): the test
 # of the table holds this list and the table in step.
@@ -155,7 +156,7 @@ def _ints(md, ptrs, k):
 
 # ----- elementwise families -----------------------------------------------------------
 @jit
-def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, cbuf, ib):
+def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib):
     """z = f(a, b) with broadcasting (binary family and the comparisons GT..NE); a Python
     number stands in for an operand under CONST_A / CONST_B."""
     a = h >> SHIFT
@@ -186,6 +187,9 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, cbuf, ib):
         return
     if _size(rq, rd, ms, sa) == n and _size(rq, rd, ms, sb) == n:
         _binary_same(op, n, z, xa, xb, xw)
+        return
+    if fx[k, 0] != 0:           # a broadcast the recording resolved to rows (fx)
+        _binary_rows(op, fx[k, 0], fx[k, 1], fx[k, 2], z, xa, xb, xw)
         return
     shp = ib[0]
     ta = ib[1]
@@ -249,6 +253,56 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, cbuf, ib):
             ob -= tb[d] * idx[d]
             idx[d] = 0
             d -= 1
+
+
+@jit
+def _binary_rows(op, kind, outer, inner, z, xa, xb, xw):
+    """A broadcast binary op as ``outer`` rows of ``inner`` values (``Program.fx``): kind 1
+    a full, b one row; 2 a full, b one value per row; 3 a one row, b full; 4 a one value
+    per row, b full; 5 a full, b one value; 6 a one value, b full."""
+    for i in range(outer):
+        o = i * inner
+        zr = z[o:o + inner]
+        wr = xw[o:o + inner] if op == WHERE else xw
+        if kind == 1:
+            _binary_same(op, inner, zr, xa[o:o + inner], xb, wr)
+        elif kind == 3:
+            _binary_same(op, inner, zr, xa, xb[o:o + inner], wr)
+        elif kind == 2:
+            _binary_scalar(op, inner, zr, xa[o:o + inner], xb[i], False, wr)
+        elif kind == 4:
+            _binary_scalar(op, inner, zr, xb[o:o + inner], xa[i], True, wr)
+        elif kind == 5:
+            _binary_scalar(op, inner, zr, xa, xb[0], False, wr)
+        else:
+            _binary_scalar(op, inner, zr, xb, xa[0], True, wr)
+
+
+@jit
+def _binary_scalar(op, n, z, x, s, first, xw):
+    """z = f(x, s) (or f(s, x) when ``first``): an array and one value."""
+    if op == ADD:
+        for i in range(n):
+            z[i] = x[i] + s
+    elif op == MUL:
+        for i in range(n):
+            z[i] = x[i] * s
+    elif op == SUB and not first:
+        for i in range(n):
+            z[i] = x[i] - s
+    elif op == SUB:
+        for i in range(n):
+            z[i] = s - x[i]
+    elif op == DIV and not first:
+        for i in range(n):
+            z[i] = x[i] / s
+    elif op == WHERE:
+        for i in range(n):
+            z[i] = (s if first else x[i]) if xw[i] != 0.0 else (x[i] if first else s)
+    else:
+        for i in range(n):
+            z[i] = value_of(op, s, x[i], 0.0, 0.0) if first else \
+                value_of(op, x[i], s, 0.0, 0.0)
 
 
 @jit
@@ -565,10 +619,28 @@ def requires_of(rq, rd, md, ptrs, req):
 
 # ----- the sweep ----------------------------------------------------------------------
 @jit
-def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, start, stop):
-    """Recomputes the values of records start, ..., stop - 1 in place (sources skipped).
-    cond[k]: where's condition slot (array row k); c2s[r]: the second constant of a
-    scalar record r (clamp's max; only read for scalar clamps)."""
+def _load(rq, rd, ms, ptrs, r, code, src):
+    """Source record r takes the values at address src (element type code; -1 a Python
+    float's double)."""
+    if rq[3 * r] & SCALAR:
+        if code <= 0:
+            rd[3 * r + 2] = view_f64(src, 1)[0]
+        else:
+            tmp = np.empty(1)
+            _copy(code, src, tmp)
+            rd[3 * r + 2] = tmp[0]
+        return
+    k = int(rd[3 * r + 2])
+    _copy(0 if code < 0 else code, src, view_f64(ptrs[k], ms[k, SIZE]))
+
+
+@jit
+def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, start, stop):
+    """Recomputes the values of records start, ..., stop - 1 in place. A source record r
+    with src_ext[r] = j >= 0 loads external j (its element type ext[j, 1], at address
+    addr[j]); the others are the caller's. cond[k]: where's condition slot (array row k);
+    c2s[r]: the second constant of a scalar record r (clamp's max; only read for scalar
+    clamps); fx[k]: a broadcast resolved to rows (``_binary_rows``)."""
     cbuf = np.zeros(4)
     ib = np.zeros((5, MAXD), np.int64)
     for r in range(start, stop):
@@ -576,7 +648,10 @@ def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, start, stop):
         op = h & OPMASK
         fam = FAMILY[op]
         if fam == F_SOURCE:
-            continue            # leaves, constants, links: the caller's values
+            j = src_ext[r]
+            if j >= 0:
+                _load(rq, rd, ms, ptrs, r, ext[j, 1], addr[j])
+            continue
         if h & SCALAR:
             # a Python-float result from Python-float operands, written inline
             a = h >> SHIFT
@@ -593,7 +668,7 @@ def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, start, stop):
             rd[3 * r + 2] = np.float32(v) if h & F32 else v
             continue
         if fam == F_BINARY:
-            _binary(op, r, h, rq, rd, ms, md, ptrs, cond, cbuf, ib)
+            _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib)
         elif fam == F_UNARY:
             _unary(op, r, h, rq, rd, ms, msd, ptrs)
         elif fam == F_REDUCE:
@@ -614,7 +689,7 @@ def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, start, stop):
             if op == CASTNG:
                 _unary(op, r, h, rq, rd, ms, msd, ptrs)
             else:
-                _binary(op, r, h, rq, rd, ms, md, ptrs, cond, cbuf, ib)
+                _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib)
         if h & F32:
             k = int(rd[3 * r + 2])
             _round32(view_f64(ptrs[k], ms[k, SIZE]))

@@ -14,7 +14,7 @@ import numpy as np
 
 from .layout import OPMASK, SCALAR, SHIFT
 from .ops import LEAF, NEEDS
-from .replay_call import CODES
+from .replay_ptr import CODES
 
 _NEEDS = np.array(NEEDS, np.int64)
 

@@ -15,9 +15,10 @@ writes its inputs, and runs the forward sweep.
 """
 import numpy as np
 
-from .layout import (AOBJ, BIG, BOBJ, CONST_A, DYN_WIDTH, F32, ILEN, IOBJ, ND, OPMASK, PB,
-                     PQ, SCALAR, SHAPE, SHIFT, SIZE, STATIC_WIDTH, YOBJ)
-from .ops import CLAMP, FAMILY, F_MATMUL, F_SOURCE, MAXDIM, MINDIM, NEEDS, WHERE
+from .layout import (AOBJ, BIG, BOBJ, CONST_A, CONST_B, DYN_WIDTH, F32, ILEN, IOBJ, ND,
+                     OPMASK, PB, PQ, SCALAR, SHAPE, SHIFT, SIZE, STATIC_WIDTH, YOBJ)
+from .ops import (CASTNG, CLAMP, FAMILY, F_BINARY, F_COMPARE, F_MATMUL, F_SOURCE, MAXDIM, MINDIM,
+                  NEEDS, WHERE)
 
 _FAMILY = np.array(FAMILY, np.int64)
 
@@ -106,9 +107,30 @@ class Program:
                          for r in np.nonzero(_FAMILY[ops] == F_MATMUL)[0]]
         self.big = [p for p in self.products if p[4]]
         self.sources = np.nonzero(_FAMILY[ops] == F_SOURCE)[0]
+        self.fx = self._rows_of_broadcasts(heads, rd)
+        self.no_ext = np.full(self.nrec, -1, np.int64)     # no source loads (tests)
+        self.no_tab = np.zeros((1, 4), np.int64)
         self.f32 = (heads & F32) != 0
         self.dtypes = tape.dtypes
         self.multi = dict(tape.multi)
+
+    def _rows_of_broadcasts(self, heads, rd):
+        """fx[k] = (kind, outer, inner): a broadcasting binary record seen as rows
+        (``replay_kernels._binary_rows``), resolved once here; kind 0: not one of those."""
+        fx = np.zeros((max(self.nrows, 1), 3), np.int64)
+        two = (_FAMILY[self.ops] == F_BINARY) | ((_FAMILY[self.ops] == F_COMPARE)
+                                                 & (self.ops != CASTNG))
+        for r in np.nonzero(two & ((heads & SCALAR) == 0))[0].tolist():
+            h = int(heads[r])
+            a = h >> SHIFT
+            if h & CONST_A:
+                sa, sb = (), self.shape(a)
+            elif h & CONST_B:
+                sa, sb = self.shape(a), ()
+            else:
+                sa, sb = self.shape(a), self.shape(int(rd[3 * r + 1]))
+            fx[self.row_of[r]] = _rows(self.shape(r), sa, sb)
+        return fx
 
     # ----- what the kernels read --------------------------------------------------------
     def pointers(self, arena):
@@ -149,7 +171,8 @@ class Program:
         from .replay_kernels import forward_sweep
         stop = self.nrec if stop is None else stop
         rq, rd = rec.view(np.int64), rec.view(np.float64)
-        args = (rq, rd, self.ms, self.msd, self.md, ptrs, self.cond, self.c2s)
+        args = (rq, rd, self.ms, self.msd, self.md, ptrs, self.cond, self.c2s, self.fx,
+                self.no_ext, self.no_tab, self.no_tab[0])
         prods = self.big if blas_min is None else \
             [p for p in self.products if p[3][0] * p[3][1] * p[3][2] * p[3][3] >= blas_min]
         lo = start
@@ -164,3 +187,41 @@ class Program:
                 y[...] = y.astype(np.float32)
             lo = r + 1
         forward_sweep(*args, lo, stop)
+
+
+def _rows(out, sa, sb):
+    """(kind, outer, inner) of ``replay_kernels._binary_rows`` for operands of shapes sa, sb
+    broadcast to shape out, or (0, 0, 0)."""
+    nd = len(out)
+
+    def strides(shape):                 # C strides broadcast to out (0 on broadcast dims)
+        st, acc = [0] * nd, 1
+        for d in range(nd - 1, -1, -1):
+            j = d - (nd - len(shape))
+            if j >= 0 and shape[j] != 1:
+                st[d] = acc
+                acc *= shape[j]
+        return st
+    ta, tb = strides(sa), strides(sb)
+    dims = []                           # (extent, a stride, b stride), size-1 dims dropped
+    for d in range(nd):
+        if out[d] == 1:
+            continue
+        if dims and dims[-1][1] == ta[d] * out[d] and dims[-1][2] == tb[d] * out[d]:
+            dims[-1] = (dims[-1][0] * out[d], ta[d], tb[d])
+        else:
+            dims.append((out[d], ta[d], tb[d]))
+    if len(dims) == 1:
+        n, a, b = dims[0]
+        return (5, 1, n) if (a, b) == (1, 0) else (6, 1, n) if (a, b) == (0, 1) else (0, 0, 0)
+    if len(dims) == 2:
+        (outer, a0, b0), (inner, a1, b1) = dims
+        if (a0, a1) == (inner, 1) and (b0, b1) == (0, 1):
+            return (1, outer, inner)
+        if (a0, a1) == (inner, 1) and (b0, b1) == (1, 0):
+            return (2, outer, inner)
+        if (a0, a1) == (0, 1) and (b0, b1) == (inner, 1):
+            return (3, outer, inner)
+        if (a0, a1) == (1, 0) and (b0, b1) == (inner, 1):
+            return (4, outer, inner)
+    return (0, 0, 0)

@@ -27,7 +27,9 @@ from .kernels import _leaf, jit, sweep
 from .layout import (CELL, DYN_WIDTH, F32, GADDR, HAS_GRAD, DEFERRED, SCALAR, SIZE,
                      STATE_OFFSET, STATIC_WIDTH)
 from .ptr import as_u8_ptr, load_i64, view_f32, view_f64
-from .replay_call import _D_OFF, _F_OFF, _copy, _f64, guards_hold, _i64, _i32, _i16, _i8, _u8, _f32
+from .replay_call import guards_hold
+from .replay_ptr import _copy  # noqa: F401
+from .replay_ptr import _D_OFF, _F_OFF, _f64, _i16, _i32, _i64, _i8, _u8
 from .replay_kernels import forward_sweep
 
 
@@ -42,21 +44,6 @@ def _resolve(ext, ids, xs, addr):
             addr[j] = xs[j:j + 1].ctypes.data
         else:
             addr[j] = load_i64(ids[j] + _D_OFF)
-
-
-@jit
-def _load(rq, rd, ms, ptrs, r, code, src):
-    """Source record r takes the values at address src (element type code)."""
-    if rq[3 * r] & SCALAR:
-        if code < 0 or code == 0:
-            rd[3 * r + 2] = _f64(src)[0]
-        else:
-            tmp = np.empty(1)
-            _copy(code, src, tmp)
-            rd[3 * r + 2] = tmp[0]
-        return
-    k = int(rd[3 * r + 2])
-    _copy(0 if code < 0 else code, src, view_f64(ptrs[k], ms[k, SIZE]))
 
 
 @jit
@@ -206,7 +193,7 @@ def deferred_leaves(rq, rd, lv, out):
 
 
 @jit
-def run(rec, static, dyn, ptrs, cond, c2s, src_ext, ext, ids, xs, addr, eff, effv,
+def run(rec, static, dyn, ptrs, cond, c2s, fx, src_ext, ext, ids, xs, addr, eff, effv,
         bw_reach, bw_off, bw_meta, roots, lv, defer, sg, work,
         gslot, gkind, gpar, goff, gvals):
     """One call (see the module docstring). Returns 0, or 1 when a guard fails (nothing
@@ -221,7 +208,7 @@ def run(rec, static, dyn, ptrs, cond, c2s, src_ext, ext, ids, xs, addr, eff, eff
     at = 0
     for e in range(eff.shape[0] + 1):
         pos = n if e == eff.shape[0] else eff[e, 0]
-        _segment(rq, rd, ms, msd, md, ptrs, cond, c2s, src_ext, ext, addr, at, pos)
+        forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, at, pos)
         at = pos
         if e == eff.shape[0]:
             break
@@ -241,18 +228,3 @@ def run(rec, static, dyn, ptrs, cond, c2s, src_ext, ext, ids, xs, addr, eff, eff
         elif kind == 3:
             _clear(rq, rd, ms, md, eff[e, 3])
     return 0
-
-
-@jit
-def _segment(rq, rd, ms, msd, md, ptrs, cond, c2s, src_ext, ext, addr, start, stop):
-    """Records start..stop-1: sources load their externals, the others are recomputed."""
-    lo = start
-    for r in range(start, stop):
-        j = src_ext[r]
-        if j >= 0:
-            if lo < r:
-                forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, lo, r)
-            _load(rq, rd, ms, ptrs, r, ext[j, 1], addr[j])
-            lo = r + 1
-    if lo < stop:
-        forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, lo, stop)

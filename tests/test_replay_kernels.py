@@ -104,7 +104,7 @@ class Call:
         P = self.program
         if blas_min is None and stop is not None:
             forward_sweep(self.rec.view(np.int64), self.rd, P.ms, P.msd, P.md, self.ptrs,
-                          P.cond, P.c2s, start, stop)
+                          P.cond, P.c2s, P.fx, P.no_ext, P.no_tab, P.no_tab[0], start, stop)
         else:
             P.forward(self.rec, self.arena, self.ptrs, start, stop, blas_min)
 
