@@ -145,6 +145,7 @@ class Recording:
             else:
                 effects.append(e)
         self._guard_tables()
+        self.output_slots = [(t._slot, 0) for t in _tensors_in(result) if t._tape is tape]
         self.plan = plan = Plan(self, P, by_slot, effects, leaf_key)
         del by_slot, effects, consts
         self.cap_in = [k[1] for k in plan.keys if k[0] == CAP]
@@ -189,6 +190,9 @@ class Recording:
         # (the outputs get copies of their values; a backward on one raises as eagerly)
         self.shared = self.step and not self.link_pos and \
             all(not rg or self._freed_from(slot) for slot, rg in self.output.slots)
+        self.output.prepare(P)
+        self.pick_arrays = _picker(self.arr_pos)
+        self.after = bool(self.wb or self.bumps or plan.cleared or self.end_mode is not None)
 
     def _freed_from(self, slot):
         """Does every backward from slot meet a record the step's backward freed?"""
@@ -266,7 +270,7 @@ class Recording:
     def replay(self, args):
         """The outputs at new input values, or None when the inputs no longer fit the
         recording (a captured tensor changed shape) or a guard fails."""
-        from .replay_step_kernels import run
+        run = _run or _kernels()
         P, plan = self.program, self.plan
         ins = [args[i] for i in self.arg_in]
         ins += self.cap_in
@@ -278,19 +282,21 @@ class Recording:
         if list(map(type, vals)) != self.types:
             return None
         last = b.vals
-        for j in self.arr_pos:
-            v = vals[j]
-            if v is not last[j]:
-                if v.shape != self.in_shape[j] or v.dtype != self.in_dtype[j]:
-                    return None
-                if not v.flags.c_contiguous:
-                    if j in plan.stores:
+        pick = self.pick_arrays
+        if not all(map(is_, pick(vals), pick(last))):   # new arrays: check them
+            for j in self.arr_pos:
+                v = vals[j]
+                if v is not last[j]:
+                    if v.shape != self.in_shape[j] or v.dtype != self.in_dtype[j]:
                         return None
-                    vals[j] = np.ascontiguousarray(v)
-                else:
-                    last[j] = v
+                    if not v.flags.c_contiguous:
+                        if j in plan.stores:
+                            return None
+                        vals[j] = np.ascontiguousarray(v)
+                    else:
+                        last[j] = v
         defer = _NO_DEFER
-        if _DEFERRED and len(plan.lv):
+        if _DEFERRED.data and len(plan.lv):
             defer = self._deferred(b)
             if defer is None:
                 return _EAGER
@@ -302,10 +308,23 @@ class Recording:
                        plan.bw_meta, plan.roots, plan.lv, defer, b.sg, b.work, self.gslot,
                        self.gkind, self.gpar, self.goff, self.gvals):
                     return None
-                out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
+                one = self.output.one
+                if one is not None:     # one tensor: its value copied out
+                    slot, o, n, shape, dt, rg = one
+                    if o >= 0:
+                        out = _new(b.arena[o:o + n].reshape(shape).astype(dt.np), dt)
+                    else:
+                        out = _new(float(b.rec.view(np.float64)[3 * slot + 2]), dt)
+                    if rg:
+                        out._rg = True
+                        out._tape = b.tape
+                        out._slot = slot
+                else:
+                    out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
             finally:
                 b.lock.release()
-            self._after(b, ins, b.xs)
+            if self.after:
+                self._after(b, ins, b.xs)
             return out
         arena = np.empty(P.arena_size)
         rec = b.rec.copy() if self.scalar_rec else b.rec
@@ -447,6 +466,8 @@ class Recording:
     def valid(self):
         """False when a name fn read a captured tensor from now holds another object:
         the recording would use the old tensor, so record again."""
+        if not self.names:
+            return True
         for space, key, t in self.names:
             try:
                 now = space.cell_contents if key is None else space[key]
@@ -468,6 +489,26 @@ class _Binding:
 
 
 _NO_DEFER = np.zeros(1, np.int64)
+_run = None
+
+
+def _kernels():
+    """The step kernel (Numba loads at the first replay, not at import)."""
+    global _run
+    from .replay_step_kernels import run
+    _run = run
+    return run
+
+
+def _picker(positions):
+    """A function giving the items at ``positions`` of a list, as a tuple."""
+    if not positions:
+        return lambda x: ()
+    if len(positions) == 1:
+        i = positions[0]
+        return lambda x: (x[i],)
+    from operator import itemgetter
+    return itemgetter(*positions)
 _EAGER = object()             # a replay that must run fn eagerly (leaf hooks)
 
 
@@ -492,6 +533,17 @@ class _Outputs:
         self.marked = marked
         self.requires = requires
         self.slots = slots            # (slot, requires grad) of the outputs on the tape
+        self.one = None
+
+    def prepare(self, P):
+        """One tensor computed on the tape: (slot, arena offset or -1 for a scalar record,
+        size, shape, dtype, requires grad), to build it fast."""
+        m = self.marked
+        if type(m) is tuple and len(m) == 4 and m[0] == "slot":
+            _, slot, dt, rg = m
+            k = P.row_of[slot]
+            self.one = (slot, int(P.voff[k]) if k >= 0 else -1,
+                        int(P.ms[k, 0]) if k >= 0 else 1, P.shape(slot), dt, rg)
 
     def build(self, P, arena, rec, tape, args, copy=False):
         return _build(self.marked, P, arena, rec, tape, args, {}, copy)

@@ -259,50 +259,78 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib):
 def _binary_rows(op, kind, outer, inner, z, xa, xb, xw):
     """A broadcast binary op as ``outer`` rows of ``inner`` values (``Program.fx``): kind 1
     a full, b one row; 2 a full, b one value per row; 3 a one row, b full; 4 a one value
-    per row, b full; 5 a full, b one value; 6 a one value, b full."""
-    for i in range(outer):
-        o = i * inner
-        zr = z[o:o + inner]
-        wr = xw[o:o + inner] if op == WHERE else xw
-        if kind == 1:
-            _binary_same(op, inner, zr, xa[o:o + inner], xb, wr)
-        elif kind == 3:
-            _binary_same(op, inner, zr, xa, xb[o:o + inner], wr)
-        elif kind == 2:
-            _binary_scalar(op, inner, zr, xa[o:o + inner], xb[i], False, wr)
-        elif kind == 4:
-            _binary_scalar(op, inner, zr, xb[o:o + inner], xa[i], True, wr)
-        elif kind == 5:
-            _binary_scalar(op, inner, zr, xa, xb[0], False, wr)
-        else:
-            _binary_scalar(op, inner, zr, xb, xa[0], True, wr)
+    per row, b full; 5 a full, b one value; 6 a one value, b full. One loop nest (a call
+    per row would cost more than the row)."""
+    ra = inner if kind in (1, 2, 5) else (1 if kind == 4 else 0)   # a's step per row
+    rb = inner if kind in (3, 4, 6) else (1 if kind == 2 else 0)
+    if kind == 1 or kind == 3:          # both run along the row
+        _rows_vv(op, outer, inner, z, xa, ra, xb, rb, xw)
+    elif kind == 2 or kind == 5:        # a runs, b one value per row
+        _rows_vs(op, outer, inner, z, xa, ra, xb, rb, False, xw)
+    else:                               # b runs, a one value per row
+        _rows_vs(op, outer, inner, z, xb, rb, xa, ra, True, xw)
 
 
 @jit
-def _binary_scalar(op, n, z, x, s, first, xw):
-    """z = f(x, s) (or f(s, x) when ``first``): an array and one value."""
-    if op == ADD:
-        for i in range(n):
-            z[i] = x[i] + s
-    elif op == MUL:
-        for i in range(n):
-            z[i] = x[i] * s
-    elif op == SUB and not first:
-        for i in range(n):
-            z[i] = x[i] - s
-    elif op == SUB:
-        for i in range(n):
-            z[i] = s - x[i]
-    elif op == DIV and not first:
-        for i in range(n):
-            z[i] = x[i] / s
-    elif op == WHERE:
-        for i in range(n):
-            z[i] = (s if first else x[i]) if xw[i] != 0.0 else (x[i] if first else s)
-    else:
-        for i in range(n):
-            z[i] = value_of(op, s, x[i], 0.0, 0.0) if first else \
-                value_of(op, x[i], s, 0.0, 0.0)
+def _rows_vv(op, outer, inner, z, a, ra, b, rb, xw):
+    """z[i, j] = f(a[i ra + j], b[i rb + j]); each row taken as a view of its own (LLVM
+    then vectorizes the row: with offsets into the whole arrays it cannot tell that they
+    do not overlap)."""
+    for i in range(outer):
+        o, oa, ob = i * inner, i * ra, i * rb
+        zr = z[o:o + inner]
+        ar = a[oa:oa + inner]
+        br = b[ob:ob + inner]
+        if op == ADD:
+            for j in range(inner):
+                zr[j] = ar[j] + br[j]
+        elif op == SUB:
+            for j in range(inner):
+                zr[j] = ar[j] - br[j]
+        elif op == MUL:
+            for j in range(inner):
+                zr[j] = ar[j] * br[j]
+        elif op == WHERE:
+            wr = xw[o:o + inner]
+            for j in range(inner):
+                zr[j] = ar[j] if wr[j] != 0.0 else br[j]
+        else:
+            for j in range(inner):
+                zr[j] = value_of(op, ar[j], br[j], 0.0, 0.0)
+
+
+@jit
+def _rows_vs(op, outer, inner, z, x, rx, s, rs, first, xw):
+    """z[i, j] = f(x[i rx + j], s[i rs]), or f(s[i rs], x[i rx + j]) when ``first``."""
+    for i in range(outer):
+        o, ox, v = i * inner, i * rx, s[i * rs]
+        zr = z[o:o + inner]
+        xr = x[ox:ox + inner]
+        if op == ADD:
+            for j in range(inner):
+                zr[j] = xr[j] + v
+        elif op == MUL:
+            for j in range(inner):
+                zr[j] = xr[j] * v
+        elif op == SUB and not first:
+            for j in range(inner):
+                zr[j] = xr[j] - v
+        elif op == SUB:
+            for j in range(inner):
+                zr[j] = v - xr[j]
+        elif op == WHERE:
+            wr = xw[o:o + inner]
+            for j in range(inner):
+                if first:
+                    zr[j] = v if wr[j] != 0.0 else xr[j]
+                else:
+                    zr[j] = xr[j] if wr[j] != 0.0 else v
+        elif first:
+            for j in range(inner):
+                zr[j] = value_of(op, v, xr[j], 0.0, 0.0)
+        else:
+            for j in range(inner):
+                zr[j] = value_of(op, xr[j], v, 0.0, 0.0)
 
 
 @jit
@@ -562,28 +590,57 @@ def _matmul(r, h, rq, rd, ms, ptrs):
     xb = _val(rq, rd, ms, ptrs, int(rd[3 * r + 1]))
     y = view_f64(ptrs[k], ms[k, SIZE])
     batch, n, p, q = ms[k, PB], ms[k, PN], ms[k, PP], ms[k, PQ]
+    if batch == 1:              # (a loop around the calls, even of one turn, costs 4x)
+        if q == 1:
+            _mv(xa, 0, xb, 0, y, 0, n, p)
+        else:
+            _mm(xa, 0, xb, 0, y, 0, n, p, q)
+        return
     for t in range(batch):
-        _mm(xa[t * n * p:(t + 1) * n * p], xb[t * p * q:(t + 1) * p * q],
-            y[t * n * q:(t + 1) * n * q], n, p, q)
+        if q == 1:
+            _mv(xa, t * n * p, xb, t * p, y, t * n, n, p)
+        else:
+            _mm(xa, t * n * p, xb, t * p * q, y, t * n * q, n, p, q)
 
 
 @jit
-def _mm(a, b, y, n, p, q):
+def _mm(a, oa, b, ob, y, oy, n, p, q):
     """y (n, q) = a (n, p) b (p, q): row i of y is the sum over k of a[i, k] times row k
-    of b (a dot product in a register when q is 1)."""
+    of b, accumulated in a row of the function's own (its loop vectorizes: it cannot
+    overlap the operands) and then stored."""
+    row = np.empty(q)
     for i in range(n):
-        if q == 1:
-            s = 0.0
-            for kk in range(p):
-                s += a[i * p + kk] * b[kk]
-            y[i] = s
-            continue
         for j in range(q):
-            y[i * q + j] = 0.0
+            row[j] = 0.0
         for kk in range(p):
-            aik = a[i * p + kk]
+            aik = a[oa + i * p + kk]
+            bk = ob + kk * q
             for j in range(q):
-                y[i * q + j] += aik * b[kk * q + j]
+                row[j] += aik * b[bk + j]
+        yi = oy + i * q
+        for j in range(q):
+            y[yi + j] = row[j]
+
+
+@jit
+def _mv(a, oa, b, ob, y, oy, n, p):
+    """y (n) = a (n, p) b (p): dot products, summed in four registers (then added in
+    pairs) so that the additions do not wait on each other."""
+    p4 = p - p % 4
+    for i in range(n):
+        ai = oa + i * p
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for kk in range(0, p4, 4):
+            s0 += a[ai + kk] * b[ob + kk]
+            s1 += a[ai + kk + 1] * b[ob + kk + 1]
+            s2 += a[ai + kk + 2] * b[ob + kk + 2]
+            s3 += a[ai + kk + 3] * b[ob + kk + 3]
+        for kk in range(p4, p):
+            s0 += a[ai + kk] * b[ob + kk]
+        y[oy + i] = (s0 + s1) + (s2 + s3)
 
 
 @jit
@@ -667,6 +724,8 @@ def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, 
                 v = value_of(op, rd[3 * a + 2], 0.0, c, c2s[r] if op == CLAMP else 0.0)
             rd[3 * r + 2] = np.float32(v) if h & F32 else v
             continue
+        if fx[int(rd[3 * r + 2]), 0] < 0:
+            continue            # a detach: its values are its operand's (Program.alias)
         if fam == F_BINARY:
             _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib)
         elif fam == F_UNARY:

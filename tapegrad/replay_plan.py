@@ -67,9 +67,15 @@ class Plan:
                                                         if keys[j][0] == ARG else 0))
         new = {old: i for i, old in enumerate(order)}
         self.keys = [keys[j] for j in order]
+        # a source nothing reads is not loaded (a fill's constant, a cleared leaf's record)
+        used = set(P.operands().tolist()) | set(rec.gslot.tolist()) | \
+            {s for s, _ in rec.output_slots} | \
+            {e[3] for e in raw if e[1] == STORE} | \
+            {x for _, rts, _ in self.backwards for r in rts for x in r}
         self.src_ext = np.full(P.nrec, -1, np.int64)
         for s, j in src.items():
-            self.src_ext[s] = new[j]
+            if s in used:
+                self.src_ext[s] = new[j]
         raw = [(p, k, new[j] if j >= 0 else -1, s, b, v) for p, k, j, s, b, v in raw]
         self.first_change = min((e[0] for e in raw), default=P.nrec)
         gmax = int(rec.gslot.max()) + 1 if rec.gslot.size else 0

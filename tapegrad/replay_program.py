@@ -17,8 +17,8 @@ import numpy as np
 
 from .layout import (AOBJ, BIG, BOBJ, CONST_A, CONST_B, DYN_WIDTH, F32, ILEN, IOBJ, ND,
                      OPMASK, PB, PQ, SCALAR, SHAPE, SHIFT, SIZE, STATIC_WIDTH, YOBJ)
-from .ops import (CASTNG, CLAMP, FAMILY, F_BINARY, F_COMPARE, F_MATMUL, F_SOURCE, MAXDIM, MINDIM,
-                  NEEDS, WHERE)
+from .ops import (CASTNG, CLAMP, FAMILY, F_BINARY, F_COMPARE, F_MATMUL, F_SETITEM, F_SOURCE,
+                  MAXDIM, MINDIM, NEEDS, WHERE)
 
 _FAMILY = np.array(FAMILY, np.int64)
 
@@ -46,9 +46,16 @@ class Program:
         row_of = np.where(scalar, -1.0, rd[2::3]).astype(np.int64)
         self.row_of = row_of
         sizes = self.ms[:, SIZE].copy()
+        # a detach (CASTNG 2) of an array has its operand's values: it shares their place
+        first_of_row = heads[row_slot] >> SHIFT
+        self.alias = (ops[row_slot] == CASTNG) & (rd[3 * row_slot + 1] == 2.0) & \
+            (row_of[np.maximum(first_of_row, 0)] >= 0) & (first_of_row >= 0)
+        sizes[self.alias] = 0
         voff = np.zeros(nrows, np.int64)
         if nrows:
             voff[1:] = np.cumsum(sizes)[:-1]
+        for k in np.nonzero(self.alias)[0].tolist():
+            voff[k] = voff[row_of[first_of_row[k]]]
         total = int(sizes.sum())
         # ----- int lists: the recomputed ones in the arena, the others as recorded
         has_ints = np.nonzero(md[:, IOBJ] >= 0)[0]
@@ -108,6 +115,7 @@ class Program:
         self.big = [p for p in self.products if p[4]]
         self.sources = np.nonzero(_FAMILY[ops] == F_SOURCE)[0]
         self.fx = self._rows_of_broadcasts(heads, rd)
+        self.fx[:nrows][self.alias, 0] = -1          # nothing to compute: shared values
         self.no_ext = np.full(self.nrec, -1, np.int64)     # no source loads (tests)
         self.no_tab = np.zeros((1, 4), np.int64)
         self.f32 = (heads & F32) != 0
@@ -139,6 +147,24 @@ class Program:
         ptrs = np.empty(self.nptrs, np.int64)
         place(self.ptr_base, self.ptr_rel, arena, ptrs)
         return ptrs
+
+    def operands(self):
+        """The slots every record reads (its operands, cat/stack's parts, where's
+        condition), as one array."""
+        rq, rd = self.rec.view(np.int64), self.rec.view(np.float64)
+        h = rq[0::3]
+        fam = _FAMILY[h & OPMASK]
+        out = [np.where((fam != F_SOURCE) & ((h & CONST_A) == 0), h >> SHIFT, -1),
+               np.where(fam != F_SOURCE, h >> SHIFT, -1)]
+        two = np.isin(fam, (F_BINARY, F_MATMUL, F_SETITEM)) | \
+            ((fam == F_COMPARE) & ((h & OPMASK) != CASTNG))
+        b = rd[1::3]
+        b = np.where(np.isfinite(b), b, -1.0).astype(np.int64)
+        out.append(np.where(two & ((h & (CONST_A | CONST_B)) == 0), b, -1))
+        out.append(self.cond[self.cond >= 0])
+        for parts in self.multi.values():
+            out.append(np.asarray(parts, np.int64))
+        return np.unique(np.concatenate(out))
 
     def shape(self, slot):
         """The shape of slot's value (() for a scalar record)."""

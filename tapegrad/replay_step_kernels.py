@@ -30,6 +30,7 @@ from .ptr import as_u8_ptr, load_i64, view_f32, view_f64
 from .replay_call import guards_hold
 from .replay_ptr import _copy  # noqa: F401
 from .replay_ptr import _D_OFF, _F_OFF, _f64, _i16, _i32, _i64, _i8, _u8
+from .replay_backward import reverse
 from .replay_kernels import forward_sweep
 
 
@@ -101,7 +102,7 @@ def _value(rq, rd, ms, ptrs, s):
 
 
 @jit
-def _backward(b, rq, rd, ms, md, ptrs, bw_reach, bw_off, bw_meta, roots, lv, defer, sg,
+def _backward(b, rq, rd, ms, md, ptrs, fx, bw_reach, bw_off, bw_meta, roots, lv, defer, sg,
               work):
     """Backward number b: adjoints zeroed, roots seeded, the reverse sweep over what they
     reach (leaves staged), then each reached leaf's adjoint added into its grad."""
@@ -129,7 +130,7 @@ def _backward(b, rq, rd, ms, md, ptrs, bw_reach, bw_off, bw_meta, roots, lv, def
             x = _value(rq, rd, ms, ptrs, roots[i, 2])
             for j in range(g.shape[0]):
                 g[j] += x[j]
-    sweep(rq, rd, ms, md, ptrs, sg, reach, off, w, bw_meta[b, 1], 0, True)
+    reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, w, bw_meta[b, 1])
     for i in range(lv.shape[0]):
         if lv[i, 0] != b:
             continue
@@ -217,8 +218,8 @@ def run(rec, static, dyn, ptrs, cond, c2s, fx, src_ext, ext, ids, xs, addr, eff,
             if not guards_hold(rq, rd, ms, ptrs, gslot, gkind, gpar, goff, gvals):
                 return 1
         elif kind == 0:
-            _backward(eff[e, 4], rq, rd, ms, md, ptrs, bw_reach, bw_off, bw_meta, roots, lv,
-                      defer, sg, work)
+            _backward(eff[e, 4], rq, rd, ms, md, ptrs, fx, bw_reach, bw_off, bw_meta, roots,
+                      lv, defer, sg, work)
         elif kind == 1:
             j = eff[e, 2]
             _store(ext[j, 1], _value(rq, rd, ms, ptrs, eff[e, 3]), addr[j], ext[j, 2])
