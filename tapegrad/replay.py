@@ -27,11 +27,13 @@ from .layout import CONST_A, CONST_B, GADDR, OPMASK, SCALAR, SHIFT
 from .ops import BY_CODE, CONST, LEAF, LINK, NEEDS, node_name
 from .engine import _DEFERRED
 from .recording import _INPLACE
-from .state import thread_state
+from .state import _var, thread_state
 from .tape import Tape
 from .tensor import Tensor, _array, _cell, _new, _shape
 
 _node_of = attrgetter("_node")
+_state_of = attrgetter("_node", "_tape", "_rg", "_dtype")
+_tape_of = attrgetter("_tape")
 _value_of = attrgetter("_v")
 _float = float
 
@@ -193,6 +195,7 @@ class Recording:
         self.output.prepare(P)
         self.pick_arrays = _picker(self.arr_pos)
         self.after = bool(self.wb or self.bumps or plan.cleared or self.end_mode is not None)
+        self.arrays_only = len(self.arr_pos) == len(self.types)    # no Python floats
 
     def _freed_from(self, slot):
         """Does every backward from slot meet a record the step's backward freed?"""
@@ -301,6 +304,8 @@ class Recording:
             if defer is None:
                 return _EAGER
         ids = np.fromiter(map(id, vals), np.int64, len(vals))
+        if self.arrays_only:
+            b.ids = ids                 # the arrays Recording.fast finds again
         if self.shared and b.lock.acquire(False):
             try:                        # the binding's buffers: no output keeps them
                 if run(b.rec, P.static, b.dyn, b.ptrs, P.cond, P.c2s, P.fx, plan.src_ext, b.ext,
@@ -343,6 +348,56 @@ class Recording:
         tape = self._output_tape(b, rec, arena, ptrs, ins, vals)
         return self.output.build(P, arena, rec, tape, args)
 
+    def fast(self, args):
+        """A call with the very tensors of the last one, in the same state (nodes, tapes,
+        requires_grad, types, the same arrays): the whole step in one kernel call and a
+        constant number of Python calls. None when anything differs (the caller then goes
+        the general way, which checks and rebinds)."""
+        b = self.binding
+        ins = b.ins
+        if len(args) != len(b.args) or not all(map(is_, args, b.args)):
+            return None
+        st = _var.get(None)
+        if st is None or not st._enabled or st.recording is not None or \
+                not all(map(is_, map(_node_of, ins), b.nodes)) or any(map(_tape_of, ins)):
+            return None
+        vals = list(map(_value_of, ins))
+        pick = self.pick_arrays
+        if list(map(type, vals)) != self.types or not all(map(is_, pick(vals), pick(b.vals))) \
+                or _DEFERRED.data or (self.names and not self.valid()) or \
+                not b.lock.acquire(False):
+            return None
+        P, plan = self.program, self.plan
+        try:
+            ids = b.ids if self.arrays_only else np.fromiter(map(id, vals), np.int64,
+                                                              len(vals))
+            if _run(b.rec, P.static, b.dyn, b.ptrs, P.cond, P.c2s, P.fx, plan.src_ext, b.ext,
+                    ids, b.xs, b.addr, plan.eff,
+                    plan.effv, plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots, plan.lv,
+                    _NO_DEFER, b.sg, b.work, self.gslot, self.gkind, self.gpar, self.goff,
+                    self.gvals):
+                return None             # a guard failed (nothing changed): the general way
+            one = self.output.one
+            if one is not None:
+                slot, o, n, shape, dt, rg = one
+                if o < 0:
+                    out = _new(float(b.rec.view(np.float64)[3 * slot + 2]), dt)
+                elif not shape:
+                    out = _new(np.array(b.arena.item(o), dt.np), dt)
+                else:
+                    out = _new(b.arena[o:o + n].reshape(shape).astype(dt.np), dt)
+                if rg:
+                    out._rg = True
+                    out._tape = b.tape
+                    out._slot = slot
+            else:
+                out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
+        finally:
+            b.lock.release()
+        if self.after:
+            self._after(b, ins, b.xs)
+        return out
+
     def _after(self, b, ins, xs):
         """What a call changed outside the kernel's reach: Python floats changed in place
         (their new values), versions of tensors changed in place, grads set to None."""
@@ -351,8 +406,8 @@ class Recording:
                 t = ins[j]
                 t._v = float(np.float32(xs[j])) if t._dtype.itemsize == 4 else float(xs[j])
         if self.bumps:
-            for j, n in self.bumps:
-                b.cells[j][0] += n
+            for cell, n in b.bumps:
+                cell[0] += n
             _INPLACE[0] += 1
         if b.cleared:
             for t in b.cleared:
@@ -444,8 +499,12 @@ class Recording:
             b.leaf_nodes[int(rq[3 * s]) >> SHIFT] = node
         b.ext = plan.ext_table(tensor_of, _leaf_node)
         b.nodes = list(map(_node_of, ins))
+        b.state = list(map(_state_of, ins))
+        b.args = ()
         b.vals = [None] * len(ins)
         b.cells = [_cell(t) for t in ins]
+        b.bumps = [(b.cells[j], n) for j, n in self.bumps]
+        b.ids = None
         b.cleared = [tensor_of(k) for k in plan.cleared]
         if self.shared:                 # buffers the calls of this binding share
             import threading
@@ -485,7 +544,8 @@ class Recording:
 class _Binding:
     """The leaves and inputs one run of calls is made with (see Recording._bind)."""
     __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes", "ext",
-                 "cleared", "lock", "arena", "ptrs", "xs", "addr", "sg", "work", "tape")
+                 "cleared", "lock", "arena", "ptrs", "xs", "addr", "sg", "work", "tape",
+                 "state", "args", "bumps", "ids")
 
 
 _NO_DEFER = np.zeros(1, np.int64)
@@ -711,9 +771,17 @@ class Compiled:
         self.cache_size = cache_size
         self.recordings = collections.OrderedDict()
         self.counts = collections.Counter()
+        self._fast = None       # the recording whose calls may take Recording.fast
+        self.fast_replays = 0
         self._last = None       # (args, kwargs, key) of the last call: identity shortcut
 
     def __call__(self, *args, **kwargs):
+        rec = self._fast
+        if rec is not None and not kwargs:
+            out = rec.fast(args)
+            if out is not None:
+                self.fast_replays += 1
+                return out
         st = thread_state()
         if not st.enabled or st.recording is not None:
             self.counts["eager"] += 1
@@ -743,9 +811,17 @@ class Compiled:
             if out is not None:
                 self.counts["replays"] += 1
                 self._last = (args, state, key, rec) if not kwargs else None
+                if rec.shared and not kwargs and rec.binding is not None and \
+                        all(map(is_, rec.binding.ins, [args[i] for i in rec.arg_in]
+                                + rec.cap_in)):
+                    rec.binding.args = args
+                    self._fast = rec
+                else:
+                    self._fast = None
                 return out
             self.counts["guard_failures"] += 1
             key = _signature(args, kwargs)
+        self._fast = None
         new = Recording()
         result = new.record(self.fn, args, kwargs)
         if new.step and not new.escaped and rec is not None and rec.step and \
@@ -770,7 +846,8 @@ class Compiled:
                          "inputs": len(rec.arg_in), "captured": len(rec.cap_in),
                          "bytes": P.rec.nbytes + P.static.nbytes + P.dyn.nbytes
                          + 8 * P.arena_size})
-        return {"recordings": self.counts["recordings"], "replays": self.counts["replays"],
+        return {"recordings": self.counts["recordings"],
+                "replays": self.counts["replays"] + self.fast_replays,
                 "guard_failures": self.counts["guard_failures"],
                 "eager_calls": self.counts["eager"], "kept": kept}
 
