@@ -18,8 +18,9 @@ records again instead of returning the result of a path the new values would not
 """
 import collections
 import functools
+import itertools
 import weakref
-from operator import attrgetter, is_
+from operator import add, attrgetter, getitem, is_, setitem
 
 import numpy as np
 
@@ -32,6 +33,8 @@ from .tape import Tape
 from .tensor import Tensor, _array, _cell, _new, _shape
 
 _node_of = attrgetter("_node")
+_V, _GRAD = itertools.repeat("_v"), itertools.repeat("_grad")
+_NONES, _ZEROS = itertools.repeat(None), itertools.repeat(0)
 _state_of = attrgetter("_node", "_tape", "_rg", "_dtype")
 _tape_of = attrgetter("_tape")
 _value_of = attrgetter("_v")
@@ -196,6 +199,7 @@ class Recording:
         self.pick_arrays = _picker(self.arr_pos)
         self.after = bool(self.wb or self.bumps or plan.cleared or self.end_mode is not None)
         self.arrays_only = len(self.arr_pos) == len(self.types)    # no Python floats
+        self.wb_idx = np.array(self.wb, np.int64)
 
     def _freed_from(self, slot):
         """Does every backward from slot meet a record the step's backward freed?"""
@@ -399,20 +403,18 @@ class Recording:
         return out
 
     def _after(self, b, ins, xs):
-        """What a call changed outside the kernel's reach: Python floats changed in place
-        (their new values), versions of tensors changed in place, grads set to None."""
+        """What a call changed outside the kernel's reach, in a constant number of calls
+        (maps of builtins, no Python per tensor): Python floats changed in place (their new
+        values), versions of tensors changed in place, grads set to None."""
         if self.wb:
-            for j in self.wb:
-                t = ins[j]
-                t._v = float(np.float32(xs[j])) if t._dtype.itemsize == 4 else float(xs[j])
+            list(map(setattr, [ins[j] for j in self.wb], _V, xs[self.wb_idx].tolist()))
         if self.bumps:
-            for cell, n in b.bumps:
-                cell[0] += n
+            cells, counts = b.bump_cells, b.bump_counts
+            list(map(setitem, cells, _ZEROS, map(add, map(getitem, cells, _ZEROS), counts)))
             _INPLACE[0] += 1
         if b.cleared:
-            for t in b.cleared:
-                t._grad = None
-            if _DEFERRED:
+            list(map(setattr, b.cleared, _GRAD, _NONES))
+            if _DEFERRED.data:
                 for t in b.cleared:
                     if t._node is not None:
                         _DEFERRED.discard(t._node)
@@ -503,7 +505,8 @@ class Recording:
         b.args = ()
         b.vals = [None] * len(ins)
         b.cells = [_cell(t) for t in ins]
-        b.bumps = [(b.cells[j], n) for j, n in self.bumps]
+        b.bump_cells = [b.cells[j] for j, _ in self.bumps]
+        b.bump_counts = [n for _, n in self.bumps]
         b.ids = None
         b.cleared = [tensor_of(k) for k in plan.cleared]
         if self.shared:                 # buffers the calls of this binding share
@@ -545,7 +548,7 @@ class _Binding:
     """The leaves and inputs one run of calls is made with (see Recording._bind)."""
     __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes", "ext",
                  "cleared", "lock", "arena", "ptrs", "xs", "addr", "sg", "work", "tape",
-                 "state", "args", "bumps", "ids")
+                 "state", "args", "bump_cells", "bump_counts", "ids")
 
 
 _NO_DEFER = np.zeros(1, np.int64)

@@ -137,3 +137,80 @@ def test_optimizer_step_inside_equals_eager(name, options):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     s = f.stats()
     assert s["replays"] >= 16, s         # recorded until two recordings agree, then replayed
+
+
+# ----- O(1) Python per call -------------------------------------------------------------
+def _count_calls(fn):
+    """Python and C calls made while fn() runs (sys.setprofile)."""
+    count = [0]
+
+    def prof(frame, event, arg):
+        if event in ("call", "c_call"):
+            count[0] += 1
+    sys.setprofile(prof)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return count[0]
+
+
+def _net_step(widths, captured):
+    rng = np.random.default_rng(1)
+    x = tg.tensor(rng.standard_normal((20, widths[0])), dtype=tg.float64)
+    y = tg.tensor(rng.standard_normal((20, widths[-1])), dtype=tg.float64)
+    ws = [tg.tensor(rng.standard_normal((a, b)) * 0.3, dtype=tg.float64, requires_grad=True)
+          for a, b in zip(widths[:-1], widths[1:])]
+
+    def step(*ws):
+        h = x
+        for i, w in enumerate(ws):
+            h = h.mm(w)
+            if i < len(ws) - 1:
+                h = h.tanh()
+        loss = ((h - y) ** 2).mean()
+        loss.backward()
+        with tg.no_grad():
+            for w in ws:
+                w.sub_(0.01 * w.grad)
+                w.grad.zero_()
+        return loss
+    f = tg.compile((lambda: step(*ws)) if captured else step)
+    return (lambda: f()) if captured else (lambda: f(*ws)), f
+
+
+def _scalar_step(n_params):
+    rng = np.random.default_rng(2)
+    ps = [tg.tensor(float(v), dtype=tg.float64, requires_grad=True)
+          for v in rng.uniform(-1, 1, n_params)]
+
+    def step(*ps):
+        acc = ps[0] * 0.5
+        for p in ps[1:]:
+            acc = (acc * p + 0.1).tanh()
+        acc.backward()
+        with tg.no_grad():
+            for p in ps:
+                p.sub_(0.01 * p.grad)
+                p.grad = None
+        return acc
+    f = tg.compile(step)
+    return (lambda: f(*ps)), f
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _net_step([3, 8, 1], False),
+    lambda: _net_step([3, 64, 64, 64, 64, 1], False),
+    lambda: _net_step([3, 64, 64, 64, 64, 1], True),
+    lambda: _scalar_step(5),
+    lambda: _scalar_step(300),
+], ids=["small-net", "deep-net", "deep-net-captured", "scalar-5", "scalar-300"])
+def test_a_replayed_step_makes_few_python_calls(make):
+    """Fewer than 50 Python calls in one replayed step, whatever the number of records,
+    arguments and leaves (counted with sys.setprofile)."""
+    call, f = make()
+    for _ in range(4):
+        call()                  # two recordings, then replays
+    calls = _count_calls(call)
+    assert f.stats()["replays"] >= 2
+    assert calls < 50, calls
