@@ -53,6 +53,7 @@ class Recording:
         self.freed = np.zeros(0, np.uint8)   # what the recorded backwards freed (eagerly)
         self.owners = {}        # slot of a grad read -> its leaf (known before grad = None)
         self.stale_views = []   # (position, view slots) of views taken before a change
+        self.watches = []       # (fn, value): see watch
         self.program = None
         self.plan = None
         self.names = []         # (namespace, key, tensor): how fn reached captured tensors
@@ -312,11 +313,13 @@ class Recording:
             b.ids = ids                 # the arrays Recording.fast finds again
         if self.shared and b.lock.acquire(False):
             try:                        # the binding's buffers: no output keeps them
-                if run(b.rec, P.static, b.dyn, b.ptrs, P.cond, P.c2s, P.fx, plan.src_ext, b.ext,
-                       ids, b.xs, b.addr, plan.eff, plan.effv, plan.bw_reach, plan.bw_off,
-                       plan.bw_meta, plan.roots, plan.lv, defer, b.sg, b.work, self.gslot,
-                       self.gkind, self.gpar, self.goff, self.gvals):
-                    return None
+                status = run(b.rec, P.static, b.dyn, b.ptrs, P.cond, P.c2s, P.fx,
+                             plan.src_ext, b.ext, ids, b.xs, b.addr, plan.eff, plan.effv,
+                             plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots, plan.lv,
+                             defer, b.sg, b.work, self.gslot, self.gkind, self.gpar,
+                             self.goff, self.gvals)
+                if status:
+                    return _EAGER if status == 2 else None
                 one = self.output.one
                 if one is not None:     # one tensor: its value copied out
                     slot, o, n, shape, dt, rg = one
@@ -347,7 +350,7 @@ class Recording:
                      plan.roots, plan.lv, defer, sg, work, self.gslot, self.gkind, self.gpar,
                      self.goff, self.gvals)
         if status:
-            return None
+            return _EAGER if status == 2 else None
         self._after(b, ins, xs)
         tape = self._output_tape(b, rec, arena, ptrs, ins, vals)
         return self.output.build(P, arena, rec, tape, args)
@@ -368,7 +371,7 @@ class Recording:
         vals = list(map(_value_of, ins))
         pick = self.pick_arrays
         if list(map(type, vals)) != self.types or not all(map(is_, pick(vals), pick(b.vals))) \
-                or _DEFERRED.data or (self.names and not self.valid()) or \
+                or ((self.names or self.watches) and not self.valid()) or \
                 not b.lock.acquire(False):
             return None
         P, plan = self.program, self.plan
@@ -414,10 +417,11 @@ class Recording:
             _INPLACE[0] += 1
         if b.cleared:
             list(map(setattr, b.cleared, _GRAD, _NONES))
-            if _DEFERRED.data:
-                for t in b.cleared:
-                    if t._node is not None:
-                        _DEFERRED.discard(t._node)
+            if _DEFERRED.data:          # a grad the user had assigned: the engine lets go
+                for ref in _DEFERRED.data & b.cleared_refs:
+                    node = ref()
+                    if node is not None:
+                        _DEFERRED.discard(node)
         if self.end_mode is not None:
             thread_state().enabled = self.end_mode
 
@@ -509,6 +513,7 @@ class Recording:
         b.bump_counts = [n for _, n in self.bumps]
         b.ids = None
         b.cleared = [tensor_of(k) for k in plan.cleared]
+        b.cleared_refs = {weakref.ref(t._node) for t in b.cleared if t._node is not None}
         if self.shared:                 # buffers the calls of this binding share
             import threading
             b.lock = threading.Lock()
@@ -525,9 +530,18 @@ class Recording:
         self.binding = b
         return b
 
+    def watch(self, fn):
+        """Python state fn's path depends on (an optimizer's hyper-parameters): a call
+        replays only while ``fn()`` equals what it was when recorded."""
+        self.watches.append((fn, fn()))
+
     def valid(self):
-        """False when a name fn read a captured tensor from now holds another object:
-        the recording would use the old tensor, so record again."""
+        """False when a name fn read a captured tensor from now holds another object (the
+        recording would use the old tensor), or watched Python state changed: record
+        again."""
+        for fn, value in self.watches:
+            if fn() != value:
+                return False
         if not self.names:
             return True
         for space, key, t in self.names:
@@ -548,7 +562,7 @@ class _Binding:
     """The leaves and inputs one run of calls is made with (see Recording._bind)."""
     __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes", "ext",
                  "cleared", "lock", "arena", "ptrs", "xs", "addr", "sg", "work", "tape",
-                 "state", "args", "bump_cells", "bump_counts", "ids")
+                 "state", "args", "bump_cells", "bump_counts", "ids", "cleared_refs")
 
 
 _NO_DEFER = np.zeros(1, np.int64)

@@ -179,6 +179,19 @@ def _clear(rq, rd, ms, md, r):
 
 
 @jit
+def _deferred_unknown(rq, rd, lv, defer):
+    """Is a leaf a backward reaches DEFERRED (its grad kept by the engine) while the caller
+    gave no address for it? Checked before anything is done."""
+    for i in range(lv.shape[0]):
+        state = as_u8_ptr(np.int64(rd[3 * lv[i, 1] + 1]))
+        if state[STATE_OFFSET] & DEFERRED:
+            num = lv[i, 2]
+            if num >= defer.shape[0] or defer[num] == 0:
+                return True
+    return False
+
+
+@jit
 def deferred_leaves(rq, rd, lv, out):
     """Marks out[leaf number] for each leaf a backward reaches whose grad the engine keeps
     (DEFERRED: a grad the user assigned, or hooks); returns how many."""
@@ -197,13 +210,16 @@ def deferred_leaves(rq, rd, lv, out):
 def run(rec, static, dyn, ptrs, cond, c2s, fx, src_ext, ext, ids, xs, addr, eff, effv,
         bw_reach, bw_off, bw_meta, roots, lv, defer, sg, work,
         gslot, gkind, gpar, goff, gvals):
-    """One call (see the module docstring). Returns 0, or 1 when a guard fails (nothing
-    outside the call was changed)."""
+    """One call (see the module docstring). Returns 0; 1 when a guard fails, 2 when a leaf's
+    grad is kept by the engine and ``defer`` has no address for it (nothing outside the
+    call was changed)."""
     rq = rec.view(np.int64)
     rd = rec.view(np.float64)
     ms = static.reshape(-1, STATIC_WIDTH)
     msd = static.view(np.float64).reshape(-1, STATIC_WIDTH)
     md = dyn.reshape(-1, DYN_WIDTH)
+    if _deferred_unknown(rq, rd, lv, defer):
+        return 2                        # a grad the engine keeps, with no address given
     _resolve(ext, ids, xs, addr)
     n = rq.shape[0] // 3
     at = 0

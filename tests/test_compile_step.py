@@ -208,9 +208,41 @@ def _scalar_step(n_params):
 def test_a_replayed_step_makes_few_python_calls(make):
     """Fewer than 50 Python calls in one replayed step, whatever the number of records,
     arguments and leaves (counted with sys.setprofile)."""
+    other = tg.ones(2, requires_grad=True)      # a leaf elsewhere whose grad the engine
+    other.register_hook(lambda g: g)            # keeps (hooks): no concern of this step
     call, f = make()
     for _ in range(4):
         call()                  # two recordings, then replays
     calls = _count_calls(call)
     assert f.stats()["replays"] >= 2
     assert calls < 50, calls
+    del other
+
+
+def test_a_learning_rate_changed_by_a_scheduler_records_again():
+    """An optimizer's hyper-parameters are Python numbers the recording holds: changed (a
+    scheduler), the step records again instead of replaying the old ones."""
+    runs = []
+    for compiled in (False, True):
+        tg.manual_seed(0)
+        model = nn.Linear(3, 1).double()
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        sched = optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+        x = tg.tensor(np.linspace(-1, 1, 12).reshape(4, 3), dtype=tg.float64)
+
+        def step(x):
+            opt.zero_grad()
+            loss = (model(x) ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+        f = tg.compile(step) if compiled else step
+        losses = []
+        for _ in range(10):
+            losses.append(f(x).item())
+            sched.step()
+        runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()], f))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-12)
+    for a, b in zip(runs[1][1], runs[0][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert runs[1][2].stats()["replays"] >= 2
