@@ -24,6 +24,9 @@ int = int32          # noqa: A001
 __version__ = "0.1.0"
 
 
+from ._generated.methods import NAMES as _UNARY_NAMES  # noqa: E402
+
+
 def _function(name):
     def f(input, *args, out=None, **kwargs):
         result = getattr(input, name)(*args, **kwargs)
@@ -33,10 +36,11 @@ def _function(name):
     return f
 
 
-for _name in ("add sub mul div neg pow mm matmul clamp clip relu exp log tanh sigmoid sqrt "
-              "abs reciprocal sum mean reshape t unsqueeze squeeze permute sin cos log1p expm1 erf "
-              "rsqrt square maximum minimum max min amax amin prod var std norm logsumexp "
-              "softmax log_softmax transpose expand flatten index_select gather clone "
-              "bmm dot mv argmax argmin allclose isclose equal numel").split():
+# the elementwise ones come from the op table (_generated/methods.py)
+for _name in _UNARY_NAMES + tuple(
+        "add sub mul div pow mm matmul clamp clip sum mean reshape t unsqueeze squeeze "
+        "permute square maximum minimum max min amax amin prod var std norm logsumexp softmax "
+        "log_softmax transpose expand flatten index_select gather clone bmm dot mv argmax "
+        "argmin allclose isclose equal numel".split()):
     globals()[_name] = _function(_name)
 del _name

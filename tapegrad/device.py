@@ -7,6 +7,8 @@ raises an error that says so.
 """
 import functools
 
+from .base import TensorBase as Tensor
+
 _type_of = type      # device's first argument is called ``type``, as in PyTorch
 
 # PyTorch's device types, in the order its parse error lists them
@@ -99,7 +101,6 @@ def to_args(args, kwargs):
     """PyTorch's forms of ``Tensor.to``: ``to(dtype)``, ``to(device, dtype)``, ``to(other)``,
     each with ``non_blocking`` and ``copy``, and the keywords. Checks the device; returns
     (the dtype asked for, or None; copy)."""
-    from .tensor import Tensor
     args = list(args)
     where, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
     copy = kwargs.pop("copy", False)

@@ -11,23 +11,24 @@ once the sweep has passed down to it); large matrix products run in NumPy betwee
 segments; leaves with hooks or a grad the user assigned are accumulated here afterwards.
 """
 import re
-import threading
 import warnings
-import weakref
 
 import numpy as np
 
-from . import dtypes as D
-from . import leaves, products
+from . import products
 from .grad_mode import is_anomaly_enabled
-from .layout import AOBJ, BIG, BOBJ, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
-from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, LINK, MUL, NEEDS,
+from .layout import BIG, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
+from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, MUL, NEEDS,
                   node_name)
+from .compile_notice import first_call
+from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, _leaf_node,  # noqa: F401
+                    _owns, grad_storage, register_hook, register_post_accumulate_grad_hook,
+                    update_deferred)
 from .recording import _INPLACE
 from .state import recording, refuse_while_recording, thread_state
-from .tensor import Tensor, _array, _new, _shape
+from .base import TensorBase as Tensor
+from .face import _array, _new, _shape, _tensor_from
 
-_ACCUMULATE = threading.RLock()   # .grad accumulation, as PyTorch locks AccumulateGrad
 _F32 = np.empty(0, np.float32)
 _F64 = np.empty(0, np.float64)
 _NEEDS = np.array(NEEDS, np.int64)
@@ -153,19 +154,25 @@ def _simple(tape):
 def _backward_all(tape, root, retain):
     """The whole backward of a simple tape in one kernel call: a constant number of
     Python calls, whatever its records and leaves."""
-    from .kernels import backward_all, backward_at
+    from ._generated.sweeps import backward_all, backward_all_full
+    if tape.full:
+        backward_all = backward_all_full
     _leave(tape)
     slot, seed = root
     objs = tape.objs
     freed = tape.freed
+    check = freed is not None               # swept before: a freed record must not run
     if freed is None:
         freed = tape.freed = np.zeros(len(tape), np.uint8)
-    ptrs = tape.ptrs                  # given by a tg.compile replay; else read from objs
-    reached = (backward_all if ptrs is None else backward_at)(
-        np.frombuffer(tape.rec, np.uint8), np.frombuffer(tape.static, np.int64),
-        np.frombuffer(tape.dyn, np.int64),
-        np.fromiter(map(id, objs), np.int64, len(objs)) if ptrs is None else ptrs, slot,
-        seed.reshape(-1), _F32 if tape.dtypes == 1 else _F64, freed, retain)
+    like = _F32 if tape.dtypes == 1 else _F64
+    if tape.ptrs is not None:           # a tg.compile replay's tape: its addresses given
+        from .replay_backward import backward_all_at
+        reached = backward_all_at(*tape.arrays(), tape.ptrs, slot, seed.reshape(-1), like,
+                                  freed, check, retain)
+    else:
+        reached = first_call((tape.full, tape.dtypes == 1, "all"), backward_all,
+                             *tape.arrays(), np.fromiter(map(id, objs), np.int64, len(objs)),
+                             slot, seed.reshape(-1), like, freed, check, retain)
     if reached < 0:
         raise RuntimeError(SECOND_TIME)
     if not retain and reached == len(freed):
@@ -196,8 +203,7 @@ def _seed(i, t, g):
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
         return t, np.ones(shape)
     if not isinstance(g, Tensor):
-        from .factory import tensor
-        g = tensor(g, dtype=t.dtype)
+        g = _tensor_from(g, dtype=t.dtype)
     if _shape(g) != shape:
         raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
                            f"{_size_repr(_shape(g))} and output[{i}] has a shape of "
@@ -308,7 +314,9 @@ class _Sweep:
         one record at a time."""
         if start < stop:
             return
-        from .kernels import sweep
+        from ._generated.sweeps import sweep, sweep_full
+        if self.tape.full:
+            sweep = sweep_full
         args = (self.rq, self.rd, self.ms, self.md, self.ptrs, self.sg, self.reach, self.off,
                 self.work)
         if is_anomaly_enabled():
@@ -335,10 +343,13 @@ class _Sweep:
         accumulation, then post-accumulate hooks."""
         if not _DEFERRED:
             return
-        for node in list(_DEFERRED):
+        for key, node in list(_DEFERRED.items()):
+            t = node.variable
+            if t is None:                 # the leaf is gone
+                del _DEFERRED[key]
+                continue
             if not _on_tape(node, self.tape):
                 continue
-            t = node.variable
             g = self.leaf_adjoint(node)
             if t is None or g is None:
                 continue
@@ -491,125 +502,3 @@ def _check_nan(run, r):
                 warnings.warn(f"Error detected in {name}. Traceback of forward call that "
                               f"caused the error:\n{trace}", UserWarning, stacklevel=5)
             raise RuntimeError(f"Function '{name}' returned nan values in its {i}th output.")
-
-
-# ----- hooks and accumulation ------------------------------------------------------------------
-def _call_hooks(hooks, adj, shape, dtype):
-    """Calls tensor hooks with the gradient; a returned tensor replaces it."""
-    g = _new(np.array(adj.reshape(shape), dtype.np), dtype)
-    for fn in list(hooks):
-        res = fn(g)
-        if res is not None:                       # PyTorch's checks, in its order and words
-            if not isinstance(res, Tensor):
-                raise TypeError(f"expected Variable, but hook returned "
-                                f"'{type(res).__name__}'")
-            name = getattr(fn, "__name__", "<unknown>")
-            if res._dtype is not dtype:
-                raise RuntimeError(f"hook '{name}' has changed the type of value (was "
-                                   f"{D.tensor_type(dtype)} got {D.tensor_type(res._dtype)})")
-            if _shape(res) != shape:
-                raise RuntimeError(f"hook '{name}' has changed the size of value")
-            g = res
-    return np.asarray(_array(g), np.float64)
-
-
-_DEFERRED = weakref.WeakSet()   # leaf nodes the engine accumulates (hooks, a user's grad)
-
-
-def update_deferred(t):
-    """Whether leaf t's grad goes through Python: hooks, post hooks, or a user's grad."""
-    node = t._node
-    if node is None or node.page is None:
-        return
-    on = bool(node.hooks or node.post_hooks) or (t._grad is not None and not _owns(node, t._grad))
-    leaves.set_deferred(node, on)
-    (_DEFERRED.add if on else _DEFERRED.discard)(node)
-
-
-def _owns(node, g):
-    """Is grad tensor g a view of the leaf's own grad storage?"""
-    v = g._v
-    return type(v) is np.ndarray and (v is node.buf or v.base is node.page.raw)
-
-
-def _accumulate(t, g):
-    """t.grad += g: into a leaf's grad storage when its grad is its own (or None), else
-    into the tensor its .grad holds (allocated the first time for a non-leaf)."""
-    g = np.asarray(g).reshape(_shape(t))
-    node = t._node if t._tape is None else None
-    if node is not None and node.page is not None and \
-            (t._grad is None or _owns(node, t._grad)):
-        leaves.grad_array(node, _shape(t), t._dtype.np)[...] += g
-        leaves.mark(node)
-        return
-    if t._grad is None:
-        t._grad = _new(np.array(g, t._dtype.np), t._dtype)
-    else:
-        gv = t._grad._v
-        if type(gv) is not np.ndarray:          # a grad assigned by the user as a scalar
-            t._grad = _new(np.array(gv + g, t._dtype.np), t._dtype)
-        else:
-            np.add(gv, g, out=gv, casting="unsafe")
-
-
-class RemovableHandle:
-    """What register_hook returns: ``handle.remove()`` takes the hook off."""
-    __slots__ = ("_fns", "_key", "_leaf")
-
-    def __init__(self, fns, key, leaf=None):
-        self._fns = fns
-        self._key = key
-        self._leaf = leaf
-
-    def remove(self):
-        self._fns.pop(self._key, None)
-        if self._leaf is not None and self._leaf() is not None:
-            update_deferred(self._leaf())
-
-
-def register_hook(t, fn):
-    """Calls ``fn(grad)`` when t's gradient is computed; a returned tensor replaces it."""
-    refuse_while_recording("register_hook()")
-    if not t._rg:
-        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    key = object()
-    if t._tape is None:
-        node = _leaf_node(t)
-        node.hooks = node.hooks or {}
-        node.hooks[key] = fn
-        update_deferred(t)
-        return RemovableHandle(node.hooks, key, weakref.ref(t))
-    entry = t._tape.hooks.setdefault(t._slot, (_shape(t), t._dtype, {}))
-    entry[2][key] = fn
-    return RemovableHandle(entry[2], key)
-
-
-def register_post_accumulate_grad_hook(t, fn):
-    """Calls ``fn(t)`` after a backward has accumulated into a leaf's .grad."""
-    refuse_while_recording("register_post_accumulate_grad_hook()")
-    if t._tape is not None:
-        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
-                           "tensors")
-    if not t._rg:
-        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    node = _leaf_node(t)
-    node.post_hooks = node.post_hooks or {}
-    key = object()
-    node.post_hooks[key] = fn
-    update_deferred(t)
-    return RemovableHandle(node.post_hooks, key, weakref.ref(t))
-
-
-def _leaf_node(t):
-    """The leaf's AccumulateGrad node, with its grad storage."""
-    from .graph import AccumulateGrad
-    node = t._node
-    if node is None:
-        node = t._node = AccumulateGrad(t)
-    if node.page is None:
-        leaves.attach(node, _shape(t), t._dtype.np)
-    return node
-
-
-Tensor.register_hook = register_hook
-Tensor.register_post_accumulate_grad_hook = register_post_accumulate_grad_hook

@@ -4,10 +4,11 @@ import math
 import numpy as np
 
 from . import dtypes as D
-from .conversion import from_python
 from .device import on_cpu
 from .state import refuse_while_recording
-from .tensor import Tensor, _array, _from_array, _new, _sizes
+from .base import TensorBase as Tensor
+from .face import _from_array, _new, _tensor_from
+from .shapes import _sizes
 
 _rng = [np.random.default_rng()]
 
@@ -16,18 +17,6 @@ def manual_seed(seed):
     """Seeds tapegrad's random generator (NumPy's PCG64: the numbers differ from PyTorch's)."""
     refuse_while_recording("tg.manual_seed()")
     _rng[0] = np.random.default_rng(int(seed))
-
-
-def _infer(data, dtype=None):
-    """A NumPy array from Python data, typed as PyTorch would type it (or as ``dtype``)."""
-    if isinstance(data, np.ndarray):
-        D.from_numpy(data.dtype)    # PyTorch's TypeError for the dtypes tapegrad has not
-        if dtype is not None and data.dtype != dtype.np:
-            with np.errstate(all="ignore"):     # an array is cast silently, as PyTorch's
-                return data.astype(dtype.np)
-        return data
-    # numbers and nested sequences: read as torch.tensor reads them, with its errors
-    return from_python(data, dtype)
 
 
 def _nonnegative(shape):
@@ -51,13 +40,7 @@ def _grad_leaf(t, requires_grad):
 @on_cpu
 def tensor(data, dtype=None, requires_grad=False):
     """A new leaf tensor holding a copy of ``data`` (a number, nested lists, an array)."""
-    if isinstance(data, Tensor):
-        data = _array(data).copy()
-    dt = D.as_dtype(dtype)
-    a = _infer(data, dt)
-    dt = dt or D.from_numpy(a.dtype)
-    t = _from_array(np.array(a, dtype=dt.np, order="C"), dt)
-    return _grad_leaf(t, requires_grad)
+    return _grad_leaf(_tensor_from(data, dtype), requires_grad)
 
 
 def _filled(fill, size, dtype, requires_grad):

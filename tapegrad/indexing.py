@@ -11,9 +11,10 @@ import numpy as np
 from . import dtypes as D
 from .ops import CAT, COPYSLICES, EXPAND, GATHER, INDEX, INDEXSELECT, STACK, TRANSPOSE, WHERE
 from .state import current_tape, recording_active, refuse_while_recording, thread_state
-from .tensor import (Tensor, _array, _as_tensor, _broadcast, _bump, _cstrides, _dim,
-                     _from_array, _guard, _index_key, _new, _record, _result_dtype, _shape,
-                     _sizes, _slot, _strided, _tracks, method)
+from .face import (TensorBase as Tensor, _array, _as_tensor, _bump, _from_array, _guard,
+                   _new, _record, _result_dtype, _shape, _slot, _strided, _tracks)
+from .shapes import _broadcast, _cstrides, _dim, _sizes
+from .views import _index_key
 
 
 def _flat_positions(shape):
@@ -70,7 +71,6 @@ def advanced_index(x, key):
     return _pick(x, np.asarray(flat), INDEX)
 
 
-@method
 def index_select(input, dim, index):
     shape = _shape(input)
     d = _dim(dim, len(shape))
@@ -82,7 +82,6 @@ def index_select(input, dim, index):
     return _pick(input, flat, INDEXSELECT)
 
 
-@method
 def gather(input, dim, index):
     shape = _shape(input)
     d = _dim(dim, len(shape))
@@ -101,7 +100,6 @@ def gather(input, dim, index):
     return _pick(input, flat, GATHER)
 
 
-@method
 def transpose(input, dim0, dim1):
     shape = _shape(input)
     d0, d1 = _dim(dim0, len(shape)), _dim(dim1, len(shape))
@@ -140,7 +138,6 @@ def _expanded(shape, sizes, dtype):
     return out_shape, strides
 
 
-@method
 def expand(input, *sizes):
     sizes = list(_sizes(sizes))
     out_shape, strides = _expanded(_shape(input), sizes, input._dtype)
@@ -148,12 +145,10 @@ def expand(input, *sizes):
     return _strided(EXPAND, input, v, 0, tuple(out_shape), strides)
 
 
-@method
 def expand_as(input, other):
     return expand(input, _shape(other))
 
 
-@method
 def flatten(input, start_dim=0, end_dim=-1):
     shape = _shape(input)
     if not shape:
@@ -301,4 +296,14 @@ def setitem(x, key, value):
     x._tape, x._slot, x._rg = res._tape, res._slot, True
 
 
-Tensor.__setitem__ = setitem
+class IndexingMethods:
+    """The indexing methods of Tensor (basic indexing with ints and slices: views.py)."""
+    __slots__ = ()
+    index_select = index_select
+    gather = gather
+    transpose = transpose
+    expand = expand
+    expand_as = expand_as
+    flatten = flatten
+    __setitem__ = setitem
+    _advanced_index = advanced_index

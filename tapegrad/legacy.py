@@ -9,7 +9,10 @@ default float dtype from data and sizes, and keeps a tensor argument's dtype.
 import numpy as np
 
 from . import dtypes as D
+from .base import TensorBase as Tensor
 from .device import check
+from .factory import tensor, zeros
+from .shapes import Size
 
 # How PyTorch's C++ names dtypes in its TensorOptions messages
 _CPP_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int",
@@ -20,8 +23,6 @@ _CPP_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "int
 def new(dtype, args, kwargs):
     """A tensor as ``torch.Tensor(*args)`` makes it; ``dtype``: the constructor's (None for
     ``tg.Tensor``)."""
-    from .factory import tensor, zeros
-    from .tensor import Size, Tensor
     device = kwargs.pop("device", None)
     if kwargs:
         got = ", ".join([type(a).__name__ for a in args] +

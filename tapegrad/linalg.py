@@ -12,7 +12,8 @@ import numpy as np
 from .ops import NORM
 from .reductions import _lane_op
 from .reductions import vector_norm as _positive_norm
-from .tensor import _dim, _from_array, _shape
+from .face import _from_array, _shape
+from .shapes import _dim
 from .tensor_api import _SCALAR_TYPE, _values
 
 

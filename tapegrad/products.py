@@ -7,7 +7,7 @@ Smaller products run as loops inside the sweep, where a stop would cost more.
 """
 import numpy as np
 
-from .layout import AOBJ, BOBJ, OPMASK, PB, PN, PP, PQ, SHIFT
+from .layout import AOBJ, BOBJ, OPMASK, PB, PQ, SHIFT
 from .ops import BMM, CONST, DOT, MM, MV
 
 
@@ -15,7 +15,7 @@ def backward(sweep_state, r):
     """ga += g b^T and gb += a^T g for record r (batch by batch for bmm)."""
     s = sweep_state
     h = int(s.rq[3 * r])
-    op, a, b = h & OPMASK, h >> SHIFT, int(s.rd[3 * r + 1])
+    a, b = h >> SHIFT, int(s.rd[3 * r + 1])
     k = int(s.rd[3 * r + 2])
     batch, n, p, q = (int(x) for x in s.ms[k, PB:PQ + 1])
     g = s.adjoint(r).reshape(batch, n, q)

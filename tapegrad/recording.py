@@ -13,11 +13,12 @@ import weakref
 import numpy as np
 
 from .graph import AccumulateGrad, Node
-from .layout import (BIG, BLAS_MIN, CONST_A, CONST_B, DYN, F32, RECORD, RECORD_SIZE, SCALAR,
-                     SHIFT, _rows, static_row)
-from .leaves import attach
-from .ops import (BMM, CASTNG, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_SETITEM, LEAF, LINK,
-                  MAXD, MM, MUL, MV, NEEDS)
+from .layout import (BIG, BLAS_MIN, CELL, CONST_A, CONST_B, DYN, F32, RECORD, RECORD_SIZE,
+                     SCALAR, SHIFT, _rows, static_row)
+from .dtypes import float32 as _F32
+from .leaves import _POOL, attach
+from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_GATHER, F_LANE,
+                  F_MULTI, F_SETITEM, LEAF, LINK, MAXD, MM, MUL, MV, NEEDS, CASTNG)
 from .grad_mode import _anomaly
 from .state import _var, current_tape
 
@@ -25,7 +26,9 @@ _float = float
 _CROSS = frozenset((MUL, MM, BMM, DOT, MV))    # d(ab)/da = b, d(ab)/db = a
 _pack = RECORD.pack
 _dyn = DYN.pack
+_cell = _POOL.cell
 _B_CONST = (F_BINARY, F_SETITEM, F_COMPARE)   # families whose b may be a Python number
+_FULL_TIER = (F_LANE, F_GATHER, F_MULTI, F_SETITEM)  # the families of the sweep's full tier
 _INPLACE = [0]        # in-place changes so far (a tape saved before and none since: no check)
 
 
@@ -57,9 +60,26 @@ def _source(t, tape):
     node = t._node
     if node is None:
         node = t._node = AccumulateGrad(t)
-    if node.tape_id == tape.id:
+    elif node.tape_id == tape.id:
         return node.slot
     v = t._v
+    if type(v) is _float and t._rg:            # a 0-d leaf (scalar graphs have many)
+        if node.page is None:
+            node.page, node.cell = _cell()
+            node.addr = node.page.addr + node.cell * CELL
+        leaves = tape.leaf_nodes
+        if t._dtype is _F32:
+            head = LEAF | SCALAR | F32 | len(leaves) << SHIFT
+            tape.dtypes |= 1
+        else:
+            head = LEAF | SCALAR | len(leaves) << SHIFT
+            tape.dtypes |= 2
+        leaves.append(node)
+        rec = tape.rec
+        node.slot = slot = len(rec) // RECORD_SIZE
+        rec += _pack(head, node.addr, v)
+        node.tape_id = tape.id
+        return slot
     flag = _dtype_flag(tape, t._dtype)
     scalar = type(v) is _float
     if not scalar:
@@ -216,6 +236,8 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
             aobj = bobj = yobj = -1
         if ints is not None:
             ints = np.ascontiguousarray(ints, np.int64).ravel()
+        if fam in _FULL_TIER:
+            tape.full = True
         if dims is not None and dims[0] * dims[1] * dims[2] * dims[3] >= BLAS_MIN:
             flags |= BIG                      # done by NumPy's BLAS (products.py)
             tape.big = True

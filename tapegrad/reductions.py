@@ -9,8 +9,10 @@ import numpy as np
 from . import dtypes as D
 from .ops import (AMAX, AMIN, LOGSOFTMAX, LOGSUMEXP, MAXALL, MAXDIM, MAXIMUM, MINALL, MINDIM,
                   MINIMUM, NORM, PROD, PRODDIM, SOFTMAX, STD, VAR)
-from .tensor import (Tensor, _array, _binary, _dim, _guard_extremes, _lane_aux, _new,
-                     _record, _reduced_dims, _shape, _tracks, method)
+from .face import (TensorBase as Tensor, _array, _binary, _guard_extremes, _new, _record,
+                   _reduce, _shape, _tracks)
+from .ops import MEAN, MEANDIM, SUM, SUMDIM
+from .shapes import _dim, _lane_aux, _reduced_dims
 
 # torch.return_types.max / min
 ValuesIndices = namedtuple("ValuesIndices", "values indices")
@@ -67,13 +69,11 @@ def _extreme(x, dim, keepdim, largest, other):
     return ValuesIndices(out, _new(np.asarray(arg, np.int64), D.int64))
 
 
-@method
 def max(input, dim=None, keepdim=False, other=None):  # noqa: A001 (PyTorch's name)
     """max(): the largest element; max(dim): (values, indices); max(other): elementwise."""
     return _extreme(input, dim, keepdim, True, other)
 
 
-@method
 def min(input, dim=None, keepdim=False, other=None):  # noqa: A001
     return _extreme(input, dim, keepdim, False, other)
 
@@ -90,17 +90,14 @@ def _amax(x, dim, keepdim, largest):
     return _lane_op(AMAX if largest else AMIN, x, dims, value, keepdim=keepdim)
 
 
-@method
 def amax(input, dim=(), keepdim=False):
     return _amax(input, dim, keepdim, True)
 
 
-@method
 def amin(input, dim=(), keepdim=False):
     return _amax(input, dim, keepdim, False)
 
 
-@method
 def prod(input, dim=None, keepdim=False):
     dims = _reduced_dims(_shape(input), dim)
     value = np.prod(_array(input), axis=dims, keepdims=True)
@@ -129,18 +126,15 @@ def _moment(x, dim, unbiased, keepdim, correction, op):
     return _lane_op(op, x, dims, v, c=n - corr, keepdim=keepdim)
 
 
-@method
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over ``dim`` with Bessel's correction (``unbiased``/``correction``)."""
     return _moment(input, dim, unbiased, keepdim, correction, VAR)
 
 
-@method
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return _moment(input, dim, unbiased, keepdim, correction, STD)
 
 
-@method
 def norm(input, p=2, dim=None, keepdim=False):
     """The vector p-norm over ``dim`` (all elements by default), p > 0 finite or inf."""
     return vector_norm(input, p, dim, keepdim)
@@ -159,7 +153,6 @@ def vector_norm(x, ord=2, dim=None, keepdim=False):  # noqa: A002 (PyTorch's nam
     return _lane_op(NORM, x, dims, value, c=float(ord), keepdim=keepdim)
 
 
-@method
 def logsumexp(input, dim, keepdim=False):
     """log(sum(exp(x))) over ``dim``, computed stably (shifted by the lane's max)."""
     dims = _reduced_dims(_shape(input), dim)
@@ -188,14 +181,35 @@ def _softmax(x, dim, op):
     return _lane_op(op, x, (d,) if shape else (), value.reshape(shape))
 
 
-@method
 def softmax(input, dim, dtype=None):
     """exp(x) / sum(exp(x)) along ``dim`` (shifted by the max: no overflow)."""
     x = input.to(dtype) if dtype is not None else input
     return _softmax(x, dim, SOFTMAX)
 
 
-@method
 def log_softmax(input, dim, dtype=None):
     x = input.to(dtype) if dtype is not None else input
     return _softmax(x, dim, LOGSOFTMAX)
+
+
+class ReductionMethods:
+    """The reduction methods of Tensor: sums and means (linear), and the lane ops."""
+    __slots__ = ()
+
+    def sum(self, dim=None, keepdim=False):
+        return _reduce(SUM if dim is None else SUMDIM, self, dim, keepdim, False)
+
+    def mean(self, dim=None, keepdim=False):
+        return _reduce(MEAN if dim is None else MEANDIM, self, dim, keepdim, True)
+
+    max = max
+    min = min
+    amax = amax
+    amin = amin
+    prod = prod
+    var = var
+    std = std
+    norm = norm
+    logsumexp = logsumexp
+    softmax = softmax
+    log_softmax = log_softmax

@@ -14,11 +14,15 @@ arrays it cannot tell that they do not overlap), sums kept in arrays of the func
 Everything else, and these with other shapes, goes to ``kernels.sweep`` (the derivative
 math lives there once), called for each stretch of records between two done here.
 """
+# kernel sources: c22226578f6f7689
 import numpy as np
 
-from .kernels import _adjoint, _needs_grad, jit, sweep
+from ._generated.sweeps import sweep_full as sweep
+from .kernels import prepare
+from .kernels_base import jit
+from .kernels_tape import _adjoint, _needs_grad
 from .layout import CONST_A, CONST_B, OPMASK, PB, PN, PP, PQ, SCALAR, SHIFT
-from .ops import ADD, FAMILY, F_BINARY, F_MATMUL, MM, MV, SUB
+from .ops import ADD, FAMILY, F_BINARY, F_MATMUL, MM, MV, NEEDS, SUB
 from .replay_kernels import _val
 
 
@@ -167,3 +171,33 @@ def _at_g(a, g, gb, n, p, q):
                     row[j] += aik * gi[j]
     for m in range(p * q):
         gb[m] += acc[m]
+
+
+@jit
+def backward_all_at(rq, rd, ms, md, ptrs, root, seed, like, freed, check, retain):
+    """A replayed call's output's whole backward in one call (``_generated.sweeps``'s
+    ``backward_all`` with the data addresses given: the call's arena): reach, adjoints,
+    the sweep, leaves, and marking what it freed. Returns the number of records reached,
+    or -1 (nothing done) when a reached record was freed before."""
+    n = rq.shape[0] // 3
+    reach = np.zeros(n, np.uint8)
+    off = np.full(ms.shape[0], -1, np.int64)
+    roots = np.full(1, root, np.int64)
+    total = prepare(rq, rd, ms, md, ptrs, roots, False, like.itemsize == 4, reach, off)
+    if check:
+        for r in range(root + 1):
+            if reach[r] and freed[r]:
+                return -1
+    work = np.zeros(total, like.dtype)
+    sg = np.zeros(n, like.dtype)
+    g = _adjoint(rq, rd, ms, md, sg, off, work, root)
+    for i in range(g.shape[0]):
+        g[i] += seed[i]
+    sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, root, 0, False)
+    count = 0
+    for r in range(root + 1):
+        if reach[r]:
+            count += 1
+            if not retain and NEEDS[rq[3 * r] & OPMASK] != 0:
+                freed[r] = 1
+    return count

@@ -174,7 +174,7 @@ def backward(rec, tensors, grad_tensors, retain_graph, create_graph, inputs):
     """``backward()`` inside a recording: checked, run now (with the graph kept for the
     recording's own use: what eager frees is tracked here), recorded as an effect."""
     from . import engine
-    from .tensor import Tensor
+    from .base import TensorBase as Tensor
     tape = rec.tape
     if isinstance(tensors, Tensor):
         tensors = [tensors]
@@ -280,7 +280,8 @@ def _prepare_inplace(rec, t, what):
 
 def _grad_inplace(rec, t, op, other, name):
     """Grad mode and something requires grad: recorded with its gradient, as eagerly."""
-    from .tensor import _assign, _binary
+    from .face import _binary
+    from .inplace import _assign
     if t._rg and t._tape is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an "
                            "in-place operation.")
@@ -296,7 +297,9 @@ def _grad_inplace(rec, t, op, other, name):
 
 def inplace(rec, t, op, other):
     """``t.<op>_(other)`` inside a recording (``tensor._inplace``)."""
-    from .tensor import Tensor, _TYPE_NAMES, _assign, _binary, _result_dtype
+    from .base import TensorBase as Tensor
+    from .face import _binary, _result_dtype
+    from .inplace import _TYPE_NAMES, _assign
     name = f"the in-place {BY_CODE[op].name}_()"
     enabled = _prepare_inplace(rec, t, name)
     rg_other = isinstance(other, Tensor) and other._rg and \
@@ -322,7 +325,8 @@ def inplace(rec, t, op, other):
 def fill(rec, t, value, name):
     """``t.fill_(value)`` / ``t.zero_()`` inside a recording."""
     from .factory import full
-    from .tensor import _bump, _float, _mark_dirty, _round, _shape
+    from .face import _bump, _float, _round, _shape
+    from .inplace import _mark_dirty
     st = thread_state()
     rg = t._rg and (_outside(rec, t) or eager_requires(rec, t._slot))
     if st.enabled and rg:
@@ -350,7 +354,9 @@ def fill(rec, t, value, name):
 
 def copy(rec, t, src):
     """``t.copy_(src)`` inside a recording."""
-    from .tensor import _array, _assign, _broadcast, _new, _shape
+    from .face import _array, _new, _shape
+    from .inplace import _assign
+    from .shapes import _broadcast
     st = thread_state()
     name = "copy_()"
     rg_t = t._rg and (_outside(rec, t) or eager_requires(rec, t._slot))

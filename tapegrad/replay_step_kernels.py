@@ -21,14 +21,14 @@ keeps it (``DEFERRED``: a grad the user assigned), into ``defer[leaf number]`` (
 address of the user's grad array, float64 or float32 as the leaf); a deferred leaf with
 no such address (hooks) stops the call (status 2) before anything changed.
 """
+# kernel sources: c22226578f6f7689
 import numpy as np
 
-from .kernels import _leaf, jit, sweep
-from .layout import (CELL, DYN_WIDTH, F32, GADDR, HAS_GRAD, DEFERRED, SCALAR, SIZE,
+from .kernels_base import jit
+from .layout import (DYN_WIDTH, F32, GADDR, HAS_GRAD, DEFERRED, SCALAR, SIZE,
                      STATE_OFFSET, STATIC_WIDTH)
 from .ptr import as_u8_ptr, load_i64, view_f32, view_f64
 from .replay_call import guards_hold
-from .replay_ptr import _copy  # noqa: F401
 from .replay_ptr import _D_OFF, _F_OFF, _f64, _i16, _i32, _i64, _i8, _u8
 from .replay_backward import reverse
 from .replay_kernels import forward_sweep

@@ -32,7 +32,9 @@ from collections import OrderedDict
 import numpy as np
 
 from . import dtypes as D
-from .tensor import Size, Tensor, _cell, _new
+from .base import TensorBase as Tensor
+from .face import _cell, _new
+from .shapes import Size
 
 FORMAT = "tapegrad.save"
 VERSION = 1

@@ -31,7 +31,7 @@ class Tape:
     __slots__ = ("rec", "static", "dyn", "rows", "objs", "nbytes", "leaf_nodes", "links",
                  "multi", "hooks", "retained", "traces", "dirty", "saved", "epoch", "freed",
                  "keep_all", "consts", "conds", "c2", "functions", "live", "dtypes", "big",
-                 "ptrs", "id",
+                 "full", "ptrs", "id",
                  "__weakref__")
 
     def __init__(self):
@@ -61,6 +61,8 @@ class Tape:
         self.dtypes = 0          # floating dtypes recorded: 1 float32, 2 float64
         self.big = False         # holds a matrix product for BLAS (see products.py)
         self.ptrs = None         # a tg.compile replay's data addresses (else read from objs)
+        self.full = False        # holds a lane, gather, cat/stack or CopySlices record: the
+        #                          sweep's full tier (_generated/sweeps.py)
         self.id = next(_ids)
 
     def __len__(self):

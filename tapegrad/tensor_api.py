@@ -3,14 +3,19 @@
 ``equal``, ``cpu``/``cuda``, ``new_*``. None of them records on the tape: their results
 carry no gradient, as in PyTorch.
 
-``tensor.py`` imports this module while it defines ``Tensor``: what it needs from there is
-read from the module at call time.
+``face.Tensor`` is the class users see (tensor.py sets it), read at call time.
 """
 import numpy as np
 
 from . import dtypes as D
-from . import tensor as _T
+from . import face as _T
+from .base import TensorBase
 from .device import check
+from .factory import empty, full, ones, tensor, zeros
+from .grad_mode import is_grad_enabled, no_grad
+from .legacy import new
+from .shapes import _broadcast, _dim
+from .state import thread_state
 
 # PyTorch's ScalarType names, as its messages print them
 _SCALAR_TYPE = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
@@ -25,7 +30,6 @@ class TensorAPI:
         A subclass is made as before this mixin existed: its own __init__ fills it in."""
         if cls is not _T.Tensor:
             return object.__new__(cls)
-        from .legacy import new
         return new(None, args, kwargs)
 
     def __format__(self, spec):
@@ -53,7 +57,7 @@ class TensorAPI:
 
     def equal(self, other):
         """True when both have the same shape and the same values."""
-        if not isinstance(other, _T.Tensor):
+        if not isinstance(other, TensorBase):
             raise TypeError(f"equal(): argument 'other' (position 2) must be Tensor, not "
                             f"{type(other).__name__}")
         a, b = _values(self), _values(other)
@@ -77,40 +81,34 @@ class TensorAPI:
 
     # ----- new tensors like this one -------------------------------------------------
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
-        from .factory import tensor
         return tensor(data, dtype=dtype or self.dtype, device=device,
                       requires_grad=requires_grad)
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
-        from .factory import zeros
         return zeros(*size, dtype=dtype or self.dtype, device=device,
                      requires_grad=requires_grad)
 
     def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
-        from .factory import ones
         return ones(*size, dtype=dtype or self.dtype, device=device,
                     requires_grad=requires_grad)
 
     def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
-        from .factory import empty
         return empty(*size, dtype=dtype or self.dtype, device=device,
                      requires_grad=requires_grad)
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
-        from .factory import full
         return full(size, fill_value, dtype=dtype or self.dtype, device=device,
                     requires_grad=requires_grad)
 
 
 def is_tensor(obj):
     """``tg.is_tensor(x)``: True for a tapegrad tensor."""
-    return isinstance(obj, _T.Tensor)
+    return isinstance(obj, TensorBase)
 
 
 def write_out(name, out, result):
     """PyTorch's ``out=`` argument of ``tg.<name>``: the result written into ``out`` (which
     is resized to the result's shape, keeping its dtype); no gradient goes through it."""
-    from .grad_mode import is_grad_enabled, no_grad
     if is_grad_enabled() and (result.requires_grad or out.requires_grad):
         raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
                            "differentiation, but one of the arguments requires grad.")
@@ -129,7 +127,7 @@ def _values(t):
     """t's values as a NumPy array. Inside a tg.compile recording the result depends on
     them, so they become a guard (a replay with other values records again)."""
     v = np.array(_T._array(t))
-    rec = _T.thread_state().recording
+    rec = thread_state().recording
     if rec is not None:
         rec.guards.append((_T._slot(t, rec.tape), "array", v))
     return v
@@ -147,7 +145,7 @@ def _arg_extreme(x, dim, keepdim, find, name):
         if keepdim:
             i = i.reshape((1,) * v.ndim)
     else:
-        d = _T._dim(dim, v.ndim)
+        d = _dim(dim, v.ndim)
         if v.ndim == 0:
             i = np.zeros((), np.int64)
         elif v.shape[d] == 0:
@@ -160,7 +158,7 @@ def _arg_extreme(x, dim, keepdim, find, name):
 def _close(a, b, rtol, atol, equal_nan, name):
     """PyTorch's isclose as a NumPy bool array: a == b, or |a - b| finite and at most
     atol + |rtol b|, computed in the tensors' dtype (bool and integers: the default float)."""
-    if not isinstance(b, _T.Tensor):
+    if not isinstance(b, TensorBase):
         raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not "
                         f"{type(b).__name__}")
     if a.dtype is not b.dtype:
@@ -169,7 +167,7 @@ def _close(a, b, rtol, atol, equal_nan, name):
     for what, tol in (("rtol", rtol), ("atol", atol)):
         if tol < 0:
             raise RuntimeError(f"{what} must be greater than or equal to zero, but got {tol:g}")
-    _T._broadcast(tuple(a.shape), tuple(b.shape))
+    _broadcast(tuple(a.shape), tuple(b.shape))
     va, vb = _values(a), _values(b)
     close = np.asarray(va == vb)
     floating = a.dtype.is_floating_point

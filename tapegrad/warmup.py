@@ -5,11 +5,19 @@ import time
 
 
 def warmup(verbose=False):
-    """Runs one small backward (and one replay) through every kernel; returns seconds."""
+    """Runs small backwards (and replays) through every kernel, in float32 and float64 and
+    both tiers of the sweep; returns seconds."""
     import tapegrad as tg
     t0 = time.perf_counter()
-    x = tg.ones(2, 2, dtype=tg.float64, requires_grad=True)
-    (x * 2).sum().backward()
+    for dt in (tg.float32, tg.float64):
+        x = tg.ones(2, 2, dtype=dt, requires_grad=True)
+        (x * 2).sum().backward()                              # core tier, one call
+        x.exp().softmax(1).sum().backward()                   # full tier, one call
+        y = x * 2
+        y.retain_grad()
+        (y.mm(x) * 3).sum().backward()                        # the general path
+        s = tg.tensor(1.5, dtype=dt, requires_grad=True)
+        (s * s + s).tanh().backward()                         # scalars
     t1 = time.perf_counter()
     f = tg.compile(lambda w: (w * 2).exp().sum())
     for _ in range(2):

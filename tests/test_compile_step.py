@@ -246,3 +246,31 @@ def test_a_learning_rate_changed_by_a_scheduler_records_again():
     for a, b in zip(runs[1][1], runs[0][1]):
         np.testing.assert_allclose(a, b, rtol=1e-12)
     assert runs[1][2].stats()["replays"] >= 2
+
+
+def test_a_platform_whose_object_layouts_are_unchecked_replays_the_same(monkeypatch):
+    """Where CPython's float and ndarray layouts could not be checked at import, a call
+    asks NumPy for every input's address (``replay_calls._replay_by_address``)."""
+    from tapegrad import replay_calls
+    monkeypatch.setattr(replay_calls, "DIRECT", False)
+    el, ep, eg, _ = _walkthrough(False, False, iterations=6)
+    cl, cp, cg, f = _walkthrough(True, False, iterations=6)
+    np.testing.assert_allclose(cl, el, rtol=1e-12)
+    for a, b in zip(cp + cg, ep + eg):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert f.stats()["replays"] == 4
+    s = tg.tensor(1.5, dtype=tg.float64, requires_grad=True)
+
+    def scalar_step(s):
+        loss = (s * s - 1.0) ** 2
+        loss.backward()
+        with tg.no_grad():
+            s.sub_(0.1 * s.grad)
+            s.grad = None
+        return loss
+    g = tg.compile(scalar_step)
+    se = tg.tensor(1.5, dtype=tg.float64, requires_grad=True)
+    for _ in range(5):
+        assert g(s).item() == scalar_step(se).item()
+        assert s.item() == se.item()
+    assert g.stats()["replays"] == 3

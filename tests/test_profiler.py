@@ -1,4 +1,5 @@
 """``tg.autograd.profiler``: op counts and times, PyTorch's table, and nothing left behind."""
+import inspect
 import re
 import threading
 
@@ -13,9 +14,13 @@ pytestmark = pytest.mark.usefixtures("isolated")
 
 def _snapshot():
     """Every attribute the profiler may replace, by identity."""
+    from tapegrad import engine
     from tapegrad.nn import functional as nnf
-    return {(owner.__name__, k): v for owner in (tg.Tensor, tg, nnf, tg.linalg, tg.autograd)
-            for k, v in vars(owner).items()}
+    found = {(owner.__name__, k): v for owner in (tg, nnf, tg.linalg, tg.autograd, engine)
+             for k, v in vars(owner).items()}
+    for klass in tg.Tensor.__mro__[:-1]:      # Tensor's methods, its mixins' included
+        found.update((("Tensor", k), inspect.getattr_static(tg.Tensor, k)) for k in vars(klass))
+    return found
 
 
 def _model(L, x, w):

@@ -27,7 +27,7 @@ from tapegrad.replay_kernels import ALL_FORWARD_OPCODES, forward_sweep
 from tapegrad.replay_program import Program
 from tapegrad.state import thread_state
 from tapegrad.tape import Tape
-from tapegrad.tensor import _slot
+from tapegrad.recording import slot_of as _slot
 
 RTOL = 1e-12
 COND = np.array([True, False, False, True])          # a constant condition for where

@@ -28,7 +28,9 @@ from ..grad_mode import is_grad_enabled, no_grad
 from ..ops import FUNCTION
 from ..recording import record
 from ..state import current_tape, refuse_while_recording
-from ..tensor import Tensor, _broadcast, _cell, _from_array, _shape, _slot
+from ..base import TensorBase as Tensor
+from ..face import _cell, _from_array, _shape, _slot
+from ..shapes import _broadcast
 
 
 class FunctionCtx:

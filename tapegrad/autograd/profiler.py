@@ -201,7 +201,7 @@ class profile:
         import tapegrad
         from ..nn import functional as nnf
         from ..tensor import Tensor
-        from .. import autograd, linalg
+        from .. import engine, linalg
         seen = {}
         for klass in reversed(Tensor.__mro__[:-1]):     # a method Tensor overrides: its own
             for attr, fn in vars(klass).items():
@@ -217,8 +217,8 @@ class profile:
                         and attr not in _NOT_OPS and (module is tapegrad or
                                                       fn.__module__ == module.__name__):
                     self._wrap(module, attr, f"tapegrad::{prefix}{attr}", fn)
-        for attr in ("backward", "grad"):
-            self._wrap(autograd, attr, f"tapegrad::autograd.{attr}", getattr(autograd, attr))
+        for attr in ("backward", "grad"):     # tg.autograd's and Tensor.backward's engine
+            self._wrap(engine, attr, f"tapegrad::autograd.{attr}", getattr(engine, attr))
 
 
 class _Missing:

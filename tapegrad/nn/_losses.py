@@ -8,7 +8,7 @@ import warnings
 
 from .. import dtypes as D
 from ..indexing import where
-from ..tensor import _as_tensor
+from ..face import _as_tensor
 
 _REDUCTIONS = ("none", "mean", "sum")
 _DTYPE_WORDS = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",

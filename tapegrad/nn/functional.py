@@ -10,7 +10,8 @@ from .. import dtypes as D
 from ..factory import arange, rand
 from ..grad_mode import no_grad
 from ..indexing import where
-from ..tensor import Tensor, _as_tensor
+from ..base import TensorBase as Tensor
+from ..face import _as_tensor
 from ._losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
                       cross_entropy, huber_loss, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 

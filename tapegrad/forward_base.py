@@ -1,0 +1,30 @@
+"""What the generated forwards and Tensor methods call (codegen.py writes them)."""
+import math
+
+import numpy as np
+
+from .quiet import hush, unhush
+
+
+def _float_op(f, np_f):
+    """A Python-float forward that gives inf or NaN, as NumPy does, where math raises."""
+    def op(*args):
+        try:
+            z = f(*args)
+        except (OverflowError, ValueError, ZeroDivisionError):
+            tok = hush()
+            try:
+                return float(np_f(*[np.float64(a) for a in args]))
+            finally:
+                unhush(tok)
+        return math.nan if type(z) is complex else z   # a negative base to a fractional power
+    return op
+
+
+_erf_each = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x):
+    """erf elementwise (NumPy has none; libm's erf through math.erf, exact to the ulp)."""
+    x = np.asarray(x)
+    return np.asarray(_erf_each(x), x.dtype if x.dtype.kind == "f" else np.float64)

@@ -1,0 +1,161 @@
+"""In place: ``add_``, ``sub_``, ``mul_``, ``div_``, ``zero_``, ``fill_``, ``copy_`` and the
+augmented operators, with versions and PyTorch's errors (a leaf that requires grad, a value
+a pending backward reads)."""
+import weakref
+
+import numpy as np
+
+from .face import (_array, _as_tensor, _binary, _bump, _cell, _float, _hush, _nd, _new,
+                   _result_dtype, _round, _shape, _state_get, _unhush, Tensor)
+from .ops import ADD, BY_CODE, DIV, MUL, SUB
+from .shapes import _broadcast
+from .state import refuse_while_recording, thread_state
+
+_UFUNC = {ADD: np.add, SUB: np.subtract, MUL: np.multiply, DIV: np.true_divide}
+
+
+def _inplace(self, op, other):
+    """``self = op(self, other)`` written into self's memory; recorded when grad is on."""
+    st = _state_get(None) or thread_state()
+    if st.recording is not None:          # recorded for the replays (or refused), and done
+        return st.recording.inplace(self, op, other)
+    v = self._v
+    if not st.enabled and type(v) is _nd:     # an update under no_grad: straight into self
+        dt = self._dtype
+        if type(other) is _float and dt.is_floating_point:
+            o = other
+        elif isinstance(other, Tensor) and other._dtype is dt and \
+                (type(other._v) is _float or other._v.shape == v.shape):
+            o = other._v
+        else:
+            o = None
+        if o is not None:
+            tok = _hush()
+            _UFUNC[op](v, o, out=v)
+            _unhush(tok)
+            _bump(self)
+            return self
+    if st.enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
+        if self._rg and self._tape is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                               "in-place operation.")
+        res = _binary(op, self, other)
+        _assign(self, res)
+        if type(self._v) is _float and type(res._v) is not _float:
+            self._v = np.array(self._v, self._dtype.np)   # it is an array record now
+        self._tape, self._slot, self._rg = res._tape, res._slot, True
+        return self
+    v = self._v
+    o = other._v if isinstance(other, Tensor) else other
+    if type(v) is np.ndarray and (type(o) is not np.ndarray or o.shape == v.shape):
+        dt = _result_dtype(self, other)       # no record: compute straight into self
+        if dt.category > self._dtype.category:
+            raise RuntimeError(f"result type {_TYPE_NAMES[dt.category]} can't be cast to the "
+                               f"desired output type {_TYPE_NAMES[self._dtype.category]}")
+        tok = _hush()
+        try:
+            _UFUNC[op](v, o, out=v, casting="unsafe")
+        finally:
+            _unhush(tok)
+        _bump(self)
+        return self
+    res = _binary(op, self, other)
+    _assign(self, res)
+    return self
+
+
+_TYPE_NAMES = {0: "Bool", 1: "Long", 2: "Float"}
+
+
+def _assign(self, res):
+    """Writes ``res``'s value into ``self`` in place and bumps self's version."""
+    rs, ss = _shape(res), _shape(self)
+    if rs != ss:
+        raise RuntimeError(f"output with shape {list(ss)} doesn't match the broadcast shape "
+                           f"{list(rs)}")
+    _bump(self)
+    if type(self._v) is _float:
+        self._v = _round(_float(res._v), self._dtype)
+        _mark_dirty(self)
+    else:
+        np.copyto(self._v, _array(res), casting="unsafe")
+
+
+def _mark_dirty(t):
+    """A scalar changed in place (after its version bump): a pending backward that reads
+    its recorded value must raise instead of using it."""
+    tape, slot = thread_state().tape, -1
+    if t._tape is not None:
+        tape, slot = t._tape, t._slot
+    elif t._node is not None and t._node.tape_id == tape.id:
+        slot = t._node.slot
+        t._node.tape_id = 0            # a later use records the new value afresh
+    if slot >= 0:
+        now = _cell(t)[0]
+        expected = tape.dirty[slot][0] if slot in tape.dirty else now - 1
+        tape.dirty[slot] = (expected, now, t._dtype.np, weakref.ref(t))
+
+
+class InPlaceMethods:
+    """The in-place methods of Tensor."""
+    __slots__ = ()
+
+    def add_(self, other, alpha=1):
+        return _inplace(self, ADD, other if alpha == 1 else other * alpha)
+
+    def sub_(self, other, alpha=1):
+        return _inplace(self, SUB, other if alpha == 1 else other * alpha)
+
+    def mul_(self, other):
+        return _inplace(self, MUL, other)
+
+    def div_(self, other):
+        return _inplace(self, DIV, other)
+
+    def zero_(self):
+        return self.fill_(0.0, "zero_()")
+
+    def fill_(self, value, _name="fill_()"):
+        st = _state_get(None) or thread_state()
+        if st.recording is not None:      # recorded for the replays (or refused), and done
+            return st.recording.fill(self, value, _name)
+        if st.enabled and self._rg:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                               "in-place operation." if self._tape is None else
+                               "tapegrad: fill_ on a tensor that requires grad is not "
+                               "supported yet")
+        _bump(self)
+        if type(self._v) is _float:
+            self._v = _round(_float(value), self._dtype)
+            _mark_dirty(self)
+        else:
+            self._v.fill(value)
+        return self
+
+    def copy_(self, src):
+        src = _as_tensor(src)
+        rec = thread_state().recording
+        if rec is not None:               # recorded for the replays (or refused), and done
+            return rec.copy(self, src)
+        if thread_state().enabled and (self._rg or src._rg):
+            if self._rg and self._tape is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                   "in-place operation.")
+            raise NotImplementedError("tapegrad: copy_ that records a gradient is not "
+                                      "supported yet; use it under tg.no_grad()")
+        _broadcast(_shape(src), _shape(self))
+        res = _new(np.broadcast_to(_array(src), _shape(self)), src._dtype)
+        _assign(self, res)
+        return self
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return _inplace(self, DIV, other)

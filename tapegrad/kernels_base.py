@@ -1,0 +1,56 @@
+"""What every Numba kernel module shares: the jit decorator (cached on disk where a cache
+directory is writable) and the per-element helpers the generated code calls."""
+import os
+import warnings
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+
+def _cache_ok():
+    """True when Numba can write its on-disk cache somewhere (read-only installs cannot)."""
+    if os.environ.get("TAPEGRAD_NO_CACHE"):
+        return False
+    try:
+        njit(cache=True)(_probe)
+        return True
+    except Exception:  # numba raises RuntimeError when no cache locator is writable
+        warnings.warn("tapegrad: no writable Numba cache directory; kernels compile "
+                      "in every process (set NUMBA_CACHE_DIR to a writable folder)")
+        return False
+
+
+def _probe():
+    return 0
+
+
+CACHE = _cache_ok()
+
+
+def jit(fn):
+    return njit(cache=CACHE, error_model="numpy")(fn)
+
+
+def _f(value, like):
+    """A number in the floating type of ``like`` (jitted: see the overload below)."""
+    return value
+
+
+@overload(_f, inline="always")
+def _f_typed(value, like):
+    """A formula's numbers in the sweep's dtype: a float32 sweep computes in float32, as
+    PyTorch does, instead of promoting every product with a constant to float64."""
+    if isinstance(like, types.Float) and like.bitwidth == 32:
+        return lambda value, like: np.float32(value)
+    return lambda value, like: np.float64(value)
+
+
+@njit(inline="always")
+def _sign(x):
+    """sign(x): 1, -1, or 0 at 0 and for NaN, as PyTorch's sgn in abs's backward."""
+    if x > 0:
+        return _f(1.0, x)
+    if x < 0:
+        return _f(-1.0, x)
+    return _f(0.0, x)

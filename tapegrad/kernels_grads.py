@@ -1,0 +1,386 @@
+"""Numba kernels: the backward of each family of array records (elementwise with
+broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
+# kernel sources: c22226578f6f7689
+import numpy as np
+
+from .layout import (AOBJ, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, CONST_A, CONST_B,
+                     PB, PN, PP, PQ, SHIFT, YOBJ)
+from .ops import (ADD, AMAX, AMIN, CLAMP, LOGSOFTMAX, LOGSUMEXP, MAXALL,
+                  MAXD, MINALL, MUL, NEG, NORM, POWC, PROD,
+                  PRODDIM, RELU, SOFTMAX, STD, SUB,
+                  TANH, VAR, WHERE)
+from ._generated.elementwise import binary_grad, unary_grad
+from .kernels_base import jit
+
+
+from .kernels_tape import (_adjoint, _bcast_strides, _int_list, _needs_grad, _row, _saved,
+                           _shape, _size, _stride_walk)
+
+
+# ----- elementwise families -----------------------------------------------------------
+@jit
+def _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
+    a = h >> SHIFT
+    b = -1 if h & (CONST_A | CONST_B) else int(rd[3 * r + 1])
+    if h & CONST_A:          # the number stands first: x = c, y = the tensor in a
+        a, b = b, a
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    c = rd[3 * r + 1]
+    # a value the record did not keep (its only user needs no grad) reads as empty
+    xa = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
+    xb = _saved(rq, rd, ms, md, ptrs, r, BOBJ, b, cbuf, 1)
+    if a < 0:
+        cbuf[0] = c
+        xa = cbuf[0:1]
+    if b < 0:
+        cbuf[1] = c
+        xb = cbuf[1:2]
+    xy = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 2)
+    xw = cbuf[3:3]
+    if op == WHERE:                 # the condition, as 0/1 in the sweep's dtype
+        cond = _int_list(md, ptrs, _row(rd, r))
+        xw = np.empty(cond.shape[0], cbuf.dtype)
+        for i in range(cond.shape[0]):
+            xw[i] = cond[i]
+    grad_a = _needs_grad(rq, a)
+    grad_b = _needs_grad(rq, b)
+    # An operand that needs no grad writes its share into a scratch cell.
+    ga = _adjoint(rq, rd, ms, md, sg, off, work, a) if grad_a else cbuf[4:5]
+    gb = _adjoint(rq, rd, ms, md, sg, off, work, b) if grad_b else cbuf[5:6]
+    n = g.shape[0]
+    if _size(rq, rd, ms, a) == n and _size(rq, rd, ms, b) == n:
+        _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, grad_a, grad_b)
+        return
+    if n == 0:
+        return
+    # Broadcasting, handled once for every op: + and - sum the adjoint straight back to
+    # each operand's shape; the others read the operands out to the output's shape,
+    # differentiate elementwise, then sum each share back.
+    shp = np.zeros(MAXD, np.int64)
+    sa = np.zeros(MAXD, np.int64)
+    sb = np.zeros(MAXD, np.int64)
+    nd = _shape(rq, rd, ms, r, shp)
+    tmp = np.zeros(MAXD, np.int64)
+    _bcast_strides(tmp, _shape(rq, rd, ms, a, tmp), nd, sa)
+    _bcast_strides(tmp, _shape(rq, rd, ms, b, tmp), nd, sb)
+    if op == ADD or op == SUB:
+        if grad_a:
+            _stride_walk(nd, shp, sa, 0, g, ga, True, 1.0)
+        if grad_b:
+            _stride_walk(nd, shp, sb, 0, g, gb, True, 1.0 if op == ADD else -1.0)
+        return
+    fa = np.zeros(n, cbuf.dtype)
+    fb = np.zeros(n, cbuf.dtype)
+    if xa.shape[0] > 0:
+        _stride_walk(nd, shp, sa, 0, xa, fa, False, 1.0)
+    else:
+        fa = fa[0:0]
+    if xb.shape[0] > 0:
+        _stride_walk(nd, shp, sb, 0, xb, fb, False, 1.0)
+    else:
+        fb = fb[0:0]
+    ta = np.zeros(n, cbuf.dtype)
+    tb = np.zeros(n, cbuf.dtype)
+    _binary_same(op, n, g, fa, fb, xy, xw, ta, tb, grad_a, grad_b)
+    if grad_a:
+        _stride_walk(nd, shp, sa, 0, ta, ga, True, 1.0)
+    if grad_b:
+        _stride_walk(nd, shp, sb, 0, tb, gb, True, 1.0)
+
+
+@jit
+def _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, grad_a, grad_b):
+    """The binary backward when no operand is broadcast: dedicated loops for + - *."""
+    if op == ADD or op == SUB:
+        if grad_a:
+            for i in range(n):
+                ga[i] += g[i]
+        if grad_b:
+            if op == ADD:
+                for i in range(n):
+                    gb[i] += g[i]
+            else:
+                for i in range(n):
+                    gb[i] -= g[i]
+        return
+    if op == MUL:
+        if grad_a:
+            for i in range(n):
+                ga[i] += g[i] * xb[i]
+        if grad_b:
+            for i in range(n):
+                gb[i] += g[i] * xa[i]
+        return
+    na = xa.shape[0] > 0
+    nb = xb.shape[0] > 0
+    ny = xy.shape[0] > 0
+    nw = xw.shape[0] > 0
+    zero = np.zeros(1, g.dtype)[0]
+    for i in range(n):
+        da, db = binary_grad(op, g[i], xa[i] if na else zero, xb[i] if nb else zero,
+                             xy[i] if ny else zero, xw[i] if nw else zero)
+        ga[i if grad_a else 0] += da
+        gb[i if grad_b else 0] += db
+
+
+@jit
+def _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
+    a = h >> SHIFT
+    if not _needs_grad(rq, a):
+        return
+    c = rd[3 * r + 1]
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
+    x = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
+    y = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 1)
+    n = g.shape[0]
+    # dedicated loops for the hot ops; the switch in unary_grad for the rest
+    if op == RELU:
+        for i in range(n):
+            if not y[i] <= 0:
+                ga[i] += g[i]
+    elif op == CLAMP:
+        for i in range(n):
+            if x[i] == y[i]:
+                ga[i] += g[i]
+    elif op == POWC and c == 2.0:
+        for i in range(n):
+            ga[i] += 2.0 * x[i] * g[i]
+    elif op == TANH:
+        for i in range(n):
+            ga[i] += g[i] * (1.0 - y[i] * y[i])
+    elif op == NEG:
+        for i in range(n):
+            ga[i] -= g[i]
+    else:
+        na = x.shape[0] > 0
+        ny = y.shape[0] > 0
+        for i in range(n):
+            ga[i] += unary_grad(op, g[i], x[i] if na else cbuf[7], y[i] if ny else cbuf[7], c)
+
+
+# ----- reductions, views and gathers --------------------------------------------------
+@jit
+def _lane_index(ms, k, n):
+    """For each of the n input elements, the index of its lane (its reduced output)."""
+    kidx = np.zeros(n, np.int64)
+    nd = ms[k, AUX_ND]
+    if nd == 0 or n == 0:
+        return kidx
+    idx = np.zeros(MAXD, np.int64)
+    o = 0
+    for i in range(n):
+        kidx[i] = o
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            o += ms[k, AUX_STR + d]
+            if idx[d] < ms[k, AUX_SHAPE + d]:
+                break
+            o -= ms[k, AUX_STR + d] * idx[d]
+            idx[d] = 0
+            d -= 1
+    return kidx
+
+
+@jit
+def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
+    """Nonlinear reductions and softmaxes: x has n elements in K lanes, y one per lane
+    (or one per element for the softmaxes)."""
+    a = h >> SHIFT
+    if not _needs_grad(rq, a):
+        return
+    c = rd[3 * r + 1]
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
+    x = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
+    y = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 1)
+    n = ga.shape[0]
+    kidx = _lane_index(ms, _row(rd, r), n)
+    nk = 0
+    for i in range(n):
+        nk = max(nk, kidx[i] + 1)
+    acc = np.zeros(nk)
+    cnt = np.zeros(nk)
+    if op == MAXALL or op == MINALL or op == AMAX or op == AMIN:
+        # ties share the gradient evenly; a NaN extreme goes to the NaNs
+        for i in range(n):
+            k = kidx[i]
+            if x[i] == y[k] or (np.isnan(x[i]) and np.isnan(y[k])):
+                cnt[k] += 1.0
+        for i in range(n):
+            k = kidx[i]
+            if x[i] == y[k] or (np.isnan(x[i]) and np.isnan(y[k])):
+                ga[i] += g[k] / cnt[k]
+    elif op == PROD or op == PRODDIM:
+        # d/dx_i prod = prod of the others: y/x_i, or the product of the nonzeros where
+        # x_i is the lane's only zero
+        acc[:] = 1.0
+        for i in range(n):
+            if x[i] == 0.0:
+                cnt[kidx[i]] += 1.0
+            else:
+                acc[kidx[i]] *= x[i]
+        for i in range(n):
+            k = kidx[i]
+            if x[i] != 0.0:
+                ga[i] += g[k] * y[k] / x[i]
+            elif cnt[k] == 1.0:
+                ga[i] += g[k] * acc[k]
+    elif op == VAR or op == STD:
+        # d var/dx_i = 2 (x_i - mean) / (N - correction); d std = d var / (2 std)
+        for i in range(n):
+            acc[kidx[i]] += x[i]
+            cnt[kidx[i]] += 1.0
+        for j in range(nk):
+            acc[j] /= cnt[j]
+        for i in range(n):
+            k = kidx[i]
+            if op == VAR:
+                ga[i] += g[k] * 2.0 * (x[i] - acc[k]) / c
+            elif y[k] != 0.0:   # a lane of equal values: 0, as PyTorch masks it
+                ga[i] += g[k] * (x[i] - acc[k]) / (c * y[k])
+    elif op == NORM:
+        # d ||x||_p / dx_i = x_i |x_i|^(p-2) / ||x||^(p-1); 0 where the norm is 0
+        for i in range(n):
+            k = kidx[i]
+            if y[k] != 0.0:
+                if c == 2.0:
+                    ga[i] += g[k] * x[i] / y[k]
+                elif c == 1.0:
+                    ga[i] += g[k] * (1.0 if x[i] > 0 else (-1.0 if x[i] < 0 else 0.0))
+                else:
+                    ga[i] += g[k] * x[i] * abs(x[i]) ** (c - 2.0) / y[k] ** (c - 1.0)
+    elif op == LOGSUMEXP:     # d/dx_i log sum e^x = e^(x_i - y)
+        for i in range(n):
+            k = kidx[i]
+            ga[i] += g[k] * np.exp(x[i] - y[k])
+    elif op == SOFTMAX:       # dx_i = y_i (g_i - sum_j g_j y_j)
+        for i in range(n):
+            acc[kidx[i]] += g[i] * y[i]
+        for i in range(n):
+            ga[i] += y[i] * (g[i] - acc[kidx[i]])
+    elif op == LOGSOFTMAX:    # dx_i = g_i - e^(y_i) sum_j g_j
+        for i in range(n):
+            acc[kidx[i]] += g[i]
+        for i in range(n):
+            ga[i] += g[i] - np.exp(y[i]) * acc[kidx[i]]
+
+
+@jit
+def _gather(r, h, rq, rd, ms, md, ptrs, sg, off, work):
+    """y[i] = x[idx[i]]: the adjoint goes back to where each element came from."""
+    a = h >> SHIFT
+    if not _needs_grad(rq, a):
+        return
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
+    idx = _int_list(md, ptrs, _row(rd, r))
+    for i in range(g.shape[0]):
+        ga[idx[i]] += g[i]
+
+
+@jit
+def _multi(r, rq, rd, ms, md, ptrs, sg, off, work):
+    """cat/stack: ints = (outer, inner, extent, slot_0, extent_0, slot_1, extent_1, ...);
+    part p fills extent_p of the output's extent along the joined dimension."""
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    ints = _int_list(md, ptrs, _row(rd, r))
+    outer = ints[0]
+    inner = ints[1]
+    total = ints[2]
+    at = 0
+    for p in range((ints.shape[0] - 3) // 2):
+        s = ints[3 + 2 * p]
+        e = ints[4 + 2 * p]
+        if _needs_grad(rq, s):
+            gp = _adjoint(rq, rd, ms, md, sg, off, work, s)
+            for o in range(outer):
+                src = (o * total + at) * inner
+                dst = o * e * inner
+                for j in range(e * inner):
+                    gp[dst + j] += g[src + j]
+        at += e
+
+
+@jit
+def _copyslices(r, h, rq, rd, ms, md, ptrs, sg, off, work):
+    """z = a with z[pos] = b: a gets g outside the positions, b gets g at them."""
+    a = h >> SHIFT
+    b = -1 if h & CONST_B else int(rd[3 * r + 1])
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    pos = _int_list(md, ptrs, _row(rd, r))
+    if _needs_grad(rq, b):
+        gb = _adjoint(rq, rd, ms, md, sg, off, work, b)
+        for j in range(pos.shape[0]):
+            gb[j] += g[pos[j]]
+    if _needs_grad(rq, a):
+        ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
+        for i in range(g.shape[0]):
+            ga[i] += g[i]
+        for j in range(pos.shape[0]):
+            ga[pos[j]] -= g[pos[j]]
+
+
+@jit
+def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
+    """Small matrix products in plain loops, batch by batch: ga += g b^T, gb += a^T g
+    (products.py does the large ones with BLAS). An operand's value is kept only when the
+    other operand needs a gradient."""
+    a = h >> SHIFT
+    b = int(rd[3 * r + 1])
+    k = _row(rd, r)
+    batch, n, p, q = ms[k, PB], ms[k, PN], ms[k, PP], ms[k, PQ]
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    grad_a = _needs_grad(rq, a)
+    grad_b = _needs_grad(rq, b)
+    ga = _adjoint(rq, rd, ms, md, sg, off, work, a) if grad_a else cbuf[0:0]
+    gb = _adjoint(rq, rd, ms, md, sg, off, work, b) if grad_b else cbuf[0:0]
+    xa = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
+    xb = _saved(rq, rd, ms, md, ptrs, r, BOBJ, b, cbuf, 1)
+    for t in range(batch):
+        oa = t * n * p
+        ob = t * p * q
+        og = t * n * q
+        if grad_a:
+            _mm_ga(g[og:og + n * q], xb[ob:ob + p * q], ga[oa:oa + n * p], n, p, q)
+        if grad_b:
+            _mm_gb(g[og:og + n * q], xa[oa:oa + n * p], gb[ob:ob + p * q], n, p, q)
+
+
+@jit
+def _mm_ga(g, b, ga, n, p, q):
+    """ga (n, p) += g (n, q) b (p, q)^T, the loop order picked by shape."""
+    if q >= 8:                 # ga[i, k] += sum_j g[i, j] b[k, j]: dots along rows
+        for i in range(n):
+            for k in range(p):
+                acc = 0.0
+                for j in range(q):
+                    acc += g[i * q + j] * b[k * q + j]
+                ga[i * p + k] += acc
+    else:                      # few columns: ga[i, :] += g[i, j] b[:, j]
+        for i in range(n):
+            for j in range(q):
+                gij = g[i * q + j]
+                for k in range(p):
+                    ga[i * p + k] += gij * b[k * q + j]
+
+
+@jit
+def _mm_gb(g, a, gb, n, p, q):
+    """gb (p, q) += a (n, p)^T g (n, q), the loop order picked by shape."""
+    if q >= 8:                 # gb[k, :] += a[i, k] g[i, :]: rows, contiguous inner loops
+        for i in range(n):
+            for k in range(p):
+                aik = a[i * p + k]
+                for j in range(q):
+                    gb[k * q + j] += aik * g[i * q + j]
+    else:                      # few columns: gb[k, j] += sum_i a[i, k] g[i, j], in a register
+        for k in range(p):
+            for j in range(q):
+                acc = 0.0
+                for i in range(n):
+                    acc += a[i * p + k] * g[i * q + j]
+                gb[k * q + j] += acc
+
+

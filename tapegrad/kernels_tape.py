@@ -1,0 +1,153 @@
+"""Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
+the adjoint and the saved values of a slot, a record's int list, and strided walks."""
+# kernel sources: c22226578f6f7689
+import numpy as np
+from numba import njit
+
+from .layout import (ILEN, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, GADDR, IOBJ, ND, OPMASK, SCALAR,
+                     SHAPE, SIZE)
+from .ops import (CONST, MAXD)
+from .kernels_base import jit
+from .ptr import view, view_i64
+
+
+# ----- reading the tape ---------------------------------------------------------------
+@jit
+def _row(rd, s):
+    """The metadata row of array record s."""
+    return int(rd[3 * s + 2])
+
+
+@jit
+def _is_scalar(rq, s):
+    return (rq[3 * s] & SCALAR) != 0
+
+
+@jit
+def _needs_grad(rq, s):
+    """False for Python constants (s < 0) and tensors recorded as constants."""
+    return s >= 0 and (rq[3 * s] & OPMASK) != CONST
+
+
+@jit
+def _size(rq, rd, ms, s):
+    """Number of elements of operand slot s (1 for scalars and Python constants)."""
+    if s < 0 or _is_scalar(rq, s):
+        return 1
+    return ms[_row(rd, s), SIZE]
+
+
+@jit
+def _shape(rq, rd, ms, s, out):
+    """Writes the shape of slot s into out; returns its ndim (0 for scalars, constants)."""
+    if s < 0 or _is_scalar(rq, s):
+        return 0
+    k = _row(rd, s)
+    nd = ms[k, ND]
+    for d in range(nd):
+        out[d] = ms[k, SHAPE + d]
+    return nd
+
+
+@jit
+def _adjoint(rq, rd, ms, md, sg, off, work, s):
+    """The flat adjoint of slot s: a cell of sg, a slice of the workspace, or (a leaf's,
+    ``off`` -1) its grad buffer itself."""
+    if _is_scalar(rq, s):
+        return sg[s:s + 1]
+    k = _row(rd, s)
+    o = off[k]
+    if o >= 0:
+        return work[o:o + ms[k, SIZE]]
+    return view(md[k, GADDR], ms[k, SIZE], work)
+
+
+@jit
+def _saved(rq, rd, ms, md, ptrs, r, col, s, cbuf, i):
+    """The value of slot s that record r saved in column col (AOBJ, BOBJ, YOBJ) of its
+    dynamic row: a view of the kept array; a scalar's value from its record (through
+    cbuf[i]); empty when r did not keep it."""
+    if s < 0:
+        return cbuf[i:i]
+    if _is_scalar(rq, s):
+        cbuf[i] = rd[3 * s + 2]
+        return cbuf[i:i + 1]
+    idx = md[_row(rd, r), col]
+    if idx < 0:
+        return cbuf[i:i]
+    return view(ptrs[idx], ms[_row(rd, s), SIZE], cbuf)
+
+
+@jit
+def _int_list(md, ptrs, r_row):
+    """The int64 list (indices, operand slots, a condition) of the record with metadata
+    row r_row."""
+    return view_i64(ptrs[md[r_row, IOBJ]], md[r_row, ILEN])
+
+
+@jit
+def _bcast_strides(shape, nd, out_nd, strides):
+    """C strides of an array of shape[:nd] broadcast to out_nd dims (0 on broadcast dims)."""
+    acc = 1
+    for d in range(out_nd - 1, -1, -1):
+        j = d - (out_nd - nd)
+        if j < 0 or shape[j] == 1:
+            strides[d] = 0
+        else:
+            strides[d] = acc
+            acc *= shape[j]
+
+
+@jit
+def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
+    """Walks ``shape`` in C order, element i at offset o = base + sum(idx * strides):
+    ga[o] += scale * g[i] (scatter) or ga[i] += scale * g[o] (gather)."""
+    n = g.shape[0] if scatter else ga.shape[0]
+    if n == 0:
+        return
+    if nd == 0:
+        if scatter:
+            ga[base] += scale * g[0]
+        else:
+            ga[0] += scale * g[base]
+        return
+    if not scatter:
+        flat = True
+        for d in range(nd):
+            flat = flat and strides[d] == 0
+        if flat:                 # a full reduction: every element gets the same share
+            s = scale * g[base]
+            for i in range(n):
+                ga[i] += s
+            return
+    idx = np.zeros(MAXD, np.int64)
+    inner = shape[nd - 1]
+    si = strides[nd - 1]
+    o = base
+    i = 0
+    for _ in range(n // inner):
+        if scatter:
+            for j in range(inner):
+                ga[o + j * si] += scale * g[i + j]
+        else:
+            for j in range(inner):
+                ga[i + j] += scale * g[o + j * si]
+        i += inner
+        d = nd - 2
+        while d >= 0:
+            idx[d] += 1
+            o += strides[d]
+            if idx[d] < shape[d]:
+                break
+            o -= strides[d] * idx[d]
+            idx[d] = 0
+            d -= 1
+
+
+@jit
+def _walk(ms, k, g, ga, scatter, scale):
+    """The strided walk of metadata row k's aux map (views and reductions)."""
+    _stride_walk(ms[k, AUX_ND], ms[k, AUX_SHAPE:AUX_SHAPE + MAXD],
+                 ms[k, AUX_STR:AUX_STR + MAXD], ms[k, AUX_BASE], g, ga, scatter, scale)
+
+

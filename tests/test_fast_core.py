@@ -1,0 +1,126 @@
+"""The structural guarantees of the core (issue 10): a backward is a constant number of
+Python calls whatever the number of records and leaves; grads live in the storage the
+sweep writes (no scatter); records are 24 bytes, born typed; float32 tapes sweep in float32."""
+import sys
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad.layout import RECORD_SIZE
+
+pytestmark = pytest.mark.usefixtures("isolated")
+
+
+def _python_calls(fn):
+    """Python-level and C-level calls made while fn runs (sys.setprofile)."""
+    counts = {"call": 0, "c_call": 0}
+
+    def profile(frame, event, arg):
+        if event in counts:
+            counts[event] += 1
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return counts["call"] + counts["c_call"]
+
+
+def _scalar_graph(n_leaves):
+    """About 4 records a leaf: (acc * x + c).tanh() chained over the leaves."""
+    leaves = [tg.tensor(float(v), dtype=tg.float64, requires_grad=True)
+              for v in np.random.default_rng(0).standard_normal(n_leaves)]
+    x = tg.tensor(0.999, dtype=tg.float64, requires_grad=True)
+    acc = leaves[0]
+    for c in leaves[1:]:
+        acc = (acc * x + c).tanh()
+    return acc, leaves, x
+
+
+def _walkthrough_iteration(params, x, y):
+    w1, w2, b1, b2 = params
+    loss = (x.mm(w1).add(b1).clamp(min=0).mm(w2).add(b2) - y).pow(2).sum()
+    return loss
+
+
+def test_backward_of_200k_scalar_records_and_50k_leaves_is_under_100_calls():
+    out, leaves, x = _scalar_graph(2000)
+    out.backward()                                   # warm: kernels loaded or compiled
+    out, leaves, x = _scalar_graph(50_000)
+    assert len(out._tape) >= 199_990
+    calls = _python_calls(out.backward)
+    assert calls < 100, calls
+    # and the grads are right: d/dc_0 of the chain, by the closed form of its last step
+    assert leaves[-1].grad.item() == pytest.approx(1 - out.item() ** 2, rel=1e-12)
+
+
+def test_backward_of_a_walkthrough_iteration_is_under_100_calls():
+    rng = np.random.default_rng(1)
+    x = tg.tensor(rng.standard_normal((100, 3)), dtype=tg.float64)
+    y = tg.tensor(rng.standard_normal((100, 1)), dtype=tg.float64)
+    params = [tg.tensor(rng.standard_normal(s), dtype=tg.float64, requires_grad=True)
+              for s in ((3, 32), (32, 1), (1, 32), (1, 1))]
+    _walkthrough_iteration(params, x, y).backward()           # warm
+    loss = _walkthrough_iteration(params, x, y)
+    calls = _python_calls(loss.backward)
+    assert calls < 100, calls
+
+
+def test_backward_calls_do_not_grow_with_records_or_leaves():
+    counts = []
+    for n in (1000, 20_000):
+        out, _, _ = _scalar_graph(n)
+        if not counts:
+            out.backward()                                      # warm
+            out, _, _ = _scalar_graph(n)
+        counts.append(_python_calls(out.backward))
+    assert counts[0] == counts[1], counts
+
+
+@pytest.mark.parametrize("shape", [(), (3, 4)])
+def test_grad_is_a_view_of_the_storage_the_sweep_writes(shape):
+    """A leaf's .grad shares memory with the grad storage the sweep accumulates into
+    (``leaves.py``), and it is the same buffer and object across backwards."""
+    from tapegrad.hooks import grad_storage
+    w = tg.tensor(np.full(shape, 1.5), dtype=tg.float64, requires_grad=True)
+    (w * w).sum().backward()
+    g = w.grad
+    arena = grad_storage(w)
+    assert np.shares_memory(g.numpy(), arena)
+    before = g.numpy().copy()
+    (w * 3.0).sum().backward()
+    assert w.grad is g and np.shares_memory(w.grad.numpy(), arena)
+    np.testing.assert_array_equal(w.grad.numpy(), before + 3.0)
+    assert grad_storage(w) is arena
+
+
+def test_a_scalar_record_is_24_bytes_born_typed():
+    """Three numbers a record, packed as they are made (the sweep adds 8 bytes of adjoint
+    and 1 of reach per record: 33 bytes in all)."""
+    a = tg.tensor(0.5, dtype=tg.float64, requires_grad=True)
+    b = tg.tensor(1.5, dtype=tg.float64, requires_grad=True)
+    h = a
+    for _ in range(1000):
+        h = h * b + 0.25
+    tape = h._tape
+    assert len(tape.rec) == RECORD_SIZE * len(tape) and RECORD_SIZE == 24
+    assert isinstance(tape.rec, bytearray)
+    heads = np.frombuffer(tape.rec, np.int64)[0::3]          # no conversion: a view
+    assert len(heads) == len(tape)
+
+
+def test_a_float32_tape_is_swept_in_float32():
+    """float32 gradients are computed in float32, as PyTorch computes them."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    xv = rng.standard_normal((5, 4)).astype(np.float32)
+    wv = rng.standard_normal((4, 3)).astype(np.float32)
+    got = []
+    for L in (tg, torch):
+        x = L.tensor(xv)
+        w = L.tensor(wv, requires_grad=True)
+        ((x.mm(w).tanh() * 1.7 + 0.3).sigmoid() ** 2).sum().backward()
+        got.append(np.asarray(w.grad.detach().numpy()))
+    assert got[0].dtype == np.float32
+    np.testing.assert_allclose(got[0], got[1], rtol=2e-6, atol=1e-7)
