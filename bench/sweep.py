@@ -147,9 +147,16 @@ def make_bare():
 
 
 def tapegrad_kernels(notes):
-    """(prepare, sweep) when their signatures are the ones this script knows."""
+    """(prepare, sweep) when their signatures are the ones this script knows (the sweep:
+    the generated one of the core families, or the older kernels.sweep)."""
+    import types
     try:
-        from tapegrad import kernels as K
+        from tapegrad import kernels
+        try:
+            from tapegrad._generated.sweeps import sweep
+        except ImportError:
+            sweep = kernels.sweep
+        K = types.SimpleNamespace(prepare=kernels.prepare, sweep=sweep)
     except Exception as e:
         notes.append(f"tapegrad: skipped ({type(e).__name__}: {e})")
         return None

@@ -343,12 +343,14 @@ class _Sweep:
         accumulation, then post-accumulate hooks."""
         if not _DEFERRED:
             return
+        tape = self.tape
+        replayed = tape.ptrs is not None or tape.keep_all     # see _on_tape
         for key, node in list(_DEFERRED.items()):
             t = node.variable
             if t is None:                 # the leaf is gone
                 del _DEFERRED[key]
                 continue
-            if not _on_tape(node, self.tape):
+            if node.tape_id != tape.id and not (replayed and _on_tape(node, tape)):
                 continue
             g = self.leaf_adjoint(node)
             if t is None or g is None:

@@ -120,6 +120,7 @@ class Program:
         self.no_tab = np.zeros((1, 4), np.int64)
         self.f32 = (heads & F32) != 0
         self.dtypes = tape.dtypes
+        self.full = getattr(tape, "full", True)     # the sweep tier its backward needs
         self.multi = dict(tape.multi)
 
     def _rows_of_broadcasts(self, heads, rd):

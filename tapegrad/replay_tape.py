@@ -57,6 +57,7 @@ class ReplayTape(Tape):
         self.links = links
         self.multi = program.multi
         self.big = bool(program.big)
+        self.full = program.full
         self.dtypes = 2 if program.dtypes else 0    # swept in float64, as its values are
         self.saved = saved
         self.epoch = epoch            # the in-place count at the call (see engine._check)

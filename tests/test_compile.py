@@ -263,3 +263,21 @@ def test_item_of_an_input_leaf_is_guarded():
     h = tg.compile(lambda w, c: w * c.numpy().sum())       # numpy() of a captured constant
     for c in ([1.0, 1.0], [2.0, 5.0]):
         assert h(w, tg.tensor(c, dtype=tg.float64)).tolist() == [sum(c), 2 * sum(c)]
+
+
+def test_backward_of_a_replay_with_deferred_leaves_elsewhere():
+    """A replayed call's backward goes the engine's general way when some leaf anywhere
+    keeps its grad in Python (hooks): it must still sweep every family of the tape (here
+    log_softmax, of the sweep's full tier)."""
+    other = tg.ones(2, requires_grad=True)
+    other.register_hook(lambda g: g)
+    w = tg.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]], dtype=tg.float64, requires_grad=True)
+    f = tg.compile(lambda w: -(w.log_softmax(1)[:, 0]).sum())
+    for _ in range(3):
+        w.grad = None
+        f(w).backward()
+        we = tg.tensor(w.detach().numpy(), dtype=tg.float64, requires_grad=True)
+        (-(we.log_softmax(1)[:, 0]).sum()).backward()
+        np.testing.assert_allclose(w.grad.numpy(), we.grad.numpy(), rtol=1e-12)
+    assert f.stats()["replays"] == 2
+    del other
