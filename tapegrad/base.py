@@ -10,5 +10,7 @@ class TensorBase:
     scalar operations, else a NumPy array it owns or views), dtype, whether it requires
     grad, where it sits on a tape, its grad, its leaf node and its version counter."""
     __slots__ = ("_v", "_dtype", "_rg", "_tape", "_slot", "_grad", "_node", "_ver",
-                 "__weakref__")
+                 "_base", "__weakref__")
+    # _base is set on views only (the tensor whose memory they view): read it with
+    # getattr(t, "_base", None), so that making any other tensor costs nothing for it
     __array_priority__ = 1000      # ndarray (op) Tensor defers to Tensor's reflected op

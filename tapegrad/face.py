@@ -329,7 +329,10 @@ def _unary(op, x, c=0.0, c2=None, keep_int=False):
 def _strided(op, x, value, base, shape, strides):
     """A view of ``x``: ``value[i] = x[base + sum(i_k * strides_k)]`` over ``shape``."""
     out = _new(value, x._dtype)
-    out._ver = _cell(x)
+    if type(value) is _nd and type(x._v) is _nd and np.may_share_memory(value, x._v):
+        out._ver = _cell(x)               # a view: one version counter, and its base
+        root = getattr(x, "_base", None)
+        out._base = x if root is None else root
     tape = _gate(x._rg, x)
     if tape is not None:
         out._rg = True

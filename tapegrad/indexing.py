@@ -14,6 +14,7 @@ from .state import current_tape, recording_active, refuse_while_recording, threa
 from .face import (TensorBase as Tensor, _array, _as_tensor, _bump, _from_array, _guard,
                    _new, _record, _result_dtype, _shape, _slot, _strided, _tracks)
 from .shapes import _broadcast, _cstrides, _dim, _sizes
+from .inplace import VIEW_OF_LEAF, rebase, refuse_view_of_leaf
 from .views import _index_key
 
 
@@ -251,9 +252,10 @@ def setitem(x, key, value):
     refuse_while_recording("item assignment (t[...] = v)")
     val = value if isinstance(value, Tensor) else None
     recording = thread_state().enabled and (x._rg or (val is not None and val._rg))
-    if recording and x._rg and x._tape is None:
-        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
-                           "operation.")
+    if recording and x._rg and x._tape is None:       # x[k] = v is a view's copy_, as
+        raise RuntimeError(VIEW_OF_LEAF)                # PyTorch words it
+    if recording:
+        refuse_view_of_leaf(x)
     shape = _shape(x)
     if not shape:
         raise IndexError("tapegrad: assign to a 0-d tensor with copy_ or fill_")
@@ -294,6 +296,7 @@ def setitem(x, key, value):
     np.copyto(x._v, new)
     _bump(x)
     x._tape, x._slot, x._rg = res._tape, res._slot, True
+    rebase(x)                        # a view: the tensor it views changes too
 
 
 class IndexingMethods:

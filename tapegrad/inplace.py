@@ -5,9 +5,9 @@ import weakref
 
 import numpy as np
 
-from .face import (_array, _as_tensor, _binary, _bump, _cell, _float, _hush, _nd, _new,
+from .face import (_array, _as_tensor, _binary, _bump, _cell, _float, _hush, _nd, _new, _record,
                    _result_dtype, _round, _shape, _state_get, _unhush, Tensor)
-from .ops import ADD, BY_CODE, DIV, MUL, SUB
+from .ops import ADD, BY_CODE, COPYSLICES, DIV, MUL, SUB
 from .shapes import _broadcast
 from .state import refuse_while_recording, thread_state
 
@@ -39,11 +39,13 @@ def _inplace(self, op, other):
         if self._rg and self._tape is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation.")
+        refuse_view_of_leaf(self)
         res = _binary(op, self, other)
         _assign(self, res)
         if type(self._v) is _float and type(res._v) is not _float:
             self._v = np.array(self._v, self._dtype.np)   # it is an array record now
         self._tape, self._slot, self._rg = res._tape, res._slot, True
+        rebase(self)
         return self
     v = self._v
     o = other._v if isinstance(other, Tensor) else other
@@ -65,6 +67,44 @@ def _inplace(self, op, other):
 
 
 _TYPE_NAMES = {0: "Bool", 1: "Long", 2: "Float"}
+VIEW_OF_LEAF = ("a view of a leaf Variable that requires grad is being used in an in-place "
+                "operation.")
+
+
+def refuse_view_of_leaf(t):
+    """PyTorch's error for an in-place change (in grad mode) of a view of a leaf that
+    requires grad: the change would reach the leaf's value behind autograd's back."""
+    base = getattr(t, "_base", None)
+    if base is not None and base._rg and base._tape is None:
+        raise RuntimeError(VIEW_OF_LEAF)
+
+
+def rebase(view):
+    """``view`` (a view of another tensor's memory) was just changed in place in grad mode,
+    its new value recorded: the tensor it views gets a CopySlices record putting that value
+    at the view's positions, as PyTorch rebases a view's base, so gradients through the
+    base afterwards see the change (and a saved base names CopySlices)."""
+    base = getattr(view, "_base", None)
+    if base is None:
+        return
+    b, v = base._v, view._v
+    if not b.flags.c_contiguous:
+        raise NotImplementedError("tapegrad: an in-place change in grad mode of a view of a "
+                                  "tensor that is not contiguous")
+    pos = _positions(v, b)
+    new = _new(b.copy(), base._dtype, True)
+    _record(COPYSLICES, new, base, view, ints=pos)
+    base._tape, base._slot, base._rg = new._tape, new._slot, True
+
+
+def _positions(view, base):
+    """The flat index in C-contiguous ``base`` of each element of ``view`` (C order)."""
+    size = base.itemsize
+    start = (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // size
+    pos = np.full((), start, np.int64)
+    for n, stride in zip(view.shape, view.strides):
+        pos = np.add.outer(pos, np.arange(n, dtype=np.int64) * (stride // size))
+    return pos.ravel()
 
 
 def _assign(self, res):

@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: c22226578f6f7689
+# kernel sources: 18904754ef100409
 import numpy as np
 
 from .layout import (AOBJ, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, CONST_A, CONST_B,

@@ -1,6 +1,6 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, and strided walks."""
-# kernel sources: c22226578f6f7689
+# kernel sources: 18904754ef100409
 import numpy as np
 from numba import njit
 

@@ -146,7 +146,7 @@ _ROWS = [
     Op("mindim",     "MINDIM",     "MinBackward0",            1, "gather",  "i"),
     Op("cat",        "CAT",        "CatBackward0",           -1, "multi",   "i"),
     Op("stack",      "STACK",      "StackBackward0",         -1, "multi",   "i"),
-    Op("copyslices", "COPYSLICES", "CopySlices",              2, "setitem", "i"),
+    Op("copyslices", "COPYSLICES", "torch::autograd::CopySlices", 2, "setitem", "i"),
     Op("function",   "FUNCTION",   None,                     -1, "custom",  "i"),
     Op("gt",         "GT",         None,                      2, "compare", ""),
     Op("lt",         "LT",         None,                      2, "compare", ""),

@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: c22226578f6f7689
+# kernel sources: 18904754ef100409
 from .kernels_base import jit
 from .replay_kernels import _val
 

@@ -300,7 +300,10 @@ def inplace(rec, t, op, other):
     from .base import TensorBase as Tensor
     from .face import _binary, _result_dtype
     from .inplace import _TYPE_NAMES, _assign
+    from .inplace import refuse_view_of_leaf
     name = f"the in-place {BY_CODE[op].name}_()"
+    if thread_state().enabled:
+        refuse_view_of_leaf(t)          # PyTorch's error, as eagerly
     enabled = _prepare_inplace(rec, t, name)
     rg_other = isinstance(other, Tensor) and other._rg and \
         (other._tape is not rec.tape or eager_requires(rec, other._slot))

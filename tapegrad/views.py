@@ -121,7 +121,20 @@ class ViewMethods:
         v = _array(self).reshape(shape)
         return _strided(VIEW, self, v, 0, (n,), [1])
 
-    view = reshape
+    def view(self, *shape):
+        """reshape that must not copy: the new shape has to fit the strides."""
+        a = _array(self)
+        if not a.flags.c_contiguous:
+            try:                            # NumPy's no-copy reshape: PyTorch's stride rule
+                a.view().shape = _sizes(shape)
+            except ValueError:              # a wrong size: reshape words it
+                pass
+            except AttributeError:
+                raise RuntimeError(
+                    "view size is not compatible with input tensor's size and stride (at "
+                    "least one dimension spans across two contiguous subspaces). Use "
+                    ".reshape(...) instead.") from None
+        return self.reshape(*shape)
 
     def t(self):
         nd = self.ndim
