@@ -7,8 +7,10 @@ One training iteration, as the post "Introducing torch autograd" writes it::
     loss.backward()
     with no_grad(): w.sub_(lr * w.grad); w.grad.zero_()     (for w1, w2, b1, b2)
 
-run by hand-written NumPy gradients (the reference), tapegrad, PyTorch eager (one
-thread), HIPS autograd, mygrad and, when JAX is installed, a ``jax.jit`` of the whole step;
+run by hand-written NumPy gradients (the reference), tapegrad (eager; with the loss compiled
+by ``tg.compile``; with the whole step compiled: forward, backward and update in one jitted
+call), PyTorch eager (one thread), HIPS autograd, mygrad and, when JAX is installed (the
+``bench`` extra installs it), a ``jax.jit`` of the whole step;
 in float32 and float64, every peer from the same initial values. The script checks that
 they all reach the same final loss (rtol 1e-6 in float64, 1e-3 in float32) and exits with
 status 1 when one does not. Reported: µs per iteration and its ratio to NumPy.
@@ -103,6 +105,32 @@ def tapegrad_compiled_peer(tg, X, Y, W0):
                 for w in (w1, b1, w2, b2):
                     w.sub_(LR * w.grad)
                     w.grad.zero_()
+        return loss.item(), C.clock() - t0
+    return run
+
+
+def tapegrad_step_peer(tg, X, Y, W0):
+    """The whole iteration (forward, backward, update) compiled by tg.compile: after two
+    recordings (a step replays once two recordings agree), one jitted call per step."""
+    dt = {np.float32: tg.float32, np.float64: tg.float64}[X.dtype.type]
+    x = tg.tensor(X, dtype=dt)
+    y = tg.tensor(Y, dtype=dt)
+
+    def step(w1, b1, w2, b2):
+        loss = (x.mm(w1).add(b1).clamp(min=0).mm(w2).add(b2) - y).pow(2).sum()
+        loss.backward()
+        with tg.no_grad():
+            for w in (w1, b1, w2, b2):
+                w.sub_(LR * w.grad)
+                w.grad.zero_()
+        return loss
+    step = tg.compile(step)
+
+    def run(epochs):
+        w1, w2, b1, b2 = (tg.tensor(a, dtype=dt, requires_grad=True) for a in W0)
+        t0 = C.clock()
+        for _ in range(epochs):
+            loss = step(w1, b1, w2, b2)
         return loss.item(), C.clock() - t0
     return run
 
@@ -219,7 +247,10 @@ def main():
         peers = [("NumPy, hand-written gradients", lambda: numpy_peer(X, Y, W0))]
         if tg is not None:
             peers.append(("tapegrad", lambda: tapegrad_peer(tg, X, Y, W0)))
-            peers.append(("tapegrad, tg.compile", lambda: tapegrad_compiled_peer(tg, X, Y, W0)))
+            peers.append(("tapegrad, tg.compile of the loss",
+                          lambda: tapegrad_compiled_peer(tg, X, Y, W0)))
+            peers.append(("tapegrad, tg.compile of the whole step",
+                          lambda: tapegrad_step_peer(tg, X, Y, W0)))
         if torch is not None:
             peers.append(("PyTorch eager", lambda: torch_peer(torch, X, Y, W0)))
         if autograd is not None:
@@ -270,6 +301,17 @@ def main():
         tables.append(table)
 
     goals = []
+    for dname in ("float64", "float32"):
+        c = per_iter.get(("tapegrad, tg.compile of the whole step", dname))
+        n = per_iter.get(("NumPy, hand-written gradients", dname))
+        j = per_iter.get(("jax.jit of the step", dname))
+        if c and n:
+            goals.append(C.goal_line(f"walkthrough, whole step compiled (issue 11), {dname}",
+                                     f"{c / n:.2f}x NumPy", "<= 0.6x NumPy", c / n <= 0.6))
+        if c and j:
+            goals.append(C.goal_line(f"walkthrough, whole step compiled (issue 11), {dname}",
+                                     f"jax.jit's time / tapegrad's = {j / c:.2f}",
+                                     "> 1 (faster than jax.jit of the step)", j / c > 1))
     for dname in ("float64", "float32"):
         t = per_iter.get(("tapegrad", dname))
         n = per_iter.get(("NumPy, hand-written gradients", dname))

@@ -9,7 +9,7 @@ from .factory import (arange, empty, empty_like, eye, from_numpy, full, full_lik
                       randn_like, tensor, zeros, zeros_like)
 from .indexing import cat, concat, concatenate, stack, where
 from .reductions import vector_norm
-# from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)  TODO port
+from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)
 from .legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor
 from .serialization import load, save
 from .tensor import Size, Tensor

@@ -25,7 +25,7 @@ from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, _leaf_node
                     _owns, grad_storage, register_hook, register_post_accumulate_grad_hook,
                     update_deferred)
 from .recording import _INPLACE
-from .state import refuse_while_recording, thread_state
+from .state import recording, refuse_while_recording, thread_state
 from .base import TensorBase as Tensor
 from .face import _array, _new, _shape, _tensor_from
 
@@ -44,7 +44,13 @@ SECOND_TIME = ("Trying to backward through the graph a second time (or directly 
 # ----- the public entry points -------------------------------------------------------------
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulates d(sum of tensors * grad_tensors)/d(leaf) into each reached leaf's .grad."""
-    refuse_while_recording("backward()")
+    rec = recording()
+    if rec is not None:         # inside tg.compile: recorded for the replays, and run now
+        return rec.backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+    _backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+
+
+def _backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     if isinstance(tensors, Tensor):
         tensors = [tensors]
     if grad_tensors is None or isinstance(grad_tensors, Tensor):
@@ -160,9 +166,14 @@ def _backward_all(tape, root, retain):
     if freed is None:
         freed = tape.freed = np.zeros(len(tape), np.uint8)
     like = _F32 if tape.dtypes == 1 else _F64
-    reached = first_call((tape.full, tape.dtypes == 1, "all"), backward_all, *tape.arrays(),
-                         np.fromiter(map(id, objs), np.int64, len(objs)), slot,
-                         seed.reshape(-1), like, freed, check, retain)
+    if tape.ptrs is not None:           # a tg.compile replay's tape: its addresses given
+        from .replay_backward import backward_all_at
+        reached = backward_all_at(*tape.arrays(), tape.ptrs, slot, seed.reshape(-1), like,
+                                  freed, check, retain)
+    else:
+        reached = first_call((tape.full, tape.dtypes == 1, "all"), backward_all,
+                             *tape.arrays(), np.fromiter(map(id, objs), np.int64, len(objs)),
+                             slot, seed.reshape(-1), like, freed, check, retain)
     if reached < 0:
         raise RuntimeError(SECOND_TIME)
     if not retain and reached == len(freed):
@@ -223,7 +234,9 @@ class _Sweep:
         self.rq, self.rd, self.ms, self.md = tape.arrays()
         n = len(objs)
         self.ptrs = np.empty(n, np.int64)
-        if _data_offset_ok():
+        if tape.ptrs is not None:           # a tg.compile replay's arena
+            self.ptrs = tape.ptrs
+        elif _data_offset_ok():
             data_pointers(np.fromiter(map(id, objs), np.int64, n), self.ptrs)
         else:
             self.ptrs[:] = _pointers(objs)
@@ -331,12 +344,14 @@ class _Sweep:
         accumulation, then post-accumulate hooks."""
         if not _DEFERRED:
             return
+        tape = self.tape
+        replayed = tape.ptrs is not None or tape.keep_all     # see _on_tape
         for key, node in list(_DEFERRED.items()):
             t = node.variable
             if t is None:                 # the leaf is gone
                 del _DEFERRED[key]
                 continue
-            if node.tape_id != self.tape.id:
+            if node.tape_id != tape.id and not (replayed and _on_tape(node, tape)):
                 continue
             g = self.leaf_adjoint(node)
             if t is None or g is None:
@@ -379,6 +394,14 @@ class _Sweep:
         """Drops the views of the tape's bytes (it can then grow again) and the buffers."""
         self.rq = self.rd = self.ms = self.md = None
         self.sg = self.work = None
+
+
+def _on_tape(node, tape):
+    """Is leaf node recorded on tape? (A tg.compile replay's tape holds the leaves of its
+    call, recorded on the tape of the recording; on a recording's tape, a leaf changed in
+    place is recorded afresh at its next use.)"""
+    return node.tape_id == tape.id or ((tape.ptrs is not None or tape.keep_all) and
+                                       any(n is node for n in tape.leaf_nodes))
 
 
 def _data_offset_ok():

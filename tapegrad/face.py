@@ -19,7 +19,7 @@ from ._generated.tables import ARRAY_F as _ARRAY_F, SCALAR_F as _SCALAR_F
 from .layout import CONST_A, CONST_B, F32, RECORD, RECORD_SIZE, SCALAR, SHIFT
 from .ops import (ADD, CLAMP, DIV, DOT, MM, MUL, MV, POW, POWC, RPOW, SUB)
 from .quiet import hush as _hush, unhush as _unhush
-from .recording import _INPLACE, record, slot_of
+from .recording import _INPLACE, no_grad_result, record, slot_of
 from .shapes import _broadcast, _cstrides, _dim, _lane_aux, _reduced_dims  # noqa: F401
 from .state import _var, current_tape, recording_active, thread_state
 
@@ -92,7 +92,7 @@ def _tracks(requires_grad):
     so that its replays recompute all of them: a value computed unrecorded (from a captured
     tensor, say) would otherwise replay frozen at its recorded value."""
     st = _state_get(None) or thread_state()
-    return st.enabled and (requires_grad or st.recording is not None)
+    return st.recording is not None or (st.enabled and requires_grad)
 
 
 _slot = slot_of
@@ -131,7 +131,7 @@ def _live_tape(x, y=None):
     if tape is not None and tape.live:
         return tape
     st = _state_get(None) or thread_state()
-    if not st.enabled:
+    if not st.enabled and st.recording is None:
         return None
     return current_tape(x, y)
 
@@ -156,6 +156,8 @@ def _finish(out, tape, head, b):
     out._tape = tape
     out._slot = n
     out._rg = True
+    if tape.keep_all and not tape.live:      # maybe under no_grad in a tg.compile recording
+        no_grad_result(out, tape)
     return out
 
 
@@ -218,7 +220,7 @@ def _gate(rg, x, y=None):
             if t is not None and t.live:
                 return t
     st = _state_get(None) or thread_state()
-    if not st.enabled or not (rg or st.recording is not None):
+    if st.recording is None and not (st.enabled and rg):
         return None
     return current_tape(x, y)
 
@@ -410,12 +412,21 @@ binary = _binary
 
 def _guard(t, kind, value):
     """A tensor's value becomes a Python value: inside a tg.compile recording, remember it,
-    so that a replay whose values differ records again. True inside a recording."""
+    so that a replay whose values differ records again. True inside a recording. A tensor
+    not computed on the recording (an argument, a captured tensor) enters it as a source:
+    a replay reads its value at every call."""
     rec = thread_state().recording
-    if rec is None or t._tape is not rec.tape:
+    if rec is None:
         return False
-    rec.guards.append((t._slot, kind, value))
+    slot = t._slot if t._tape is rec.tape else slot_of(t, rec.tape)
+    rec.guards.append((slot, kind, value))
     return True
+
+
+def _recorded_here(t):
+    """Is t a result computed on this thread's tg.compile recording?"""
+    st = _state_get(None)
+    return st is not None and st.recording is not None and t._tape is st.recording.tape
 
 
 def _guard_extremes(x, largest, d, shape, arg):

@@ -2,15 +2,13 @@
 (per thread), and anomaly detection (``set_detect_anomaly``, ``detect_anomaly``)."""
 import functools
 
-from .state import refuse_while_recording, thread_state
+from .state import thread_state
 
 class _GradMode:
     """Sets grad mode inside a ``with`` block or a decorated function, per thread."""
     mode = True
 
     def __enter__(self):
-        if not self.mode:
-            refuse_while_recording("no_grad()")
         self._prev = thread_state().enabled
         thread_state().enabled = self.mode
 
@@ -39,8 +37,6 @@ class set_grad_enabled(_GradMode):
     """``tg.set_grad_enabled(False)`` switches grad mode now, or for a ``with`` block."""
 
     def __init__(self, mode):
-        if not mode:
-            refuse_while_recording("set_grad_enabled(False)")
         self._prev = thread_state().enabled
         self.mode = bool(mode)
         thread_state().enabled = self.mode

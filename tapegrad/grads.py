@@ -11,7 +11,7 @@ from . import engine, hooks, leaves
 from .face import _cell, _float, _new, _record, _shape, TensorBase
 from .graph import _edge
 from .ops import CASTNG
-from .state import recording_active, refuse_while_recording
+from .state import recording, recording_active, refuse_while_recording
 
 
 class AutogradMethods:
@@ -76,7 +76,9 @@ class AutogradMethods:
 
     @grad.setter
     def grad(self, value):
-        refuse_while_recording("assigning .grad")
+        rec = recording()
+        if rec is not None:               # grad = None is recorded for the replays; else refused
+            rec.set_grad(self, value)
         if value is not None:
             if not isinstance(value, TensorBase):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad "

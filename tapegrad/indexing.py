@@ -10,7 +10,7 @@ import numpy as np
 
 from . import dtypes as D
 from .ops import CAT, COPYSLICES, EXPAND, GATHER, INDEX, INDEXSELECT, STACK, TRANSPOSE, WHERE
-from .state import current_tape, refuse_while_recording, thread_state
+from .state import current_tape, recording_active, refuse_while_recording, thread_state
 from .face import (TensorBase as Tensor, _array, _as_tensor, _bump, _from_array, _guard,
                    _new, _record, _result_dtype, _shape, _slot, _strided, _tracks)
 from .shapes import _broadcast, _cstrides, _dim, _sizes
@@ -32,7 +32,7 @@ def _np_key(key):
             if k._dtype.is_floating_point:
                 raise IndexError("tensors used as indices must be long, int, byte or bool "
                                  "tensors")
-            if k._tape is not None:          # a computed index: a replay must check it
+            if recording_active():          # the index's values: a replay must check them
                 _guard(k, "array", np.array(_array(k)))
             k = _array(k)
         elif isinstance(k, list):
@@ -45,7 +45,7 @@ def _np_key(key):
 
 
 def _guard_index(index):
-    if isinstance(index, Tensor) and index._tape is not None:
+    if isinstance(index, Tensor) and recording_active():
         _guard(index, "array", np.array(_array(index)))
 
 

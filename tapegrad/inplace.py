@@ -18,8 +18,8 @@ _UFUNC = {ADD: np.add, SUB: np.subtract, MUL: np.multiply, DIV: np.true_divide}
 def _inplace(self, op, other):
     """``self = op(self, other)`` written into self's memory; recorded when grad is on."""
     st = _state_get(None) or thread_state()
-    if st.recording is not None:
-        refuse_while_recording(f"the in-place {BY_CODE[op].name}_()")
+    if st.recording is not None:          # recorded for the replays (or refused), and done
+        return st.recording.inplace(self, op, other)
     v = self._v
     if not st.enabled and type(v) is _nd:     # an update under no_grad: straight into self
         dt = self._dtype
@@ -200,8 +200,8 @@ class InPlaceMethods:
 
     def fill_(self, value, _name="fill_()"):
         st = _state_get(None) or thread_state()
-        if st.recording is not None:
-            refuse_while_recording(_name)
+        if st.recording is not None:      # recorded for the replays (or refused), and done
+            return st.recording.fill(self, value, _name)
         if st.enabled and self._rg:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation." if self._tape is None else
@@ -216,8 +216,10 @@ class InPlaceMethods:
         return self
 
     def copy_(self, src):
-        refuse_while_recording("copy_()")
         src = _as_tensor(src)
+        rec = thread_state().recording
+        if rec is not None:               # recorded for the replays (or refused), and done
+            return rec.copy(self, src)
         if thread_state().enabled and (self._rg or src._rg):
             if self._rg and self._tape is None:
                 raise RuntimeError("a leaf Variable that requires grad is being used in an "

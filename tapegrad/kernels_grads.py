@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: 89953e5b56019aba
+# kernel sources: 828845599a802138
 import numpy as np
 
 from .layout import (AOBJ, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, CONST_A, CONST_B,

@@ -18,9 +18,9 @@ from .layout import (BIG, BLAS_MIN, CELL, CONST_A, CONST_B, DYN, F32, RECORD, RE
 from .dtypes import float32 as _F32, float64 as _F64
 from .leaves import _POOL, attach
 from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_GATHER, F_LANE,
-                  F_MULTI, F_SETITEM, LEAF, LINK, MAXD, MM, MUL, MV, NEEDS)
+                  F_MULTI, F_SETITEM, LEAF, LINK, MAXD, MM, MUL, MV, NEEDS, CASTNG)
 from .grad_mode import _anomaly
-from .state import current_tape
+from .state import _var, current_tape
 
 _float = float
 _CROSS = frozenset((MUL, MM, BMM, DOT, MV))    # d(ab)/da = b, d(ab)/db = a
@@ -148,6 +148,8 @@ def _link(t, tape):
         yobj = tape.keep(np.ascontiguousarray(v).copy()) if tape.keep_all else -1
         slot = tape.record_array(LINK | flag, 0.0, static_row(v.shape), yobj=yobj)
     tape.links[slot] = Node(t._tape, t._slot)
+    if tape.keep_all:                        # a replay re-reads its value
+        tape.consts[slot] = t
     return slot
 
 
@@ -217,6 +219,8 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
     slot = len(rec) // RECORD_SIZE
     if type(v) is _float:
         rec += _pack(head | flags | SCALAR, bf, v)
+        if c2 and tape.keep_all:             # clamp's max: a replay recomputes the value
+            tape.c2[slot] = c2
     else:
         shape = v.shape
         plan = _plans.get((op, shape, aux, dims, c2))
@@ -257,4 +261,15 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
         tape.traces[slot] = "".join(traceback.format_stack()[:-3])
     out._tape = tape
     out._slot = slot
+    if tape.keep_all and FAMILY[op] != F_COMPARE:   # maybe under no_grad in a tg.compile recording
+        no_grad_result(out, tape)
     return out
+
+
+def no_grad_result(out, tape):
+    """Inside a tg.compile recording, an operation under no_grad is recorded too (a replay
+    recomputes it), followed by a detach (CASTNG 2): as in eager mode, no gradient flows
+    back through its result."""
+    st = _var.get(None)
+    if st is not None and not st.enabled and st.recording is not None:
+        record(CASTNG, out, out, None, 2.0, tape=tape)

@@ -87,6 +87,12 @@ def refuse_while_recording(what):
             "tg.compile).")
 
 
+def recording():
+    """The tg.compile Recording being made on this thread, or None."""
+    st = _var.get(None)
+    return None if st is None else st.recording
+
+
 def recording_active():
     """True while this thread records a tg.compile function (then every operation on a
     tensor is recorded, so that a replay recomputes all of it, not only what needs grad)."""

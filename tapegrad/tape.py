@@ -30,7 +30,8 @@ class Tape:
 
     __slots__ = ("rec", "static", "dyn", "rows", "objs", "nbytes", "leaf_nodes", "links",
                  "multi", "hooks", "retained", "traces", "dirty", "saved", "epoch", "freed",
-                 "keep_all", "consts", "conds", "functions", "live", "dtypes", "big", "full", "id",
+                 "keep_all", "consts", "conds", "c2", "functions", "live", "dtypes", "big",
+                 "full", "ptrs", "id",
                  "__weakref__")
 
     def __init__(self):
@@ -53,11 +54,13 @@ class Tape:
         self.keep_all = False    # keep every array value (a tg.compile recording replays it)
         self.consts = {}         # slot -> constant tensor (kept only while keep_all records)
         self.conds = {}          # slot of a where record -> the slot of its condition
+        self.c2 = {}             # slot -> second constant of a scalar record (keep_all only)
         self.functions = {}      # slot of an autograd.Function output -> (its node, output
         #                          number): the sweep stops for its backward (engine.py)
         self.live = False        # see state.py
         self.dtypes = 0          # floating dtypes recorded: 1 float32, 2 float64
         self.big = False         # holds a matrix product for BLAS (see products.py)
+        self.ptrs = None         # a tg.compile replay's data addresses (else read from objs)
         self.full = False        # holds a lane, gather, cat/stack or CopySlices record: the
         #                          sweep's full tier (_generated/sweeps.py)
         self.id = next(_ids)

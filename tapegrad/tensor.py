@@ -11,7 +11,8 @@ from ._generated.methods import UnaryMethods
 from ._generated.operators import ScalarOperators
 from .device import CPU, to_args
 from .face import (S_POWC, TensorBase, _array, _as_tensor, _binary, _from_array, _guard,
-                   _is_num, _new, _record, _round, _sconst, _shape, _tracks, _unary)
+                   _is_num, _new, _record, _recorded_here, _round, _sconst, _shape, _tracks,
+                   _unary)
 from .grads import AutogradMethods
 from .indexing import IndexingMethods
 from .inplace import InPlaceMethods
@@ -67,23 +68,23 @@ class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulM
             raise RuntimeError(f"a Tensor with {n} elements cannot be converted to Scalar")
         v = self._v
         v = v if type(v) is _float else v.reshape(()).item()
-        if self._tape is not None:
+        if recording_active():
             _guard(self, "array", np.asarray(v))
         return v
 
     def tolist(self):
-        if self._tape is not None:
+        if recording_active():
             _guard(self, "array", np.array(_array(self)))
         return _array(self).tolist()
 
     def numpy(self, *, force=False):
         if force:
             return self.detach().numpy()
-        if self._tape is not None and _guard(self, "array", np.array(_array(self))):
-            return _array(self)
-        if self._rg:
+        if self._rg and not _recorded_here(self):
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
+        if recording_active():
+            _guard(self, "array", np.array(_array(self)))
         return _array(self)
 
     def __array__(self, dtype=None, copy=None):

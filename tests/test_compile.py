@@ -207,3 +207,77 @@ def test_recording_memory_released_with_the_function():
     del f
     gc.collect()
     assert rec() is None
+
+
+# ----- guards found missing or wrong (colleagues' reports) --------------------------------
+def test_item_of_a_0d_value_guards_without_recording_again():
+    """A guard on a 0-d array value (a sum) holds at every replay whose value is the
+    recorded one: it used to compare a 1-element array with the recorded 0-d value and
+    fail, so every call recorded again."""
+    f = tg.compile(lambda x: x * 2.0 if x.sum().item() > 0 else x * 3.0)
+    # the same sum (3.0) each time, then another (-3.0), then 3.0 again
+    for v in ([1.0, 2.0], [2.0, 1.0], [0.5, 2.5], [-1.0, -2.0], [-2.0, -1.0], [1.5, 1.5]):
+        x = tg.tensor(v, dtype=tg.float64, requires_grad=True)
+        out = f(x)
+        np.testing.assert_array_equal(out.detach().numpy(),
+                                      np.array(v) * (2.0 if sum(v) > 0 else 3.0))
+    assert f.stats()["recordings"] == 3 and f.stats()["guard_failures"] == 2
+    assert f.stats()["replays"] == 3
+    f2 = tg.compile(lambda x: x * 2.0 if bool(x.sum() > 0) else x * 3.0)
+    for v in ([1.0, 2.0], [3.0, 4.0], [0.5, 0.25], [-1.0, -2.0], [-3.0, 1.0], [2.0, 2.0]):
+        out = f2(tg.tensor(v, dtype=tg.float64, requires_grad=True))
+        np.testing.assert_array_equal(out.detach().numpy(),
+                                      np.array(v) * (2.0 if sum(v) > 0 else 3.0))
+    s = f2.stats()       # the guard is on the 0-d comparison: one failure per branch change
+    assert s["recordings"] == 3 and s["guard_failures"] == 2 and s["replays"] == 3
+
+
+def test_integer_tensor_argument_as_index_is_guarded():
+    """x[t] with an integer tensor argument t: the indices are part of the recording, so a
+    call with other indices records again instead of gathering the old positions."""
+    x = tg.tensor([10.0, 11.0, 12.0, 13.0], dtype=tg.float64, requires_grad=True)
+    f = tg.compile(lambda x, t: x[t] * 1.0)
+    g = tg.compile(lambda x, t: x.index_select(0, t) * 1.0)
+    for idx in ([0, 2], [0, 2], [1, 1], [3, 0], [3, 0]):
+        t = tg.tensor(idx)
+        want = [10.0 + i for i in idx]
+        assert f(x, t).tolist() == want
+        assert g(x, t).tolist() == want
+    for h in (f, g):         # one recording per signature kept: a new index records again
+        s = h.stats()
+        assert s["guard_failures"] == 2 and s["recordings"] == 3 and s["replays"] == 2
+    k = tg.compile(lambda x, i: x[i] * 1.0)          # a 0-d integer tensor index
+    assert [k(x, tg.tensor(i)).item() for i in (2, 0, 2)] == [12.0, 10.0, 12.0]
+
+
+def test_item_of_an_input_leaf_is_guarded():
+    """item() / tolist() called directly on an argument (not yet on the recording) keeps
+    its value as a guard: the compiled function used to return 2, 2 for inputs 1 and 3."""
+    f = tg.compile(lambda x: tg.tensor(x.item()) * 2)
+    assert [f(tg.tensor(float(v))).item() for v in (1, 3, 3, 1)] == [2.0, 6.0, 6.0, 2.0]
+    assert f.stats()["guard_failures"] == 2 and f.stats()["replays"] == 1
+    g = tg.compile(lambda x: tg.tensor(x.tolist()) * 2)
+    assert g(tg.tensor([1.0, 2.0])).tolist() == [2.0, 4.0]
+    assert g(tg.tensor([3.0, 5.0])).tolist() == [6.0, 10.0]
+    w = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    h = tg.compile(lambda w, c: w * c.numpy().sum())       # numpy() of a captured constant
+    for c in ([1.0, 1.0], [2.0, 5.0]):
+        assert h(w, tg.tensor(c, dtype=tg.float64)).tolist() == [sum(c), 2 * sum(c)]
+
+
+def test_backward_of_a_replay_with_deferred_leaves_elsewhere():
+    """A replayed call's backward goes the engine's general way when some leaf anywhere
+    keeps its grad in Python (hooks): it must still sweep every family of the tape (here
+    log_softmax, of the sweep's full tier)."""
+    other = tg.ones(2, requires_grad=True)
+    other.register_hook(lambda g: g)
+    w = tg.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]], dtype=tg.float64, requires_grad=True)
+    f = tg.compile(lambda w: -(w.log_softmax(1)[:, 0]).sum())
+    for _ in range(3):
+        w.grad = None
+        f(w).backward()
+        we = tg.tensor(w.detach().numpy(), dtype=tg.float64, requires_grad=True)
+        (-(we.log_softmax(1)[:, 0]).sum()).backward()
+        np.testing.assert_allclose(w.grad.numpy(), we.grad.numpy(), rtol=1e-12)
+    assert f.stats()["replays"] == 2
+    del other

@@ -524,12 +524,6 @@ def test_a_compiled_loss_of_modules_trains_as_the_eager_one():
     assert runs[0][0][-1] < runs[0][0][0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (core, replay.py): a guard on a 0-d value, such as cross_entropy's count of "
-    "out-of-range targets read with .item(), fails at every replay even when the value is "
-    "the same: the replay hands the guard a 1-element array and np.array_equal compares "
-    "shapes. tg.compile(lambda x: x.sum() if (x * 0).sum().item() == 0 else -x.sum()) "
-    "records again at every call"))
 def test_a_compiled_cross_entropy_records_once():
     y = tg.tensor([0, 1, 2, 1])
     step_loss = tg.compile(lambda x: nn.functional.cross_entropy(x, y))

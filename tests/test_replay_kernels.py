@@ -1,14 +1,16 @@
 """The forward replay sweep (``tapegrad.replay_kernels.forward_sweep``) against eager runs.
 
-Each case records a real graph eagerly on a ``keep_all`` tape (every value kept), freezes
-it, writes new input values into the leaves' slots, wipes every computed value (NaN, and
-the int lists max(dim)/min(dim) recompute), runs the sweep, and compares every record's
-value with an eager recording at the new inputs (rtol 1e-12); first it replays at the
-recorded inputs, which must give the recording back. The cases cover every non-source row
-of ``ops.TABLE`` (``test_cases_cover_the_table``) with broadcasting, Python numbers and
-Python-float scalars. Comparisons and CASTNG, which only a tg.compile recording records,
-are recorded under a stand-in recording (``test_recorded_comparisons``) and also checked
-on records built by hand (``test_compare_records``: scalar records and b = constant).
+Each case records a real graph eagerly on a ``keep_all`` tape (every value kept), makes it
+a ``Program`` (``replay_program``: its values laid out in an arena), writes new input
+values into the leaves' sources, wipes every computed value (NaN, and the int lists
+max(dim)/min(dim) and where recompute), runs the sweep, and compares every record's value
+and every int list with an eager recording at the new inputs (rtol 1e-12); first it replays
+at the recorded inputs, which must give the recording back. The cases cover every
+non-source row of ``ops.TABLE`` (``test_cases_cover_the_table``) with broadcasting, Python
+numbers and Python-float scalars. Comparisons and CASTNG, which only a tg.compile
+recording records, are recorded under a stand-in recording (``test_recorded_comparisons``)
+and also checked on records built by hand (``test_compare_records``: scalar records and
+b = constant).
 """
 import math
 import types
@@ -19,11 +21,13 @@ import pytest
 
 import tapegrad as tg
 from tapegrad import ops
-from tapegrad.layout import IN, IO, SIZE, VO
-from tapegrad.replay_kernels import ALL_FORWARD_OPCODES, forward, forward_sweep
+from tapegrad.layout import (CONST_A, CONST_B, ILEN, IOBJ, OPMASK, RECORD, SCALAR, SHIFT, SIZE,
+                             YOBJ, static_row)
+from tapegrad.replay_kernels import ALL_FORWARD_OPCODES, forward_sweep
+from tapegrad.replay_program import Program
 from tapegrad.state import thread_state
 from tapegrad.tape import Tape
-from tapegrad.tensor import _slot
+from tapegrad.recording import slot_of as _slot
 
 RTOL = 1e-12
 COND = np.array([True, False, False, True])          # a constant condition for where
@@ -44,16 +48,15 @@ class Recording:
         self.tape = Tape()
         self.tape.keep_all = True
         self.st = thread_state()
-        self.old = self.st.tape, getattr(self.st, "recording", None)
+        self.old = self.st._tape, self.st.recording
         self.st.tape = self.tape
         if self.compare:
             self.st.recording = types.SimpleNamespace(tape=self.tape, guards=[])
         return self.tape
 
     def __exit__(self, *exc):
-        self.st.tape = self.old[0]
-        if self.compare:
-            self.st.recording = self.old[1]
+        self.st.tape = self.old[0]() if self.old[0] is not None else None
+        self.st.recording = self.old[1]
         return False
 
 
@@ -65,111 +68,165 @@ def leaf(x):
     return tg.tensor(x, dtype=tg.float64, requires_grad=True)
 
 
+class Call:
+    """One replayed call of a program: its records (scalar values), arena, pointers; every
+    source holds its recorded value."""
+
+    def __init__(self, program):
+        P = self.program = program
+        self.rec = P.rec.copy()
+        self.arena = np.full(P.arena_size, np.nan)
+        self.ptrs = P.pointers(self.arena)
+        for s, v in P.kept_sources.items():
+            self.values(s)[:] = np.ravel(v)
+
+    @property
+    def rd(self):
+        return self.rec.view(np.float64)
+
+    def values(self, slot):
+        """Slot's values: a view of the arena, or of its record's value field."""
+        k = self.program.row_of[slot]
+        if k < 0:
+            return self.rd[3 * slot + 2:3 * slot + 3]
+        o = self.program.voff[k]
+        return self.arena[o:o + self.program.ms[k, SIZE]]
+
+    def ints(self, k):
+        """Array row k's int list (None when it has none)."""
+        md = self.program.md
+        if md[k, IOBJ] < 0:
+            return None
+        off, ints, n = self.program.int_lists[md[k, IOBJ] - self.program.nrows]
+        return ints if ints is not None else self.arena[off:off + n].view(np.int64)
+
+    def sweep(self, start=0, stop=None, blas_min=None):
+        P = self.program
+        if blas_min is None and stop is not None:
+            forward_sweep(self.rec.view(np.int64), self.rd, P.ms, P.msd, P.md, self.ptrs,
+                          P.cond, P.c2s, P.fx, P.no_ext, P.no_tab, P.no_tab[0], start, stop)
+        else:
+            P.forward(self.rec, self.arena, self.ptrs, start, stop, blas_min)
+
+
 def record(fn, inputs, compare=False):
-    """Runs fn eagerly on leaves holding ``inputs``; returns (tape, leaves, frozen arrays)."""
+    """Runs fn eagerly on leaves holding ``inputs``; returns (tape, leaves, program)."""
     leaves = [leaf(x) for x in inputs]
     with Recording(compare) as tape:
         out = fn(*leaves)
     assert out is not None
-    return tape, leaves, tape.freeze()
+    return tape, leaves, Program(tape)
 
 
-def value_range(m, M, r):
-    k = m[r]
-    return M[k, VO], M[k, VO] + M[k, SIZE]
+def heads(P):
+    return P.rec.view(np.int64)[0::3]
 
 
-def is_computed(R, r):
-    return int(R[r, 0]) % ops.SCALAR >= ops.ADD
+def is_computed(P, r):
+    return ops.FAMILY[int(heads(P)[r]) & OPMASK] != ops.F_SOURCE
 
 
-def write_inputs(tape, leaves, inputs, arrays):
+def write_inputs(tape, leaves, inputs, call):
     """Writes new input values into the leaves' source slots."""
-    R, sv, m, M, av, _ = arrays
     for t, x in zip(leaves, inputs):
         assert t._node is not None and t._node.tape_id == tape.id
-        r = t._node.slot // 5
-        assert not is_computed(R, r)
-        if m[r] < 0:
-            sv[r] = float(x)
-        else:
-            lo, hi = value_range(m, M, r)
-            av[lo:hi] = np.ravel(x)
+        s = t._node.slot
+        assert not is_computed(call.program, s)
+        call.values(s)[:] = np.ravel(x)
 
 
-def wipe(arrays):
-    """Forgets every computed value (NaN) and the int lists of max(dim)/min(dim)."""
-    R, sv, m, M, av, _ = arrays
-    for r in range(len(R)):
-        if not is_computed(R, r):
+RECOMPUTED_INTS = (ops.MAXDIM, ops.MINDIM, ops.WHERE)
+
+
+def wipe(call):
+    """Forgets every computed value (NaN) and the int lists a replay recomputes."""
+    P = call.program
+    for r in range(P.nrec):
+        if not is_computed(P, r):
             continue
-        if m[r] < 0:
-            sv[r] = np.nan
+        call.values(r)[:] = np.nan
+        k = P.row_of[r]
+        if k >= 0 and int(heads(P)[r]) & OPMASK in RECOMPUTED_INTS:
+            call.ints(k)[:] = 0
+
+
+def eager_values(tape):
+    """Every record's value on an eager keep_all tape, and its int lists (by row)."""
+    rq, rd, ms, md = (np.array(a) for a in tape.arrays())
+    vals, ints = [], {}
+    for r in range(len(tape)):
+        if rq[3 * r] & SCALAR:
+            vals.append(np.array([rd[3 * r + 2]]))
             continue
-        lo, hi = value_range(m, M, r)
-        assert lo >= 0, "a keep_all tape keeps every array value"
-        av[lo:hi] = np.nan
-        if int(R[r, 0]) in (ops.MAXDIM, ops.MINDIM):
-            k = m[r]
-            av[M[k, IO]:M[k, IO] + M[k, IN]] = 0.0
+        k = int(rd[3 * r + 2])
+        vals.append(np.ravel(np.asarray(tape.objs[md[k, YOBJ]], np.float64)))
+        if md[k, IOBJ] >= 0:
+            ints[k] = np.ravel(tape.objs[md[k, IOBJ]])
+    return vals, ints
 
 
-def mutated_slots(R):
+def mutated_slots(P):
     """Records whose kept value an in-place assignment changed after recording (x in
     ``x[key] = v``): the tape keeps a reference, so the eager buffer shows the new value
     while the replay (rightly) recomputes the one at recording time."""
-    return {int(R[r, 1]) // 5 for r in range(len(R)) if int(R[r, 0]) == ops.COPYSLICES}
+    h = heads(P)
+    return {int(h[r]) >> SHIFT for r in range(P.nrec)
+            if int(h[r]) & OPMASK == ops.COPYSLICES}
 
 
-def assert_same_values(arrays, expected, skip=(), rtol=RTOL, atol=0.0):
-    """Every record's value (and every int list) of ``arrays`` equals ``expected``'s."""
-    R, sv, m, M, av, _ = arrays
-    R2, sv2, m2, M2, av2, _ = expected
-    np.testing.assert_array_equal(R[:, :4], R2[:, :4])     # the same program
-    np.testing.assert_array_equal(M, M2)
-    mask = np.ones(av.shape, bool)
-    for r in skip:
-        if m[r] >= 0:
-            lo, hi = value_range(m, M, r)
-            mask[lo:hi] = False
-    for r in range(len(R)):
+def same_program(P, P2):
+    """The same records (leaf cells aside: each recording's leaves have their own) and
+    the same static rows."""
+    h, h2 = heads(P), heads(P2)
+    np.testing.assert_array_equal(h, h2)
+    b = P.rec.view(np.float64)[1::3]
+    b2 = P2.rec.view(np.float64)[1::3]
+    leafs = (h & OPMASK) == ops.LEAF
+    np.testing.assert_array_equal(b[~leafs], b2[~leafs])
+    np.testing.assert_array_equal(P.ms, P2.ms)
+
+
+def assert_same_values(call, expected, skip=(), rtol=RTOL, atol=0.0):
+    """Every record's value and every int list of ``call`` equal ``expected``'s (an eager
+    keep_all tape at the same inputs)."""
+    P = call.program
+    vals, ints = eager_values(expected)
+    assert len(vals) == P.nrec
+    for r in range(P.nrec):
         if r in skip:
             continue
-        what = f"record {r} ({ops.BY_CODE[int(R[r, 0]) % ops.SCALAR].name})"
-        if m[r] < 0:
-            if is_computed(R, r):
-                np.testing.assert_allclose(sv[r], sv2[r], rtol=rtol, atol=atol, err_msg=what)
-        else:
-            lo, hi = value_range(m, M, r)
-            np.testing.assert_allclose(av[lo:hi], av2[lo:hi], rtol=rtol, atol=atol,
-                                       err_msg=what)
-    np.testing.assert_allclose(av[mask], av2[mask], rtol=rtol, atol=atol)
+        what = f"record {r} ({ops.BY_CODE[int(heads(P)[r]) & OPMASK].name})"
+        np.testing.assert_allclose(call.values(r), vals[r], rtol=rtol, atol=atol,
+                                   err_msg=what)
+    for k, want in ints.items():
+        np.testing.assert_array_equal(call.ints(k), want, err_msg=f"int list of row {k}")
 
 
-def replay_matches_eager(fn, inputs, new_inputs, split=None, sweep=forward_sweep, atol=0.0,
+def replay_matches_eager(fn, inputs, new_inputs, split=None, blas_min=None, atol=0.0,
                          compare=False):
-    """Records fn at ``inputs``, replays it at ``new_inputs`` with ``sweep`` and checks every
-    record against an eager recording at ``new_inputs``. Returns the replayed arrays."""
-    tape, leaves, arrays = record(fn, inputs, compare)
-    R = arrays[0]
-    skip = mutated_slots(R)
+    """Records fn at ``inputs``, replays it at ``new_inputs`` and checks every record
+    against an eager recording at ``new_inputs``. Returns the replayed call."""
+    tape, leaves, P = record(fn, inputs, compare)
+    skip = mutated_slots(P)
+    call = Call(P)
     # 1. the same inputs: the sweep reproduces the recording
-    eager_values = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in arrays)
-    wipe(arrays)
-    sweep(*arrays[:5], 0, len(R))
-    assert_same_values(arrays, eager_values, skip, atol=atol)
+    write_inputs(tape, leaves, inputs, call)
+    wipe(call)
+    call.sweep(blas_min=blas_min)
+    assert_same_values(call, tape, skip, atol=atol)
     # 2. new inputs: the sweep gives what an eager run at the new inputs gives
-    write_inputs(tape, leaves, new_inputs, arrays)
-    wipe(arrays)
+    write_inputs(tape, leaves, new_inputs, call)
+    wipe(call)
     if split is None:
-        sweep(*arrays[:5], 0, len(R))
+        call.sweep(blas_min=blas_min)
     else:                           # in pieces, as a replay with hooks would
-        cut = split(len(R))
-        sweep(*arrays[:5], 0, cut)
-        sweep(*arrays[:5], cut, len(R))
-    _, _, expected = record(fn, new_inputs, compare)
-    assert_same_values(arrays, expected, skip, atol=atol)
-    return arrays
+        cut = split(P.nrec)
+        call.sweep(0, cut, blas_min)
+        call.sweep(cut, P.nrec, blas_min)
+    expected, _, P2 = record(fn, new_inputs, compare)
+    same_program(P, P2)
+    assert_same_values(call, expected, skip, atol=atol)
+    return call
 
 
 # ----- the cases: every non-source, non-compare row of the table ------------------------
@@ -209,6 +266,14 @@ def setitem(x, key, value):
     y = x * 1.0                 # a non-leaf: assigning into a leaf that requires grad fails
     y[key] = value
     return y
+
+
+def _view_of_a_changed_base(x):
+    """A view made before its base changed in place: the base's AsStrided view after."""
+    y = x * 1.0
+    v = y[:, 1:3]
+    y.mul_(2.0)
+    return v * y[0, 0]
 
 
 CASES = [
@@ -321,6 +386,7 @@ CASES = [
     ("transpose", lambda x: x.transpose(0, 2), [A(2, 3, 4)]),
     ("expand", lambda x: x.expand(2, 3, 4), [A(3, 1)]),
     ("expand_scalar", lambda s: s.expand(3), [A()]),
+    ("as_strided", _view_of_a_changed_base, [A(3, 4)]),
     ("view_chain", lambda x: x.t()[1:, None].expand(3, 2, 3).sum(1), [A(3, 4)]),
     # gathers
     ("index", lambda x: x[[0, 2]], [A(3, 4)]),
@@ -416,22 +482,25 @@ def test_cases_cover_the_table():
     rng = np.random.default_rng(0)
     for cases, compare in ((CASES, False), (COMPARE_CASES, True)):
         for _, fn, specs in cases:
-            _, _, (R, *_rest) = record(fn, [draw(s, rng) for s in specs], compare)
-            seen.update(int(op) % ops.SCALAR for op in R[:, 0])
-    rows = {row.code for row in ops.TABLE.values() if row.family != "source"}
+            _, _, P = record(fn, [draw(s, rng) for s in specs], compare)
+            seen.update(int(h) & OPMASK for h in heads(P))
+    rows = {ops.code_of(row.name) for row in ops.TABLE.values()
+            if row.family not in ("source", "custom")}
     missing = sorted(ops.BY_CODE[c].name for c in rows - seen)
     assert not missing, f"no case records {missing}"
 
 
 def test_every_row_is_handled():
-    """The op table and the sweep stay in step: every non-source row is recomputed."""
+    """The op table and the sweep stay in step: every non-source row is recomputed (but
+    a user's autograd.Function, whose forward is Python: a recording refuses it)."""
     handled = set(ALL_FORWARD_OPCODES)
     assert len(handled) == len(ALL_FORWARD_OPCODES)
     for row in ops.TABLE.values():
-        if row.family == "source":
-            assert row.code not in handled, row.name
+        code = ops.code_of(row.name)
+        if row.family in ("source", "custom"):
+            assert code not in handled, row.name
         else:
-            assert row.code in handled, f"forward_sweep does not handle {row.name}"
+            assert code in handled, f"forward_sweep does not handle {row.name}"
     assert handled <= set(ops.BY_CODE)
 
 
@@ -445,13 +514,12 @@ def test_maxdim_recomputes_the_arg_extreme():
         def fn(x):
             return (x.max(1) if largest else x.min(1)).values * 1.0
 
-        arrays = replay_matches_eager(fn, [x0], [x1])
-        R, sv, m, M, av, _ = arrays
-        r = next(r for r in range(len(R)) if int(R[r, 0]) in (ops.MAXDIM, ops.MINDIM))
-        k = m[r]
-        ints = av[M[k, IO]:M[k, IO] + M[k, IN]]
+        call = replay_matches_eager(fn, [x0], [x1])
+        P = call.program
+        r = next(r for r in range(P.nrec)
+                 if int(heads(P)[r]) & OPMASK in (ops.MAXDIM, ops.MINDIM))
         arg = (np.argmax if largest else np.argmin)(x1, axis=1)
-        np.testing.assert_array_equal(ints, arg + 4 * np.arange(3))
+        np.testing.assert_array_equal(call.ints(P.row_of[r]), arg + 4 * np.arange(3))
 
 
 def test_sweep_in_pieces():
@@ -467,10 +535,10 @@ def test_sweep_in_pieces():
 
 @pytest.mark.parametrize("blas_min", [0, 1 << 62])
 def test_forward_with_numpy_products(blas_min):
-    """``forward``: the sweep with matrix products from blas_min multiply-adds on done by
-    NumPy between segments (0: every product; huge: none, all in the sweep's loops). The
-    loops add in another order than BLAS: an element where 30 products nearly cancel
-    differs in its last bits (atol, for values of order 1)."""
+    """``Program.forward``: the sweep with matrix products from blas_min multiply-adds on
+    done by NumPy between segments (0: every product; huge: none, all in the sweep's
+    loops). The loops add in another order than BLAS: an element where 30 products nearly
+    cancel differs in its last bits (atol, for values of order 1)."""
     def fn(x, w, v, y, b1, b2):
         h = (x.mm(w) + 0.5).tanh()                       # (20, 30) @ (30, 40)
         return ((h.mv(v) * 2.0).dot(y) + b1.bmm(b2).sum()).exp()
@@ -478,47 +546,42 @@ def test_forward_with_numpy_products(blas_min):
     shapes = ((20, 30), (30, 40), (40,), (20,), (3, 4, 5), (3, 5, 2))
     inputs = [rng.normal(size=s) * 0.2 for s in shapes]
     new = [perturb(x, rng) for x in inputs]
-    sweep = lambda *a: forward(*a, blas_min=blas_min)  # noqa: E731
-    replay_matches_eager(fn, inputs, new, sweep=sweep, atol=1e-15)
-    replay_matches_eager(fn, inputs, new, split=lambda n: n // 2, sweep=sweep, atol=1e-15)
+    replay_matches_eager(fn, inputs, new, blas_min=blas_min, atol=1e-15)
+    replay_matches_eager(fn, inputs, new, split=lambda n: n // 2, blas_min=blas_min,
+                         atol=1e-15)
 
 
 def test_replay_many_times():
-    """A replay is repeatable: the tape's own buffers serve call after call."""
+    """A replay is repeatable: the same call's buffers serve call after call."""
     fn = CASES[[c[0] for c in CASES].index("mlp")][1]
     rng = np.random.default_rng(7)
     inputs = [rng.normal(size=s) for s in ((3, 5), (5,), (5, 2), (2,))]
-    tape, leaves, arrays = record(fn, inputs)
-    R = arrays[0]
-    out = len(R) - 1
+    tape, leaves, P = record(fn, inputs)
+    call = Call(P)
+    out = P.nrec - 1
     for _ in range(5):
         new = [x + 0.1 * rng.normal(size=x.shape) for x in inputs]
-        write_inputs(tape, leaves, new, arrays)
-        forward_sweep(*arrays[:5], 0, len(R))
-        _, _, expected = record(fn, new)
-        assert_same_values(arrays, expected)
-        k = arrays[2][out]
+        write_inputs(tape, leaves, new, call)
+        call.sweep()
+        expected, _, _ = record(fn, new)
+        assert_same_values(call, expected)
         eager = fn(*[tg.tensor(x) for x in new]).item()
-        assert abs(arrays[4][arrays[3][k, VO]] - eager) <= RTOL * abs(eager)
+        assert abs(call.values(out)[0] - eager) <= RTOL * abs(eager)
 
 
 def test_sources_are_not_written():
     """Leaves and constants keep the values the caller wrote."""
     rng = np.random.default_rng(11)
     x = rng.normal(size=(3, 4))
-    tape, leaves, arrays = record(lambda a, s: (a * s + tg.tensor(np.ones(4))).sum(),
-                                  [x, 0.5])
-    R, sv, m, M, av, _ = arrays
-    before_av, before_sv = av.copy(), sv.copy()
-    wipe(arrays)
-    forward_sweep(R, sv, m, M, av, 0, len(R))
-    for r in range(len(R)):
-        if not is_computed(R, r):
-            if m[r] < 0:
-                assert sv[r] == before_sv[r]
-            else:
-                lo, hi = value_range(m, M, r)
-                np.testing.assert_array_equal(av[lo:hi], before_av[lo:hi])
+    tape, leaves, P = record(lambda a, s: (a * s + tg.tensor(np.ones(4))).sum(), [x, 0.5])
+    call = Call(P)
+    write_inputs(tape, leaves, [x, 0.5], call)
+    before = [call.values(r).copy() for r in range(P.nrec)]
+    wipe(call)
+    call.sweep()
+    for r in range(P.nrec):
+        if not is_computed(P, r):
+            np.testing.assert_array_equal(call.values(r), before[r])
 
 
 # ----- comparisons: recorded inside a tg.compile recording only -------------------------
@@ -542,8 +605,8 @@ def test_recorded_comparisons(name, fn, specs):
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     inputs = [draw(s, rng) for s in specs]
     new = [perturb(x, rng) for x in inputs]
-    arrays = replay_matches_eager(fn, inputs, new, compare=True)
-    ops_seen = {int(op) % ops.SCALAR for op in arrays[0][:, 0]}
+    call = replay_matches_eager(fn, inputs, new, compare=True)
+    ops_seen = {int(h) & OPMASK for h in heads(call.program)}
     assert ops_seen & {ops.GT, ops.LT, ops.GE, ops.LE, ops.EQ, ops.NE, ops.CASTNG}
 
 
@@ -565,32 +628,33 @@ def test_compare_records():
     sx, sy, ss, st, sn = (_slot(v, tape) for v in (tx, ty, ts, tt, tn))
     expected = []          # (slot, expected value)
 
-    def array_record(op, a, b, c, value):
-        slot = tape.record_array(op, a, b, c, value.shape)
-        tape.save_value(slot, slot, np.full(value.shape, np.nan), None)
+    def array_record(op, a, b, const, value):
+        head = op | a << SHIFT | (CONST_B if const else 0)
+        slot = tape.record_array(head, float(b), static_row(value.shape),
+                                 yobj=tape.keep(np.full(value.shape, np.nan)))
         expected.append((slot, value.astype(np.float64)))
 
-    def scalar_record(op, a, b, c, value):
-        slot = len(tape.rec)
-        tape.rec.extend((op + ops.SCALAR, a, b, c, np.nan))
+    def scalar_record(op, a, b, flag, value):
+        slot = len(tape)
+        tape.rec += RECORD.pack(op | SCALAR | flag | a << SHIFT, float(b), np.nan)
         expected.append((slot, float(value)))
 
     for op, f in COMPARE.items():
-        array_record(op, sx, sy, 0.0, f(x, y))                 # broadcast (3, 4) vs (4,)
-        array_record(op, sy, sx, 0.0, f(y, x))
-        array_record(op, sx, -1, 1.0, f(x, 1.0))               # a Python number
-        array_record(op, sx, ss, 0.0, f(x, s))                 # a Python-float scalar
-        scalar_record(op, ss, st, 0.0, f(s, t))
-        scalar_record(op, ss, -1, 1.5, f(s, 1.5))
-        scalar_record(op, -1, st, 1.5, f(1.5, t))
+        array_record(op, sx, sy, False, f(x, y))               # broadcast (3, 4) vs (4,)
+        array_record(op, sy, sx, False, f(y, x))
+        array_record(op, sx, 1.0, True, f(x, 1.0))             # a Python number
+        array_record(op, sx, ss, False, f(x, s))               # a Python-float scalar
+        scalar_record(op, ss, st, 0, f(s, t))
+        scalar_record(op, ss, 1.5, CONST_B, f(s, 1.5))
+        scalar_record(op, st, 1.5, CONST_A, f(1.5, t))
     for kind, f in ((0.0, lambda v: v != 0), (1.0, np.trunc), (2.0, lambda v: v)):
-        array_record(ops.CASTNG, sx, -1, kind, f(x))
-        scalar_record(ops.CASTNG, ss, -1, kind, f(s))
-        scalar_record(ops.CASTNG, sn, -1, kind, f(-s))
-    R, sv, m, M, av, _ = tape.freeze()
-    forward_sweep(R, sv, m, M, av, 0, len(R))
+        array_record(ops.CASTNG, sx, kind, True, f(x))
+        scalar_record(ops.CASTNG, ss, kind, CONST_B, f(s))
+        scalar_record(ops.CASTNG, sn, kind, CONST_B, f(-s))
+    call = Call(Program(tape))
+    write_inputs(tape, [tx, ty, ts, tt, tn], [x, y, s, t, -s], call)
+    call.sweep()
     for slot, v in expected:
-        r = slot // 5
-        got = sv[r] if m[r] < 0 else av[M[m[r], VO]:M[m[r], VO] + M[m[r], SIZE]]
-        np.testing.assert_array_equal(np.reshape(got, np.shape(v)), v,
-                                      err_msg=ops.BY_CODE[int(R[r, 0]) % 128].name)
+        name = ops.BY_CODE[int(heads(call.program)[slot]) & OPMASK].name
+        np.testing.assert_array_equal(call.values(slot).reshape(np.shape(v)), v,
+                                      err_msg=name)

@@ -9,6 +9,7 @@ from copy import deepcopy
 from itertools import chain
 
 from ..grad_mode import enable_grad, no_grad
+from ..state import recording
 from ..nn.module import _typename
 from ..tensor import Tensor
 
@@ -31,10 +32,20 @@ def _step_without_grad(step):
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        rec = recording()
+        if rec is not None:     # a tg.compile recording replays while these stay the same
+            rec.watch(functools.partial(_options, self.param_groups))
         with no_grad():
             step(self)
         return loss
     return wrapper
+
+
+def _options(groups):
+    """The hyper-parameters (learning rates ...) and parameters of the groups, as a value
+    that compares equal while they stay the same."""
+    return tuple(tuple((k, v) if k != "params" else (k, tuple(map(id, v)))
+                       for k, v in g.items()) for g in groups)
 
 
 def _check_differentiable(differentiable):

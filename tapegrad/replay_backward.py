@@ -1,0 +1,203 @@
+"""Numba: the reverse sweep of a replayed backward, with the hot records done by loops
+shaped for them, the rest by the core sweep (``kernels.sweep``) in stretches.
+
+The recording resolved what the core sweep works out at each record: a broadcast as rows
+(``Program.fx``), a product's sizes (its static row). Here that becomes loops over plain
+rows, each row a view of its own (so that LLVM vectorizes it: with offsets into the whole
+arrays it cannot tell that they do not overlap), sums kept in arrays of the function's own:
+
+- ``+``/``-`` with one operand broadcast: the full operand gets the adjoint, the other its
+  sum over the broadcast rows or columns (d(a + b)/db = 1 on each element b reaches);
+- mm and mv (one batch): ga += g b^T (dot products of rows of g and b, or, for one column,
+  g[i] times b), gb += a^T g (rows of a^T g summed row by row of a).
+
+Everything else, and these with other shapes, goes to ``kernels.sweep`` (the derivative
+math lives there once), called for each stretch of records between two done here.
+"""
+# kernel sources: 828845599a802138
+import numpy as np
+
+from ._generated.sweeps import sweep_full as sweep
+from .kernels import prepare
+from .kernels_base import jit
+from .kernels_tape import _adjoint, _needs_grad
+from .layout import CONST_A, CONST_B, OPMASK, PB, PN, PP, PQ, SCALAR, SHIFT
+from .ops import ADD, FAMILY, F_BINARY, F_MATMUL, MM, MV, NEEDS, SUB
+from .replay_kernels import _val
+
+
+@jit
+def reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, work, start):
+    """The reverse sweep from record start down to 0 over what ``reach`` marks (leaves
+    staged: the caller adds them into their grads)."""
+    top = start
+    for r in range(start, -1, -1):
+        if reach[r] == 0:
+            continue
+        h = rq[3 * r]
+        if h & SCALAR:
+            continue
+        op = h & OPMASK
+        fam = FAMILY[op]
+        if fam == F_BINARY and (op == ADD or op == SUB) and not (h & (CONST_A | CONST_B)) \
+                and fx[int(rd[3 * r + 2]), 0] != 0:
+            if top > r:
+                sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, top, r + 1, True)
+            _add_rows(op, r, h, rq, rd, ms, md, fx, sg, off, work)
+            top = r - 1
+        elif fam == F_MATMUL and (op == MM or op == MV) and ms[int(rd[3 * r + 2]), PB] == 1:
+            if top > r:
+                sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, top, r + 1, True)
+            _product(r, h, rq, rd, ms, md, ptrs, sg, off, work)
+            top = r - 1
+    if top >= 0:
+        sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, top, 0, True)
+
+
+@jit
+def _add_rows(op, r, h, rq, rd, ms, md, fx, sg, off, work):
+    """z = a +- b broadcast as rows (fx kinds 1-6, ``replay_kernels._binary_rows``): the
+    full operand gets g, the broadcast one g summed over what it was spread on."""
+    a = h >> SHIFT
+    b = int(rd[3 * r + 1])
+    k = int(rd[3 * r + 2])
+    kind, outer, inner = fx[k, 0], fx[k, 1], fx[k, 2]
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    sign = 1.0 if op == ADD else -1.0
+    full, part = (a, b) if kind in (1, 2, 5) else (b, a)
+    sf = 1.0 if full == a else sign
+    sp = sign if part == b else 1.0
+    if _needs_grad(rq, full):
+        gf = _adjoint(rq, rd, ms, md, sg, off, work, full)
+        for i in range(outer):
+            o = i * inner
+            gr = g[o:o + inner]
+            fr = gf[o:o + inner]
+            if sf == 1.0:
+                for j in range(inner):
+                    fr[j] += gr[j]
+            else:
+                for j in range(inner):
+                    fr[j] -= gr[j]
+    if not _needs_grad(rq, part):
+        return
+    gp = _adjoint(rq, rd, ms, md, sg, off, work, part)
+    if kind == 1 or kind == 3:          # the part is one row: summed over the rows
+        acc = np.zeros(inner)
+        for i in range(outer):
+            gr = g[i * inner:(i + 1) * inner]
+            for j in range(inner):
+                acc[j] += gr[j]
+        for j in range(inner):
+            gp[j] += sp * acc[j]
+    elif kind == 2 or kind == 4:        # one value per row: each row summed
+        for i in range(outer):
+            gr = g[i * inner:(i + 1) * inner]
+            s = 0.0
+            for j in range(inner):
+                s += gr[j]
+            gp[i] += sp * s
+    else:                               # one value: everything summed
+        s = 0.0
+        for i in range(g.shape[0]):
+            s += g[i]
+        gp[0] += sp * s
+
+
+@jit
+def _product(r, h, rq, rd, ms, md, ptrs, sg, off, work):
+    """mm (n,p)@(p,q) and mv (q = 1): ga += g b^T, gb += a^T g (values read from the
+    call's arena)."""
+    a = h >> SHIFT
+    b = int(rd[3 * r + 1])
+    k = int(rd[3 * r + 2])
+    n, p, q = ms[k, PN], ms[k, PP], ms[k, PQ]
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    if _needs_grad(rq, a):
+        ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
+        xb = _val(rq, rd, ms, ptrs, b)
+        if q == 1:
+            _outer_add(g, xb, ga, n, p)
+        else:
+            _rows_dot(g, xb, ga, n, p, q)
+    if _needs_grad(rq, b):
+        gb = _adjoint(rq, rd, ms, md, sg, off, work, b)
+        xa = _val(rq, rd, ms, ptrs, a)
+        _at_g(xa, g, gb, n, p, q)
+
+
+@jit
+def _outer_add(g, b, ga, n, p):
+    """ga (n, p) += g (n) b (p)^T."""
+    for i in range(n):
+        gi = g[i]
+        row = ga[i * p:(i + 1) * p]
+        for kk in range(p):
+            row[kk] += gi * b[kk]
+
+
+@jit
+def _rows_dot(g, b, ga, n, p, q):
+    """ga[i, k] += sum_j g[i, j] b[k, j]: dot products of rows."""
+    for i in range(n):
+        gi = g[i * q:(i + 1) * q]
+        for kk in range(p):
+            bk = b[kk * q:(kk + 1) * q]
+            s = 0.0
+            for j in range(q):
+                s += gi[j] * bk[j]
+            ga[i * p + kk] += s
+
+
+@jit
+def _at_g(a, g, gb, n, p, q):
+    """gb (p, q) += a (n, p)^T g (n, q), accumulated row by row of a in an array of its
+    own, then added."""
+    acc = np.zeros(p * q)
+    if q == 1:                          # gb[k] += sum_i a[i, k] g[i]
+        for i in range(n):
+            gi = g[i]
+            ai = a[i * p:(i + 1) * p]
+            for kk in range(p):
+                acc[kk] += ai[kk] * gi
+    else:
+        for i in range(n):
+            gi = g[i * q:(i + 1) * q]
+            ai = a[i * p:(i + 1) * p]
+            for kk in range(p):
+                aik = ai[kk]
+                row = acc[kk * q:(kk + 1) * q]
+                for j in range(q):
+                    row[j] += aik * gi[j]
+    for m in range(p * q):
+        gb[m] += acc[m]
+
+
+@jit
+def backward_all_at(rq, rd, ms, md, ptrs, root, seed, like, freed, check, retain):
+    """A replayed call's output's whole backward in one call (``_generated.sweeps``'s
+    ``backward_all`` with the data addresses given: the call's arena): reach, adjoints,
+    the sweep, leaves, and marking what it freed. Returns the number of records reached,
+    or -1 (nothing done) when a reached record was freed before."""
+    n = rq.shape[0] // 3
+    reach = np.zeros(n, np.uint8)
+    off = np.full(ms.shape[0], -1, np.int64)
+    roots = np.full(1, root, np.int64)
+    total = prepare(rq, rd, ms, md, ptrs, roots, False, like.itemsize == 4, reach, off)
+    if check:
+        for r in range(root + 1):
+            if reach[r] and freed[r]:
+                return -1
+    work = np.zeros(total, like.dtype)
+    sg = np.zeros(n, like.dtype)
+    g = _adjoint(rq, rd, ms, md, sg, off, work, root)
+    for i in range(g.shape[0]):
+        g[i] += seed[i]
+    sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, root, 0, False)
+    count = 0
+    for r in range(root + 1):
+        if reach[r]:
+            count += 1
+            if not retain and NEEDS[rq[3 * r] & OPMASK] != 0:
+                freed[r] = 1
+    return count

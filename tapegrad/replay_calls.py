@@ -1,0 +1,356 @@
+"""A replayed call: the inputs checked and bound, one kernel call, what it changed outside
+the kernel's reach, the outputs.
+
+A **binding** is what a run of calls with the same tensors shares: copies of the records
+and dynamic rows with those tensors' grad cells and buffers written in, the addresses of
+their grad storages, and (a step whose outputs keep no graph) the buffers of the calls.
+``Calls.fast`` is the call with the very tensors of the last one: a constant number of
+Python calls; ``Calls.replay`` checks everything, binds anew when the tensors changed.
+"""
+import itertools
+from operator import add, attrgetter, getitem, is_, setitem
+
+import numpy as np
+
+from .face import _cell, _new
+from .hooks import _DEFERRED
+from .layout import GADDR, SHIFT
+from .recording import _INPLACE
+from .replay_ptr import DIRECT
+from .state import _var, thread_state
+
+_node_of = attrgetter("_node")
+_V, _GRAD = itertools.repeat("_v"), itertools.repeat("_grad")
+_NONES, _ZEROS = itertools.repeat(None), itertools.repeat(0)
+_state_of = attrgetter("_node", "_tape", "_rg", "_dtype")
+_tape_of = attrgetter("_tape")
+_value_of = attrgetter("_v")
+
+
+class Calls:
+    """The call side of a ``replay_recording.Recording``."""
+
+    def replay(self, args):
+        """The outputs at new input values, or None when the inputs no longer fit the
+        recording (a captured tensor changed shape) or a guard fails."""
+        run = _run or _kernels()
+        P, plan = self.program, self.plan
+        ins = [args[i] for i in self.arg_in]
+        ins += self.cap_in
+        b = self.binding
+        if b is None or not (all(map(is_, ins, b.ins))
+                             and all(map(is_, map(_node_of, ins), b.nodes))):
+            b = self._bind(ins)
+        vals = list(map(_value_of, ins))
+        if list(map(type, vals)) != self.types:
+            return None
+        last = b.vals
+        pick = self.pick_arrays
+        if not all(map(is_, pick(vals), pick(last))):   # new arrays: check them
+            for j in self.arr_pos:
+                v = vals[j]
+                if v is not last[j]:
+                    if v.shape != self.in_shape[j] or v.dtype != self.in_dtype[j]:
+                        return None
+                    if not v.flags.c_contiguous:
+                        if j in plan.stores:
+                            return None
+                        vals[j] = np.ascontiguousarray(v)
+                    else:
+                        last[j] = v
+        defer = _NO_DEFER
+        if _DEFERRED and len(plan.lv):
+            defer = self._deferred(b)
+            if defer is None:
+                return _EAGER
+        ids = np.fromiter(map(id, vals), np.int64, len(vals))
+        if self.arrays_only:
+            b.ids = ids                 # the arrays Recording.fast finds again
+        if not DIRECT:                  # object layouts unchecked: addresses from NumPy
+            return self._replay_by_address(args, b, ins, vals, defer)
+        if self.shared and b.lock.acquire(False):
+            try:                        # the binding's buffers: no output keeps them
+                status = run(b.rec, P.static, b.dyn, b.ptrs, P.cond, P.c2s, P.fx,
+                             plan.src_ext, b.ext, ids, b.xs, b.addr, plan.eff, plan.effv,
+                             plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots, plan.lv,
+                             defer, b.sg, b.work, self.gslot, self.gkind, self.gpar,
+                             self.goff, self.gvals)
+                if status:
+                    return _EAGER if status == 2 else None
+                one = self.output.one
+                if one is not None:     # one tensor: its value copied out
+                    slot, o, n, shape, dt, rg = one
+                    if o >= 0:
+                        out = _new(b.arena[o:o + n].reshape(shape).astype(dt.np), dt)
+                    else:
+                        out = _new(float(b.rec.view(np.float64)[3 * slot + 2]), dt)
+                    if rg:
+                        out._rg = True
+                        out._tape = b.tape
+                        out._slot = slot
+                else:
+                    out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
+            finally:
+                b.lock.release()
+            if self.after:
+                self._after(b, ins, b.xs)
+            return out
+        arena = np.empty(P.arena_size)
+        rec = b.rec.copy() if self.scalar_rec else b.rec
+        ptrs = P.pointers(arena)
+        xs = np.empty(max(len(plan.keys), 1))
+        addr = np.empty(max(len(plan.keys), 1), np.int64)
+        sg = np.empty(plan.sg_size)
+        work = np.empty(plan.work_size)
+        status = run(rec, P.static, b.dyn, ptrs, P.cond, P.c2s, P.fx, plan.src_ext, b.ext, ids,
+                     xs, addr, plan.eff, plan.effv, plan.bw_reach, plan.bw_off, plan.bw_meta,
+                     plan.roots, plan.lv, defer, sg, work, self.gslot, self.gkind, self.gpar,
+                     self.goff, self.gvals)
+        if status:
+            return _EAGER if status == 2 else None
+        self._after(b, ins, xs)
+        tape = self._output_tape(b, rec, arena, ptrs, ins, vals)
+        return self.output.build(P, arena, rec, tape, args)
+
+    def _replay_by_address(self, args, b, ins, vals, defer):
+        """The call where the object layouts could not be checked at import (see
+        ``replay_ptr``): every input's address asked of NumPy, a Python float's value
+        put in the scratch first (Python per input: a rare platform)."""
+        P, plan = self.program, self.plan
+        run = _run or _kernels()
+        arena = np.empty(P.arena_size)
+        rec = b.rec.copy()
+        ptrs = P.pointers(arena)
+        xs = np.zeros(max(len(plan.keys), 1))
+        addr = np.empty(max(len(plan.keys), 1), np.int64)
+        ext = b.ext.copy()
+        for j, v in enumerate(vals):
+            if type(v) is float:
+                xs[j] = v
+                ext[j] = (1, -1, 1, xs.ctypes.data + 8 * j)
+            else:
+                ext[j] = (1, ext[j, 1], ext[j, 2], v.__array_interface__["data"][0])
+        status = run(rec, P.static, b.dyn, ptrs, P.cond, P.c2s, P.fx, plan.src_ext, ext,
+                     np.zeros(len(vals), np.int64), xs, addr, plan.eff, plan.effv,
+                     plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots, plan.lv, defer,
+                     np.empty(plan.sg_size), np.empty(plan.work_size), self.gslot,
+                     self.gkind, self.gpar, self.goff, self.gvals)
+        if status:
+            return _EAGER if status == 2 else None
+        self._after(b, ins, xs)
+        tape = self._output_tape(b, rec, arena, ptrs, ins, vals)
+        return self.output.build(P, arena, rec, tape, args)
+
+    def fast(self, args):
+        """A call with the very tensors of the last one, in the same state (nodes, tapes,
+        requires_grad, types, the same arrays): the whole step in one kernel call and a
+        constant number of Python calls. None when anything differs (the caller then goes
+        the general way, which checks and rebinds)."""
+        b = self.binding
+        ins = b.ins
+        if len(args) != len(b.args) or not all(map(is_, args, b.args)) or not DIRECT:
+            return None
+        st = _var.get(None)
+        if st is None or not st._enabled or st.recording is not None or \
+                not all(map(is_, map(_node_of, ins), b.nodes)) or any(map(_tape_of, ins)):
+            return None
+        vals = list(map(_value_of, ins))
+        pick = self.pick_arrays
+        if list(map(type, vals)) != self.types or not all(map(is_, pick(vals), pick(b.vals))) \
+                or ((self.names or self.watches) and not self.valid()) or \
+                not b.lock.acquire(False):
+            return None
+        P, plan = self.program, self.plan
+        try:
+            ids = b.ids if self.arrays_only else np.fromiter(map(id, vals), np.int64,
+                                                              len(vals))
+            if _run(b.rec, P.static, b.dyn, b.ptrs, P.cond, P.c2s, P.fx, plan.src_ext, b.ext,
+                    ids, b.xs, b.addr, plan.eff,
+                    plan.effv, plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots, plan.lv,
+                    _NO_DEFER, b.sg, b.work, self.gslot, self.gkind, self.gpar, self.goff,
+                    self.gvals):
+                return None             # a guard failed (nothing changed): the general way
+            one = self.output.one
+            if one is not None:
+                slot, o, n, shape, dt, rg = one
+                if o < 0:
+                    out = _new(float(b.rec.view(np.float64)[3 * slot + 2]), dt)
+                elif not shape:
+                    out = _new(np.array(b.arena.item(o), dt.np), dt)
+                else:
+                    out = _new(b.arena[o:o + n].reshape(shape).astype(dt.np), dt)
+                if rg:
+                    out._rg = True
+                    out._tape = b.tape
+                    out._slot = slot
+            else:
+                out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
+        finally:
+            b.lock.release()
+        if self.after:
+            self._after(b, ins, b.xs)
+        return out
+
+    def _after(self, b, ins, xs):
+        """What a call changed outside the kernel's reach, in a constant number of calls
+        (maps of builtins, no Python per tensor): Python floats changed in place (their new
+        values), versions of tensors changed in place, grads set to None."""
+        if self.wb:
+            list(map(setattr, [ins[j] for j in self.wb], _V, xs[self.wb_idx].tolist()))
+        if self.bumps:
+            cells, counts = b.bump_cells, b.bump_counts
+            list(map(setitem, cells, _ZEROS, map(add, map(getitem, cells, _ZEROS), counts)))
+            _INPLACE[0] += 1
+        if b.cleared:
+            list(map(setattr, b.cleared, _GRAD, _NONES))
+            if _DEFERRED:               # a grad the user had assigned: the engine lets go
+                for key in _DEFERRED.keys() & b.cleared_ids:
+                    _DEFERRED.pop(key, None)
+        if self.end_mode is not None:
+            thread_state().enabled = self.end_mode
+
+    def _output_tape(self, b, rec, arena, ptrs, ins=None, vals=None):
+        """The tape the outputs that require grad are results of: this call's."""
+        if not self.output.requires:
+            return None
+        P = self.program
+        if b is None:                   # the recording's own call
+            b = self._bind([a for a in (self.arg_tensors[i] for i in self.arg_in)]
+                           + self.cap_in)
+            rec = P.rec.copy() if rec is None else rec
+            arena = self._values()
+            ptrs = P.pointers(arena)
+            ins = b.ins
+            vals = [t._v for t in ins]
+        links = self.links
+        if self.link_pos:
+            links = dict(links)
+            for s, j in self.link_pos:
+                t = ins[j]
+                links[s] = _TapeNode(t._tape, t._slot)
+        saved = [(c, s, b.cells[j], b.cells[j][0], P.nptrs + n, None)
+                 for n, (c, s, j) in enumerate(self.saved_in)]
+        shown = [vals[j] for _, _, j in self.saved_in]
+        tape = _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, _INPLACE[0])
+        if self.plan.freed.any():
+            tape.freed = self.plan.freed.copy()
+        return tape
+
+    def _deferred(self, b):
+        """Leaves whose grad the engine keeps (a grad the user assigned: the call adds into
+        it; hooks: None, the call runs eagerly)."""
+        from .replay_step_kernels import deferred_leaves
+        plan = self.plan
+        marks = np.zeros(plan.n_leaves, np.int64)
+        rec = b.rec
+        if not deferred_leaves(rec.view(np.int64), rec.view(np.float64), plan.lv, marks):
+            return _NO_DEFER
+        defer = np.zeros(plan.n_leaves, np.int64)
+        for i in np.nonzero(marks)[0].tolist():
+            node = b.leaf_nodes[i]
+            t = node.variable
+            if t is None or node.hooks or node.post_hooks or t._grad is None:
+                return None
+            g = t._grad._v
+            if type(g) is not np.ndarray or not g.flags.c_contiguous or \
+                    g.dtype != t._dtype.np:
+                return None
+            defer[i] = g.ctypes.data
+        return defer
+
+    def _bind(self, ins):
+        """The leaves of these inputs: their grad cells and buffers written into copies
+        of the records and dynamic rows, their nodes into the tape's leaf list, the
+        addresses of their grad storages into the table of externals."""
+        from .hooks import _leaf_node
+        from .replay_plan import ARG
+        P, plan = self.program, self.plan
+        b = _Binding()
+        b.ins = list(ins)
+        b.rec = P.rec.copy()
+        b.dyn = P.dyn.copy()
+        b.leaf_nodes = list(self.leaf_nodes)
+        rq, rd = b.rec.view(np.int64), b.rec.view(np.float64)
+        md = b.dyn.reshape(P.md.shape)
+        arg_pos = {i: j for j, i in enumerate(self.arg_in)}
+        cap_pos = {id(t): len(self.arg_in) + j for j, t in enumerate(self.cap_in)}
+
+        def tensor_of(key):
+            return ins[arg_pos[key[1]]] if key[0] == ARG else ins[cap_pos[id(key[1])]]
+        for s, key in self.leaf_slots:
+            t = tensor_of(key)
+            if not t._rg or t._tape is not None:
+                continue
+            node = _leaf_node(t)
+            rd[3 * s + 1] = float(node.addr)
+            k = P.row_of[s]
+            if k >= 0:
+                md[k, GADDR] = node.buf_addr
+            b.leaf_nodes[int(rq[3 * s]) >> SHIFT] = node
+        b.ext = plan.ext_table(tensor_of, _leaf_node)
+        b.nodes = list(map(_node_of, ins))
+        b.state = list(map(_state_of, ins))
+        b.args = ()
+        b.vals = [None] * len(ins)
+        b.cells = [_cell(t) for t in ins]
+        b.bump_cells = [b.cells[j] for j, _ in self.bumps]
+        b.bump_counts = [n for _, n in self.bumps]
+        b.ids = None
+        b.cleared = [tensor_of(k) for k in plan.cleared]
+        b.cleared_ids = {id(t._node) for t in b.cleared if t._node is not None}
+        if self.shared:                 # buffers the calls of this binding share
+            import threading
+            b.lock = threading.Lock()
+            b.arena = np.empty(P.arena_size)
+            b.ptrs = P.pointers(b.arena)
+            b.xs = np.empty(max(len(plan.keys), 1))
+            b.addr = np.empty(max(len(plan.keys), 1), np.int64)
+            b.sg = np.empty(plan.sg_size)
+            b.work = np.empty(plan.work_size)
+            b.tape = None
+            if self.output.requires:    # the outputs' graphs are freed: one tape for all
+                b.tape = _replay_tape(P, b, b.rec, b.arena, b.ptrs, self.links, [], [], 0)
+                b.tape.freed = plan.freed.copy()
+        self.binding = b
+        return b
+
+
+class _Binding:
+    """The leaves and inputs one run of calls is made with (see Recording._bind)."""
+    __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes", "ext",
+                 "cleared", "lock", "arena", "ptrs", "xs", "addr", "sg", "work", "tape",
+                 "state", "args", "bump_cells", "bump_counts", "ids", "cleared_ids")
+
+
+_NO_DEFER = np.zeros(1, np.int64)
+_run = None
+
+
+def _kernels():
+    """The step kernel (Numba loads at the first replay, not at import)."""
+    global _run
+    from .replay_step_kernels import run
+    _run = run
+    return run
+
+
+def _picker(positions):
+    """A function giving the items at ``positions`` of a list, as a tuple."""
+    if not positions:
+        return lambda x: ()
+    if len(positions) == 1:
+        i = positions[0]
+        return lambda x: (x[i],)
+    from operator import itemgetter
+    return itemgetter(*positions)
+_EAGER = object()             # a replay that must run fn eagerly (leaf hooks)
+
+
+def _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, epoch):
+    from .replay_tape import ReplayTape
+    return ReplayTape(P, b, rec, arena, ptrs, links, saved, shown, epoch)
+
+
+def _TapeNode(tape, slot):
+    from .graph import Node
+    return Node(tape, slot)

@@ -1,0 +1,247 @@
+"""Numba: one replayed call in one jitted call (``run``): the forward sweep in segments,
+between them the recording's effects in order: reverse sweeps (backward), stores of
+values into tensors from outside (in-place updates), fills, grads set to None; the guards
+checked before the first effect that changes anything outside the call.
+
+Externals (tensors the call reads or writes outside its arena) are numbered; ``ext[j]`` =
+(kind, code, size, address): kind 0 an object handed in per call (its id in ``ids[j]``: a
+Python float, whose value goes to ``xs[j]``, or an ndarray, read at its data pointer), kind
+1 a fixed address (a leaf's grad storage, a constant of the program); code the element
+type (``replay_call.CODES``; -1 a Python float). A source record r with ``src_ext[r] >= 0``
+loads that external when the sweep reaches it (after the stores before it).
+
+Effects ``eff[e]`` = (position, kind, external, slot, backward number) with ``effv[e]``
+a fill value: kind 0 backward, 1 store slot's value into the external, 2 fill it, 3 clear
+leaf grad (external: the leaf's number), 4 check the guards. A backward b has its reach,
+adjoint offsets and workspace size precomputed (``bw_reach[b]``, ``bw_off[b]``,
+``bw_meta[b]`` = (workspace size, highest root)); its roots ``roots`` = (b, slot, seed
+slot or -1) and the leaves it reaches ``lv`` = (b, leaf record, leaf number). A leaf's
+grad goes into its storage (the record's cell, its GADDR buffer), or, when the engine
+keeps it (``DEFERRED``: a grad the user assigned), into ``defer[leaf number]`` (the
+address of the user's grad array, float64 or float32 as the leaf); a deferred leaf with
+no such address (hooks) stops the call (status 2) before anything changed.
+"""
+# kernel sources: 828845599a802138
+import numpy as np
+
+from .kernels_base import jit
+from .layout import (DYN_WIDTH, F32, GADDR, HAS_GRAD, DEFERRED, SCALAR, SIZE,
+                     STATE_OFFSET, STATIC_WIDTH)
+from .ptr import as_u8_ptr, load_i64, view_f32, view_f64
+from .replay_call import guards_hold
+from .replay_ptr import _D_OFF, _F_OFF, _f64, _i16, _i32, _i64, _i8, _u8
+from .replay_backward import reverse
+from .replay_kernels import forward_sweep
+
+
+@jit
+def _resolve(ext, ids, xs, addr):
+    """Each external's address this call (a Python float's value copied into xs)."""
+    for j in range(ext.shape[0]):
+        if ext[j, 0] == 1:
+            addr[j] = ext[j, 3]
+        elif ext[j, 1] < 0:
+            xs[j] = _f64(ids[j] + _F_OFF)[0]
+            addr[j] = xs[j:j + 1].ctypes.data
+        else:
+            addr[j] = load_i64(ids[j] + _D_OFF)
+
+
+@jit
+def _store(code, x, dst, n):
+    """n values of x (float64; one value broadcast when x has one) written at address dst,
+    in element type code."""
+    one = x.shape[0] == 1
+    if code <= 0:
+        y = view_f64(dst, n)
+        for i in range(n):
+            y[i] = x[0 if one else i]
+    elif code == 1:
+        y32 = view_f32(dst, n)
+        for i in range(n):
+            y32[i] = x[0 if one else i]
+    else:
+        tmp = np.empty(n)
+        for i in range(n):
+            tmp[i] = x[0 if one else i]
+        _put(code, tmp, dst)
+
+
+@jit
+def _put(code, x, dst):
+    """Integer element types: x's values truncated into dst."""
+    n = x.shape[0]
+    if code == 2:
+        a = _i64(dst)
+        for i in range(n):
+            a[i] = np.int64(x[i])
+    elif code == 3:
+        b = _i32(dst)
+        for i in range(n):
+            b[i] = np.int32(x[i])
+    elif code == 4:
+        c = _i16(dst)
+        for i in range(n):
+            c[i] = np.int16(x[i])
+    elif code == 5:
+        d = _i8(dst)
+        for i in range(n):
+            d[i] = np.int8(x[i])
+    else:
+        e = _u8(dst)
+        for i in range(n):
+            e[i] = np.uint8(x[i] != 0.0) if code == 7 else np.uint8(x[i])
+
+
+@jit
+def _value(rq, rd, ms, ptrs, s):
+    if rq[3 * s] & SCALAR:
+        return rd[3 * s + 2:3 * s + 3]
+    k = int(rd[3 * s + 2])
+    return view_f64(ptrs[k], ms[k, SIZE])
+
+
+@jit
+def _backward(b, rq, rd, ms, md, ptrs, fx, bw_reach, bw_off, bw_meta, roots, lv, defer, sg,
+              work):
+    """Backward number b: adjoints zeroed, roots seeded, the reverse sweep over what they
+    reach (leaves staged), then each reached leaf's adjoint added into its grad."""
+    total = bw_meta[b, 0]
+    reach = bw_reach[b]
+    off = bw_off[b]
+    w = work[:total]
+    for i in range(total):
+        w[i] = 0.0
+    for i in range(sg.shape[0]):
+        sg[i] = 0.0
+    for i in range(roots.shape[0]):
+        if roots[i, 0] != b:
+            continue
+        s = roots[i, 1]
+        if rq[3 * s] & SCALAR:
+            g = sg[s:s + 1]
+        else:
+            k = int(rd[3 * s + 2])
+            g = w[off[k]:off[k] + ms[k, SIZE]]
+        if roots[i, 2] < 0:
+            for j in range(g.shape[0]):
+                g[j] += 1.0
+        else:
+            x = _value(rq, rd, ms, ptrs, roots[i, 2])
+            for j in range(g.shape[0]):
+                g[j] += x[j]
+    reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, w, bw_meta[b, 1])
+    for i in range(lv.shape[0]):
+        if lv[i, 0] != b:
+            continue
+        r = lv[i, 1]
+        h = rq[3 * r]
+        cell = np.int64(rd[3 * r + 1])
+        state = as_u8_ptr(cell)
+        if h & SCALAR:
+            g = sg[r:r + 1]
+            dst = cell
+        else:
+            k = int(rd[3 * r + 2])
+            g = w[off[k]:off[k] + ms[k, SIZE]]
+            dst = md[k, GADDR]
+        if state[STATE_OFFSET] & DEFERRED:
+            dst = defer[lv[i, 2]]          # the user's grad array (checked by the caller)
+        else:
+            state[STATE_OFFSET] |= HAS_GRAD
+        if h & F32:
+            y32 = view_f32(dst, g.shape[0])
+            for j in range(g.shape[0]):
+                y32[j] += g[j]
+        else:
+            y = view_f64(dst, g.shape[0])
+            for j in range(g.shape[0]):
+                y[j] += g[j]
+
+
+@jit
+def _clear(rq, rd, ms, md, r):
+    """grad = None for the leaf of record r: its storage zeroed, HAS_GRAD and DEFERRED
+    unset (a grad the user assigned is dropped: the leaf's own storage serves again)."""
+    h = rq[3 * r]
+    cell = np.int64(rd[3 * r + 1])
+    state = as_u8_ptr(cell)
+    state[STATE_OFFSET] &= ~(HAS_GRAD | DEFERRED) & 0xFF
+    if h & SCALAR:
+        view_f64(cell, 1)[0] = 0.0
+    else:
+        k = int(rd[3 * r + 2])
+        n = ms[k, SIZE]
+        if h & F32:
+            view_f32(md[k, GADDR], n)[:] = 0.0
+        else:
+            view_f64(md[k, GADDR], n)[:] = 0.0
+
+
+@jit
+def _deferred_unknown(rq, rd, lv, defer):
+    """Is a leaf a backward reaches DEFERRED (its grad kept by the engine) while the caller
+    gave no address for it? Checked before anything is done."""
+    for i in range(lv.shape[0]):
+        state = as_u8_ptr(np.int64(rd[3 * lv[i, 1] + 1]))
+        if state[STATE_OFFSET] & DEFERRED:
+            num = lv[i, 2]
+            if num >= defer.shape[0] or defer[num] == 0:
+                return True
+    return False
+
+
+@jit
+def deferred_leaves(rq, rd, lv, out):
+    """Marks out[leaf number] for each leaf a backward reaches whose grad the engine keeps
+    (DEFERRED: a grad the user assigned, or hooks); returns how many."""
+    count = 0
+    for i in range(lv.shape[0]):
+        r = lv[i, 1]
+        state = as_u8_ptr(np.int64(rd[3 * r + 1]))
+        if state[STATE_OFFSET] & DEFERRED:
+            if out[lv[i, 2]] == 0:
+                count += 1
+            out[lv[i, 2]] = 1
+    return count
+
+
+@jit
+def run(rec, static, dyn, ptrs, cond, c2s, fx, src_ext, ext, ids, xs, addr, eff, effv,
+        bw_reach, bw_off, bw_meta, roots, lv, defer, sg, work,
+        gslot, gkind, gpar, goff, gvals):
+    """One call (see the module docstring). Returns 0; 1 when a guard fails, 2 when a leaf's
+    grad is kept by the engine and ``defer`` has no address for it (nothing outside the
+    call was changed)."""
+    rq = rec.view(np.int64)
+    rd = rec.view(np.float64)
+    ms = static.reshape(-1, STATIC_WIDTH)
+    msd = static.view(np.float64).reshape(-1, STATIC_WIDTH)
+    md = dyn.reshape(-1, DYN_WIDTH)
+    if _deferred_unknown(rq, rd, lv, defer):
+        return 2                        # a grad the engine keeps, with no address given
+    _resolve(ext, ids, xs, addr)
+    n = rq.shape[0] // 3
+    at = 0
+    for e in range(eff.shape[0] + 1):
+        pos = n if e == eff.shape[0] else eff[e, 0]
+        forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, at, pos)
+        at = pos
+        if e == eff.shape[0]:
+            break
+        kind = eff[e, 1]
+        if kind == 4:
+            if not guards_hold(rq, rd, ms, ptrs, gslot, gkind, gpar, goff, gvals):
+                return 1
+        elif kind == 0:
+            _backward(eff[e, 4], rq, rd, ms, md, ptrs, fx, bw_reach, bw_off, bw_meta, roots,
+                      lv, defer, sg, work)
+        elif kind == 1:
+            j = eff[e, 2]
+            _store(ext[j, 1], _value(rq, rd, ms, ptrs, eff[e, 3]), addr[j], ext[j, 2])
+        elif kind == 2:
+            j = eff[e, 2]
+            _store(ext[j, 1], effv[e:e + 1], addr[j], ext[j, 2])
+        elif kind == 3:
+            _clear(rq, rd, ms, md, eff[e, 3])
+    return 0
