@@ -255,6 +255,13 @@ def _mul_in_place(world, x):
     return (h * h).sum() + loss_of(world, x)
 
 
+def _view_read_after_its_base_changed(world, x):
+    h = world.w * x
+    v = h[1:]                            # a view of h, taken before h changes
+    h.mul_(2.0)                          # v sees the change, as eagerly (found: the first
+    return (v * h[0]).sum() + loss_of(world, x)   # compiled call read v unchanged)
+
+
 def _grad_mode_left_off(world, x):
     loss = loss_of(world, x)
     tg.set_grad_enabled(False)           # left off after the call, as eagerly
@@ -262,7 +269,7 @@ def _grad_mode_left_off(world, x):
 
 
 @pytest.mark.parametrize("body", [_scaled, _copied, _filled, _mul_in_place,
-                                  _grad_mode_left_off])
+                                  _view_read_after_its_base_changed, _grad_mode_left_off])
 def test_other_in_place_patterns_replay(body):
     def make(world):
         def step(x):

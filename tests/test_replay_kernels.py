@@ -166,12 +166,16 @@ def eager_values(tape):
 
 
 def mutated_slots(P):
-    """Records whose kept value an in-place assignment changed after recording (x in
-    ``x[key] = v``): the tape keeps a reference, so the eager buffer shows the new value
+    """Records whose kept value an in-place change made after recording (x in
+    ``x[key] = v``, y in ``y.mul_(2)`` with views of y alive): the tape keeps a reference, so the eager buffer shows the new value
     while the replay (rightly) recomputes the one at recording time."""
     h = heads(P)
-    return {int(h[r]) >> SHIFT for r in range(P.nrec)
-            if int(h[r]) & OPMASK == ops.COPYSLICES}
+    out = {int(h[r]) >> SHIFT for r in range(P.nrec) if int(h[r]) & OPMASK == ops.COPYSLICES}
+    # a view regenerated after its base changed in place (AsStrided of the base's new
+    # record): the in-place op's operand is the base's old value, overwritten
+    out |= {int(h[int(h[r]) >> SHIFT]) >> SHIFT for r in range(P.nrec)
+            if int(h[r]) & OPMASK == ops.ASSTRIDED}
+    return out
 
 
 def same_program(P, P2):
