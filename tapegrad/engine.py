@@ -10,6 +10,7 @@ steps in only where the user asked for it: tensor hooks split the sweep at their
 once the sweep has passed down to it); large matrix products run in NumPy between
 segments; leaves with hooks or a grad the user assigned are accumulated here afterwards.
 """
+import math
 import re
 import warnings
 
@@ -152,12 +153,17 @@ def _simple(tape):
         and (not tape.saved or tape.epoch == _INPLACE[0])
 
 
+_SWEEPS = [None]           # the generated sweeps module, once imported
+
+
 def _backward_all(tape, root, retain):
     """The whole backward of a simple tape in one kernel call: a constant number of
     Python calls, whatever its records and leaves."""
-    from ._generated.sweeps import backward_all, backward_all_full
-    if tape.full:
-        backward_all = backward_all_full
+    sweeps = _SWEEPS[0]
+    if sweeps is None:                  # Numba loads at the first backward
+        from ._generated import sweeps
+        _SWEEPS[0] = sweeps
+    backward_all = sweeps.backward_all_full if tape.full else sweeps.backward_all
     _leave(tape)
     slot, seed = root
     objs = tape.objs
@@ -194,15 +200,18 @@ def _add_root(work, tape, slot, seed):
     work.setdefault(tape.id, (tape, []))[1].append((slot, seed))
 
 
+_ONE = np.ones(())
+
+
 def _seed(i, t, g):
     if not isinstance(t, Tensor) or not t._rg:
         raise RuntimeError(f"element {i} of tensors does not require grad and does not have "
                            "a grad_fn")
     shape = _shape(t)
     if g is None:
-        if t.numel() != 1:
+        if len(shape) and math.prod(shape) != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
-        return t, np.ones(shape)
+        return t, _ONE.reshape(shape).copy()
     if not isinstance(g, Tensor):
         g = _tensor_from(g, dtype=t.dtype)
     if _shape(g) != shape:
