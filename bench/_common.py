@@ -360,5 +360,5 @@ def goal_line(what, measured, target, met, how=""):
 
 
 def goal_block(rows):
-    return ["**Goals of issue 4**", "", "| goal | target | measured | status |",
+    return ["**Goals** (each names the issue that set it)", "", "| goal | target | measured | status |",
             "|---|---|---|---|", *rows]

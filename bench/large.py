@@ -154,8 +154,8 @@ def main():
     for dname in ("float32", "float64"):
         t, p = per.get(("tapegrad", dname)), per.get(("PyTorch eager", dname))
         if t and p:
-            goals.append(C.goal_line(f"large arrays, {dname}", f"{t / p:.2f}x PyTorch",
-                                     "<= 1.05x PyTorch", t / p <= 1.05))
+            goals.append(C.goal_line(f"large arrays, {dname} (issue 10)",
+                                     f"{t / p:.2f}x PyTorch", "<= 1.1x PyTorch", t / p <= 1.1))
     if torch is not None:
         notes.append("PyTorch runs with torch.set_num_threads(1); NumPy's BLAS (which "
                      "tapegrad calls for matrix products, forward and backward) with one "

@@ -149,12 +149,12 @@ def main():
                                  results["import"] <= 0.35))
     if "warm" in results:
         w = results["warm"]["float32"]
-        goals.append(C.goal_line("first backward, warm cache, after the import",
+        goals.append(C.goal_line("first backward, warm cache, after the import (issue 10)",
                                  f"{w:.2f} s", "<= 0.4 s", w <= 0.4))
     if "cold" in results:
         c = results["cold"]
         worst = max(c["float32"], c["float64"])
-        goals.append(C.goal_line("first backward, cold cache, per dtype",
+        goals.append(C.goal_line("first backward, cold cache, per dtype (issue 10)",
                                  f"float32 {c['float32']:.1f} s, then float64 "
                                  f"{c['float64']:.3f} s", "<= 6 s", worst <= 6))
     notes.append("All columns but 'process wall' are CPU time of the child "

@@ -327,7 +327,7 @@ def main():
                                      worst[i] <= 1.5))
     if bytes_seen:
         b = max(bytes_seen)
-        goals.append(C.goal_line("tape + values + adjoints per scalar record",
+        goals.append(C.goal_line("tape + values + adjoints per scalar record (issue 10)",
                                  f"{b:.0f} B", "<= 40 B", b <= 40))
     blocks.append(C.goal_block(goals))
     notes.append("Both loops get the same records; adjoints are reset and the last record "
