@@ -19,7 +19,7 @@ from ._generated.tables import ARRAY_F as _ARRAY_F, SCALAR_F as _SCALAR_F
 from .layout import CONST_A, CONST_B, F32, RECORD, RECORD_SIZE, SCALAR, SHIFT
 from .ops import (ADD, CLAMP, DIV, DOT, MM, MUL, MV, POW, POWC, RPOW, SUB)
 from .quiet import hush as _hush, unhush as _unhush
-from .recording import _INPLACE, no_grad_result, record, slot_of
+from .recording import _INPLACE, _link, _source, no_grad_result, record, slot_of
 from .shapes import _broadcast, _cstrides, _dim, _lane_aux, _reduced_dims  # noqa: F401
 from .state import _var, current_tape, recording_active, thread_state
 
@@ -140,10 +140,12 @@ def _sx(x, tape):
     """Slot of operand x on tape (a leaf already recorded there: no call)."""
     if x._tape is tape:
         return x._slot
-    node = x._node
-    if node is not None and node.tape_id == tape.id and x._tape is None:
-        return node.slot
-    return slot_of(x, tape)
+    if x._tape is None:                 # a leaf or a constant: a source record, once a tape
+        node = x._node
+        if node is not None and node.tape_id == tape.id:
+            return node.slot
+        return _source(x, tape)
+    return _link(x, tape)
 
 
 def _finish(out, tape, head, b):

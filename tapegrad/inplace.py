@@ -7,7 +7,7 @@ import numpy as np
 
 from .face import (_array, _as_tensor, _binary, _bump, _cell, _float, _hush, _nd, _new, _record,
                    _result_dtype, _round, _shape, _state_get, _unhush, Tensor)
-from .layout import RECORD_SIZE
+from .layout import F32, RECORD, RECORD_SIZE
 from .ops import ADD, ASSTRIDED, BY_CODE, COPYSLICES, DIV, MUL, SUB
 from .shapes import _broadcast
 from .state import refuse_while_recording, thread_state
@@ -47,6 +47,8 @@ def _inplace(self, op, other):
             a = _stand_in(self)
             other = a if other is self else other
         res = _binary(op, a, other)
+        if type(res._v) is _float and res._dtype is not self._dtype:
+            _round_record(res, self._dtype)
         _assign(self, res, res._slot)
         if type(self._v) is _float and type(res._v) is not _float:
             self._v = np.array(self._v, self._dtype.np)   # it is an array record now
@@ -134,6 +136,18 @@ def _positions(view, base):
     for n, stride in zip(view.shape, view.strides):
         pos = np.add.outer(pos, np.arange(n, dtype=np.int64) * (stride // size))
     return pos.ravel()
+
+
+def _round_record(res, dt):
+    """A scalar result written into a tensor of another dtype (float32 t += float64 b):
+    its record holds the value t holds, rounded to dt and flagged so, as PyTorch casts
+    the result (later records compare their operands with it)."""
+    tape, at = res._tape, res._slot * RECORD_SIZE
+    head, b, v = RECORD.unpack_from(tape.rec, at)
+    res._v = _round(v, dt)
+    res._dtype = dt
+    RECORD.pack_into(tape.rec, at, head & ~F32 | (F32 if dt.itemsize == 4 else 0), b, res._v)
+    tape.dtypes |= 1 if dt.itemsize == 4 else 2
 
 
 def _stand_in(t):

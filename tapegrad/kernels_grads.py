@@ -1,12 +1,12 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: 828845599a802138
+# kernel sources: 8f254648a6918f64
 import numpy as np
 
-from .layout import (AOBJ, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, CONST_A, CONST_B,
+from .layout import (AOBJ, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, CONST_A, CONST_B, F32,
                      PB, PN, PP, PQ, SHIFT, YOBJ)
-from .ops import (ADD, AMAX, AMIN, CLAMP, LOGSOFTMAX, LOGSUMEXP, MAXALL,
-                  MAXD, MINALL, MUL, NEG, NORM, POWC, PROD,
+from .ops import (ADD, AMAX, AMIN, CLAMP, LOGSOFTMAX, LOGSUMEXP, MAXALL, MAXIMUM,
+                  MAXD, MINALL, MINIMUM, MUL, NEG, NORM, POWC, PROD,
                   PRODDIM, RELU, SOFTMAX, STD, SUB,
                   TANH, VAR, WHERE)
 from ._generated.elementwise import binary_grad, unary_grad
@@ -35,6 +35,11 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     if b < 0:
         cbuf[1] = c
         xb = cbuf[1:2]
+    if h & F32 and (op == MAXIMUM or op == MINIMUM):
+        # a float32 result from a float64 0-d operand or a number: PyTorch compares the
+        # operands cast to float32, so values equal once rounded are a tie
+        xa = _as_float32(xa, cbuf, 0)
+        xb = _as_float32(xb, cbuf, 1)
     xy = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 2)
     xw = cbuf[3:3]
     if op == WHERE:                 # the condition, as 0/1 in the sweep's dtype
@@ -86,6 +91,15 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
         _stride_walk(nd, shp, sa, 0, ta, ga, True, 1.0)
     if grad_b:
         _stride_walk(nd, shp, sb, 0, tb, gb, True, 1.0)
+
+
+@jit
+def _as_float32(x, cbuf, i):
+    """A one-element operand (0-d or a number) rounded to float32, through cbuf[i]."""
+    if x.shape[0] != 1:
+        return x
+    cbuf[i] = np.float32(x[0])
+    return cbuf[i:i + 1]
 
 
 @jit

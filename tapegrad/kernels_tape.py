@@ -1,6 +1,6 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, and strided walks."""
-# kernel sources: 828845599a802138
+# kernel sources: 8f254648a6918f64
 import numpy as np
 from numba import njit
 

@@ -9,9 +9,8 @@ runs it in PyTorch and checks that the catalogue's expectation is PyTorch's (typ
 ``torch.X`` read ``tapegrad.X`` in tapegrad's messages). Cases where tapegrad has words of its
 own (PyTorch accepts the input, or words it differently by design) are marked ``own``.
 
-Known bugs are ``xfail(strict=True)`` with the reason "BUG: ...": the expectation written is
-the right one (PyTorch's); the test passes when the bug is fixed and then fails until the
-mark is removed.
+Every case passes as the behaviour it describes: the bugs this catalogue once pinned are
+fixed (issue 14), and a new one is fixed, not marked.
 """
 import math
 import re
@@ -56,19 +55,15 @@ def MODIFIED(kind, shape, node, now=1, expected=0):
 
 
 # ----- the catalogue ----------------------------------------------------------------------
-Case = namedtuple("Case", "id scenario expect own marks")
+Case = namedtuple("Case", "id scenario expect own")
 # expect: (exception type, message) or ("value", expected structure) ; own: tapegrad's own
-# words (no PyTorch comparison of the message); marks: pytest marks for the tapegrad test.
+# words (no PyTorch comparison of the message).
 CASES = []
 
 
-def case(id, expect, own=False, bug=None, raises=None):
+def case(id, expect, own=False):
     def register(scenario):
-        marks = ()
-        if bug:      # it must fail, and only in the expected way
-            marks = (pytest.mark.xfail(strict=True, reason="BUG: " + bug,
-                                       raises=raises or AssertionError),)
-        CASES.append(Case(id, scenario, expect, own, marks))
+        CASES.append(Case(id, scenario, expect, own))
         return scenario
     return register
 
@@ -850,7 +845,7 @@ def _torch_words(msg):
 
 
 def _params():
-    return [pytest.param(c, id=c.id, marks=list(c.marks)) for c in CASES]
+    return [pytest.param(c, id=c.id) for c in CASES]
 
 
 def _tape():

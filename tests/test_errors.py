@@ -223,11 +223,6 @@ def gradient_wrong_shape_scalar(L):
 RE = RuntimeError
 
 
-def _bug(reason, raises=AssertionError):
-    """A known tapegrad bug: the test must fail, and only in the expected way."""
-    return pytest.mark.xfail(strict=True, raises=raises, reason="BUG: " + reason)
-
-
 # (scenario, type, the issue's message or its fixed beginning, whole message?, marks for the
 #  tapegrad check, marks for the PyTorch comparison)
 ERRORS = [

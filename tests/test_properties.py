@@ -1040,11 +1040,6 @@ def test_graphs_reach_every_differentiable_opcode_of_the_op_table():
 
 
 # ----- failures Hypothesis found, as regular tests ------------------------------------------
-def _bug(reason, raises=AssertionError):
-    """A known bug: the test must fail, and only in the expected way."""
-    return pytest.mark.xfail(strict=True, raises=raises, reason="BUG: " + reason)
-
-
 def test_found_std_of_constant_lane():
     x = tg.tensor([0.5, 0.5], dtype=tg.float64, requires_grad=True)
     x.std().backward()
@@ -1122,10 +1117,9 @@ def test_found_inplace_mul_on_an_intermediate(inplace, scalar):
         np.testing.assert_allclose(g, w, rtol=1e-12)
 
 
-@_bug("maximum/minimum of a float64 0-d tensor and a float32 array (a float32 result): "
-      "values equal once rounded to float32 are a tie in PyTorch (the gradient split "
-      "0.5/0.5); tapegrad compares the unrounded values and gives it all to one side")
 def test_found_mixed_precision_tie():
+    """Found as a bug (tapegrad compared the unrounded values: all the gradient to one
+    side); fixed: a float32 result's operands are compared in float32, a tie splits."""
     torch = pytest.importorskip("torch")
     got = []
     for L in (tg, torch):
@@ -1148,10 +1142,9 @@ def test_found_flatten_of_1d_is_itself():
         assert s.flatten() is not s and list(s.flatten().shape) == [1]
 
 
-@_bug("t += b on a float32 Python-float scalar t with a float64 0-d b: the record keeps the "
-      "float64 sum while t holds it rounded to float32, so max()/maximum() of t, which "
-      "compare the two, give t no gradient")
 def test_found_inplace_float32_scalar_with_float64_operand():
+    """Found as a bug (the record kept the float64 sum while t held it rounded, so max()
+    gave t no gradient); fixed: the record holds t's rounded value."""
     torch = pytest.importorskip("torch")
     got = []
     for L in (tg, torch):
