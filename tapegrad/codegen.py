@@ -210,6 +210,7 @@ _PRELUDE = [
     "from ..dtypes import float32 as _F32, promote as _promote",
     "from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unary)",
     "from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT",
+    "from ..recording import _source",
     "from ..state import recording_active",
     "",
     "_pack = RECORD.pack",
@@ -260,11 +261,12 @@ def _operand_slot(indent, name, var):
     i = " " * indent
     return [f"{i}if {name}._tape is tape:",
             f"{i}    {var} = {name}._slot",
-            f"{i}else:",
+            f"{i}elif {name}._tape is not None:",
+            f"{i}    return _record_scalar(out, head, self, other)",
+            f"{i}else:                  # a leaf (or constant): its source record, once a tape",
             f"{i}    n = {name}._node",
-            f"{i}    if n is None or n.tape_id != tape.id or {name}._tape is not None:",
-            f"{i}        return _record_scalar(out, head, self, other)",
-            f"{i}    {var} = n.slot"]
+            f"{i}    {var} = n.slot if n is not None and n.tape_id == tape.id else "
+            f"_source({name}, tape)"]
 
 
 def _binary_method(name, code, value, rvalue, tensor_guard, const_guard, const_first):

@@ -99,9 +99,10 @@ def _source(t, tape):
         rec += _pack(head, node.addr, v)
         node.tape_id = tape.id
         return slot
-    flag = _dtype_flag(tape, t._dtype)
+    flag, bit = _FLAGS.get(t._dtype, _NO_FLAGS)     # _dtype_flag, inline (a hot path)
+    tape.dtypes |= bit
     scalar = type(v) is _float
-    if not scalar:
+    if not scalar and len(v.shape) > MAXD:
         dims_ok(v.shape)
     if t._rg:
         if node.page is None:
@@ -202,7 +203,8 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
                 else slot_of(b, tape)
     else:
         sb = -1
-    flags = _dtype_flag(tape, out._dtype)
+    flags, bit = _FLAGS.get(out._dtype, _NO_FLAGS)  # _dtype_flag, inline (a hot path)
+    tape.dtypes |= bit
     if ta and tb:
         head, bf = op | sa << SHIFT, _float(sb)
     elif tb:                                  # a Python number stands first (2 - x)

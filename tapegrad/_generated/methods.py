@@ -7,6 +7,7 @@ from ..base import TensorBase
 from ..dtypes import float32 as _F32, promote as _promote
 from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unary)
 from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT
+from ..recording import _source
 from ..state import recording_active
 
 _pack = RECORD.pack

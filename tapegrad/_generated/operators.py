@@ -7,6 +7,7 @@ from ..base import TensorBase
 from ..dtypes import float32 as _F32, promote as _promote
 from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unary)
 from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT
+from ..recording import _source
 from ..state import recording_active
 
 _pack = RECORD.pack
@@ -48,18 +49,18 @@ class ScalarOperators:
                                 return _record_scalar(out, head, self, other)
                         if self._tape is tape:
                             sx = self._slot
-                        else:
+                        elif self._tape is not None:
+                            return _record_scalar(out, head, self, other)
+                        else:                  # a leaf (or constant): its source record, once a tape
                             n = self._node
-                            if n is None or n.tape_id != tape.id or self._tape is not None:
-                                return _record_scalar(out, head, self, other)
-                            sx = n.slot
+                            sx = n.slot if n is not None and n.tape_id == tape.id else _source(self, tape)
                         if other._tape is tape:
                             sy = other._slot
-                        else:
+                        elif other._tape is not None:
+                            return _record_scalar(out, head, self, other)
+                        else:                  # a leaf (or constant): its source record, once a tape
                             n = other._node
-                            if n is None or n.tape_id != tape.id or other._tape is not None:
-                                return _record_scalar(out, head, self, other)
-                            sy = n.slot
+                            sy = n.slot if n is not None and n.tape_id == tape.id else _source(other, tape)
                         rec = tape.rec
                         out._slot = len(rec) // 24
                         rec += _pack(head | sx << SHIFT, sy, z)
@@ -129,18 +130,18 @@ class ScalarOperators:
                                 return _record_scalar(out, head, self, other)
                         if self._tape is tape:
                             sx = self._slot
-                        else:
+                        elif self._tape is not None:
+                            return _record_scalar(out, head, self, other)
+                        else:                  # a leaf (or constant): its source record, once a tape
                             n = self._node
-                            if n is None or n.tape_id != tape.id or self._tape is not None:
-                                return _record_scalar(out, head, self, other)
-                            sx = n.slot
+                            sx = n.slot if n is not None and n.tape_id == tape.id else _source(self, tape)
                         if other._tape is tape:
                             sy = other._slot
-                        else:
+                        elif other._tape is not None:
+                            return _record_scalar(out, head, self, other)
+                        else:                  # a leaf (or constant): its source record, once a tape
                             n = other._node
-                            if n is None or n.tape_id != tape.id or other._tape is not None:
-                                return _record_scalar(out, head, self, other)
-                            sy = n.slot
+                            sy = n.slot if n is not None and n.tape_id == tape.id else _source(other, tape)
                         rec = tape.rec
                         out._slot = len(rec) // 24
                         rec += _pack(head | sx << SHIFT, sy, z)
@@ -240,18 +241,18 @@ class ScalarOperators:
                                 return _record_scalar(out, head, self, other)
                         if self._tape is tape:
                             sx = self._slot
-                        else:
+                        elif self._tape is not None:
+                            return _record_scalar(out, head, self, other)
+                        else:                  # a leaf (or constant): its source record, once a tape
                             n = self._node
-                            if n is None or n.tape_id != tape.id or self._tape is not None:
-                                return _record_scalar(out, head, self, other)
-                            sx = n.slot
+                            sx = n.slot if n is not None and n.tape_id == tape.id else _source(self, tape)
                         if other._tape is tape:
                             sy = other._slot
-                        else:
+                        elif other._tape is not None:
+                            return _record_scalar(out, head, self, other)
+                        else:                  # a leaf (or constant): its source record, once a tape
                             n = other._node
-                            if n is None or n.tape_id != tape.id or other._tape is not None:
-                                return _record_scalar(out, head, self, other)
-                            sy = n.slot
+                            sy = n.slot if n is not None and n.tape_id == tape.id else _source(other, tape)
                         rec = tape.rec
                         out._slot = len(rec) // 24
                         rec += _pack(head | sx << SHIFT, sy, z)
@@ -321,18 +322,18 @@ class ScalarOperators:
                                 return _record_scalar(out, head, self, other)
                         if self._tape is tape:
                             sx = self._slot
-                        else:
+                        elif self._tape is not None:
+                            return _record_scalar(out, head, self, other)
+                        else:                  # a leaf (or constant): its source record, once a tape
                             n = self._node
-                            if n is None or n.tape_id != tape.id or self._tape is not None:
-                                return _record_scalar(out, head, self, other)
-                            sx = n.slot
+                            sx = n.slot if n is not None and n.tape_id == tape.id else _source(self, tape)
                         if other._tape is tape:
                             sy = other._slot
-                        else:
+                        elif other._tape is not None:
+                            return _record_scalar(out, head, self, other)
+                        else:                  # a leaf (or constant): its source record, once a tape
                             n = other._node
-                            if n is None or n.tape_id != tape.id or other._tape is not None:
-                                return _record_scalar(out, head, self, other)
-                            sy = n.slot
+                            sy = n.slot if n is not None and n.tape_id == tape.id else _source(other, tape)
                         rec = tape.rec
                         out._slot = len(rec) // 24
                         rec += _pack(head | sx << SHIFT, sy, z)
