@@ -174,6 +174,53 @@ def test_anomaly_mode_names_the_node_and_shows_the_forward_call():
                in str(x.message) for x in w)
 
 
+# Each case: (node name, which output is NaN, forward of operands a, b) where a NaN in one
+# operand's value makes exactly the other operand's gradient NaN: d(a.b)/db = a, and so on.
+_NAN_OPERAND_CASES = [
+    ("DotBackward0", 1, lambda a, b: a.dot(b), [np.nan, 2.0], [1.0, 1.0]),
+    ("DotBackward0", 0, lambda a, b: a.dot(b), [1.0, 2.0], [np.nan, 1.0]),
+    ("MulBackward0", 1, lambda a, b: (a * b).sum(), [np.nan, 2.0], [1.0, 1.0]),
+    ("MulBackward0", 0, lambda a, b: (a * b).sum(), [1.0, 2.0], [np.nan, 1.0]),
+    ("MvBackward0", 1, lambda a, b: a.reshape(1, 2).mv(b).sum(), [np.nan, 2.0], [1.0, 1.0]),
+]
+
+
+@pytest.mark.parametrize("name,index,fn,av,bv", _NAN_OPERAND_CASES)
+def test_anomaly_mode_checks_every_operands_gradient(name, index, fn, av, bv):
+    """A NaN in either output of a two-operand backward is caught, the second one included
+    (d(a.b)/db = a: a NaN in a makes b's gradient NaN), named as PyTorch names it."""
+    message = f"Function '{name}' returned nan values in its {index}th output."
+
+    def run(lib):
+        a = lib.tensor(av, dtype=lib.float64, requires_grad=True)
+        b = lib.tensor(bv, dtype=lib.float64, requires_grad=True)
+        with lib.autograd.detect_anomaly(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(RuntimeError, match=re.escape(message)):
+                fn(a, b).backward()
+    run(tg)
+    torch = pytest.importorskip("torch")
+    run(torch)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_relu_of_a_0d_nan_is_nan(dtype):
+    """relu(nan) is NaN for a 0-d tensor (the Python-float fast path) as for arrays and in
+    PyTorch; its gradient through the NaN is 1 (PyTorch's threshold_backward: nan <= 0 is
+    false, so the gradient passes)."""
+    x = tg.tensor(np.nan, dtype=getattr(tg, dtype), requires_grad=True)
+    y = x.relu()
+    assert np.isnan(y.item()) and y.grad_fn.name() == "ReluBackward0"
+    y.backward()
+    assert x.grad.item() == 1.0
+    assert np.isnan(tg.tensor([np.nan]).relu().numpy()[0])
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(np.nan, dtype=getattr(torch, dtype), requires_grad=True)
+    ty = tx.relu()
+    ty.backward()
+    assert np.isnan(ty.item()) and tx.grad.item() == x.grad.item()
+
+
 def test_nan_propagates_without_anomaly_mode():
     a = tg.zeros(1, dtype=tg.float64, requires_grad=True)
     (a / a).sum().backward()
