@@ -21,6 +21,7 @@ import tapegrad as tg
 from tapegrad.ops import TABLE
 
 from conftest import fd_grad, t64
+from op_catalogue import SPECIAL, UNARY, call
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -158,6 +159,30 @@ def _setitem_col(a, b):
     return y
 
 
+# ----- the elementwise unary ops of tests/op_catalogue.py ---------------------------------
+# the catalogue's domains as this file draws them (kinks and poles: away from 0)
+_DOMAIN = {"any": "any", "kink": "nz", "nz": "nz", "pos": "pos"}
+# besides x.name() at four shapes, the other spellings a user writes
+UNARY_FORMS = {
+    "neg": [V("neg-operator", lambda a: -a, T((3, 4))),
+            V("neg-operator-0d", lambda a: -a, T(())),
+            V("neg-tg", lambda a: tg.neg(a), T(()))],
+    "exp": [V("exp-tg", tg.exp, T((3, 4)))],
+    "log": [V("log-tg", tg.log, T((), "pos"))],
+    "tanh": [V("tanh-tg", tg.tanh, T((5,)))],
+    "sigmoid": [V("sigmoid-tg", tg.sigmoid, T(()))],
+    "sqrt": [V("sqrt-tg", tg.sqrt, T((3, 4), "pos"))],
+    "abs": [V("abs-builtin", abs, T((3, 4), "nz")), V("abs-tg", tg.abs, T((), "nz"))],
+    "relu": [V("relu-tg", tg.relu, T((3, 4), "nz"))],
+    "reciprocal": [V("reciprocal-tg", tg.reciprocal, T((3, 4), "nz"))],
+    "sin": [V("sin-tg", tg.sin, T((3, 4)))],
+    "cos": [V("cos-tg", tg.cos, T(()))],
+    "clone": [V("clone-tg", tg.clone, T((3, 4)))],
+}
+assert set(UNARY_FORMS) <= set(UNARY)
+UNARY_CASES = {name: _unary_variants(name, call(name), _DOMAIN[domain])
+               + UNARY_FORMS.get(name, []) for name, domain in UNARY.items()}
+
 CASES = {
     "add": _binary_variants("add", lambda a, b: a + b) + [
         V("add-method", lambda a, b: a.add(b), T((3, 4)), T((4,))),
@@ -184,22 +209,6 @@ CASES = {
         V("pow-method", lambda a, b: a.pow(b), T((3, 4), "pos"), T((4,))),
         V("pow-tg", lambda a, b: tg.pow(a, b), T((), "pos"), T(())),
     ],
-    "neg": _unary_variants("neg", lambda a: -a) + [
-        V("neg-method", lambda a: a.neg(), T((3, 4))),
-        V("neg-tg", lambda a: tg.neg(a), T(())),
-    ],
-    "exp": _unary_variants("exp", lambda a: a.exp()) + [V("exp-tg", tg.exp, T((3, 4)))],
-    "log": _unary_variants("log", lambda a: a.log(), "pos") + [V("log-tg", tg.log,
-                                                                 T((), "pos"))],
-    "tanh": _unary_variants("tanh", lambda a: a.tanh()) + [V("tanh-tg", tg.tanh, T((5,)))],
-    "sigmoid": _unary_variants("sigmoid", lambda a: a.sigmoid()) + [
-        V("sigmoid-tg", tg.sigmoid, T(()))],
-    "sqrt": _unary_variants("sqrt", lambda a: a.sqrt(), "pos") + [
-        V("sqrt-tg", tg.sqrt, T((3, 4), "pos"))],
-    "abs": _unary_variants("abs", lambda a: a.abs(), "nz") + [
-        V("abs-builtin", abs, T((3, 4), "nz")), V("abs-tg", tg.abs, T((), "nz"))],
-    "relu": _unary_variants("relu", lambda a: a.relu(), "nz") + [
-        V("relu-tg", tg.relu, T((3, 4), "nz"))],
     "clamp": _unary_variants("clamp", lambda a: a.clamp(min=-0.5, max=0.5), "clamp") + [
         V("clamp-min", lambda a: a.clamp(min=-0.5), T((3, 4), "clamp")),
         V("clamp-max", lambda a: a.clamp(max=0.5), T((3, 4), "clamp")),
@@ -220,8 +229,6 @@ CASES = {
         V("rpow-half", lambda a: 0.5 ** a, T((3, 4))),
         V("rpow-int", lambda a: 3 ** a, T(())),
     ],
-    "reciprocal": _unary_variants("reciprocal", lambda a: a.reciprocal(), "nz") + [
-        V("reciprocal-tg", tg.reciprocal, T((3, 4), "nz"))],
     "sum": [
         V("sum-5", lambda a: a.sum(), T((5,))),
         V("sum-3x4", lambda a: a.sum(), T((3, 4))),
@@ -329,12 +336,6 @@ CASES = {
         V("where-const", lambda a, b: L(b).where(b.detach() > 0, a, b), C((3, 1)),
           T((3, 4), "nz")),
     ],
-    "sin": _unary_variants("sin", lambda a: a.sin()) + [V("sin-tg", tg.sin, T((3, 4)))],
-    "cos": _unary_variants("cos", lambda a: a.cos()) + [V("cos-tg", tg.cos, T(()))],
-    "log1p": _unary_variants("log1p", lambda a: a.log1p(), "pos"),
-    "expm1": _unary_variants("expm1", lambda a: a.expm1()),
-    "erf": _unary_variants("erf", lambda a: a.erf()),
-    "rsqrt": _unary_variants("rsqrt", lambda a: a.rsqrt(), "pos"),
     # casts: values on float32's grid and steps of 2**-8, so differences are exact
     "to": [
         V("to-f32", lambda a: a.to(L(a).float32), T((3, 4), "f32"), eps=2 ** -8),
@@ -343,8 +344,6 @@ CASES = {
         V("to-double", lambda a: a.double(), T((2, 3), "f32", "float32"), eps=2 ** -8),
         V("to-0d", lambda a: a.to(L(a).float32), T((), "f32"), eps=2 ** -8),
     ],
-    "clone": _unary_variants("clone", lambda a: a.clone()) + [V("clone-tg", tg.clone,
-                                                                   T((3, 4)))],
     "max": [V("max-5", lambda a: a.max(), T((5,))), V("max-3x4", lambda a: a.max(), T((3, 4))),
             V("max-tg", lambda a: tg.max(a), T((2, 3, 4)))],
     "min": [V("min-5", lambda a: a.min(), T((5,))), V("min-3x4", lambda a: a.min(), T((3, 4)))],
@@ -432,6 +431,8 @@ CASES = {
                    V("as_strided-view-mul_", _view_changed_in_place, T((3, 4)), T((3,))),
                    V("as_strided-sibling", _sibling_of_a_changed_view, T((3, 4)))],
 }
+assert not set(CASES) & set(UNARY_CASES)
+CASES.update(UNARY_CASES)
 
 # Rows without a gradient (node None: comparisons). Their results never require grad, even
 # from inputs that do; they are checked for that, for their values, and against PyTorch.
@@ -571,6 +572,36 @@ def test_every_row_has_a_case():
     assert not missing, f"op table rows (no gradient) with no case in NO_GRAD_CASES: {missing}"
     unknown = sorted(set(NO_GRAD_CASES) - plain)
     assert not unknown, f"NO_GRAD_CASES entries that are not gradient-free rows: {unknown}"
+
+
+def test_every_unary_row_is_in_the_catalogue():
+    """A unary row of the op table is a line of tests/op_catalogue.py (the four test files
+    that run the elementwise unary ops take their lists from it), or one of its few
+    special rows with cases of their own in each file."""
+    rows = {name for name, row in TABLE.items() if row.family == "unary"}
+    missing = sorted(rows - set(UNARY) - set(SPECIAL))
+    assert not missing, f"unary rows of the op table not in tests/op_catalogue.py: {missing}"
+    unknown = sorted((set(UNARY) | set(SPECIAL)) - rows)
+    assert not unknown, f"tests/op_catalogue.py names ops that are not unary rows: {unknown}"
+    for name in UNARY:
+        assert callable(getattr(tg.Tensor, name, None)), f"x.{name}() is not a Tensor method"
+
+
+@pytest.mark.parametrize("name", list(UNARY))
+def test_catalogue_op_is_a_tg_function_and_a_method(name):
+    """tg.<name>(x) is x.<name>() (PyTorch has both too), on arrays and 0-d scalars."""
+    torch = pytest.importorskip("torch")
+    assert callable(getattr(torch, name)) and callable(getattr(torch.Tensor, name))
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    for shape in ((3, 4), ()):
+        v = _draw(rng, shape, _DOMAIN[UNARY[name]])
+        x = t64(v, requires_grad=True)
+        y, z = getattr(tg, name)(x), call(name)(x)
+        assert y.grad_fn.name() == z.grad_fn.name() == TABLE[name].node
+        np.testing.assert_array_equal(y.detach().numpy(), z.detach().numpy())
+        np.testing.assert_allclose(y.detach().numpy(),
+                                   getattr(torch, name)(torch.tensor(v)).numpy(),
+                                   rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("name,variant", ALL, ids=IDS)
