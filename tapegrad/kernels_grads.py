@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: 8f254648a6918f64
+# kernel sources: d19a1160dbd3205a
 import numpy as np
 
 from .layout import (AOBJ, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, CONST_A, CONST_B, F32,

@@ -1,6 +1,6 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, and strided walks."""
-# kernel sources: 8f254648a6918f64
+# kernel sources: d19a1160dbd3205a
 import numpy as np
 from numba import njit
 
