@@ -357,10 +357,10 @@ def methods_source():
 # The sweep, written twice from one template: a "core" tier with the families most tapes
 # use (elementwise, sums, matrix products, views) and a "full" tier with all of them, so
 # that a tape of the core families compiles (once, cached) only what it runs.
-SWEEP_TEMPLATE = '''@jit
+SWEEP_TEMPLATE = '''@jit_inline_into("backward_all{tier}")
 def sweep{tier}(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
     """Accumulates adjoints from record ``start`` down to record ``stop`` (reached ones)."""
-    cbuf = np.zeros(8, sg.dtype)
+    cbuf = np.zeros(CBUF, sg.dtype)
     zero = cbuf[7]
     for r in range(start, stop - 1, -1):
         if reach[r] == 0:
@@ -405,14 +405,14 @@ def sweep{tier}(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
             a = h >> SHIFT
             if _needs_grad(rq, a):
                 _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
-                      _adjoint(rq, rd, ms, md, sg, off, work, a), False, rd[3 * r + 1])
+                      _adjoint(rq, rd, ms, md, sg, off, work, a), GATHER, rd[3 * r + 1])
 {lane}        elif fam == F_MATMUL:
             _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
         elif fam == F_STRIDED:  # a view: scatter the adjoint back to where it came from
             a = h >> SHIFT
             if _needs_grad(rq, a):
                 _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
-                      _adjoint(rq, rd, ms, md, sg, off, work, a), True, 1.0)
+                      _adjoint(rq, rd, ms, md, sg, off, work, a), SCATTER, 1.0)
 {rest}
 
 @jit
@@ -427,10 +427,10 @@ def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, reta
     data_pointers(ids, ptrs)
     n = rq.shape[0] // 3
     reach = np.zeros(n, np.uint8)
-    off = np.full(ms.shape[0], -1, np.int64)
+    off = np.full(ms.shape[0], M1, np.int64)
     if ms.shape[0] > 0 or check:
-        roots = np.full(1, root, np.int64)
-        total = prepare(rq, rd, ms, md, ptrs, roots, False, like.itemsize == 4, reach, off)
+        roots = np.full(I1, root, np.int64)
+        total = prepare(rq, rd, ms, md, ptrs, roots, NO, like.itemsize == 4, reach, off)
         if check:
             for r in range(root + 1):
                 if reach[r] and freed[r]:
@@ -443,7 +443,7 @@ def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, reta
     g = _adjoint(rq, rd, ms, md, sg, off, work, root)
     for i in range(g.shape[0]):
         g[i] += seed[i]
-    sweep{tier}(rq, rd, ms, md, ptrs, sg, reach, off, work, root, 0, False)
+    sweep{tier}(rq, rd, ms, md, ptrs, sg, reach, off, work, root, I0, NO)
     count = 0
     for r in range(root + 1):
         if reach[r]:
@@ -468,10 +468,11 @@ def sweeps_source():
     """sweep / backward_all (core families) and sweep_full / backward_all_full."""
     out = [HEADER, "import numpy as np\n",
            "from ..kernels import _leaf, data_pointers, prepare",
-           "from ..kernels_base import _f, jit",
+           "from ..kernels_base import _f, jit, jit_inline_into",
            "from ..kernels_grads import (_binary, _copyslices, _gather, _lane, _matmul, _multi,",
            "                             _unary)",
-           "from ..kernels_tape import _adjoint, _needs_grad, _row, _walk",
+           "from ..kernels_tape import (CBUF, GATHER, I0, I1, M1, NO, SCATTER, _adjoint, _needs_grad,",
+           "                            _row, _walk)",
            "from ..layout import CONST_A, CONST_B, OPMASK, SCALAR, SHIFT",
            "from ..ops import (F_BINARY, F_GATHER, F_LANE, F_MATMUL, F_MULTI, F_REDUCE, F_SETITEM,",
            "                   F_SOURCE, F_STRIDED, F_UNARY, FAMILY, LEAF, NEEDS)",

@@ -18,7 +18,7 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: d19a1160dbd3205a
+# kernel sources: a065dd278c631ccf
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
@@ -29,24 +29,24 @@ from .ops import (NEEDS, FAMILY,
                   F_REDUCE, F_SETITEM,
                   F_SOURCE, F_STRIDED, F_UNARY, LEAF)
 from ._generated.elementwise import binary_grad, unary_grad
-from .kernels_base import _f, jit
+from .kernels_base import _f, jit_inline
 from .ptr import DATA_OFFSET, as_u8_ptr, load_i64, view_f32, view_f64
 
 
-from .kernels_tape import (_adjoint, _bcast_strides, _int_list, _is_scalar,  # noqa: F401
+from .kernels_tape import (I1, _adjoint, _bcast_strides, _int_list, _is_scalar,  # noqa: F401
                            _needs_grad, _row, _saved, _shape, _size, _stride_walk,
                            _walk)
 
 
 # ----- the sweep ----------------------------------------------------------------------
-@jit
+@jit_inline
 def data_pointers(ids, out):
     """The data address of each kept ndarray, read from the objects (ids: their id())."""
     for i in range(ids.shape[0]):
         out[i] = load_i64(ids[i] + DATA_OFFSET)
 
 
-@jit
+@jit_inline
 def _operands_reach(r, h, rq, rd, md, ptrs, reach):
     """Marks the operands of reached record r that need a gradient."""
     op = h & OPMASK
@@ -76,7 +76,7 @@ def _operands_reach(r, h, rq, rd, md, ptrs, reach):
             reach[b] = 1
 
 
-@jit
+@jit_inline
 def prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
     """Marks in ``reach`` what the roots reach and gives each reached array record its
     adjoint: ``off[k]``, an offset in the workspace (whose size it returns), or -1 for a
@@ -105,7 +105,7 @@ def prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
     return total
 
 
-@jit
+@jit_inline
 def _leaf(r, h, rq, rd, ms, md, sg, off, work):
     """A reached leaf: add its adjoint into its grad (a cell, or its buffer when the
     adjoint was staged because of a dtype other than the sweep's) and mark it as holding
@@ -116,9 +116,9 @@ def _leaf(r, h, rq, rd, ms, md, sg, off, work):
         return
     if h & SCALAR:
         if h & F32:
-            view_f32(cell, 1)[0] += sg[r]
+            view_f32(cell, I1)[0] += sg[r]
         else:
-            view_f64(cell, 1)[0] += sg[r]
+            view_f64(cell, I1)[0] += sg[r]
     else:
         k = _row(rd, r)
         o = off[k]

@@ -32,6 +32,23 @@ def jit(fn):
     return njit(cache=CACHE, error_model="numpy")(fn)
 
 
+def jit_inline(fn):
+    """A small helper inlined into its jitted callers (Numba IR), so that it is not
+    compiled, optimized and linked as a function of its own in every caller's module.
+    Called from Python, it is an ordinary cached kernel."""
+    return njit(cache=CACHE, error_model="numpy", inline="always")(fn)
+
+
+def jit_inline_into(*callers):
+    """A kernel inlined (Numba IR) into the jitted functions named ``callers`` only:
+    elsewhere, and from Python, it is an ordinary cached kernel. The sweep goes into
+    ``backward_all`` this way: linked as a function of its own, LLVM would optimize and
+    compile its whole call tree twice (once for each library)."""
+    def cost_model(expr, caller_ir, callee_ir):
+        return caller_ir.func_id.func_name in callers
+    return njit(cache=CACHE, error_model="numpy", inline=cost_model)
+
+
 def _f(value, like):
     """A number in the floating type of ``like`` (jitted: see the overload below)."""
     return value

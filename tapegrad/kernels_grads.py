@@ -1,19 +1,20 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: d19a1160dbd3205a
+# kernel sources: a065dd278c631ccf
 import numpy as np
 
-from .layout import (AOBJ, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, CONST_A, CONST_B, F32,
-                     PB, PN, PP, PQ, SHIFT, YOBJ)
+from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
+                     PB, PN, PP, PQ, SHIFT)
 from .ops import (ADD, AMAX, AMIN, CLAMP, LOGSOFTMAX, LOGSUMEXP, MAXALL, MAXIMUM,
-                  MAXD, MINALL, MINIMUM, MUL, NEG, NORM, POWC, PROD,
+                  MINALL, MINIMUM, MUL, NEG, NORM, POWC, PROD,
                   PRODDIM, RELU, SOFTMAX, STD, SUB,
                   TANH, VAR, WHERE)
 from ._generated.elementwise import binary_grad, unary_grad
-from .kernels_base import jit
+from .kernels_base import jit, jit_inline
 
 
-from .kernels_tape import (_adjoint, _bcast_strides, _int_list, _needs_grad, _row, _saved,
+from .kernels_tape import (COL_A, COL_B, COL_Y, GATHER, I0, I1, I2, NDIM, SCATTER,
+                           _adjoint, _bcast_strides, _int_list, _needs_grad, _row, _saved,
                            _shape, _size, _stride_walk)
 
 
@@ -27,8 +28,8 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
     c = rd[3 * r + 1]
     # a value the record did not keep (its only user needs no grad) reads as empty
-    xa = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
-    xb = _saved(rq, rd, ms, md, ptrs, r, BOBJ, b, cbuf, 1)
+    xa = _saved(rq, rd, ms, md, ptrs, r, COL_A, a, cbuf, I0)
+    xb = _saved(rq, rd, ms, md, ptrs, r, COL_B, b, cbuf, I1)
     if a < 0:
         cbuf[0] = c
         xa = cbuf[0:1]
@@ -38,9 +39,9 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     if h & F32 and (op == MAXIMUM or op == MINIMUM):
         # a float32 result from a float64 0-d operand or a number: PyTorch compares the
         # operands cast to float32, so values equal once rounded are a tie
-        xa = _as_float32(xa, cbuf, 0)
-        xb = _as_float32(xb, cbuf, 1)
-    xy = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 2)
+        xa = _as_float32(xa, cbuf, I0)
+        xb = _as_float32(xb, cbuf, I1)
+    xy = _saved(rq, rd, ms, md, ptrs, r, COL_Y, r, cbuf, I2)
     xw = cbuf[3:3]
     if op == WHERE:                 # the condition, as 0/1 in the sweep's dtype
         cond = _int_list(md, ptrs, _row(rd, r))
@@ -61,39 +62,39 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     # Broadcasting, handled once for every op: + and - sum the adjoint straight back to
     # each operand's shape; the others read the operands out to the output's shape,
     # differentiate elementwise, then sum each share back.
-    shp = np.zeros(MAXD, np.int64)
-    sa = np.zeros(MAXD, np.int64)
-    sb = np.zeros(MAXD, np.int64)
+    shp = np.zeros(NDIM, np.int64)
+    sa = np.zeros(NDIM, np.int64)
+    sb = np.zeros(NDIM, np.int64)
     nd = _shape(rq, rd, ms, r, shp)
-    tmp = np.zeros(MAXD, np.int64)
+    tmp = np.zeros(NDIM, np.int64)
     _bcast_strides(tmp, _shape(rq, rd, ms, a, tmp), nd, sa)
     _bcast_strides(tmp, _shape(rq, rd, ms, b, tmp), nd, sb)
     if op == ADD or op == SUB:
         if grad_a:
-            _stride_walk(nd, shp, sa, 0, g, ga, True, 1.0)
+            _stride_walk(nd, shp, sa, I0, g, ga, SCATTER, 1.0)
         if grad_b:
-            _stride_walk(nd, shp, sb, 0, g, gb, True, 1.0 if op == ADD else -1.0)
+            _stride_walk(nd, shp, sb, I0, g, gb, SCATTER, 1.0 if op == ADD else -1.0)
         return
     fa = np.zeros(n, cbuf.dtype)
     fb = np.zeros(n, cbuf.dtype)
     if xa.shape[0] > 0:
-        _stride_walk(nd, shp, sa, 0, xa, fa, False, 1.0)
+        _stride_walk(nd, shp, sa, I0, xa, fa, GATHER, 1.0)
     else:
         fa = fa[0:0]
     if xb.shape[0] > 0:
-        _stride_walk(nd, shp, sb, 0, xb, fb, False, 1.0)
+        _stride_walk(nd, shp, sb, I0, xb, fb, GATHER, 1.0)
     else:
         fb = fb[0:0]
     ta = np.zeros(n, cbuf.dtype)
     tb = np.zeros(n, cbuf.dtype)
     _binary_same(op, n, g, fa, fb, xy, xw, ta, tb, grad_a, grad_b)
     if grad_a:
-        _stride_walk(nd, shp, sa, 0, ta, ga, True, 1.0)
+        _stride_walk(nd, shp, sa, I0, ta, ga, SCATTER, 1.0)
     if grad_b:
-        _stride_walk(nd, shp, sb, 0, tb, gb, True, 1.0)
+        _stride_walk(nd, shp, sb, I0, tb, gb, SCATTER, 1.0)
 
 
-@jit
+@jit_inline
 def _as_float32(x, cbuf, i):
     """A one-element operand (0-d or a number) rounded to float32, through cbuf[i]."""
     if x.shape[0] != 1:
@@ -145,8 +146,8 @@ def _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     c = rd[3 * r + 1]
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
     ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
-    x = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
-    y = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 1)
+    x = _saved(rq, rd, ms, md, ptrs, r, COL_A, a, cbuf, I0)
+    y = _saved(rq, rd, ms, md, ptrs, r, COL_Y, r, cbuf, I1)
     n = g.shape[0]
     # dedicated loops for the hot ops; the switch in unary_grad for the rest
     if op == RELU:
@@ -181,7 +182,7 @@ def _lane_index(ms, k, n):
     nd = ms[k, AUX_ND]
     if nd == 0 or n == 0:
         return kidx
-    idx = np.zeros(MAXD, np.int64)
+    idx = np.zeros(NDIM, np.int64)
     o = 0
     for i in range(n):
         kidx[i] = o
@@ -207,8 +208,8 @@ def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     c = rd[3 * r + 1]
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
     ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
-    x = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
-    y = _saved(rq, rd, ms, md, ptrs, r, YOBJ, r, cbuf, 1)
+    x = _saved(rq, rd, ms, md, ptrs, r, COL_A, a, cbuf, I0)
+    y = _saved(rq, rd, ms, md, ptrs, r, COL_Y, r, cbuf, I1)
     n = ga.shape[0]
     kidx = _lane_index(ms, _row(rd, r), n)
     nk = 0
@@ -350,8 +351,8 @@ def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     grad_b = _needs_grad(rq, b)
     ga = _adjoint(rq, rd, ms, md, sg, off, work, a) if grad_a else cbuf[0:0]
     gb = _adjoint(rq, rd, ms, md, sg, off, work, b) if grad_b else cbuf[0:0]
-    xa = _saved(rq, rd, ms, md, ptrs, r, AOBJ, a, cbuf, 0)
-    xb = _saved(rq, rd, ms, md, ptrs, r, BOBJ, b, cbuf, 1)
+    xa = _saved(rq, rd, ms, md, ptrs, r, COL_A, a, cbuf, I0)
+    xb = _saved(rq, rd, ms, md, ptrs, r, COL_B, b, cbuf, I1)
     for t in range(batch):
         oa = t * n * p
         ob = t * p * q
@@ -362,7 +363,7 @@ def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
             _mm_gb(g[og:og + n * q], xa[oa:oa + n * p], gb[ob:ob + p * q], n, p, q)
 
 
-@jit
+@jit_inline
 def _mm_ga(g, b, ga, n, p, q):
     """ga (n, p) += g (n, q) b (p, q)^T, the loop order picked by shape."""
     if q >= 8:                 # ga[i, k] += sum_j g[i, j] b[k, j]: dots along rows
@@ -380,7 +381,7 @@ def _mm_ga(g, b, ga, n, p, q):
                     ga[i * p + k] += gij * b[k * q + j]
 
 
-@jit
+@jit_inline
 def _mm_gb(g, a, gb, n, p, q):
     """gb (p, q) += a (n, p)^T g (n, q), the loop order picked by shape."""
     if q >= 8:                 # gb[k, :] += a[i, k] g[i, :]: rows, contiguous inner loops

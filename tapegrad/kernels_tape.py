@@ -1,35 +1,43 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, and strided walks."""
-# kernel sources: d19a1160dbd3205a
+# kernel sources: a065dd278c631ccf
 import numpy as np
-from numba import njit
 
-from .layout import (ILEN, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, GADDR, IOBJ, ND, OPMASK, SCALAR,
-                     SHAPE, SIZE)
+from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,
+                     OPMASK, SCALAR, SHAPE, SIZE, YOBJ)
 from .ops import (CONST, MAXD)
-from .kernels_base import jit
+from .kernels_base import jit, jit_inline
 from .ptr import view, view_i64
+
+# Arguments of a fixed type: a Python literal (0, True) passed to a jitted function is
+# typed Literal[int](0) or Literal[bool](True), and Numba compiles the callee once per
+# distinct literal. These are plain int64 and bool, so each kernel has one signature.
+I0, I1, I2 = np.int64(0), np.int64(1), np.int64(2)
+COL_A, COL_B, COL_Y = np.int64(AOBJ), np.int64(BOBJ), np.int64(YOBJ)
+SCATTER, GATHER = np.bool_(True), np.bool_(False)
+NO = np.bool_(False)
+NDIM, M1, CBUF = np.int64(MAXD), np.int64(-1), np.int64(8)
 
 
 # ----- reading the tape ---------------------------------------------------------------
-@jit
+@jit_inline
 def _row(rd, s):
     """The metadata row of array record s."""
     return int(rd[3 * s + 2])
 
 
-@jit
+@jit_inline
 def _is_scalar(rq, s):
     return (rq[3 * s] & SCALAR) != 0
 
 
-@jit
+@jit_inline
 def _needs_grad(rq, s):
     """False for Python constants (s < 0) and tensors recorded as constants."""
     return s >= 0 and (rq[3 * s] & OPMASK) != CONST
 
 
-@jit
+@jit_inline
 def _size(rq, rd, ms, s):
     """Number of elements of operand slot s (1 for scalars and Python constants)."""
     if s < 0 or _is_scalar(rq, s):
@@ -37,7 +45,7 @@ def _size(rq, rd, ms, s):
     return ms[_row(rd, s), SIZE]
 
 
-@jit
+@jit_inline
 def _shape(rq, rd, ms, s, out):
     """Writes the shape of slot s into out; returns its ndim (0 for scalars, constants)."""
     if s < 0 or _is_scalar(rq, s):
@@ -78,14 +86,14 @@ def _saved(rq, rd, ms, md, ptrs, r, col, s, cbuf, i):
     return view(ptrs[idx], ms[_row(rd, s), SIZE], cbuf)
 
 
-@jit
+@jit_inline
 def _int_list(md, ptrs, r_row):
     """The int64 list (indices, operand slots, a condition) of the record with metadata
     row r_row."""
     return view_i64(ptrs[md[r_row, IOBJ]], md[r_row, ILEN])
 
 
-@jit
+@jit_inline
 def _bcast_strides(shape, nd, out_nd, strides):
     """C strides of an array of shape[:nd] broadcast to out_nd dims (0 on broadcast dims)."""
     acc = 1
@@ -120,7 +128,7 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
             for i in range(n):
                 ga[i] += s
             return
-    idx = np.zeros(MAXD, np.int64)
+    idx = np.zeros(NDIM, np.int64)
     inner = shape[nd - 1]
     si = strides[nd - 1]
     o = base
@@ -144,7 +152,7 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
             d -= 1
 
 
-@jit
+@jit_inline
 def _walk(ms, k, g, ga, scatter, scale):
     """The strided walk of metadata row k's aux map (views and reductions)."""
     _stride_walk(ms[k, AUX_ND], ms[k, AUX_SHAPE:AUX_SHAPE + MAXD],

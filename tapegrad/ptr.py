@@ -74,22 +74,22 @@ _f64_ptr = _typed_ptr(types.float64)
 _i64_ptr = _typed_ptr(types.int64)
 
 
-@numba.njit
+@numba.njit(inline="always")
 def view(addr, n, like):
     """The n elements of like's dtype at address addr, as a 1-d array."""
     return numba.carray(as_ptr(addr, like), (n,))
 
 
-@numba.njit
+@numba.njit(inline="always")
 def view_f32(addr, n):
     return numba.carray(_f32_ptr(addr), (n,))
 
 
-@numba.njit
+@numba.njit(inline="always")
 def view_f64(addr, n):
     return numba.carray(_f64_ptr(addr), (n,))
 
 
-@numba.njit
+@numba.njit(inline="always")
 def view_i64(addr, n):
     return numba.carray(_i64_ptr(addr), (n,))

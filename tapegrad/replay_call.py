@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: d19a1160dbd3205a
+# kernel sources: a065dd278c631ccf
 from .kernels_base import jit
 from .replay_kernels import _val
 

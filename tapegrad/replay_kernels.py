@@ -23,7 +23,7 @@ the reverse sweep reads) and where rewrites its condition list from the conditio
 Values are float64; a record of a float32 result is rounded to float32 after it is
 computed, as the eager float32 operation rounds its result.
 """
-# kernel sources: d19a1160dbd3205a
+# kernel sources: a065dd278c631ccf
 import numpy as np
 
 from .kernels_base import jit

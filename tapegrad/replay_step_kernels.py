@@ -21,7 +21,7 @@ keeps it (``DEFERRED``: a grad the user assigned), into ``defer[leaf number]`` (
 address of the user's grad array, float64 or float32 as the leaf); a deferred leaf with
 no such address (hooks) stops the call (status 2) before anything changed.
 """
-# kernel sources: d19a1160dbd3205a
+# kernel sources: a065dd278c631ccf
 import numpy as np
 
 from .kernels_base import jit
