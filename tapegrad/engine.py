@@ -13,6 +13,7 @@ segments; leaves with hooks or a grad the user assigned are accumulated here aft
 import math
 import re
 import warnings
+import weakref
 
 import numpy as np
 
@@ -52,6 +53,14 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 
 def _backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+    if inputs is not None:          # PyTorch's backward(inputs=...) retains a non-leaf
+        for t in [inputs] if isinstance(inputs, Tensor) else inputs:    # input's grad
+            if isinstance(t, Tensor) and t._tape is not None and t._rg:
+                t._tape.retained[t._slot] = weakref.ref(t)
+
+
+def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
     if isinstance(tensors, Tensor):
         tensors = [tensors]
     if grad_tensors is None or isinstance(grad_tensors, Tensor):
@@ -75,14 +84,16 @@ def _backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
         if targets is None and len(roots) == 1 and _simple(tape):
             _backward_all(tape, roots[0], bool(retain_graph))
             continue
-        run = _Sweep(tape, roots, bool(retain_graph), stage=targets is not None)
+        run = _Sweep(tape, roots, bool(retain_graph), stage=targets is not None,
+                     inputs=targets, run_inputs=True)
         try:
             run.sweep_all()
             if targets is None:
                 run.leaves_to_python()
+                run.retained_grads()
             else:
                 run.accumulate_into(targets)
-            run.retained_grads()
+                run.retained_grads(targets)
             run.onward(work)
             run.free()
         finally:
@@ -90,12 +101,24 @@ def _backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=None, materialize_grads=False):
-    """The gradients of ``outputs`` with respect to ``inputs``, as a tuple; no .grad is
-    touched."""
+         only_inputs=True, allow_unused=None, is_grads_batched=False,
+         materialize_grads=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, as a tuple (a dict for a
+    dict of inputs). As PyTorch's: only the records between the outputs and the inputs
+    run (and are freed); hooks run on the inputs' gradients (a leaf's too: what a hook
+    returns is the result); a retained tensor on the way gets its .grad."""
     refuse_while_recording("autograd.grad()")
+    from .grad_reach import grad_arguments
+    keys, inputs, allow_unused = grad_arguments(inputs, only_inputs, allow_unused,
+                                                is_grads_batched, materialize_grads)
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    result = _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused,
+                   materialize_grads)
+    return result if keys is None else dict(zip(keys, result))
+
+
+def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused,
+          materialize_grads):
     if grad_outputs is None or isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
     if create_graph:        # the backward recorded, differentiable again (implies retain)
@@ -113,7 +136,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             _add_root(work, t._tape, t._slot, seed)
     while work:                     # through links into other tapes, as backward does
         tape, roots = work.pop(max(work))
-        run = _Sweep(tape, roots, bool(retain_graph), stage=True)
+        run = _Sweep(tape, roots, bool(retain_graph), stage=True, inputs=inputs)
         try:
             run.sweep_all()
             for i, t in enumerate(inputs):
@@ -121,6 +144,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 if g is not None:
                     g = g.reshape(_shape(t))
                     results[i] = g.copy() if results[i] is None else results[i] + g
+            run.retained_grads()        # PyTorch's retain_grad hooks run in grad() too
             run.onward(work)
             run.free()
         finally:
@@ -130,6 +154,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             if x is t and t._tape is None:
                 seed = seed.reshape(_shape(t))
                 results[i] = seed if results[i] is None else results[i] + seed
+    hooked = {}
+    for i, t in enumerate(inputs):       # a leaf input's hooks, once each: PyTorch runs
+        hooks = getattr(t._node, "hooks", None) if t._tape is None else None   # them on
+        if hooks and results[i] is not None:          # the gradient grad() returns
+            if id(t) not in hooked:
+                hooked[id(t)] = _call_hooks(hooks.values(), results[i], _shape(t), t._dtype)
+            results[i] = hooked[id(t)]
     out = []
     for i, (t, g) in enumerate(zip(inputs, results)):
         if g is None:
@@ -229,7 +260,7 @@ def _size_repr(shape):
 class _Sweep:
     """The arrays of one backward over one tape, from prepare to free."""
 
-    def __init__(self, tape, roots, retain_graph, stage):
+    def __init__(self, tape, roots, retain_graph, stage, inputs=None, run_inputs=False):
         from .kernels import data_pointers, prepare     # Numba loads at the first backward
         self.tape, self.retain, self.stage = tape, retain_graph, stage
         self.roots = roots
@@ -258,6 +289,13 @@ class _Sweep:
         dt = np.float32 if f32 else np.float64
         self.work = np.zeros(total, dt)
         self.sg = np.zeros(nrec, dt)
+        # runs: the records whose backward runs (and is freed); seen: the slots whose
+        # gradient is computed (hooks, retained grads); srq: the records as swept
+        self.runs = self.seen = self.reach
+        self.srq = self.rq
+        if inputs is not None:          # grad(), backward(inputs=...): only what leads there
+            from .grad_reach import restrict
+            restrict(self, inputs, run_inputs)
         _check(self)
         for slot, seed in roots:
             self.adjoint(slot)[:] += seed.ravel()
@@ -311,13 +349,18 @@ class _Sweep:
         for slot in sorted((s for s in {*hooks, *calls} if s <= start), reverse=True):
             self._down(start, slot + 1)
             shape, dtype, fns = hooks.get(slot, (None, None, None))
-            if self.reach[slot] and fns:
+            if self.seen[slot] and fns:
                 adj = self.adjoint(slot)
                 adj[:] = _call_hooks(fns.values(), adj, shape, dtype).ravel()
-            if slot in calls:
+            if slot in calls and self._runs_function(calls[slot]):
                 calls[slot].backward_in_sweep(self)
             start = slot
         self._down(start, 0)
+
+    def _runs_function(self, node):
+        """Does a custom Function's backward run in this sweep (some output's record runs)?"""
+        return self.runs is self.reach or \
+            any(s >= 0 and self.runs[s] for s, _, _, _ in node._outputs)
 
     def _down(self, start, stop):
         """Records start..stop: large matrix products in NumPy in between; in anomaly mode,
@@ -327,18 +370,18 @@ class _Sweep:
         from ._generated.sweeps import sweep, sweep_full
         if self.tape.full:
             sweep = sweep_full
-        args = (self.rq, self.rd, self.ms, self.md, self.ptrs, self.sg, self.reach, self.off,
+        args = (self.srq, self.rd, self.ms, self.md, self.ptrs, self.sg, self.reach, self.off,
                 self.work)
         if is_anomaly_enabled():
             for r in range(start, stop - 1, -1):
-                if self.reach[r]:
-                    if int(self.rq[3 * r]) & BIG:
+                if self.runs[r]:
+                    if int(self.srq[3 * r]) & BIG:
                         products.backward(self, r)
                     else:
                         sweep(*args, r, r, self.stage)
                     _check_nan(self, r)
             return
-        heads = self.rq[3 * stop:3 * start + 3:3]
+        heads = self.srq[3 * stop:3 * start + 3:3]
         for r in (np.nonzero(heads & BIG)[0][::-1] + stop).tolist():
             if self.reach[r]:
                 sweep(*args, start, r + 1, self.stage)
@@ -373,17 +416,33 @@ class _Sweep:
                 fn(t)
 
     def accumulate_into(self, targets):
-        """backward(inputs=...): only these tensors' .grad receive."""
+        """backward(inputs=...): only these tensors' .grad receive, once each; a leaf's
+        hooks and post-accumulate hooks run, as its AccumulateGrad runs in PyTorch."""
+        done = set()
         for t in targets:
+            if id(t) in done:
+                continue
+            done.add(id(t))
             g = self.adjoint_of_tensor(t)
-            if g is not None:
-                with _ACCUMULATE:
-                    _accumulate(t, g)
+            if g is None:
+                continue
+            node = t._node if t._tape is None else None
+            with _ACCUMULATE:
+                if node is not None and node.hooks:
+                    g = _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
+                _accumulate(t, g)
+            if node is not None and node.post_hooks:
+                for fn in list(node.post_hooks.values()):
+                    fn(t)
 
-    def retained_grads(self):
+    def retained_grads(self, targets=()):
+        """Retained tensors the sweep computed a gradient for (not the targets of
+        backward(inputs=...): accumulate_into gave them theirs)."""
+        skip = {id(t) for t in targets}
         for slot, ref in list(self.tape.retained.items()):
             t = ref()
-            if t is not None and t._tape is self.tape and t._slot == slot and self.reach[slot]:
+            if t is not None and t._tape is self.tape and t._slot == slot and \
+                    self.seen[slot] and id(t) not in skip:
                 with _ACCUMULATE:
                     _accumulate(t, self.adjoint(slot))
 
@@ -391,17 +450,17 @@ class _Sweep:
         """Adds the roots of the links this sweep reached to ``work``: backward goes on
         into their tapes."""
         for slot, node in self.tape.links.items():
-            if self.reach[slot]:
+            if self.runs[slot]:
                 _add_root(work, node._tape, node._slot, self.adjoint(slot).copy())
 
     def free(self):
         """After a backward without retain_graph: what it went through is freed."""
         if not self.retain:
-            self.tape.free(self.reach, self.rq)
+            self.tape.free(self.runs, self.rq)
 
     def close(self):
         """Drops the views of the tape's bytes (it can then grow again) and the buffers."""
-        self.rq = self.rd = self.ms = self.md = None
+        self.rq = self.rd = self.ms = self.md = self.srq = None
         self.sg = self.work = None
 
 
@@ -426,7 +485,8 @@ def _pointers(objs):
 # ----- checks --------------------------------------------------------------------------------
 def _check(run):
     """Raises PyTorch's errors for a sweep that would read freed or modified values."""
-    tape, reach = run.tape, run.reach
+    tape = run.tape
+    reach = getattr(run, "runs", run.reach)     # the records whose backward runs
     if isinstance(tape.freed, np.ndarray):
         if (tape.freed & (reach[:len(tape.freed)] > 0)).any():
             raise RuntimeError(SECOND_TIME)
@@ -449,7 +509,7 @@ def _check(run):
 
 def _check_dirty(run):
     """Scalars changed in place after a record read their value."""
-    tape, rq, rd, reach = run.tape, run.rq, run.rd, run.reach
+    tape, rq, rd, reach = run.tape, run.rq, run.rd, getattr(run, "runs", run.reach)
     heads = rq[0::3]
     ops = heads & OPMASK
     fam = _FAMILY[ops]

@@ -15,7 +15,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=None, materialize_grads=False):
+         only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """PyTorch's ``torch.autograd.grad`` (the engine's, looked up at each call)."""
     return engine.grad(outputs, inputs, grad_outputs, retain_graph, create_graph,
-                       allow_unused, materialize_grads)
+                       only_inputs, allow_unused, is_grads_batched, materialize_grads)
