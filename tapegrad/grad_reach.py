@@ -47,7 +47,8 @@ def restrict(run, inputs, run_inputs):
     """Sets the sweep's ``runs`` (the records whose backward runs, and is freed), ``seen``
     (the slots whose gradient is computed: hooks, retained grads) and ``srq`` (the records
     as swept). ``run_inputs``: the inputs' own records run (backward(inputs=...)). A link
-    counts as leading to an input when some input is off this tape."""
+    counts as leading to an input when an input is on the tape it continues into, or on
+    one that tape links to."""
     tape, rq, rd, reach = run.tape, run.rq, run.rd, run.reach
     n = len(reach)
     wanted = np.zeros(n, np.uint8)
@@ -67,7 +68,9 @@ def restrict(run, inputs, run_inputs):
         if mark.any():                  # the records of the input leaves on this tape
             recs = np.nonzero(ops == LEAF)[0]
             wanted[recs[mark[heads[recs] >> SHIFT]]] = 1
-    links = [s for s in tape.links if reach[s]] if elsewhere else []
+    memo = {}
+    links = [s for s, node in tape.links.items()
+             if reach[s] and _holds_input(node._tape, inputs, memo)] if elsewhere else []
     wanted[links] = 1
     out = np.zeros(n, np.uint8)
     top = max(s for s, _ in run.roots)
@@ -83,6 +86,20 @@ def restrict(run, inputs, run_inputs):
         srq = rq.copy()
         srq[0::3][idle] = (heads[idle] & ~(OPMASK | BIG)) | LINK
         run.srq = srq
+
+
+def _holds_input(tape, inputs, memo):
+    """Is an input (a non-leaf of the tape, a leaf it recorded) on ``tape`` or on a tape
+    it links to (older ones)?"""
+    if tape.id in memo:
+        return memo[tape.id]
+    memo[tape.id] = False               # (while looking: no cycle hangs)
+    nodes = {id(n) for n in tape.leaf_nodes}
+    found = any(t._tape is tape or (t._tape is None and id(t._node) in nodes)
+                for t in inputs) or \
+        any(_holds_input(node._tape, inputs, memo) for node in tape.links.values())
+    memo[tape.id] = found
+    return found
 
 
 def _operands(tape, rd, md, heads, fam, reach, top):

@@ -567,3 +567,43 @@ def test_grad_through_a_custom_function_and_a_stack_stops_at_the_input():
     assert mine[2] == ["Cube"]
     assert mine[3] == "RuntimeError: " + SECOND_TIME
     _as_pytorch(scenario, mine)
+
+
+def test_grad_runs_no_link_towards_a_tape_without_inputs():
+    """e = e^(x^2) was made before a backward, so later records reach it through a link
+    to an older tape, where no input is. grad(y, w) does not run s = sin(e)'s record,
+    which leads only there: a backward through it afterwards works."""
+    def scenario(L):
+        x = _x(L)
+        e = (x * x).exp()
+        e.sum().backward(retain_graph=True)
+        x.grad = None
+        w = _x(L, WV)
+        s = e.sin()
+        y = (s * w).sum()
+        (gw,) = L.autograd.grad(y, w)
+        s.sum().backward()
+        return [gw, x.grad]
+    mine = scenario(tg)
+    x, w = np.array(XV), np.array(WV)
+    e = np.exp(x * x)
+    np.testing.assert_allclose(_plain(mine[0]), np.sin(e), rtol=1e-14)
+    np.testing.assert_allclose(_plain(mine[1]), np.cos(e) * e * 2 * x, rtol=1e-13)
+    _as_pytorch(scenario, mine)
+
+
+def test_grad_runs_the_links_towards_an_input_on_an_older_tape():
+    def scenario(L):
+        x = _x(L)
+        a = x * x
+        a.sum().backward(retain_graph=True)
+        w = _x(L, WV)
+        y = (a.exp() * w).sum()
+        gx, gw = L.autograd.grad(y, [x, w])
+        return [gx, gw, _error(lambda: L.autograd.grad(y, w))]
+    mine = scenario(tg)
+    x, w = np.array(XV), np.array(WV)
+    np.testing.assert_allclose(_plain(mine[0]), 2 * x * np.exp(x * x) * w, rtol=1e-13)
+    np.testing.assert_allclose(_plain(mine[1]), np.exp(x * x), rtol=1e-14)
+    assert mine[2] == "RuntimeError: " + SECOND_TIME
+    _as_pytorch(scenario, mine)
