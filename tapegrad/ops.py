@@ -109,6 +109,9 @@ _ROWS = [
     # d/dx erf x = 2/sqrt(pi) e^(-x^2)
     Op("erf",        "ERF",        "ErfBackward0",            1, "unary",   "a",
        "math.erf(x)", "_erf(x)", ("g * 1.1283791670955126 * exp(-(x * x))",)),
+    # d/dx atan x = 1/(1 + x^2)
+    Op("atan",       "ATAN",       "AtanBackward0",           1, "unary",   "a",
+       "math.atan(x)", "np.arctan(x)", ("g / (1.0 + x * x)",)),
     Op("sum",        "SUM",        "SumBackward0",            1, "reduce",  ""),
     Op("sumdim",     "SUMDIM",     "SumBackward1",            1, "reduce",  ""),
     Op("mean",       "MEAN",       "MeanBackward0",           1, "reduce",  ""),

@@ -12,7 +12,7 @@ from ..state import recording_active
 
 _pack = RECORD.pack
 _f32 = __import__('numpy').float32
-from ..ops import (ABS, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH)
+from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH)
 
 
 class UnaryMethods:
@@ -470,6 +470,36 @@ class UnaryMethods:
             return _untracked_scalar(out)
         return unary(ERF, self)
 
+    def atan(self):
+        x = self._v
+        if type(x) is float:
+            dt = self._dtype
+            z = math.atan(x)
+            out = _new_object(_face.Tensor)
+            if dt is _F32:
+                z = float(_f32(z))
+                head = ATAN | SCALAR | F32
+            else:
+                head = ATAN | SCALAR
+            out._v = z
+            out._dtype = dt
+            out._grad = None
+            out._node = None
+            out._ver = None
+            if self._rg:
+                tape = self._tape
+                if tape is not None and tape.live:
+                    rec = tape.rec
+                    out._slot = len(rec) // 24
+                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    out._tape = tape
+                    out._rg = True
+                    return out
+            if self._rg or recording_active():
+                return _record_scalar(out, head, self, None)
+            return _untracked_scalar(out)
+        return unary(ATAN, self)
+
 
 # tg.<name>(t) is t.<name>()
-NAMES = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "relu", "reciprocal", "sin", "cos", "log1p", "expm1", "rsqrt", "erf")
+NAMES = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "relu", "reciprocal", "sin", "cos", "log1p", "expm1", "rsqrt", "erf", "atan")

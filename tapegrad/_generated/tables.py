@@ -5,7 +5,7 @@ import math  # noqa: F401
 import numpy as np  # noqa: F401
 
 from ..forward_base import _erf, _float_op  # noqa: F401
-from ..ops import (ABS, ADD, CAST, CLONE, COS, DIV, ERF, EXP, EXPM1, LOG, LOG1P, MAXIMUM, MINIMUM, MUL, NEG, POW, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, SUB, TANH)
+from ..ops import (ABS, ADD, ATAN, CAST, CLONE, COS, DIV, ERF, EXP, EXPM1, LOG, LOG1P, MAXIMUM, MINIMUM, MUL, NEG, POW, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, SUB, TANH)
 
 
 # the forwards on Python floats: a NaN or inf where math raises, as NumPy gives
@@ -34,6 +34,7 @@ SCALAR_F = {
     CAST: _float_op(lambda x: x, lambda x: x),
     CLONE: _float_op(lambda x: x, lambda x: np.copy(x)),
     ERF: _float_op(lambda x: math.erf(x), lambda x: _erf(x)),
+    ATAN: _float_op(lambda x: math.atan(x), lambda x: np.arctan(x)),
 }
 # the forwards on NumPy arrays
 ARRAY_F = {
@@ -61,4 +62,5 @@ ARRAY_F = {
     CAST: lambda x: x,
     CLONE: np.copy,
     ERF: lambda x: _erf(x),
+    ATAN: np.arctan,
 }
