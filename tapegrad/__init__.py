@@ -31,7 +31,8 @@ def _function(name):
     def f(input, *args, out=None, **kwargs):
         result = getattr(input, name)(*args, **kwargs)
         return result if out is None else _tensor_api.write_out(name, out, result)
-    f.__name__ = name
+    f.__name__ = f.__qualname__ = name
+    f.__module__ = "tapegrad"
     f.__doc__ = f"tg.{name}(t, ...) is t.{name}(...)."
     return f
 

@@ -118,9 +118,16 @@ def _moment(x, dim, unbiased, keepdim, correction, op):
     dims = _reduced_dims(shape, dim)
     corr = _correction(unbiased, correction)
     n = math.prod(shape[d] for d in dims)
+    a = _array(x)
     with np.errstate(all="ignore"):
-        v = np.var(_array(x), axis=dims, ddof=corr, keepdims=True) if n > corr else \
-            np.full(np.var(_array(x), axis=dims, keepdims=True).shape, np.nan)
+        if n > corr:
+            v = np.asarray(np.var(a, axis=dims, ddof=corr, keepdims=True))
+            # A lane of equal finite values has variance exactly 0, as PyTorch's Welford mean
+            # gives; a two-pass mean an ulp off would make std's gradient (x - mean) / std blow up.
+            top = np.max(a, axis=dims, keepdims=True)
+            v[(top == np.min(a, axis=dims, keepdims=True)) & np.isfinite(top)] = 0.0
+        else:
+            v = np.full(np.var(a, axis=dims, keepdims=True).shape, np.nan)
         if op == STD:
             v = np.sqrt(v)
     return _lane_op(op, x, dims, v, c=n - corr, keepdim=keepdim)

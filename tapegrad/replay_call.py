@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: a065dd278c631ccf
+# kernel sources: ce67be7749aff416
 from .kernels_base import jit
 from .replay_kernels import _val
 

@@ -23,7 +23,7 @@ the reverse sweep reads) and where rewrites its condition list from the conditio
 Values are float64; a record of a float32 result is rounded to float32 after it is
 computed, as the eager float32 operation rounds its result.
 """
-# kernel sources: a065dd278c631ccf
+# kernel sources: ce67be7749aff416
 import numpy as np
 
 from .kernels_base import jit
@@ -152,11 +152,18 @@ def _lane(op, r, h, rq, rd, ms, ptrs):
         for j in range(nk):
             acc[j] /= cnt[j]
         ss = np.zeros(nk)
+        top = np.full(nk, -np.inf)
+        low = np.full(nk, np.inf)
         for i in range(n):
-            dev = x[i] - acc[kidx[i]]
-            ss[kidx[i]] += dev * dev
+            k = kidx[i]
+            dev = x[i] - acc[k]
+            ss[k] += dev * dev
+            top[k] = max(top[k], x[i])
+            low[k] = min(low[k], x[i])
         for j in range(nk):
             v = ss[j] / c if c > 0.0 else np.nan
+            if c > 0.0 and top[j] == low[j] and np.isfinite(top[j]):
+                v = 0.0     # a lane of equal values: exactly 0, as eager (PyTorch's Welford)
             y[j] = v if op == VAR else np.sqrt(v)
     elif op == NORM:
         # p = c: sqrt(sum x^2) for 2, (sum |x|^p)^(1/p) otherwise

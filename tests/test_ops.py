@@ -728,6 +728,12 @@ KINKS = [
     ("clamp-lower-0d", lambda a: a.clamp(min=-0.5, max=0.5), -0.5, 1.0),
     ("clamp-upper-0d", lambda a: a.clamp(min=-0.5, max=0.5), 0.5, 1.0),
     ("clamp-min0-0d", lambda a: a.clamp(min=0), 0.0, 1.0),
+    # std of a lane of equal values is exactly 0 and its gradient 0 (the mean of 2.7 x 3 is an
+    # ulp off 2.7: a two-pass std was 5.4e-16 and its gradient -1.22 here, PyTorch's 0)
+    ("std-equal-lane", lambda a: a.reshape(3, 1).expand(3, 2).std(0), [2.7, 2.7, 2.7],
+     [0.0, 0.0, 0.0]),
+    ("std-one-equal-lane", lambda a: a.reshape(2, 3).std(1), [0.1, 0.1, 0.1, 1.0, 2.0, 3.0],
+     [0.0, 0.0, 0.0, -0.5, 0.0, 0.5]),
 ]
 
 
@@ -746,6 +752,23 @@ def test_nondifferentiable_points_match_pytorch(fn, values, expected):
     (out.sum() if out.ndim else out).backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.asarray(expected))
     np.testing.assert_array_equal(_grad_at(fn, values), x.grad.numpy())
+
+
+def test_std_of_equal_values_is_exactly_zero_also_where_pytorch_rounds():
+    # PyTorch's full std of a contiguous [0.1, 0.1, 0.1] is 1.7e-17 with gradient -0.41 (its
+    # two-pass mean is an ulp off), while along a dim or through expand it is 0 with gradient 0.
+    # tapegrad gives the exact 0 and gradient 0 in every layout (README: Differences).
+    assert float(t64([0.1, 0.1, 0.1]).var()) == 0.0
+    for fn in (lambda a: a.std(), lambda a: a.std(0, keepdim=True)):
+        x = t64([0.1, 0.1, 0.1], requires_grad=True)
+        out = fn(x)
+        assert float(out.sum()) == 0.0
+        out.sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+    step = tg.compile(lambda a: a.std())
+    for v in (0.1, 2.7):
+        assert float(step(t64([v, v, v]))) == 0.0
+    assert float(step(t64([1.0, 2.0, 3.0]))) == 1.0
 
 
 # ----- ties: how the gradient is shared (PyTorch's rules) ----------------------------------
