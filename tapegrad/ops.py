@@ -23,7 +23,9 @@ Op = namedtuple("Op", "name const node arity family saves scalar array grads dom
 # arity: tensor inputs listed in next_functions (a Python-number operand of a binary op
 #        still takes its place as (None, 0), as in PyTorch); -1: a list of inputs.
 # saves: the values the backward reads: 'a' first operand, 'b' second, 'y' the result,
-#        'i' an int list (indices, operand slots, where's condition).
+#        'i' an int list PyTorch saves (indices, where's condition). A record's int list is
+#        kept in any case (cat/stack's operand slots are structure, as PyTorch keeps sizes),
+#        so a backward that reads no saved value runs again after a free, as in PyTorch.
 # Elementwise rows (binary, unary) also hold their math, from which ``codegen.py`` writes
 # the kernels' per-element switches, the Tensor methods and the create_graph backward:
 #   scalar  the forward on Python floats (x, y the operands; c, c2 constants),
@@ -148,8 +150,8 @@ _ROWS = [
     Op("gather",     "GATHER",     "GatherBackward0",         1, "gather",  "i"),
     Op("maxdim",     "MAXDIM",     "MaxBackward0",            1, "gather",  "i"),
     Op("mindim",     "MINDIM",     "MinBackward0",            1, "gather",  "i"),
-    Op("cat",        "CAT",        "CatBackward0",           -1, "multi",   "i"),
-    Op("stack",      "STACK",      "StackBackward0",         -1, "multi",   "i"),
+    Op("cat",        "CAT",        "CatBackward0",           -1, "multi",   ""),
+    Op("stack",      "STACK",      "StackBackward0",         -1, "multi",   ""),
     Op("copyslices", "COPYSLICES", "torch::autograd::CopySlices", 2, "setitem", "i"),
     Op("function",   "FUNCTION",   None,                     -1, "custom",  "i"),
     Op("gt",         "GT",         None,                      2, "compare", ""),

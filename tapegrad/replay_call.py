@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: ce67be7749aff416
+# kernel sources: 8a016328c1613ff2
 from .kernels_base import jit
 from .replay_kernels import _val
 

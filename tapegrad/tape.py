@@ -17,10 +17,11 @@ import numpy as np
 
 from .ops import F_BINARY, F_COMPARE, F_MATMUL, F_SETITEM, FAMILY, NEEDS
 from .layout import (DYN, OPMASK, RECORD, RECORD_SIZE, SCALAR, SHIFT, STATIC_WIDTH, DYN_WIDTH,
-                     CONST_A, CONST_B)
+                     CONST_A, CONST_B, IOBJ)
 
 _ids = itertools.count(1)
 _NEEDS = np.array(NEEDS, np.int64)
+_GONE = np.empty(0)        # a dropped value's place in objs
 _TWO_OPERANDS = (F_BINARY, F_MATMUL, F_SETITEM, F_COMPARE)   # b holds a slot
 _unpack = RECORD.unpack_from
 
@@ -142,7 +143,11 @@ class Tape:
             self.drop_values()
 
     def drop_values(self):
-        """Everything was swept and freed: the kept values go."""
-        self.objs = []
+        """Everything was swept and freed: the kept values go. The int lists stay (a reach
+        pass reads cat's operand slots), and each value's place holds an empty array, so
+        the kernels' object table keeps its length."""
+        md = np.frombuffer(self.dyn, np.int64).reshape(-1, DYN_WIDTH)
+        lists = set(md[md[:, IOBJ] >= 0, IOBJ].tolist())
+        self.objs = [o if i in lists else _GONE for i, o in enumerate(self.objs)]
         self.saved = []
         self.nbytes = 0

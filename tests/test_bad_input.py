@@ -281,6 +281,30 @@ case("second_backward_through_nodes_that_saved_nothing_add", value([[8.0, 8.0]])
     lambda L: _second_backward_through(L, lambda x: x + x))
 case("second_backward_through_nodes_that_saved_nothing_sum", value([[8.0, 8.0]]))(
     lambda L: _second_backward_through(L, lambda x: x.sum().expand(2)))
+case("second_backward_through_cat_that_saved_nothing", value([[8.0, 8.0]]))(
+    lambda L: _second_backward_through(L, lambda x: L.cat([x, x])))
+
+
+def _backward_twice(L, make):
+    x = _leaf(L, [1.0, 2.0])
+    y = make(x)
+    y.backward()
+    y.backward()                      # the whole graph was reached and freed: again
+    return [x.grad.tolist()]
+
+
+# cat/stack keep only sizes, as PyTorch: they run again (this crashed the interpreter when
+# the freed tape's int lists went with its values); indices and where's condition are saved
+case("backward_twice_through_cat", value([[4.0, 4.0]]))(
+    lambda L: _backward_twice(L, lambda x: L.cat([x, x]).sum()))
+case("backward_twice_through_stack", value([[4.0, 4.0]]))(
+    lambda L: _backward_twice(L, lambda x: L.stack([x, x]).sum()))
+case("backward_twice_through_index", raises(RuntimeError, SECOND_TIME))(
+    lambda L: _backward_twice(L, lambda x: x[[0, 1, 1]].sum()))
+case("backward_twice_through_where", raises(RuntimeError, SECOND_TIME))(
+    lambda L: _backward_twice(L, lambda x: L.where(x > 1.5, x, x.neg()).sum()))
+case("backward_twice_through_exp_and_cat", raises(RuntimeError, SECOND_TIME))(
+    lambda L: _backward_twice(L, lambda x: L.cat([x.exp(), x]).sum()))
 case("second_backward_through_exp", raises(RuntimeError, SECOND_TIME))(
     lambda L: _second_backward_through(L, lambda x: x.exp()))
 case("backward_retain_graph_twice", value([6.0, [[3.0, 3.0]]]))(

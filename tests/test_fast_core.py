@@ -1,6 +1,8 @@
 """The structural guarantees of the core (issue 10): a backward is a constant number of
 Python calls whatever the number of records and leaves; grads live in the storage the
 sweep writes (no scatter); records are 24 bytes, born typed; float32 tapes sweep in float32."""
+import collections
+import gc
 import sys
 
 import numpy as np
@@ -13,18 +15,34 @@ pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def _python_calls(fn):
-    """Python-level and C-level calls made while fn runs (sys.setprofile)."""
-    counts = {"call": 0, "c_call": 0}
+    """Python-level and C-level calls made while fn runs (sys.setprofile). Earlier tests'
+    garbage is collected first: its finalizers, run by a collection that happens to start
+    inside fn, are not fn's calls."""
+    gc.collect()
+    calls = collections.Counter()         # (file, function) -> calls, for a failure's message
 
     def profile(frame, event, arg):
-        if event in counts:
-            counts[event] += 1
+        if event == "call":
+            calls[frame.f_code.co_filename.rsplit("/", 1)[-1], frame.f_code.co_name] += 1
+        elif event == "c_call":
+            calls["C", arg.__name__] += 1
     sys.setprofile(profile)
     try:
         fn()
     finally:
         sys.setprofile(None)
-    return counts["call"] + counts["c_call"]
+    return CallCount(calls)
+
+
+class CallCount(int):
+    """A number of calls that shows which they were when an assertion prints it."""
+    def __new__(cls, calls):
+        self = super().__new__(cls, sum(calls.values()))
+        self.calls = calls
+        return self
+
+    def __repr__(self):
+        return f"{int(self)} calls: {self.calls.most_common()}"
 
 
 def _scalar_graph(n_leaves):
