@@ -180,8 +180,19 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
 def _simple(tape):
     """Can one kernel call do this tape's backward (kernels.backward_all)?"""
     return not (tape.hooks or tape.retained or tape.links or tape.big or tape.functions
-                or _DEFERRED or tape.dirty or tape.dtypes == 3 or is_anomaly_enabled()) \
+                or tape.dirty or tape.dtypes == 3 or is_anomaly_enabled()
+                or (_DEFERRED and _deferred_here(tape))) \
         and (not tape.saved or tape.epoch == _INPLACE[0])
+
+
+def _deferred_here(tape):
+    """Does a leaf whose grad goes through Python (hooks, a user's grad) belong to this
+    tape (as leaves_to_python decides)? A hooked leaf elsewhere, say a parameter of
+    another model, does not send every backward down the segmented path."""
+    if tape.ptrs is not None or tape.keep_all:
+        return True
+    tid = tape.id
+    return any(node.tape_id == tid for node in _DEFERRED.values())
 
 
 _SWEEPS = [None]           # the generated sweeps module, once imported
