@@ -66,10 +66,10 @@ def backward(tensors, grad_tensors, inputs, check):
 
 def grad(outputs, inputs, grad_outputs, allow_unused, materialize_grads, check):
     """The gradients of ``outputs`` with respect to ``inputs``, each with its graph."""
-    for t in inputs:
+    seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
+    for t in inputs:            # after the outputs' checks, as PyTorch
         if not isinstance(t, Tensor) or not t._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
-    seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
     run = _Run(inputs, check, keep_grads=False)
     out = []
     with enable_grad():

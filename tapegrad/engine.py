@@ -23,7 +23,7 @@ from .layout import BIG, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
 from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, MUL, NEEDS,
                   node_name)
 from .compile_notice import first_call
-from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, _leaf_node,  # noqa: F401
+from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, _leaf_node, accumulate_hooked,  # noqa: F401
                     _owns, grad_storage, register_hook, register_post_accumulate_grad_hook,
                     update_deferred)
 from .recording import _INPLACE
@@ -71,12 +71,14 @@ def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
     seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(tensors, grad_tensors))]
     targets = None if inputs is None else \
         ([inputs] if isinstance(inputs, Tensor) else list(inputs))
+    for t in targets or ():         # PyTorch retains each input's grad (leaves' too) first
+        if isinstance(t, Tensor) and not t._rg:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
     work = {}
     for t, seed in seeds:
-        if t._tape is None:                       # backward on a leaf itself
-            if targets is None or any(x is t for x in targets):
-                with _ACCUMULATE:
-                    _accumulate(t, seed)
+        if t._tape is None:                       # backward on a leaf itself: its hooks
+            if targets is None or any(x is t for x in targets):     # run, as PyTorch
+                accumulate_hooked(t, seed)
             continue
         _add_root(work, t._tape, t._slot, seed)
     while work:                     # a link to another tape continues the backward there
@@ -125,10 +127,10 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
         from .double_backward import grad as recorded_grad
         return recorded_grad(outputs, inputs, grad_outputs, allow_unused, materialize_grads,
                              _check)
-    for t in inputs:
+    seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
+    for t in inputs:            # after the outputs' checks, as PyTorch
         if not isinstance(t, Tensor) or not t._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
-    seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
     results = [None] * len(inputs)
     work = {}
     for t, seed in seeds:
@@ -397,14 +399,17 @@ class _Sweep:
         if not _DEFERRED:
             return
         tape = self.tape
-        replayed = tape.ptrs is not None or tape.keep_all     # see _on_tape
+        on_tape = None       # a leaf used on this tape and again on a newer one, or replayed
         for key, node in list(_DEFERRED.items()):
             t = node.variable
             if t is None:                 # the leaf is gone
                 del _DEFERRED[key]
                 continue
-            if node.tape_id != tape.id and not (replayed and _on_tape(node, tape)):
-                continue
+            if node.tape_id != tape.id:
+                if on_tape is None:
+                    on_tape = {id(n) for n in tape.leaf_nodes}
+                if id(node) not in on_tape:
+                    continue
             g = self.leaf_adjoint(node)
             if t is None or g is None:
                 continue
@@ -424,16 +429,8 @@ class _Sweep:
                 continue
             done.add(id(t))
             g = self.adjoint_of_tensor(t)
-            if g is None:
-                continue
-            node = t._node if t._tape is None else None
-            with _ACCUMULATE:
-                if node is not None and node.hooks:
-                    g = _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
-                _accumulate(t, g)
-            if node is not None and node.post_hooks:
-                for fn in list(node.post_hooks.values()):
-                    fn(t)
+            if g is not None:
+                accumulate_hooked(t, g)
 
     def retained_grads(self, targets=()):
         """Retained tensors the sweep computed a gradient for (not the targets of
@@ -462,14 +459,6 @@ class _Sweep:
         """Drops the views of the tape's bytes (it can then grow again) and the buffers."""
         self.rq = self.rd = self.ms = self.md = self.srq = None
         self.sg = self.work = None
-
-
-def _on_tape(node, tape):
-    """Is leaf node recorded on tape? (A tg.compile replay's tape holds the leaves of its
-    call, recorded on the tape of the recording; on a recording's tape, a leaf changed in
-    place is recorded afresh at its next use.)"""
-    return node.tape_id == tape.id or ((tape.ptrs is not None or tape.keep_all) and
-                                       any(n is node for n in tape.leaf_nodes))
 
 
 def _data_offset_ok():

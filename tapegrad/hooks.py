@@ -65,6 +65,8 @@ def _accumulate(t, g):
     into the tensor its .grad holds (allocated the first time for a non-leaf)."""
     g = np.asarray(g).reshape(_shape(t))
     node = t._node if t._tape is None else None
+    if node is None and t._tape is None and t._rg:   # a leaf never used (backward on it):
+        node = _leaf_node(t)                         # its storage, which later sweeps fill
     if node is not None and node.page is not None and \
             (t._grad is None or _owns(node, t._grad)):
         leaves.grad_array(node, _shape(t), t._dtype.np)[...] += g
@@ -78,6 +80,19 @@ def _accumulate(t, g):
             t._grad = _new(np.array(gv + g, t._dtype.np), t._dtype)
         else:
             np.add(gv, g, out=gv, casting="unsafe")
+
+
+def accumulate_hooked(t, g):
+    """What a leaf's AccumulateGrad does with g (backward(inputs=...), backward on a leaf):
+    its tensor hooks, then t.grad += g, then its post-accumulate hooks."""
+    node = t._node if t._tape is None else None
+    with _ACCUMULATE:
+        if node is not None and node.hooks:
+            g = _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
+        _accumulate(t, g)
+    if node is not None and node.post_hooks:
+        for fn in list(node.post_hooks.values()):
+            fn(t)
 
 
 class RemovableHandle:

@@ -232,6 +232,20 @@ case("backward_twice_scalar", raises(RuntimeError, SECOND_TIME))(
 case("backward_twice_matmul", raises(RuntimeError, SECOND_TIME))(
     lambda L: (lambda y: (y.backward(), y.backward()))(
         _leaf(L, [[1.0, 2.0]]).mm(L.ones(2, 1, dtype=L.float64)).sum()))
+# PyTorch checks the outputs before the inputs; backward(inputs=...) retains each input's
+# grad first (found by tests/test_lifetimes_fuzz.py)
+case("grad_of_a_constant_wrt_a_constant", raises(RuntimeError, NO_GRAD_FN))(
+    lambda L: L.autograd.grad(L.tensor(1.0, dtype=L.float64), [L.tensor(2.0, dtype=L.float64)]))
+case("grad_of_a_constant_wrt_a_constant_create_graph", raises(RuntimeError, NO_GRAD_FN))(
+    lambda L: L.autograd.grad(L.ones(2, dtype=L.float64).sum(), [L.ones(2, dtype=L.float64)],
+                              create_graph=True))
+case("backward_inputs_a_constant", raises(RuntimeError, "can't retain_grad on Tensor that has "
+                                                        "requires_grad=False"))(
+    lambda L: (_leaf(L, [1.0, 2.0]) * 2).sum().backward(inputs=[L.ones(2)]))
+case("backward_of_a_leaf_inputs_a_constant", raises(RuntimeError, "can't retain_grad on "
+                                                                  "Tensor that has "
+                                                                  "requires_grad=False"))(
+    lambda L: _leaf(L, 1.5).backward(inputs=[_leaf(L, 1.0), L.ones(2)]))
 case("backward_without_grad", raises(RuntimeError, NO_GRAD_FN))(
     lambda L: L.ones(2).sum().backward())
 case("backward_without_grad_scalar", raises(RuntimeError, NO_GRAD_FN))(
