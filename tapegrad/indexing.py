@@ -14,7 +14,7 @@ from .state import current_tape, recording_active, refuse_while_recording, threa
 from .face import (TensorBase as Tensor, _array, _as_tensor, _bump, _from_array, _guard,
                    _new, _record, _result_dtype, _shape, _slot, _strided, _tracks)
 from .shapes import _broadcast, _cstrides, _dim, _sizes
-from .inplace import VIEW_OF_LEAF, rebase, refuse_view_of_leaf
+from .inplace import VIEW_OF_LEAF, moved, rebase, refuse_view_of_leaf
 from .views import _index_key
 
 
@@ -250,6 +250,8 @@ def where(condition, input, other):
 def setitem(x, key, value):
     """x[key] = value: in place; recorded as PyTorch's CopySlices when grad is involved."""
     refuse_while_recording("item assignment (t[...] = v)")
+    if not _shape(x):
+        _index_key(key, 0)                # PyTorch's words for an int, a slice, too many
     val = value if isinstance(value, Tensor) else None
     recording = thread_state().enabled and (x._rg or (val is not None and val._rg))
     if recording and x._rg and x._tape is None:       # x[k] = v is a view's copy_, as
@@ -295,7 +297,7 @@ def setitem(x, key, value):
         _record(COPYSLICES, res, x, float(value), ints=pos.ravel())
     np.copyto(x._v, new)
     _bump(x)
-    x._tape, x._slot, x._rg = res._tape, res._slot, True
+    moved(x, res)
     rebase(x)                        # a view: the tensor it views changes too
 
 

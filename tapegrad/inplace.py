@@ -52,7 +52,7 @@ def _inplace(self, op, other):
         _assign(self, res, res._slot)
         if type(self._v) is _float and type(res._v) is not _float:
             self._v = np.array(self._v, self._dtype.np)   # it is an array record now
-        self._tape, self._slot, self._rg = res._tape, res._slot, True
+        moved(self, res)
         rebase(self)
         return self
     v = self._v
@@ -87,6 +87,16 @@ def refuse_view_of_leaf(t):
         raise RuntimeError(VIEW_OF_LEAF)
 
 
+def moved(t, res):
+    """t was changed in place in grad mode: its value is now res's record. retain_grad()
+    moves along, as PyTorch moves its retains_grad hook to the new grad_fn."""
+    tape, slot = t._tape, t._slot
+    ref = tape.retained.pop(slot, None) if tape is not None else None
+    t._tape, t._slot, t._rg = res._tape, res._slot, True
+    if ref is not None and ref() is t:
+        t._tape.retained[t._slot] = ref
+
+
 def rebase(t):
     """``t`` was just changed in place in grad mode, its new value recorded. If it views
     another tensor's memory, that tensor (its base) gets a CopySlices record putting the
@@ -99,7 +109,7 @@ def rebase(t):
         pos = _positions(t._v, _contiguous(base)._v)
         new = _new(base._v.copy(), base._dtype, True)
         _record(COPYSLICES, new, base, t, ints=pos)
-        base._tape, base._slot, base._rg = new._tape, new._slot, True
+        moved(base, new)
     else:
         base = t
     views = getattr(base, "_views", None)

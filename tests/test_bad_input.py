@@ -246,6 +246,21 @@ case("backward_of_a_leaf_inputs_a_constant", raises(RuntimeError, "can't retain_
                                                                   "Tensor that has "
                                                                   "requires_grad=False"))(
     lambda L: _leaf(L, 1.5).backward(inputs=[_leaf(L, 1.0), L.ones(2)]))
+ZERO_DIM_INDEX = ("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+                  "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+case("index_0d_int", raises(IndexError, ZERO_DIM_INDEX))(
+    lambda L: _leaf(L, 1.5)[0])
+case("index_0d_slice", raises(IndexError, "slice() cannot be applied to a 0-dim tensor."))(
+    lambda L: _leaf(L, 1.5)[1:])
+case("index_0d_two_ints", raises(IndexError, "too many indices for tensor of dimension 0"))(
+    lambda L: _leaf(L, 1.5)[0, 0])
+case("setitem_0d_nonleaf_int", raises(IndexError, ZERO_DIM_INDEX))(
+    lambda L: (_leaf(L, 1.5) * 2).__setitem__(0, 1.0))
+case("setitem_0d_leaf_int", raises(IndexError, ZERO_DIM_INDEX))(
+    lambda L: _leaf(L, 1.5).__setitem__(0, 1.0))
+case("setitem_0d_constant_slice", raises(IndexError, "slice() cannot be applied to a 0-dim "
+                                                     "tensor."))(
+    lambda L: L.tensor(1.5).__setitem__(slice(None), 1.0))
 case("backward_without_grad", raises(RuntimeError, NO_GRAD_FN))(
     lambda L: L.ones(2).sum().backward())
 case("backward_without_grad_scalar", raises(RuntimeError, NO_GRAD_FN))(
