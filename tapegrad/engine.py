@@ -24,6 +24,7 @@ from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, MUL, 
                   node_name)
 from .compile_notice import first_call
 from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, _leaf_node, accumulate_hooked,  # noqa: F401
+                    root_hooks,
                     _owns, grad_storage, register_hook, register_post_accumulate_grad_hook,
                     update_deferred)
 from .recording import _INPLACE
@@ -79,6 +80,8 @@ def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
         if t._tape is None:                       # backward on a leaf itself: its hooks
             if targets is None or any(x is t for x in targets):     # run, as PyTorch
                 accumulate_hooked(t, seed)
+            else:
+                root_hooks(t, seed)
             continue
         _add_root(work, t._tape, t._slot, seed)
     while work:                     # a link to another tape continues the backward there
@@ -152,6 +155,8 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
         finally:
             run.close()
     for t, seed in seeds:                 # a leaf output that is itself an input
+        if t._tape is None and not any(x is t for x in inputs):
+            root_hooks(t, seed)           # (or not: its hooks run all the same)
         for i, x in enumerate(inputs):
             if x is t and t._tape is None:
                 seed = seed.reshape(_shape(t))

@@ -81,6 +81,7 @@ def restrict(run, inputs, run_inputs):
     if run_inputs:
         out |= run.seen
     run.runs = out
+    run.seen[[s for s, _ in run.roots]] = 1     # PyTorch always calls a root's tensor hooks
     idle = (reach != 0) & (out == 0) & (fam != F_SOURCE)
     if idle.any():
         srq = rq.copy()

@@ -95,6 +95,15 @@ def accumulate_hooked(t, g):
             fn(t)
 
 
+def root_hooks(t, g):
+    """A leaf root of grad() or backward(inputs=...) that is not an input: PyTorch still
+    calls its tensor hooks (what they return goes nowhere)."""
+    node = t._node
+    if node is not None and node.hooks:
+        with _ACCUMULATE:
+            _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
+
+
 class RemovableHandle:
     """What register_hook returns: ``handle.remove()`` takes the hook off."""
     __slots__ = ("_fns", "_key", "_leaf")

@@ -607,3 +607,33 @@ def test_grad_runs_the_links_towards_an_input_on_an_older_tape():
     np.testing.assert_allclose(_plain(mine[1]), np.exp(x * x), rtol=1e-14)
     assert mine[2] == "RuntimeError: " + SECOND_TIME
     _as_pytorch(scenario, mine)
+
+
+# ----- a root's hooks (found by tests/test_lifetimes_fuzz.py) -------------------------------------
+@pytest.mark.parametrize("how", ["grad", "backward_inputs", "grad_leaf_root",
+                                 "backward_inputs_leaf_root", "retained_root"])
+def test_a_roots_hooks_run_even_when_it_leads_to_no_input(how):
+    """PyTorch always calls the tensor hooks (and the retain_grad hook) of the node it starts
+    from, needed or not (engine.cpp: 'We always want to call tensor pre-hooks'); tapegrad
+    skipped them when the root led to no input."""
+    def scenario(L):
+        seen = []
+        x, w = _x(L), _x(L, WV)
+        y = (x * x).sum()
+        if how.endswith("leaf_root"):
+            y = L.tensor(2.0, dtype=L.float64, requires_grad=True)
+        if how == "retained_root":
+            y.retain_grad()
+        else:
+            y.register_hook(lambda g: seen.append(_plain(g)) or g * 2)
+        if how.startswith("grad"):
+            got = L.autograd.grad(y, [w], allow_unused=True)
+        else:
+            got = y.backward(inputs=[w])
+        return [got, seen, w.grad, x.grad, y.grad if how == "retained_root" else None]
+    mine = scenario(tg)
+    if how == "retained_root":
+        assert mine[4] == 1.0
+    else:
+        assert mine[1] == [1.0]
+    _as_pytorch(scenario, mine)
