@@ -489,20 +489,23 @@ def _check(run):
             freed = node._tape.freed
             if isinstance(freed, np.ndarray) and node._slot < len(freed) and freed[node._slot]:
                 raise RuntimeError(SECOND_TIME)
-    if tape.saved and tape.epoch != _INPLACE[0]:       # something changed in place since
+    found = []              # (the record that reads it, what the error names): PyTorch
+    if tape.saved and tape.epoch != _INPLACE[0]:       # meets the highest record first
         for consumer, slot, cell, version, idx, ref in tape.saved:
             if reach[consumer] and cell[0] != version:
                 # PyTorch names a saved output by the node that saved it, and a saved input
                 # by the node that now produces it
                 kept = tape.objs[idx]
-                _raise_modified(tape, slot, kept.shape, kept.dtype, cell[0], version,
-                                None if consumer == slot else ref)
+                found.append((consumer, (tape, slot, kept.shape, kept.dtype, cell[0], version,
+                                         None if consumer == slot else ref)))
     if tape.dirty:
-        _check_dirty(run)
+        found += _check_dirty(run)
+    if found:
+        _raise_modified(*max(found, key=lambda f: f[0])[1])
 
 
 def _check_dirty(run):
-    """Scalars changed in place after a record read their value."""
+    """Scalars changed in place after a record read their value: (reader, error) pairs."""
     tape, rq, rd, reach = run.tape, run.rq, run.rd, getattr(run, "runs", run.reach)
     heads = rq[0::3]
     ops = heads & OPMASK
@@ -521,12 +524,15 @@ def _check_dirty(run):
     read_b = ((need & 2) > 0) & ~((ops == MUL) & ~grad_a)
     here = np.arange(len(ops))
     hit = reach > 0
+    found = []
     for slot, (expected, now, dtype, ref, limit) in tape.dirty.items():
         users = (((first == slot) & read_a) | ((second == slot) & read_b)) & (here < limit)
         if ((here == slot) & ((need & 4) > 0) & hit).any():      # a saved output
-            _raise_modified(tape, slot, (), dtype, now, expected)
+            found.append((slot, (tape, slot, (), dtype, now, expected)))
         if (users & hit).any():
-            _raise_modified(tape, slot, (), dtype, now, expected, ref)
+            found.append((int(np.nonzero(users & hit)[0][-1]),
+                          (tape, slot, (), dtype, now, expected, ref)))
+    return found
 
 
 def _raise_modified(tape, slot, shape, dtype, now, expected, ref=None):
@@ -541,7 +547,7 @@ def _raise_modified(tape, slot, shape, dtype, now, expected, ref=None):
     if op not in (LEAF, CONST) and not (t is not None and t._tape is None):
         _, _, const_first = tape.operands(slot)
         where = ", which is output 0 of " + \
-            re.sub(r"Backward\d+$", "", node_name(op, const_first)) + ","
+            re.sub(r"Backward(0$)?", "", node_name(op, const_first)) + ","   # Max1, Exp
     raise RuntimeError("one of the variables needed for gradient computation has been "
                        f"modified by an inplace operation: [tapegrad.{kind} {list(shape)}]"
                        f"{where} is at version {now}; expected version {expected} instead. "

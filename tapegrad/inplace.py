@@ -49,7 +49,9 @@ def _inplace(self, op, other):
         res = _binary(op, a, other)
         if type(res._v) is _float and res._dtype is not self._dtype:
             _round_record(res, self._dtype)
-        _assign(self, res, res._slot)
+        # records before the in-place op's own read the old value; when self's graph is on
+        # an older tape (the in-place op recorded on a newer one), every record there does
+        _assign(self, res, res._slot if res._tape is self._tape else None)
         if type(self._v) is _float and type(res._v) is not _float:
             self._v = np.array(self._v, self._dtype.np)   # it is an array record now
         moved(self, res)

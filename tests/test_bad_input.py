@@ -425,6 +425,43 @@ def _leaf_changed_under_no_grad(L):
 case("saved_leaf_changed_under_no_grad", raises(RuntimeError, MODIFIED(
     "DoubleTensor", [2], "-").replace(", which is output 0 of -,", "")))(
     _leaf_changed_under_no_grad)
+def _scalar_changed_after_another_backward(L):
+    """The in-place op is recorded on the tape after the graph's (a backward came between):
+    every record of the graph's tape that read the old value must raise (found by
+    tests/test_lifetimes_fuzz.py: the gradient used the old value, silently)."""
+    x, w = _leaf(L, 0.15), _leaf(L, 2.0)
+    a = x * 3
+    b = a * w
+    (w * 1).backward()
+    a.mul_(2)
+    b.backward()
+
+
+def _two_values_changed(L):
+    """PyTorch meets the latest record first: its error names what that record read."""
+    x = _leaf(L, 0.15)
+    p = x.pow(3)
+    with L.no_grad():
+        x.mul_(x)                 # read by pow
+    a = x - p
+    b = a * p
+    a.mul_(x)                     # read by the mul, recorded after pow
+    b.backward()
+
+
+def _saved_output_of_max(L):
+    y = (_leaf(L, [1.0, 3.0, 2.0]) * 1).max()
+    z = y.exp()
+    y.mul_(1)
+    z.backward()
+
+
+case("saved_scalar_changed_after_another_backward", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "Mul")))(_scalar_changed_after_another_backward)
+case("two_values_changed_the_latest_reader_first", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "Mul")))(_two_values_changed)
+case("saved_output_of_max_names_max1", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "Max1")))(_saved_output_of_max)
 case("saved_scalar_output_of_exp", raises(RuntimeError, MODIFIED("DoubleTensor", [], "Exp")))(
     lambda L: (lambda x: (lambda y: (y.mul_(2), y.backward()))(x.exp()))(_leaf(L, 1.5)))
 case("unsaved_change_is_fine", value([[[4.0, 4.0]]]))(    # add's backward reads nothing
