@@ -187,7 +187,8 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
 def _simple(tape):
     """Can one kernel call do this tape's backward (kernels.backward_all)?"""
     return not (tape.hooks or tape.retained or tape.links or tape.big or tape.functions
-                or _DEFERRED or tape.dirty or tape.dtypes == 3 or is_anomaly_enabled()) \
+                or _DEFERRED or tape.dirty or tape.unsaved or tape.dtypes == 3
+                or is_anomaly_enabled()) \
         and (not tape.saved or tape.epoch == _INPLACE[0])
 
 

@@ -150,6 +150,15 @@ def _positions(view, base):
     return pos.ravel()
 
 
+def scaled(other, alpha):
+    """other * alpha for add/sub(..., alpha=): PyTorch's AddBackward0 keeps alpha as a
+    number, so a backward does not free this record (a second one runs it again)."""
+    res = other * alpha
+    if isinstance(res, Tensor) and res._tape is not None:
+        res._tape.unsaved.append(res._slot)
+    return res
+
+
 def _round_record(res, dt):
     """A scalar result written into a tensor of another dtype (float32 t += float64 b):
     its record holds the value t holds, rounded to dt and flagged so, as PyTorch casts
@@ -210,10 +219,10 @@ class InPlaceMethods:
     __slots__ = ()
 
     def add_(self, other, alpha=1):
-        return _inplace(self, ADD, other if alpha == 1 else other * alpha)
+        return _inplace(self, ADD, other if alpha == 1 else scaled(other, alpha))
 
     def sub_(self, other, alpha=1):
-        return _inplace(self, SUB, other if alpha == 1 else other * alpha)
+        return _inplace(self, SUB, other if alpha == 1 else scaled(other, alpha))
 
     def mul_(self, other):
         return _inplace(self, MUL, other)

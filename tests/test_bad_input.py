@@ -312,6 +312,20 @@ case("second_backward_through_nodes_that_saved_nothing_sum", value([[8.0, 8.0]])
     lambda L: _second_backward_through(L, lambda x: x.sum().expand(2)))
 case("second_backward_through_cat_that_saved_nothing", value([[8.0, 8.0]]))(
     lambda L: _second_backward_through(L, lambda x: L.cat([x, x])))
+# add/sub's alpha is a number in PyTorch's AddBackward0 (tapegrad's record of other * alpha
+# was freed: the second backward raised)
+case("second_backward_through_add_alpha", value([[12.0, 12.0]]))(
+    lambda L: _second_backward_through(L, lambda x: L.add(x, x, alpha=2)))
+case("second_backward_through_sub_alpha_method", value([[-4.0, -4.0]]))(
+    lambda L: _second_backward_through(L, lambda x: x.sub(x, alpha=2)))
+case("second_backward_through_add_alpha_scalar", value([4.0 * 4]))(
+    lambda L: (lambda x: (lambda y: (y.backward(), (y * 3).backward(), x.grad.item())[2:])(
+        x.add(x, alpha=3)))(_leaf(L, 1.5)))
+case("second_backward_through_add__alpha", value([[3.0, 3.0], [12.0, 12.0]]))(
+    lambda L: (lambda x: (lambda y: (y.add_(x, alpha=2), y.sum().backward(),
+                                     (y * 3).sum().backward(), [y.tolist(),
+                                                                x.grad.tolist()])[3])(
+        x + 0.0))(_leaf(L, [1.0, 1.0])))
 
 
 def _backward_twice(L, make):
