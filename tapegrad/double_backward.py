@@ -223,7 +223,7 @@ class _Run:
                 if r in hooks and hooks[r][2]:
                     g = self.grads[key] = _call_hooks(hooks[r][2].values(), g, hooks[r][0],
                                                       hooks[r][1])
-                if self.backward and r in retained:
+                if r in retained:         # grad() fills them too, as PyTorch 2.13
                     t = retained[r]()
                     if t is not None and t._tape is tape and t._slot == r:
                         t._grad = g.clone() if t._grad is None else t._grad + g

@@ -405,17 +405,15 @@ class _Sweep:
         if not _DEFERRED:
             return
         tape = self.tape
-        on_tape = None       # a leaf used on this tape and again on a newer one, or replayed
         for key, node in list(_DEFERRED.items()):
             t = node.variable
             if t is None:                 # the leaf is gone
                 del _DEFERRED[key]
                 continue
-            if node.tape_id != tape.id:
-                if on_tape is None:
-                    on_tape = {id(n) for n in tape.leaf_nodes}
-                if id(node) not in on_tape:
-                    continue
+            # a leaf used on this tape and again on a newer one (or replayed): on this
+            # tape too (nodes compare by identity; one C call)
+            if node.tape_id != tape.id and node not in tape.leaf_nodes:
+                continue
             g = self.leaf_adjoint(node)
             if t is None or g is None:
                 continue
