@@ -175,9 +175,18 @@ class _Run:
         order = self._reach(roots)
         for view in order:                   # PyTorch's errors before anything is recorded
             self.check(SimpleNamespace(tape=view.tape, reach=view.reach, rq=view.rq,
-                                       rd=view.rd))
+                                       rd=view.rd, runs=self._runs(view)))
         for view in order:
             self._sweep(view)
+
+    def _runs(self, view):
+        """The reached records whose backward runs: those passing a gradient on to a slot
+        that leads to a wanted one (an input's own record does not run: grad(y, y))."""
+        runs, need = view.reach.copy(), view.need
+        for r in np.nonzero(runs)[0].tolist():
+            if view.op(r) != LINK and not any(need[o] for o in view.operands(r) if o >= 0):
+                runs[r] = 0
+        return runs
 
     def _reach(self, roots):
         """Marks what the roots reach on each tape (newest first: links point to older

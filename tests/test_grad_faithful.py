@@ -637,3 +637,20 @@ def test_a_roots_hooks_run_even_when_it_leads_to_no_input(how):
     else:
         assert mine[1] == [1.0]
     _as_pytorch(scenario, mine)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_grad_of_an_output_with_respect_to_itself_after_its_graph_was_freed(create_graph):
+    """grad(y, y) runs no record (y's own is captured, not run), so it works after a
+    backward freed y's graph; with create_graph=True tapegrad checked y's own record and
+    raised (found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        x = _x(L)
+        y = x.exp().sum() * x.exp().sum()
+        y.backward()
+        got = L.autograd.grad(y, [y], create_graph=create_graph)
+        return [got, _error(lambda: L.autograd.grad(y, [x], create_graph=create_graph))]
+    mine = scenario(tg)
+    assert _plain(mine[0])[0] == 1.0
+    assert mine[1] == "RuntimeError: " + SECOND_TIME
+    _as_pytorch(scenario, mine)
