@@ -123,6 +123,7 @@ class _Run:
         self.backward = keep_grads          # backward(): retained grads get theirs
         self.views = {}                     # tape id -> TapeView
         self.grads = {}                     # (tape id, slot) -> the gradient so far
+        self.captured = {}                  # grad(): an input's, before its hooks ran
         self.leaf = {}                      # leaf node -> (gradient, the leaf if known)
         self.leaf_targets = None            # ids of the wanted leaves' nodes (None: all)
         self.slot_targets = set()           # (tape id, slot) of wanted non-leaves
@@ -230,6 +231,9 @@ class _Run:
             g = self.grads.get(key)
             if g is not None:             # final here: every use of slot r came before
                 if r in hooks and hooks[r][2]:
+                    if not self.backward and key in self.slot_targets and \
+                            any(wanted(o) for o in view.operands(r)):
+                        self.captured[key] = g     # before its hooks, as engine._Sweep
                     g = self.grads[key] = _call_hooks(hooks[r][2].values(), g, hooks[r][0],
                                                       hooks[r][1])
                 if r in retained:         # grad() fills them too, as PyTorch 2.13
@@ -308,7 +312,8 @@ class _Run:
             key = t._node if t._node is not None else t
             got = self.leaf.get(key)
             return None if got is None else got[0]
-        return self.grads.get((t._tape.id, t._slot))
+        key = (t._tape.id, t._slot)
+        return self.captured[key] if key in self.captured else self.grads.get(key)
 
 
 def _with_graph_saved(view, ctx, call):

@@ -145,7 +145,8 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
         try:
             run.sweep_all()
             for i, t in enumerate(inputs):
-                g = run.adjoint_of_tensor(t)
+                g = run.captured.get(t._slot) if t._tape is tape else None
+                g = run.adjoint_of_tensor(t) if g is None else g
                 if g is not None:
                     g = g.reshape(_shape(t))
                     results[i] = g.copy() if results[i] is None else results[i] + g
@@ -301,6 +302,9 @@ class _Sweep:
         # gradient is computed (hooks, retained grads); srq: the records as swept
         self.runs = self.seen = self.reach
         self.srq = self.rq
+        # grad(): an input whose record runs (another input lies below) gives the gradient
+        # from before its hooks, as PyTorch captures it before calling its node
+        self.captured = None if inputs is None or run_inputs else {}
         if inputs is not None:          # grad(), backward(inputs=...): only what leads there
             from .grad_reach import restrict
             restrict(self, inputs, run_inputs)
@@ -359,6 +363,8 @@ class _Sweep:
             shape, dtype, fns = hooks.get(slot, (None, None, None))
             if self.seen[slot] and fns:
                 adj = self.adjoint(slot)
+                if self.captured is not None and self.runs[slot]:
+                    self.captured[slot] = adj.copy()
                 adj[:] = _call_hooks(fns.values(), adj, shape, dtype).ravel()
             if slot in calls and self._runs_function(calls[slot]):
                 calls[slot].backward_in_sweep(self)

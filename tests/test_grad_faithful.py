@@ -654,3 +654,26 @@ def test_grad_of_an_output_with_respect_to_itself_after_its_graph_was_freed(crea
     assert _plain(mine[0])[0] == 1.0
     assert mine[1] == "RuntimeError: " + SECOND_TIME
     _as_pytorch(scenario, mine)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_needed_inputs_gradient_is_captured_before_its_hooks(create_graph):
+    """PyTorch captures a non-leaf input's gradient before calling its node when the node
+    runs (another input lies below: the hooks run with the node), after the hooks when it
+    does not (engine.cpp, NOTE [Hooks ordering]); tapegrad always returned it after the
+    hooks (found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        x = L.tensor(-0.67, dtype=L.float64, requires_grad=True)
+        h = x * 3
+        k = h * 2
+        h.register_hook(lambda g: g * 10)
+        out = [L.autograd.grad(k, [h], retain_graph=True, create_graph=create_graph),
+               L.autograd.grad(k, [h, x], retain_graph=True, create_graph=create_graph)]
+        k.register_hook(lambda g: g * 10)
+        out += [L.autograd.grad(k, [k], retain_graph=True, create_graph=create_graph),
+                L.autograd.grad(k, [k, x], retain_graph=True, create_graph=create_graph)]
+        return out
+    mine = _plain(scenario(tg))
+    assert [[float(v) for v in r] for r in mine] == [[20.0], [2.0, 60.0], [10.0],
+                                                     [1.0, 600.0]]
+    _as_pytorch(scenario, mine)
