@@ -194,6 +194,7 @@ def _simple(tape):
 
 
 _SWEEPS = [None]           # the generated sweeps module, once imported
+_KERNELS = [None]          # the kernels module, once imported (an import costs calls)
 
 
 def _backward_all(tape, root, retain):
@@ -270,7 +271,11 @@ class _Sweep:
     """The arrays of one backward over one tape, from prepare to free."""
 
     def __init__(self, tape, roots, retain_graph, stage, inputs=None, run_inputs=False):
-        from .kernels import data_pointers, prepare     # Numba loads at the first backward
+        kernels = _KERNELS[0]
+        if kernels is None:                             # Numba loads at the first backward
+            from . import kernels
+            _KERNELS[0] = kernels
+        data_pointers, prepare = kernels.data_pointers, kernels.prepare
         self.tape, self.retain, self.stage = tape, retain_graph, stage
         self.roots = roots
         self.rq = None
@@ -357,7 +362,8 @@ class _Sweep:
         hooks = self.tape.hooks
         # a custom autograd.Function's backward runs when the sweep has passed all of its
         # outputs: the adjoints of them all are final (autograd/function.py)
-        calls = {node._first: node for node, _ in self.tape.functions.values()}
+        calls = {node._first: node for node, _ in self.tape.functions.values()} \
+            if self.tape.functions else {}
         for slot in sorted((s for s in {*hooks, *calls} if s <= start), reverse=True):
             self._down(start, slot + 1)
             shape, dtype, fns = hooks.get(slot, (None, None, None))
@@ -381,9 +387,11 @@ class _Sweep:
         one record at a time."""
         if start < stop:
             return
-        from ._generated.sweeps import sweep, sweep_full
-        if self.tape.full:
-            sweep = sweep_full
+        sweeps = _SWEEPS[0]
+        if sweeps is None:
+            from ._generated import sweeps
+            _SWEEPS[0] = sweeps
+        sweep = sweeps.sweep_full if self.tape.full else sweeps.sweep
         args = (self.srq, self.rd, self.ms, self.md, self.ptrs, self.sg, self.reach, self.off,
                 self.work)
         if is_anomaly_enabled():
@@ -445,7 +453,7 @@ class _Sweep:
     def retained_grads(self, targets=()):
         """Retained tensors the sweep computed a gradient for (not the targets of
         backward(inputs=...): accumulate_into gave them theirs)."""
-        skip = {id(t) for t in targets}
+        skip = {id(t) for t in targets} if targets else ()
         for slot, ref in list(self.tape.retained.items()):
             t = ref()
             if t is not None and t._tape is self.tape and t._slot == slot and \
@@ -531,6 +539,8 @@ def _check_dirty(run):
     hit = reach > 0
     found = []
     for slot, (expected, now, dtype, ref, limit) in tape.dirty.items():
+        t = ref()                # changed again since (a leaf under no_grad): its version now
+        now = now if t is None else max(now, t._version)
         users = (((first == slot) & read_a) | ((second == slot) & read_b)) & (here < limit)
         if ((here == slot) & ((need & 4) > 0) & hit).any():      # a saved output
             found.append((slot, (tape, slot, (), dtype, now, expected)))

@@ -254,13 +254,14 @@ def setitem(x, key, value):
         _index_key(key, 0)                # PyTorch's words for an int, a slice, too many
     val = value if isinstance(value, Tensor) else None
     recording = thread_state().enabled and (x._rg or (val is not None and val._rg))
-    if recording and x._rg and x._tape is None:       # x[k] = v is a view's copy_, as
-        raise RuntimeError(VIEW_OF_LEAF)                # PyTorch words it
-    if recording:
-        refuse_view_of_leaf(x)
+    leaf = recording and x._rg and x._tape is None
     shape = _shape(x)
     if not shape:
         raise IndexError("tapegrad: assign to a 0-d tensor with copy_ or fill_")
+    basic = _index_key(key, len(shape)) is not None
+    if leaf and not basic:                 # index_put_ on the leaf itself, as PyTorch
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
     try:
         pos = _flat_positions(shape)[_np_key(key)]
     except IndexError as e:
@@ -270,7 +271,7 @@ def setitem(x, key, value):
     fits = list(np.shape(src))       # the value without the leading 1s the target lacks
     while len(fits) > pos.ndim and fits[0] == 1:
         fits.pop(0)
-    if _index_key(key, len(shape)) is not None:    # a basic key: PyTorch copies as expand
+    if basic:                           # a basic key: PyTorch copies as expand
         _expanded(tuple(fits), list(pos.shape), val._dtype if val is not None else x._dtype)
     else:
         try:
@@ -279,6 +280,10 @@ def setitem(x, key, value):
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(np.shape(src))} "
                                f"cannot be broadcast to indexing result of shape "
                                f"{list(pos.shape)}") from None
+    if leaf:                            # x[k] = v is a view's copy_ (after the expand), as
+        raise RuntimeError(VIEW_OF_LEAF)          # PyTorch words it
+    if recording:
+        refuse_view_of_leaf(x)
     if not recording:
         x._v[_np_key(key)] = src
         _bump(x)

@@ -261,6 +261,17 @@ case("setitem_0d_leaf_int", raises(IndexError, ZERO_DIM_INDEX))(
 case("setitem_0d_constant_slice", raises(IndexError, "slice() cannot be applied to a 0-dim "
                                                      "tensor."))(
     lambda L: L.tensor(1.5).__setitem__(slice(None), 1.0))
+# item assignment on a leaf: PyTorch's index and expand errors come first for a basic key
+# (a view's copy_), the leaf's own error first for an advanced one (index_put_)
+case("setitem_leaf_basic_key_wrong_shape", raises(RuntimeError, "The expanded size of the "
+                                                  "tensor (3) must match the existing size "
+                                                  "(4) at non-singleton dimension 0.  Target "
+                                                  "sizes: [3].  Tensor sizes: [4]"))(
+    lambda L: _leaf(L, [[1.0, 2.0, 3.0]] * 2).__setitem__(0, L.ones(4)))
+case("setitem_leaf_advanced_key", raises(RuntimeError, LEAF_INPLACE))(
+    lambda L: _leaf(L, [[1.0, 2.0, 3.0]] * 2).__setitem__([0, 1], L.ones(3)))
+case("setitem_leaf_mask_wrong_shape", raises(RuntimeError, LEAF_INPLACE))(
+    lambda L: _leaf(L, [[1.0, 2.0, 3.0]] * 2).__setitem__(L.tensor([True, False]), L.ones(4)))
 case("backward_without_grad", raises(RuntimeError, NO_GRAD_FN))(
     lambda L: L.ones(2).sum().backward())
 case("backward_without_grad_scalar", raises(RuntimeError, NO_GRAD_FN))(
@@ -470,6 +481,18 @@ def _saved_output_of_max(L):
     z.backward()
 
 
+def _leaf_scalar_changed_twice(L):
+    x = _leaf(L, 0.15)
+    y = x.pow(3)
+    with L.no_grad():
+        x.mul_(2)
+        x.mul_(2)
+    y.backward()
+
+
+case("saved_leaf_scalar_changed_twice_under_no_grad", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "-", now=2).replace(", which is output 0 of -,", "")))(
+    _leaf_scalar_changed_twice)
 case("saved_scalar_changed_after_another_backward", raises(RuntimeError, MODIFIED(
     "DoubleTensor", [], "Mul")))(_scalar_changed_after_another_backward)
 case("two_values_changed_the_latest_reader_first", raises(RuntimeError, MODIFIED(
