@@ -14,7 +14,7 @@ from .state import current_tape, recording_active, refuse_while_recording, threa
 from .face import (TensorBase as Tensor, _array, _as_tensor, _bump, _from_array, _guard,
                    _new, _record, _result_dtype, _shape, _slot, _strided, _tracks)
 from .shapes import _broadcast, _cstrides, _dim, _sizes
-from .inplace import VIEW_OF_LEAF, moved, rebase, refuse_view_of_leaf
+from .inplace import VIEW_OF_LEAF, moved, rebase, refuse_overlap, refuse_view_of_leaf
 from .views import _index_key
 
 
@@ -142,7 +142,10 @@ def _expanded(shape, sizes, dtype):
 def expand(input, *sizes):
     sizes = list(_sizes(sizes))
     out_shape, strides = _expanded(_shape(input), sizes, input._dtype)
-    v = np.broadcast_to(_array(input), out_shape)
+    a = _array(input)
+    v = np.broadcast_to(a, out_shape)
+    if v.size == a.size:             # no element repeated: writable, as PyTorch's view
+        v = np.lib.stride_tricks.as_strided(a, v.shape, v.strides, writeable=True)
     return _strided(EXPAND, input, v, 0, tuple(out_shape), strides)
 
 
@@ -271,6 +274,7 @@ def setitem(x, key, value):
     fits = list(np.shape(src))       # the value without the leading 1s the target lacks
     while len(fits) > pos.ndim and fits[0] == 1:
         fits.pop(0)
+    refuse_overlap(x)
     if basic:                           # a basic key: PyTorch copies as expand
         _expanded(tuple(fits), list(pos.shape), val._dtype if val is not None else x._dtype)
     else:
@@ -285,7 +289,7 @@ def setitem(x, key, value):
     if recording:
         refuse_view_of_leaf(x)
     if not recording:
-        x._v[_np_key(key)] = src
+        x._v[_np_key(key)] = np.reshape(src, fits)     # (leading 1s dropped, as PyTorch)
         _bump(x)
         return
     if val is not None and _shape(val) != pos.shape:

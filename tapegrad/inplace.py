@@ -32,10 +32,16 @@ def _inplace(self, op, other):
             o = None
         if o is not None:
             tok = _hush()
-            _UFUNC[op](v, o, out=v)
-            _unhush(tok)
+            try:
+                _UFUNC[op](v, o, out=v)
+            except ValueError:                  # read-only: an expanded tensor
+                refuse_overlap(self)
+                raise
+            finally:
+                _unhush(tok)
             _bump(self)
             return self
+    refuse_overlap(self)
     if st.enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
         if self._rg and self._tape is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
@@ -79,6 +85,17 @@ def _inplace(self, op, other):
 _TYPE_NAMES = {0: "Bool", 1: "Long", 2: "Float"}
 VIEW_OF_LEAF = ("a view of a leaf Variable that requires grad is being used in an in-place "
                 "operation.")
+
+
+def refuse_overlap(t):
+    """PyTorch's error for an in-place change of a tensor whose elements share memory (an
+    expand that repeats elements: NumPy's broadcast view is read-only)."""
+    v = t._v
+    if type(v) is _nd and not v.flags.writeable and \
+            any(st == 0 and n > 1 for st, n in zip(v.strides, v.shape)):
+        raise RuntimeError("unsupported operation: more than one element of the written-to "
+                           "tensor refers to a single memory location. Please clone() the "
+                           "tensor before performing the operation.")
 
 
 def refuse_view_of_leaf(t):

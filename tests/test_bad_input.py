@@ -272,6 +272,22 @@ case("setitem_leaf_advanced_key", raises(RuntimeError, LEAF_INPLACE))(
     lambda L: _leaf(L, [[1.0, 2.0, 3.0]] * 2).__setitem__([0, 1], L.ones(3)))
 case("setitem_leaf_mask_wrong_shape", raises(RuntimeError, LEAF_INPLACE))(
     lambda L: _leaf(L, [[1.0, 2.0, 3.0]] * 2).__setitem__(L.tensor([True, False]), L.ones(4)))
+OVERLAP = ("unsupported operation: more than one element of the written-to tensor refers to a "
+           "single memory location. Please clone() the tensor before performing the "
+           "operation.")
+case("inplace_on_an_expanded_tensor", raises(RuntimeError, OVERLAP))(
+    lambda L: L.ones(3).expand(2, 3).mul_(2))
+case("inplace_on_an_expanded_tensor_with_grad", raises(RuntimeError, OVERLAP))(
+    lambda L: (_leaf(L, [1.0, 2.0, 3.0]) * 1).expand(2, 3).add_(1))
+case("inplace_on_an_expanded_tensor_by_itself", raises(RuntimeError, OVERLAP))(
+    lambda L: (lambda e: e.mul_(e))(L.ones(3).expand(2, 3)))
+# an expand that repeats nothing is an ordinary writable view
+case("inplace_on_an_expand_to_the_same_shape", value([[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]))(
+    lambda L: (lambda x: (x.expand(2, 3).add_(1), x.tolist())[1])(L.ones(2, 3)))
+case("inplace_on_an_expand_adding_a_dim_of_one", value([[3.0, 3.0]]))(
+    lambda L: (lambda x: (x.expand(1, 1, 2).mul_(3), x.tolist())[1])(L.ones(1, 2)))
+case("setitem_of_a_1_element_value_into_an_element", value([5.0, 0.0, 0.0]))(
+    lambda L: (lambda x: (x.__setitem__(0, L.ones(1) * 5), x.tolist())[1])(L.zeros(3)))
 case("backward_without_grad", raises(RuntimeError, NO_GRAD_FN))(
     lambda L: L.ones(2).sum().backward())
 case("backward_without_grad_scalar", raises(RuntimeError, NO_GRAD_FN))(
