@@ -90,7 +90,7 @@ def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
             _backward_all(tape, roots[0], bool(retain_graph))
             continue
         run = _Sweep(tape, roots, bool(retain_graph), stage=targets is not None,
-                     inputs=targets, run_inputs=True)
+                     inputs=targets, run_inputs=True, outputs=tensors)
         try:
             run.sweep_all()
             if targets is None:
@@ -141,7 +141,8 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
             _add_root(work, t._tape, t._slot, seed)
     while work:                     # through links into other tapes, as backward does
         tape, roots = work.pop(max(work))
-        run = _Sweep(tape, roots, bool(retain_graph), stage=True, inputs=inputs)
+        run = _Sweep(tape, roots, bool(retain_graph), stage=True, inputs=inputs,
+                     outputs=outputs)
         try:
             run.sweep_all()
             for i, t in enumerate(inputs):
@@ -270,7 +271,8 @@ def _size_repr(shape):
 class _Sweep:
     """The arrays of one backward over one tape, from prepare to free."""
 
-    def __init__(self, tape, roots, retain_graph, stage, inputs=None, run_inputs=False):
+    def __init__(self, tape, roots, retain_graph, stage, inputs=None, run_inputs=False,
+                 outputs=()):
         kernels = _KERNELS[0]
         if kernels is None:                             # Numba loads at the first backward
             from . import kernels
@@ -278,6 +280,7 @@ class _Sweep:
         data_pointers, prepare = kernels.data_pointers, kernels.prepare
         self.tape, self.retain, self.stage = tape, retain_graph, stage
         self.roots = roots
+        self.outputs = outputs          # the tensors backward or grad() started from
         self.rq = None
         _leave(tape)
         objs = tape.objs

@@ -76,7 +76,9 @@ def _accumulate(t, g):
         t._grad = _new(np.array(g, t._dtype.np), t._dtype)
     else:
         gv = t._grad._v
-        if type(gv) is not np.ndarray:          # a grad assigned by the user as a scalar
+        if type(gv) is not np.ndarray or t._tape is not None:   # a grad the user assigned
+            # as a scalar; a retained non-leaf's grad is replaced, as PyTorch's retain_grad
+            # hook does (grad + new): a .grad the user holds keeps its values
             t._grad = _new(np.array(gv + g, t._dtype.np), t._dtype)
         else:
             np.add(gv, g, out=gv, casting="unsafe")

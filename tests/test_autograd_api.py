@@ -194,6 +194,22 @@ def test_retain_grad_survives_an_in_place_change(change):
     assert mine[0] is True and mine[1] is not None
 
 
+def test_a_retained_grad_is_replaced_by_a_later_backward():
+    """PyTorch's retain_grad hook sets grad = grad + new: a .grad the user holds keeps its
+    values (tapegrad added into it in place; found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        x = L.tensor([1.0, -2.0], dtype=L.float64, requires_grad=True)
+        h = x * 3
+        h.retain_grad()
+        y = (h * h).sum()
+        y.backward(retain_graph=True)
+        held = h.grad
+        y.backward()
+        return [held, h.grad, held is h.grad]
+    mine = _same_in_pytorch(scenario)
+    np.testing.assert_array_equal(mine[0], [6.0, -12.0])
+
+
 # ----- detach, requires_grad, data, casts ------------------------------------------------
 def test_detach_shares_memory_and_does_not_require_grad():
     x = t64([1.0, 2.0])

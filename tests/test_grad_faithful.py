@@ -677,3 +677,23 @@ def test_a_needed_inputs_gradient_is_captured_before_its_hooks(create_graph):
     assert [[float(v) for v in r] for r in mine] == [[20.0], [2.0, 60.0], [10.0],
                                                      [1.0, 600.0]]
     _as_pytorch(scenario, mine)
+
+
+def test_grad_through_a_link_runs_no_hook_and_fills_no_grad_of_what_leads_nowhere():
+    """y on a newer tape continues into h on the tape of x (a backward came between); grad(y,
+    [w]) with w beside h on that older tape: the sweep there starts at h (a link's root, not an
+    output), which leads to no input: h's hook is not called and h.grad stays as it was, as
+    PyTorch (found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        seen = []
+        x, w = _x(L), _x(L, WV)
+        h = x.sum()
+        v = x / w
+        h.backward(inputs=[h, x])              # h retains its grad; the next tape starts
+        h.register_hook(lambda g: seen.append(_plain(g)))
+        y = h.cos() ** 2
+        got = L.autograd.grad(y, [y, v], retain_graph=True, allow_unused=True)
+        return [got, h.grad, seen]
+    mine = scenario(tg)
+    assert mine[1] == 1.0 and mine[2] == []
+    _as_pytorch(scenario, mine)
