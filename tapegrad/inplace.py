@@ -51,13 +51,15 @@ def _inplace(self, op, other):
         if op in (MUL, DIV) and type(self._v) is _nd and isinstance(other, Tensor) \
                 and other._rg:               # other's grad reads self's value from before
             a = _stand_in(self)
-            other = a if other is self else other
+        # x.mul_(x), x.div_(x): the record reads x as other, which the op overwrites: its
+        # backward raises, as PyTorch's (other is saved, then modified)
+        itself = other is self and op in (MUL, DIV)
         res = _binary(op, a, other)
         if type(res._v) is _float and res._dtype is not self._dtype:
             _round_record(res, self._dtype)
         # records before the in-place op's own read the old value; when self's graph is on
         # an older tape (the in-place op recorded on a newer one), every record there does
-        _assign(self, res, res._slot if res._tape is self._tape else None)
+        _assign(self, res, res._slot + itself if res._tape is self._tape else None, True)
         if type(self._v) is _float and type(res._v) is not _float:
             self._v = np.array(self._v, self._dtype.np)   # it is an array record now
         moved(self, res)
@@ -196,7 +198,7 @@ def _stand_in(t):
     return s
 
 
-def _assign(self, res, limit=None):
+def _assign(self, res, limit=None, recorded=False):
     """Writes ``res``'s value into ``self`` in place and bumps self's version; records
     before ``limit`` (all by default) that read self's value can no longer be run."""
     rs, ss = _shape(res), _shape(self)
@@ -206,29 +208,38 @@ def _assign(self, res, limit=None):
     _bump(self)
     if type(self._v) is _float:
         self._v = _round(_float(res._v), self._dtype)
-        _mark_dirty(self, limit)
+        _mark_dirty(self, limit, recorded)
     else:
         np.copyto(self._v, _array(res), casting="unsafe")
 
 
-def _mark_dirty(t, limit=None):
+def _mark_dirty(t, limit=None, recorded=False):
     """A scalar changed in place (after its version bump): a pending backward that reads
     its recorded value in a record before ``limit`` (the in-place op's own record, which
-    reads the value from before; all records by default) must raise instead of using it."""
+    reads the value from before; all records by default) must raise instead of using it.
+    So must the records of the current tape that read it through a link (``recorded``: the
+    in-place op's own record is the last one there)."""
     tape, slot = thread_state().tape, -1
+    if t._tape is not None and t._tape is not tape and tape.links:
+        last = len(tape.rec) // RECORD_SIZE - (1 if recorded else 0)
+        for s, node in list(tape.links.items()):
+            if node._tape is t._tape and node._slot == t._slot and s < last:
+                _dirty(tape, s, t, last)
     if t._tape is not None:
         tape, slot = t._tape, t._slot
     elif t._node is not None and t._node.tape_id == tape.id:
         slot = t._node.slot
         t._node.tape_id = 0            # a later use records the new value afresh
     if slot >= 0:
-        now = _cell(t)[0]
-        if limit is None:
-            limit = len(tape.rec) // RECORD_SIZE
-        expected = tape.dirty[slot][0] if slot in tape.dirty else now - 1
-        if slot in tape.dirty:
-            limit = max(limit, tape.dirty[slot][4])
-        tape.dirty[slot] = (expected, now, t._dtype.np, weakref.ref(t), limit)
+        _dirty(tape, slot, t, len(tape.rec) // RECORD_SIZE if limit is None else limit)
+
+
+def _dirty(tape, slot, t, limit):
+    now = _cell(t)[0]
+    expected = tape.dirty[slot][0] if slot in tape.dirty else now - 1
+    if slot in tape.dirty:
+        limit = max(limit, tape.dirty[slot][4])
+    tape.dirty[slot] = (expected, now, t._dtype.np, weakref.ref(t), limit)
 
 
 class InPlaceMethods:

@@ -509,6 +509,30 @@ def _leaf_scalar_changed_twice(L):
 case("saved_leaf_scalar_changed_twice_under_no_grad", raises(RuntimeError, MODIFIED(
     "DoubleTensor", [], "-", now=2).replace(", which is output 0 of -,", "")))(
     _leaf_scalar_changed_twice)
+def _scalar_read_through_a_link_then_changed(L):
+    """sin reads e on the tape after e's (a link): e changed in place must make that record
+    raise too (it used e's old value, silently; found by tests/test_lifetimes_fuzz.py)."""
+    x = _leaf(L, 0.3)
+    e = x * 2
+    e.backward(retain_graph=True)
+    c = e.sin()
+    e.sub_(x)
+    c.backward()
+
+
+# x.mul_(x): the record saves x as the other operand, which the op then changes (PyTorch
+# raises at backward; tapegrad used a copy and gave the gradient)
+for _op, _node in (("mul_", "Mul"), ("div_", "Div")):
+    for _shape, _v in (([2], [0.3, 0.5]), ([], 0.3)):
+        case(f"inplace_{_op}_by_itself_{len(_shape)}d", raises(RuntimeError, MODIFIED(
+            "DoubleTensor", _shape, _node)))(
+            lambda L, op=_op, v=_v: (lambda s: (getattr(s, op)(s), s.sum().backward()))(
+                _leaf(L, v) * 2))
+case("inplace_add__by_itself", value([[4.0, 4.0]]))(
+    lambda L: (lambda x: (lambda s: (s.add_(s), s.sum().backward(), [x.grad.tolist()])[2])(
+        x * 2))(_leaf(L, [0.3, 0.5])))
+case("saved_scalar_read_through_a_link_then_changed", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "Sub")))(_scalar_read_through_a_link_then_changed)
 case("saved_scalar_changed_after_another_backward", raises(RuntimeError, MODIFIED(
     "DoubleTensor", [], "Mul")))(_scalar_changed_after_another_backward)
 case("two_values_changed_the_latest_reader_first", raises(RuntimeError, MODIFIED(
