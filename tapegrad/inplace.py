@@ -11,6 +11,7 @@ from .layout import F32, RECORD, RECORD_SIZE
 from .ops import ADD, ASSTRIDED, BY_CODE, COPYSLICES, DIV, MUL, SUB
 from .shapes import _broadcast
 from .state import refuse_while_recording, thread_state
+from .tape import LIVE
 
 _UFUNC = {ADD: np.add, SUB: np.subtract, MUL: np.multiply, DIV: np.true_divide}
 
@@ -230,6 +231,9 @@ def _mark_dirty(t, limit=None, recorded=False):
     elif t._node is not None and t._node.tape_id == tape.id:
         slot = t._node.slot
         t._node.tape_id = 0            # a later use records the new value afresh
+    elif t._node is not None and t._node.tape_id in LIVE:   # the older tape the leaf was
+        tape, slot = LIVE[t._node.tape_id], t._node.slot    # last recorded on (a backward
+        t._node.tape_id = 0                                  # with retain_graph since)
     if slot >= 0:
         _dirty(tape, slot, t, len(tape.rec) // RECORD_SIZE if limit is None else limit)
 

@@ -12,6 +12,7 @@ tensors through weak references.
 """
 import itertools
 import struct
+import weakref
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from .layout import (DYN, OPMASK, RECORD, RECORD_SIZE, SCALAR, SHIFT, STATIC_WID
                      CONST_A, CONST_B, IOBJ)
 
 _ids = itertools.count(1)
+LIVE = weakref.WeakValueDictionary()   # id -> tape, while something refers to it
 _NEEDS = np.array(NEEDS, np.int64)
 _GONE = np.empty(0)        # a dropped value's place in objs
 _TWO_OPERANDS = (F_BINARY, F_MATMUL, F_SETITEM, F_COMPARE)   # b holds a slot
@@ -67,6 +69,7 @@ class Tape:
         self.full = False        # holds a lane, gather, cat/stack or CopySlices record: the
         #                          sweep's full tier (_generated/sweeps.py)
         self.id = next(_ids)
+        LIVE[self.id] = self
 
     def __len__(self):
         return len(self.rec) // RECORD_SIZE

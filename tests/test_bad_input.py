@@ -531,6 +531,21 @@ for _op, _node in (("mul_", "Mul"), ("div_", "Div")):
 case("inplace_add__by_itself", value([[4.0, 4.0]]))(
     lambda L: (lambda x: (lambda s: (s.add_(s), s.sum().backward(), [x.grad.tolist()])[2])(
         x * 2))(_leaf(L, [0.3, 0.5])))
+def _leaf_scalar_changed_after_a_retained_backward(L):
+    """x's tape was left by a backward (retain_graph): the change under no_grad was marked on
+    the new tape only, and the second backward used x's old value (silently; found by
+    tests/test_lifetimes_fuzz.py)."""
+    x = _leaf(L, -1.16)
+    y = x.sin()
+    y.backward(retain_graph=True)
+    with L.no_grad():
+        x.add_(1)
+    y.backward()
+
+
+case("saved_leaf_scalar_changed_after_a_retained_backward", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "-").replace(", which is output 0 of -,", "")))(
+    _leaf_scalar_changed_after_a_retained_backward)
 case("saved_scalar_read_through_a_link_then_changed", raises(RuntimeError, MODIFIED(
     "DoubleTensor", [], "Sub")))(_scalar_read_through_a_link_then_changed)
 case("saved_scalar_changed_after_another_backward", raises(RuntimeError, MODIFIED(
