@@ -60,7 +60,8 @@ def _inplace(self, op, other):
             _round_record(res, self._dtype)
         # records before the in-place op's own read the old value; when self's graph is on
         # an older tape (the in-place op recorded on a newer one), every record there does
-        _assign(self, res, res._slot + itself if res._tape is self._tape else None, True)
+        _assign(self, res, res._slot + itself
+                if self._tape is None or res._tape is self._tape else None, True)
         if type(self._v) is _float and type(res._v) is not _float:
             self._v = np.array(self._v, self._dtype.np)   # it is an array record now
         moved(self, res)
@@ -233,7 +234,7 @@ def _mark_dirty(t, limit=None, recorded=False):
         t._node.tape_id = 0            # a later use records the new value afresh
     elif t._node is not None and t._node.tape_id in LIVE:   # the older tape the leaf was
         tape, slot = LIVE[t._node.tape_id], t._node.slot    # last recorded on (a backward
-        t._node.tape_id = 0                                  # with retain_graph since)
+        t._node.tape_id, limit = 0, None                     # with retain_graph since)
     if slot >= 0:
         _dirty(tape, slot, t, len(tape.rec) // RECORD_SIZE if limit is None else limit)
 

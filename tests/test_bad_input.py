@@ -546,6 +546,11 @@ def _leaf_scalar_changed_after_a_retained_backward(L):
 case("saved_leaf_scalar_changed_after_a_retained_backward", raises(RuntimeError, MODIFIED(
     "DoubleTensor", [], "-").replace(", which is output 0 of -,", "")))(
     _leaf_scalar_changed_after_a_retained_backward)
+# a constant changed in place by an operand that requires grad: its own record reads the
+# old value legitimately (48f9237 made it raise for a 0-d constant; found by the fuzz test)
+case("constant_scalar_div__by_a_leaf", value([-0.5 / 1.23 ** 2]))(
+    lambda L: (lambda c, w: (c.div_(w), c.backward(), w.grad.item())[2:])(
+        L.tensor(0.5, dtype=L.float64), _leaf(L, -1.23)))
 case("saved_scalar_read_through_a_link_then_changed", raises(RuntimeError, MODIFIED(
     "DoubleTensor", [], "Sub")))(_scalar_read_through_a_link_then_changed)
 case("saved_scalar_changed_after_another_backward", raises(RuntimeError, MODIFIED(
