@@ -497,15 +497,16 @@ def _check(run):
     """Raises PyTorch's errors for a sweep that would read freed or modified values."""
     tape = run.tape
     reach = getattr(run, "runs", run.reach)     # the records whose backward runs
-    if isinstance(tape.freed, np.ndarray):
-        if (tape.freed & (reach[:len(tape.freed)] > 0)).any():
-            raise RuntimeError(SECOND_TIME)
+    found = []              # (the record that fails, what the error names): PyTorch
+    if isinstance(tape.freed, np.ndarray):      # meets the highest record first
+        hit = np.flatnonzero(tape.freed & (reach[:len(tape.freed)] > 0))
+        if len(hit):
+            found.append((int(hit[-1]), None))
     for slot, node in tape.links.items():     # a link into a graph already freed
         if reach[slot]:
             freed = node._tape.freed
             if isinstance(freed, np.ndarray) and node._slot < len(freed) and freed[node._slot]:
-                raise RuntimeError(SECOND_TIME)
-    found = []              # (the record that reads it, what the error names): PyTorch
+                found.append((slot, None))
     if tape.saved and tape.epoch != _INPLACE[0]:       # meets the highest record first
         for consumer, slot, cell, version, idx, ref in tape.saved:
             if reach[consumer] and cell[0] != version:
@@ -517,7 +518,10 @@ def _check(run):
     if tape.dirty:
         found += _check_dirty(run)
     if found:
-        _raise_modified(*max(found, key=lambda f: f[0])[1])
+        first = max(found, key=lambda f: f[0])[1]
+        if first is None:
+            raise RuntimeError(SECOND_TIME)
+        _raise_modified(*first)
 
 
 def _check_dirty(run):

@@ -551,6 +551,18 @@ case("saved_leaf_scalar_changed_after_a_retained_backward", raises(RuntimeError,
 case("constant_scalar_div__by_a_leaf", value([-0.5 / 1.23 ** 2]))(
     lambda L: (lambda c, w: (c.div_(w), c.backward(), w.grad.item())[2:])(
         L.tensor(0.5, dtype=L.float64), _leaf(L, -1.23)))
+def _changed_and_freed(L):
+    """p's graph was freed, and p changed in place after sin read it: PyTorch meets sin's
+    node first (the changed value), before the freed graph below (found by the fuzz test)."""
+    p = (_leaf(L, [1.5, -2.0]) * 1).prod()
+    p.backward()
+    s = p.sin()
+    p.sub_(1)
+    s.backward()
+
+
+case("changed_in_place_and_freed_below", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "Sub")))(_changed_and_freed)
 case("saved_scalar_read_through_a_link_then_changed", raises(RuntimeError, MODIFIED(
     "DoubleTensor", [], "Sub")))(_scalar_read_through_a_link_then_changed)
 case("saved_scalar_changed_after_another_backward", raises(RuntimeError, MODIFIED(
