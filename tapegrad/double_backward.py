@@ -31,6 +31,7 @@ from .double_rules import RULES, sum_to
 from .double_tape import TapeView
 from .face import _new, _shape, _tensor_from
 from .grad_mode import enable_grad, is_anomaly_enabled, no_grad
+from .hooks import root_hooks
 from .layout import CONST_A, SHIFT
 from .ops import CONST, FAMILY, F_COMPARE, F_CUSTOM, F_SOURCE, LEAF, LINK, node_name
 
@@ -77,6 +78,8 @@ def grad(outputs, inputs, grad_outputs, allow_unused, materialize_grads, check):
         for t, seed in seeds:                # a leaf output that is itself an input
             if t._tape is None and any(x is t for x in inputs):
                 run.add_leaf(t._node if t._node is not None else t, seed, t)
+            elif t._tape is None:            # or not: its hooks run all the same (PyTorch)
+                root_hooks(t, seed)
         for i, t in enumerate(inputs):
             g = run.result_of(t)
             hooks = getattr(t._node, "hooks", None) if t._tape is None else None
@@ -185,7 +188,14 @@ class _Run:
         that leads to a wanted one (an input's own record does not run: grad(y, y))."""
         runs, need = view.reach.copy(), view.need
         for r in np.nonzero(runs)[0].tolist():
-            if view.op(r) != LINK and not any(need[o] for o in view.operands(r) if o >= 0):
+            if view.op(r) == LINK:          # runs when the record it continues into does
+                other, slot = view.link_target(r)
+                ov = self.view(other)
+                on = self.need(ov)
+                if slot < ov.n and ov.op(slot) != LINK and \
+                        not any(on[o] for o in ov.operands(slot) if o >= 0):
+                    runs[r] = 0
+            elif not any(need[o] for o in view.operands(r) if o >= 0):
                 runs[r] = 0
         return runs
 

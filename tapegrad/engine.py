@@ -273,11 +273,10 @@ class _Sweep:
 
     def __init__(self, tape, roots, retain_graph, stage, inputs=None, run_inputs=False,
                  outputs=()):
-        kernels = _KERNELS[0]
-        if kernels is None:                             # Numba loads at the first backward
+        if _KERNELS[0] is None:                         # Numba loads at the first backward
             from . import kernels
             _KERNELS[0] = kernels
-        data_pointers, prepare = kernels.data_pointers, kernels.prepare
+        data_pointers, prepare = _KERNELS[0].data_pointers, _KERNELS[0].prepare
         self.tape, self.retain, self.stage = tape, retain_graph, stage
         self.roots = roots
         self.outputs = outputs          # the tensors backward or grad() started from
@@ -310,9 +309,9 @@ class _Sweep:
         # gradient is computed (hooks, retained grads); srq: the records as swept
         self.runs = self.seen = self.reach
         self.srq = self.rq
-        # grad(): an input whose record runs (another input lies below) gives the gradient
-        # from before its hooks, as PyTorch captures it before calling its node
+        # grad(): an input whose record runs gives its gradient from before its hooks (PyTorch)
         self.captured = None if inputs is None or run_inputs else {}
+        self.inputs = inputs
         if inputs is not None:          # grad(), backward(inputs=...): only what leads there
             from .grad_reach import restrict
             restrict(self, inputs, run_inputs)
@@ -427,9 +426,8 @@ class _Sweep:
             if t is None:                 # the leaf is gone
                 del _DEFERRED[key]
                 continue
-            # a leaf used on this tape and again on a newer one (or replayed): on this
-            # tape too (nodes compare by identity; one C call)
-            if node.tape_id != tape.id and node not in tape.leaf_nodes:
+            # a leaf last used on a newer tape (or replayed) may be on this one too
+            if node.tape_id != tape.id and node not in tape.leaf_nodes:   # (by identity)
                 continue
             g = self.leaf_adjoint(node)
             if t is None or g is None:
@@ -497,16 +495,20 @@ def _check(run):
     """Raises PyTorch's errors for a sweep that would read freed or modified values."""
     tape = run.tape
     reach = getattr(run, "runs", run.reach)     # the records whose backward runs
-    found = []              # (the record that fails, what the error names): PyTorch
-    if isinstance(tape.freed, np.ndarray):      # meets the highest record first
+    found = []      # (the record that fails, the error): PyTorch meets the highest first
+    if isinstance(tape.freed, np.ndarray):
         hit = np.flatnonzero(tape.freed & (reach[:len(tape.freed)] > 0))
         if len(hit):
             found.append((int(hit[-1]), None))
-    for slot, node in tape.links.items():     # a link into a graph already freed
-        if reach[slot]:
+    # a link into a graph already freed (older than this tape's records; not one of grad()'s
+    # inputs: its record runs only when another input is below, which its tape's check sees)
+    captured = () if getattr(run, "captured", None) is None else \
+        {(id(t._tape), t._slot) for t in run.inputs}
+    for slot, node in tape.links.items():
+        if reach[slot] and (id(node._tape), node._slot) not in captured:
             freed = node._tape.freed
             if isinstance(freed, np.ndarray) and node._slot < len(freed) and freed[node._slot]:
-                found.append((slot, None))
+                found.append((-1, None))
     if tape.saved and tape.epoch != _INPLACE[0]:       # meets the highest record first
         for consumer, slot, cell, version, idx, ref in tape.saved:
             if reach[consumer] and cell[0] != version:
@@ -546,8 +548,7 @@ def _check_dirty(run):
     hit = reach > 0
     found = []
     for slot, (expected, now, dtype, ref, limit) in tape.dirty.items():
-        t = ref()                # changed again since (a leaf under no_grad): its version now
-        now = now if t is None else max(now, t._version)
+        now = now if ref() is None else max(now, ref()._version)   # changed again since?
         users = (((first == slot) & read_a) | ((second == slot) & read_b)) & (here < limit)
         if ((here == slot) & ((need & 4) > 0) & hit).any():      # a saved output
             found.append((slot, (tape, slot, (), dtype, now, expected)))

@@ -561,6 +561,22 @@ def _changed_and_freed(L):
     s.backward()
 
 
+def _changed_leaf_and_freed_older_graph(L):
+    """min(h, c) reads c, changed in place under no_grad; h = clamp(x)'s graph was freed
+    (older): PyTorch meets the minimum's node first (found by the fuzz test)."""
+    c, x = _leaf(L, 0.5), _leaf(L, 1.21)
+    h = x.clamp(-0.5, 0.5)
+    h.backward()
+    m = L.minimum(x, c)
+    with L.no_grad():
+        c.sub_(x)
+    m.div_(h)
+    m.backward()
+
+
+case("changed_leaf_and_freed_older_graph", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "-").replace(", which is output 0 of -,", "")))(
+    _changed_leaf_and_freed_older_graph)
 case("changed_in_place_and_freed_below", raises(RuntimeError, MODIFIED(
     "DoubleTensor", [], "Sub")))(_changed_and_freed)
 case("saved_scalar_read_through_a_link_then_changed", raises(RuntimeError, MODIFIED(

@@ -697,3 +697,33 @@ def test_grad_through_a_link_runs_no_hook_and_fills_no_grad_of_what_leads_nowher
     mine = scenario(tg)
     assert mine[1] == 1.0 and mine[2] == []
     _as_pytorch(scenario, mine)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_grad_with_respect_to_a_result_of_a_freed_graph_through_a_link(create_graph):
+    """p's graph was freed; r = p.exp() is on the next tape (a link to p). grad(r, [p]) needs
+    nothing of p's graph (p's own record is captured, not run), as PyTorch; tapegrad raised
+    the second-time error for the link (found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        x = L.tensor(-1.98, dtype=L.float64, requires_grad=True)
+        p = x * x
+        p.backward()
+        r = p.exp()
+        got = L.autograd.grad(r, [p], retain_graph=True, create_graph=create_graph)
+        return [got, _error(lambda: L.autograd.grad(r, [x], create_graph=create_graph))]
+    mine = scenario(tg)
+    assert mine[1] == "RuntimeError: " + SECOND_TIME
+    _as_pytorch(scenario, mine)
+
+
+def test_grad_with_create_graph_runs_a_leaf_roots_hooks():
+    """As without create_graph (test_a_roots_hooks_run_even_when_it_leads_to_no_input)."""
+    def scenario(L):
+        seen = []
+        x, w = _x(L), L.tensor(2.0, dtype=L.float64, requires_grad=True)
+        w.register_hook(lambda g: seen.append(_plain(g)))
+        got = L.autograd.grad(w, [x], allow_unused=True, create_graph=True)
+        return [got, seen]
+    mine = scenario(tg)
+    assert mine[1] == [1.0]
+    _as_pytorch(scenario, mine)
