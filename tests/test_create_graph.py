@@ -619,3 +619,20 @@ def test_once_differentiable_backward_raises_when_differentiated_again():
             "torch::autograd::", ""), str(info.value))
     assert res[tg][1:] == res[torch][1:]
     np.testing.assert_array_equal(res[tg][0], res[torch][0])
+
+
+@pytest.mark.parametrize("op", ["clamp", "relu", "where"])
+def test_a_zero_gradient_from_a_constant_branch_is_a_zero_not_unused(op):
+    """x.clamp(-0.5, 0.5) of a 0-d x outside the bounds: the formula's branch is the number 0;
+    with create_graph=True tapegrad dropped it, so grad() said x was unused (PyTorch: a zero
+    tensor; found by tests/test_lifetimes_fuzz.py)."""
+    torch = pytest.importorskip("torch")
+    res = {}
+    for L in (tg, torch):
+        x = L.tensor(-1.4, dtype=L.float64, requires_grad=True)
+        y = {"clamp": lambda: x.clamp(-0.5, 0.5), "relu": lambda: x.relu(),
+             "where": lambda: L.where(x > 0, x, L.tensor(0.0, dtype=L.float64))}[op]()
+        (g,) = L.autograd.grad(y, [x], create_graph=True)
+        res[L] = _np(g)
+    assert res[tg] == 0.0
+    np.testing.assert_array_equal(res[tg], res[torch])
