@@ -274,7 +274,6 @@ def setitem(x, key, value):
     fits = list(np.shape(src))       # the value without the leading 1s the target lacks
     while len(fits) > pos.ndim and fits[0] == 1:
         fits.pop(0)
-    refuse_overlap(x)
     if basic:                           # a basic key: PyTorch copies as expand
         _expanded(tuple(fits), list(pos.shape), val._dtype if val is not None else x._dtype)
     else:
@@ -288,6 +287,7 @@ def setitem(x, key, value):
         raise RuntimeError(VIEW_OF_LEAF)          # PyTorch words it
     if recording:
         refuse_view_of_leaf(x)
+    refuse_overlap(x)
     if not recording:
         x._v[_np_key(key)] = np.reshape(src, fits)     # (leading 1s dropped, as PyTorch)
         _bump(x)

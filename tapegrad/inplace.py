@@ -42,12 +42,12 @@ def _inplace(self, op, other):
                 _unhush(tok)
             _bump(self)
             return self
-    refuse_overlap(self)
     if st.enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
         if self._rg and self._tape is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation.")
-        refuse_view_of_leaf(self)
+        refuse_view_of_leaf(self)           # (before the overlap, as PyTorch)
+        refuse_overlap(self)
         a = self
         if op in (MUL, DIV) and type(self._v) is _nd and isinstance(other, Tensor) \
                 and other._rg:               # other's grad reads self's value from before
@@ -67,6 +67,7 @@ def _inplace(self, op, other):
         moved(self, res)
         rebase(self)
         return self
+    refuse_overlap(self)
     v = self._v
     o = other._v if isinstance(other, Tensor) else other
     if type(v) is np.ndarray and (type(o) is not np.ndarray or o.shape == v.shape):

@@ -281,6 +281,15 @@ case("inplace_on_an_expanded_tensor_with_grad", raises(RuntimeError, OVERLAP))(
     lambda L: (_leaf(L, [1.0, 2.0, 3.0]) * 1).expand(2, 3).add_(1))
 case("inplace_on_an_expanded_tensor_by_itself", raises(RuntimeError, OVERLAP))(
     lambda L: (lambda e: e.mul_(e))(L.ones(3).expand(2, 3)))
+# the leaf checks and the expand of an item assignment come before the overlap (PyTorch)
+case("inplace_on_an_expanded_view_of_a_leaf", raises(RuntimeError, VIEW_LEAF_INPLACE))(
+    lambda L: _leaf(L, [1.0, 2.0, 3.0]).expand(2, 3).mul_(2))
+case("setitem_on_an_expanded_tensor_wrong_shape", raises(RuntimeError, "The expanded size of "
+                                                         "the tensor (3) must match the "
+                                                         "existing size (4) at non-singleton "
+                                                         "dimension 0.  Target sizes: [3].  "
+                                                         "Tensor sizes: [4]"))(
+    lambda L: L.ones(3).expand(2, 3).__setitem__(0, L.ones(4)))
 # an expand that repeats nothing is an ordinary writable view
 case("inplace_on_an_expand_to_the_same_shape", value([[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]))(
     lambda L: (lambda x: (x.expand(2, 3).add_(1), x.tolist())[1])(L.ones(2, 3)))
