@@ -24,7 +24,7 @@ from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, MUL, 
                   node_name)
 from .compile_notice import first_call
 from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, _leaf_node, accumulate_hooked,  # noqa: F401
-                    root_hooks,
+                    flush, root_hooks,
                     _owns, grad_storage, register_hook, register_post_accumulate_grad_hook,
                     update_deferred)
 from .recording import _INPLACE
@@ -84,6 +84,7 @@ def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
                 root_hooks(t, seed)
             continue
         _add_root(work, t._tape, t._slot, seed)
+    pending = {}                    # deferred leaves: hooks once on their whole gradient
     while work:                     # a link to another tape continues the backward there
         tape, roots = work.pop(max(work))
         if targets is None and len(roots) == 1 and _simple(tape):
@@ -94,7 +95,7 @@ def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
         try:
             run.sweep_all()
             if targets is None:
-                run.leaves_to_python()
+                run.leaves_to_python(pending)
                 run.retained_grads()
             else:
                 run.accumulate_into(targets)
@@ -103,6 +104,7 @@ def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
             run.free()
         finally:
             run.close()
+    flush(pending)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -415,9 +417,9 @@ class _Sweep:
             sweep(*args, start, stop, self.stage)
 
     # ----- after the sweep -------------------------------------------------------------
-    def leaves_to_python(self):
-        """Leaves the sweep deferred (hooks, a grad the user assigned): hooks, then
-        accumulation, then post-accumulate hooks."""
+    def leaves_to_python(self, pending):
+        """Leaves the sweep deferred (hooks, a grad the user assigned): their gradients
+        summed into ``pending`` over the tapes a backward goes through (hooks.flush)."""
         if not _DEFERRED:
             return
         tape = self.tape
@@ -430,14 +432,8 @@ class _Sweep:
             if node.tape_id != tape.id and node not in tape.leaf_nodes:   # (by identity)
                 continue
             g = self.leaf_adjoint(node)
-            if t is None or g is None:
-                continue
-            with _ACCUMULATE:
-                if node.hooks:
-                    g = _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
-                _accumulate(t, g)
-            for fn in list((node.post_hooks or {}).values()):
-                fn(t)
+            if g is not None:
+                pending[key] = (node, t, g if key not in pending else pending[key][2] + g)
 
     def accumulate_into(self, targets):
         """backward(inputs=...): only these tensors' .grad receive, once each; a leaf's

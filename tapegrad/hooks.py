@@ -97,6 +97,18 @@ def accumulate_hooked(t, g):
             fn(t)
 
 
+def flush(pending):
+    """The deferred leaves of one backward, once each whatever the tapes it went through
+    (PyTorch's AccumulateGrad runs once, on the sum): hooks, accumulation, post hooks."""
+    for node, t, g in pending.values():
+        with _ACCUMULATE:
+            if node.hooks:
+                g = _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
+            _accumulate(t, g)
+        for fn in list((node.post_hooks or {}).values()):
+            fn(t)
+
+
 def root_hooks(t, g):
     """A leaf root of grad() or backward(inputs=...) that is not an input: PyTorch still
     calls its tensor hooks (what they return goes nowhere)."""

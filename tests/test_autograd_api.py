@@ -210,6 +210,25 @@ def test_a_retained_grad_is_replaced_by_a_later_backward():
     np.testing.assert_array_equal(mine[0], [6.0, -12.0])
 
 
+def test_a_leaf_hook_runs_once_on_the_whole_gradient_across_tapes():
+    """y = x * h with h on an older tape (a backward came between): x gets gradient from
+    both tapes. PyTorch's AccumulateGrad runs its hooks once, on the sum; tapegrad ran them
+    once per tape, so a hook that clamps gave a wrong gradient (silently; found by
+    tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        seen = []
+        x = L.tensor([1.37, 2.0], dtype=L.float64, requires_grad=True)
+        h = x * 2
+        h.sum().backward(retain_graph=True)
+        x.register_hook(lambda g: seen.append(g.tolist()) or g.clamp(max=3.0))
+        x.register_post_accumulate_grad_hook(lambda t: seen.append("post"))
+        (x * h).sum().backward()
+        return [x.grad, seen]
+    mine = _same_in_pytorch(scenario)
+    np.testing.assert_array_equal(mine[0], [5.0, 5.0])
+    assert mine[1] == [[5.48, 8.0], "post"]
+
+
 # ----- detach, requires_grad, data, casts ------------------------------------------------
 def test_detach_shares_memory_and_does_not_require_grad():
     x = t64([1.0, 2.0])

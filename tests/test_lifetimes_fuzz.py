@@ -311,9 +311,10 @@ def draw(seed, n_steps=None):
     no memory), and of clamp's result (tapegrad's clamp backward reads its result, PyTorch's
     its input); a view of a leaf changed under no_grad as an input of grad() or backward()
     (PyTorch regenerates the view's grad_fn: a node no graph holds, and names it AsStrided
-    in its errors), or hooked or retained (PyTorch 2.13 segfaults: v = x.t() of a leaf x;
-    x.add_(1) under no_grad; v.register_hook(...)) -- so in-place changes under no_grad of a
-    leaf that has views are not drawn; var/std of one or two values; gradients made with
+    in its errors) -- so in-place changes under no_grad of a leaf that has views are not
+    drawn; a view of a tensor changed in place (under no_grad or not) is not hooked or
+    retained (PyTorch 2.13 segfaults, now and then: v = x.t() of a leaf x; x.add_(1) under
+    no_grad; v.register_hook(...)); var/std of one or two values; gradients made with
     create_graph=True are compared by value, and not used further (whether they require
     grad differs where the formula has no differentiable operation: abs, relu, ...); an
     in-place op whose operand is a view of the same memory (PyTorch's partial-overlap
@@ -330,7 +331,7 @@ def draw(seed, n_steps=None):
     shared = set()      # entries not changed in place (see the docstring)
     view_of = {}        # entry -> the entry it views
     epoch, uses = [0], {}   # backwards so far; 0-d leaf -> the epochs it was used in
-    stale = set()       # views of a leaf changed under no_grad: not inputs of grad/backward
+    stale = set()       # views of a tensor changed in place: not hooked, retained or inputs
     stop = []
 
     def effects():
@@ -363,7 +364,7 @@ def draw(seed, n_steps=None):
             view_of[n] = s[2][0]
         if s[0] == "op" and s[1] in ("clamp", "clamp_min"):
             shared.add(n)
-        if s[0] == "nograd_inplace":
+        if s[0] in ("nograd_inplace", "inplace"):
             stale.update(k for k in view_of if root(k) == root(s[2]))
         if s[0] in ("backward", "backward_grad", "grad"):
             epoch[0] += 1
