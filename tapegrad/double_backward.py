@@ -31,6 +31,7 @@ from .double_rules import RULES, sum_to
 from .double_tape import TapeView
 from .face import _new, _shape, _tensor_from
 from .grad_mode import enable_grad, is_anomaly_enabled, no_grad
+from .hooks import root_hooks
 from .layout import CONST_A, SHIFT
 from .ops import CONST, FAMILY, F_COMPARE, F_CUSTOM, F_SOURCE, LEAF, LINK, node_name
 
@@ -66,10 +67,10 @@ def backward(tensors, grad_tensors, inputs, check):
 
 def grad(outputs, inputs, grad_outputs, allow_unused, materialize_grads, check):
     """The gradients of ``outputs`` with respect to ``inputs``, each with its graph."""
-    for t in inputs:
+    seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
+    for t in inputs:            # after the outputs' checks, as PyTorch
         if not isinstance(t, Tensor) or not t._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
-    seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
     run = _Run(inputs, check, keep_grads=False)
     out = []
     with enable_grad():
@@ -77,6 +78,8 @@ def grad(outputs, inputs, grad_outputs, allow_unused, materialize_grads, check):
         for t, seed in seeds:                # a leaf output that is itself an input
             if t._tape is None and any(x is t for x in inputs):
                 run.add_leaf(t._node if t._node is not None else t, seed, t)
+            elif t._tape is None:            # or not: its hooks run all the same (PyTorch)
+                root_hooks(t, seed)
         for i, t in enumerate(inputs):
             g = run.result_of(t)
             hooks = getattr(t._node, "hooks", None) if t._tape is None else None
@@ -123,6 +126,7 @@ class _Run:
         self.backward = keep_grads          # backward(): retained grads get theirs
         self.views = {}                     # tape id -> TapeView
         self.grads = {}                     # (tape id, slot) -> the gradient so far
+        self.captured = {}                  # grad(): an input's, before its hooks ran
         self.leaf = {}                      # leaf node -> (gradient, the leaf if known)
         self.leaf_targets = None            # ids of the wanted leaves' nodes (None: all)
         self.slot_targets = set()           # (tape id, slot) of wanted non-leaves
@@ -175,9 +179,25 @@ class _Run:
         order = self._reach(roots)
         for view in order:                   # PyTorch's errors before anything is recorded
             self.check(SimpleNamespace(tape=view.tape, reach=view.reach, rq=view.rq,
-                                       rd=view.rd))
+                                       rd=view.rd, runs=self._runs(view)))
         for view in order:
             self._sweep(view)
+
+    def _runs(self, view):
+        """The reached records whose backward runs: those passing a gradient on to a slot
+        that leads to a wanted one (an input's own record does not run: grad(y, y))."""
+        runs, need = view.reach.copy(), view.need
+        for r in np.nonzero(runs)[0].tolist():
+            if view.op(r) == LINK:          # runs when the record it continues into does
+                other, slot = view.link_target(r)
+                ov = self.view(other)
+                on = self.need(ov)
+                if slot < ov.n and ov.op(slot) != LINK and \
+                        not any(on[o] for o in ov.operands(slot) if o >= 0):
+                    runs[r] = 0
+            elif not any(need[o] for o in view.operands(r) if o >= 0):
+                runs[r] = 0
+        return runs
 
     def _reach(self, roots):
         """Marks what the roots reach on each tape (newest first: links point to older
@@ -221,9 +241,12 @@ class _Run:
             g = self.grads.get(key)
             if g is not None:             # final here: every use of slot r came before
                 if r in hooks and hooks[r][2]:
+                    if not self.backward and key in self.slot_targets and \
+                            any(wanted(o) for o in view.operands(r)):
+                        self.captured[key] = g     # before its hooks, as engine._Sweep
                     g = self.grads[key] = _call_hooks(hooks[r][2].values(), g, hooks[r][0],
                                                       hooks[r][1])
-                if self.backward and r in retained:
+                if r in retained:         # grad() fills them too, as PyTorch 2.13
                     t = retained[r]()
                     if t is not None and t._tape is tape and t._slot == r:
                         t._grad = g.clone() if t._grad is None else t._grad + g
@@ -299,7 +322,8 @@ class _Run:
             key = t._node if t._node is not None else t
             got = self.leaf.get(key)
             return None if got is None else got[0]
-        return self.grads.get((t._tape.id, t._slot))
+        key = (t._tape.id, t._slot)
+        return self.captured[key] if key in self.captured else self.grads.get(key)
 
 
 def _with_graph_saved(view, ctx, call):

@@ -35,9 +35,9 @@ def shape_of(t):
 def sum_to(t, shape, dtype):
     """t summed back to ``shape`` over the dims broadcasting added or stretched (PyTorch's
     sum_to: a sum keeping dims, then a view dropping the leading ones), in ``dtype``.
-    None for a gradient that is the number 0 (a formula's constant branch)."""
+    A number (a formula's constant branch, 0 too: a zero gradient, as PyTorch's) is filled."""
     if not isinstance(t, TensorBase):
-        return None if t == 0 else _new(np.full(shape, float(t), dtype.np), dtype)
+        return _new(np.full(shape, float(t), dtype.np), dtype)
     ts = shape_of(t)
     if ts != tuple(shape) and not shape:
         t = t.sum()

@@ -23,7 +23,8 @@ from .layout import BIG, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
 from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, MUL, NEEDS,
                   node_name)
 from .compile_notice import first_call
-from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, _leaf_node,  # noqa: F401
+from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, _leaf_node, accumulate_hooked,
+                    deferred_on, flush, root_hooks,
                     _owns, grad_storage, register_hook, register_post_accumulate_grad_hook,
                     update_deferred)
 from .recording import _INPLACE
@@ -71,25 +72,30 @@ def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
     seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(tensors, grad_tensors))]
     targets = None if inputs is None else \
         ([inputs] if isinstance(inputs, Tensor) else list(inputs))
+    for t in targets or ():         # PyTorch retains each input's grad (leaves' too) first
+        if isinstance(t, Tensor) and not t._rg:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
     work = {}
     for t, seed in seeds:
-        if t._tape is None:                       # backward on a leaf itself
-            if targets is None or any(x is t for x in targets):
-                with _ACCUMULATE:
-                    _accumulate(t, seed)
+        if t._tape is None:                       # backward on a leaf itself: its hooks
+            if targets is None or any(x is t for x in targets):     # run, as PyTorch
+                accumulate_hooked(t, seed)
+            else:
+                root_hooks(t, seed)
             continue
         _add_root(work, t._tape, t._slot, seed)
+    pending = {}                    # deferred leaves: hooks once on their whole gradient
     while work:                     # a link to another tape continues the backward there
         tape, roots = work.pop(max(work))
         if targets is None and len(roots) == 1 and _simple(tape):
             _backward_all(tape, roots[0], bool(retain_graph))
             continue
         run = _Sweep(tape, roots, bool(retain_graph), stage=targets is not None,
-                     inputs=targets, run_inputs=True)
+                     inputs=targets, run_inputs=True, outputs=tensors)
         try:
             run.sweep_all()
             if targets is None:
-                run.leaves_to_python()
+                run.leaves_to_python(pending)
                 run.retained_grads()
             else:
                 run.accumulate_into(targets)
@@ -98,6 +104,7 @@ def _run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
             run.free()
         finally:
             run.close()
+    flush(pending)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -125,10 +132,10 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
         from .double_backward import grad as recorded_grad
         return recorded_grad(outputs, inputs, grad_outputs, allow_unused, materialize_grads,
                              _check)
-    for t in inputs:
+    seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
+    for t in inputs:            # after the outputs' checks, as PyTorch
         if not isinstance(t, Tensor) or not t._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
-    seeds = [_seed(i, t, g) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
     results = [None] * len(inputs)
     work = {}
     for t, seed in seeds:
@@ -136,11 +143,13 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
             _add_root(work, t._tape, t._slot, seed)
     while work:                     # through links into other tapes, as backward does
         tape, roots = work.pop(max(work))
-        run = _Sweep(tape, roots, bool(retain_graph), stage=True, inputs=inputs)
+        run = _Sweep(tape, roots, bool(retain_graph), stage=True, inputs=inputs,
+                     outputs=outputs)
         try:
             run.sweep_all()
             for i, t in enumerate(inputs):
-                g = run.adjoint_of_tensor(t)
+                g = run.captured.get(t._slot) if t._tape is tape else None
+                g = run.adjoint_of_tensor(t) if g is None else g
                 if g is not None:
                     g = g.reshape(_shape(t))
                     results[i] = g.copy() if results[i] is None else results[i] + g
@@ -150,6 +159,8 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
         finally:
             run.close()
     for t, seed in seeds:                 # a leaf output that is itself an input
+        if t._tape is None and not any(x is t for x in inputs):
+            root_hooks(t, seed)           # (or not: its hooks run all the same)
         for i, x in enumerate(inputs):
             if x is t and t._tape is None:
                 seed = seed.reshape(_shape(t))
@@ -180,22 +191,13 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
 def _simple(tape):
     """Can one kernel call do this tape's backward (kernels.backward_all)?"""
     return not (tape.hooks or tape.retained or tape.links or tape.big or tape.functions
-                or tape.dirty or tape.dtypes == 3 or is_anomaly_enabled()
-                or (_DEFERRED and _deferred_here(tape))) \
+                or tape.dirty or tape.unsaved or tape.dtypes == 3 or is_anomaly_enabled()
+                or (_DEFERRED and deferred_on(tape))) \
         and (not tape.saved or tape.epoch == _INPLACE[0])
 
 
-def _deferred_here(tape):
-    """Does a leaf whose grad goes through Python (hooks, a user's grad) belong to this
-    tape (as leaves_to_python decides)? A hooked leaf elsewhere, say a parameter of
-    another model, does not send every backward down the segmented path."""
-    if tape.ptrs is not None or tape.keep_all:
-        return True
-    tid = tape.id
-    return any(node.tape_id == tid for node in _DEFERRED.values())
-
-
 _SWEEPS = [None]           # the generated sweeps module, once imported
+_KERNELS = [None]          # the kernels module, once imported (an import costs calls)
 
 
 def _backward_all(tape, root, retain):
@@ -271,10 +273,15 @@ def _size_repr(shape):
 class _Sweep:
     """The arrays of one backward over one tape, from prepare to free."""
 
-    def __init__(self, tape, roots, retain_graph, stage, inputs=None, run_inputs=False):
-        from .kernels import data_pointers, prepare     # Numba loads at the first backward
+    def __init__(self, tape, roots, retain_graph, stage, inputs=None, run_inputs=False,
+                 outputs=()):
+        if _KERNELS[0] is None:                         # Numba loads at the first backward
+            from . import kernels
+            _KERNELS[0] = kernels
+        data_pointers, prepare = _KERNELS[0].data_pointers, _KERNELS[0].prepare
         self.tape, self.retain, self.stage = tape, retain_graph, stage
         self.roots = roots
+        self.outputs = outputs          # the tensors backward or grad() started from
         self.rq = None
         _leave(tape)
         objs = tape.objs
@@ -304,6 +311,9 @@ class _Sweep:
         # gradient is computed (hooks, retained grads); srq: the records as swept
         self.runs = self.seen = self.reach
         self.srq = self.rq
+        # grad(): an input whose record runs gives its gradient from before its hooks (PyTorch)
+        self.captured = None if inputs is None or run_inputs else {}
+        self.inputs = inputs
         if inputs is not None:          # grad(), backward(inputs=...): only what leads there
             from .grad_reach import restrict
             restrict(self, inputs, run_inputs)
@@ -356,12 +366,15 @@ class _Sweep:
         hooks = self.tape.hooks
         # a custom autograd.Function's backward runs when the sweep has passed all of its
         # outputs: the adjoints of them all are final (autograd/function.py)
-        calls = {node._first: node for node, _ in self.tape.functions.values()}
+        calls = {node._first: node for node, _ in self.tape.functions.values()} \
+            if self.tape.functions else {}
         for slot in sorted((s for s in {*hooks, *calls} if s <= start), reverse=True):
             self._down(start, slot + 1)
             shape, dtype, fns = hooks.get(slot, (None, None, None))
             if self.seen[slot] and fns:
                 adj = self.adjoint(slot)
+                if self.captured is not None and self.runs[slot]:
+                    self.captured[slot] = adj.copy()
                 adj[:] = _call_hooks(fns.values(), adj, shape, dtype).ravel()
             if slot in calls and self._runs_function(calls[slot]):
                 calls[slot].backward_in_sweep(self)
@@ -378,9 +391,11 @@ class _Sweep:
         one record at a time."""
         if start < stop:
             return
-        from ._generated.sweeps import sweep, sweep_full
-        if self.tape.full:
-            sweep = sweep_full
+        sweeps = _SWEEPS[0]
+        if sweeps is None:
+            from ._generated import sweeps
+            _SWEEPS[0] = sweeps
+        sweep = sweeps.sweep_full if self.tape.full else sweeps.sweep
         args = (self.srq, self.rd, self.ms, self.md, self.ptrs, self.sg, self.reach, self.off,
                 self.work)
         if is_anomaly_enabled():
@@ -402,29 +417,23 @@ class _Sweep:
             sweep(*args, start, stop, self.stage)
 
     # ----- after the sweep -------------------------------------------------------------
-    def leaves_to_python(self):
-        """Leaves the sweep deferred (hooks, a grad the user assigned): hooks, then
-        accumulation, then post-accumulate hooks."""
+    def leaves_to_python(self, pending):
+        """Leaves the sweep deferred (hooks, a grad the user assigned): their gradients
+        summed into ``pending`` over the tapes a backward goes through (hooks.flush)."""
         if not _DEFERRED:
             return
         tape = self.tape
-        replayed = tape.ptrs is not None or tape.keep_all     # see _on_tape
         for key, node in list(_DEFERRED.items()):
             t = node.variable
             if t is None:                 # the leaf is gone
                 del _DEFERRED[key]
                 continue
-            if node.tape_id != tape.id and not (replayed and _on_tape(node, tape)):
+            # a leaf last used on a newer tape (or replayed) may be on this one too
+            if node.tape_id != tape.id and node not in tape.leaf_nodes:   # (by identity)
                 continue
             g = self.leaf_adjoint(node)
-            if t is None or g is None:
-                continue
-            with _ACCUMULATE:
-                if node.hooks:
-                    g = _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
-                _accumulate(t, g)
-            for fn in list((node.post_hooks or {}).values()):
-                fn(t)
+            if g is not None:
+                pending[key] = (node, t, g if key not in pending else pending[key][2] + g)
 
     def accumulate_into(self, targets):
         """backward(inputs=...): only these tensors' .grad receive, once each; a leaf's
@@ -435,21 +444,13 @@ class _Sweep:
                 continue
             done.add(id(t))
             g = self.adjoint_of_tensor(t)
-            if g is None:
-                continue
-            node = t._node if t._tape is None else None
-            with _ACCUMULATE:
-                if node is not None and node.hooks:
-                    g = _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
-                _accumulate(t, g)
-            if node is not None and node.post_hooks:
-                for fn in list(node.post_hooks.values()):
-                    fn(t)
+            if g is not None:
+                accumulate_hooked(t, g)
 
     def retained_grads(self, targets=()):
         """Retained tensors the sweep computed a gradient for (not the targets of
         backward(inputs=...): accumulate_into gave them theirs)."""
-        skip = {id(t) for t in targets}
+        skip = {id(t) for t in targets} if targets else ()
         for slot, ref in list(self.tape.retained.items()):
             t = ref()
             if t is not None and t._tape is self.tape and t._slot == slot and \
@@ -475,14 +476,6 @@ class _Sweep:
         self.sg = self.work = None
 
 
-def _on_tape(node, tape):
-    """Is leaf node recorded on tape? (A tg.compile replay's tape holds the leaves of its
-    call, recorded on the tape of the recording; on a recording's tape, a leaf changed in
-    place is recorded afresh at its next use.)"""
-    return node.tape_id == tape.id or ((tape.ptrs is not None or tape.keep_all) and
-                                       any(n is node for n in tape.leaf_nodes))
-
-
 def _data_offset_ok():
     from .ptr import DATA_OFFSET
     return DATA_OFFSET is not None
@@ -498,28 +491,39 @@ def _check(run):
     """Raises PyTorch's errors for a sweep that would read freed or modified values."""
     tape = run.tape
     reach = getattr(run, "runs", run.reach)     # the records whose backward runs
+    found = []      # (the record that fails, the error): PyTorch meets the highest first
     if isinstance(tape.freed, np.ndarray):
-        if (tape.freed & (reach[:len(tape.freed)] > 0)).any():
-            raise RuntimeError(SECOND_TIME)
-    for slot, node in tape.links.items():     # a link into a graph already freed
-        if reach[slot]:
+        hit = np.flatnonzero(tape.freed & (reach[:len(tape.freed)] > 0))
+        if len(hit):
+            found.append((int(hit[-1]), None))
+    # a link into a graph already freed (older than this tape's records; not one of grad()'s
+    # inputs: its record runs only when another input is below, which its tape's check sees)
+    captured = () if getattr(run, "captured", None) is None else \
+        {(id(t._tape), t._slot) for t in run.inputs}
+    for slot, node in tape.links.items():
+        if reach[slot] and (id(node._tape), node._slot) not in captured:
             freed = node._tape.freed
             if isinstance(freed, np.ndarray) and node._slot < len(freed) and freed[node._slot]:
-                raise RuntimeError(SECOND_TIME)
-    if tape.saved and tape.epoch != _INPLACE[0]:       # something changed in place since
+                found.append((-1, None))
+    if tape.saved and tape.epoch != _INPLACE[0]:       # meets the highest record first
         for consumer, slot, cell, version, idx, ref in tape.saved:
             if reach[consumer] and cell[0] != version:
                 # PyTorch names a saved output by the node that saved it, and a saved input
                 # by the node that now produces it
                 kept = tape.objs[idx]
-                _raise_modified(tape, slot, kept.shape, kept.dtype, cell[0], version,
-                                None if consumer == slot else ref)
+                found.append((consumer, (tape, slot, kept.shape, kept.dtype, cell[0], version,
+                                         None if consumer == slot else ref)))
     if tape.dirty:
-        _check_dirty(run)
+        found += _check_dirty(run)
+    if found:
+        first = max(found, key=lambda f: f[0])[1]
+        if first is None:
+            raise RuntimeError(SECOND_TIME)
+        _raise_modified(*first)
 
 
 def _check_dirty(run):
-    """Scalars changed in place after a record read their value."""
+    """Scalars changed in place after a record read their value: (reader, error) pairs."""
     tape, rq, rd, reach = run.tape, run.rq, run.rd, getattr(run, "runs", run.reach)
     heads = rq[0::3]
     ops = heads & OPMASK
@@ -538,12 +542,16 @@ def _check_dirty(run):
     read_b = ((need & 2) > 0) & ~((ops == MUL) & ~grad_a)
     here = np.arange(len(ops))
     hit = reach > 0
+    found = []
     for slot, (expected, now, dtype, ref, limit) in tape.dirty.items():
+        now = now if ref() is None else max(now, ref()._version)   # changed again since?
         users = (((first == slot) & read_a) | ((second == slot) & read_b)) & (here < limit)
         if ((here == slot) & ((need & 4) > 0) & hit).any():      # a saved output
-            _raise_modified(tape, slot, (), dtype, now, expected)
+            found.append((slot, (tape, slot, (), dtype, now, expected)))
         if (users & hit).any():
-            _raise_modified(tape, slot, (), dtype, now, expected, ref)
+            found.append((int(np.nonzero(users & hit)[0][-1]),
+                          (tape, slot, (), dtype, now, expected, ref)))
+    return found
 
 
 def _raise_modified(tape, slot, shape, dtype, now, expected, ref=None):
@@ -558,7 +566,7 @@ def _raise_modified(tape, slot, shape, dtype, now, expected, ref=None):
     if op not in (LEAF, CONST) and not (t is not None and t._tape is None):
         _, _, const_first = tape.operands(slot)
         where = ", which is output 0 of " + \
-            re.sub(r"Backward\d+$", "", node_name(op, const_first)) + ","
+            re.sub(r"Backward(0$)?", "", node_name(op, const_first)) + ","   # Max1, Exp
     raise RuntimeError("one of the variables needed for gradient computation has been "
                        f"modified by an inplace operation: [tapegrad.{kind} {list(shape)}]"
                        f"{where} is at version {now}; expected version {expected} instead. "

@@ -81,6 +81,8 @@ def restrict(run, inputs, run_inputs):
     if run_inputs:
         out |= run.seen
     run.runs = out
+    # PyTorch always calls the tensor hooks of an output's node (not of one a link reaches)
+    run.seen[[t._slot for t in run.outputs if t._tape is tape]] = 1
     idle = (reach != 0) & (out == 0) & (fam != F_SOURCE)
     if idle.any():
         srq = rq.copy()

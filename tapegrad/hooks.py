@@ -54,6 +54,16 @@ def update_deferred(t):
         _DEFERRED.pop(id(node), None)
 
 
+def deferred_on(tape):
+    """Does a leaf whose grad goes through Python (hooks, a user's grad) belong to this
+    tape (as leaves_to_python decides)? A hooked leaf elsewhere, say a parameter of
+    another model, does not send every backward down the segmented path."""
+    if tape.ptrs is not None or tape.keep_all:
+        return True
+    tid, nodes = tape.id, tape.leaf_nodes
+    return any(node.tape_id == tid or node in nodes for node in _DEFERRED.values())
+
+
 def _owns(node, g):
     """Is grad tensor g a view of the leaf's own grad storage?"""
     v = g._v
@@ -65,6 +75,8 @@ def _accumulate(t, g):
     into the tensor its .grad holds (allocated the first time for a non-leaf)."""
     g = np.asarray(g).reshape(_shape(t))
     node = t._node if t._tape is None else None
+    if node is None and t._tape is None and t._rg:   # a leaf never used (backward on it):
+        node = _leaf_node(t)                         # its storage, which later sweeps fill
     if node is not None and node.page is not None and \
             (t._grad is None or _owns(node, t._grad)):
         leaves.grad_array(node, _shape(t), t._dtype.np)[...] += g
@@ -74,10 +86,46 @@ def _accumulate(t, g):
         t._grad = _new(np.array(g, t._dtype.np), t._dtype)
     else:
         gv = t._grad._v
-        if type(gv) is not np.ndarray:          # a grad assigned by the user as a scalar
+        if type(gv) is not np.ndarray or t._tape is not None:   # a grad the user assigned
+            # as a scalar; a retained non-leaf's grad is replaced, as PyTorch's retain_grad
+            # hook does (grad + new): a .grad the user holds keeps its values
             t._grad = _new(np.array(gv + g, t._dtype.np), t._dtype)
         else:
             np.add(gv, g, out=gv, casting="unsafe")
+
+
+def accumulate_hooked(t, g):
+    """What a leaf's AccumulateGrad does with g (backward(inputs=...), backward on a leaf):
+    its tensor hooks, then t.grad += g, then its post-accumulate hooks."""
+    node = t._node if t._tape is None else None
+    with _ACCUMULATE:
+        if node is not None and node.hooks:
+            g = _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
+        _accumulate(t, g)
+    if node is not None and node.post_hooks:
+        for fn in list(node.post_hooks.values()):
+            fn(t)
+
+
+def flush(pending):
+    """The deferred leaves of one backward, once each whatever the tapes it went through
+    (PyTorch's AccumulateGrad runs once, on the sum): hooks, accumulation, post hooks."""
+    for node, t, g in pending.values():
+        with _ACCUMULATE:
+            if node.hooks:
+                g = _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
+            _accumulate(t, g)
+        for fn in list((node.post_hooks or {}).values()):
+            fn(t)
+
+
+def root_hooks(t, g):
+    """A leaf root of grad() or backward(inputs=...) that is not an input: PyTorch still
+    calls its tensor hooks (what they return goes nowhere)."""
+    node = t._node
+    if node is not None and node.hooks:
+        with _ACCUMULATE:
+            _call_hooks(node.hooks.values(), g, _shape(t), t._dtype)
 
 
 class RemovableHandle:

@@ -14,7 +14,7 @@ from .state import current_tape, recording_active, refuse_while_recording, threa
 from .face import (TensorBase as Tensor, _array, _as_tensor, _bump, _from_array, _guard,
                    _new, _record, _result_dtype, _shape, _slot, _strided, _tracks)
 from .shapes import _broadcast, _cstrides, _dim, _sizes
-from .inplace import VIEW_OF_LEAF, rebase, refuse_view_of_leaf
+from .inplace import VIEW_OF_LEAF, moved, rebase, refuse_overlap, refuse_view_of_leaf
 from .views import _index_key
 
 
@@ -142,7 +142,10 @@ def _expanded(shape, sizes, dtype):
 def expand(input, *sizes):
     sizes = list(_sizes(sizes))
     out_shape, strides = _expanded(_shape(input), sizes, input._dtype)
-    v = np.broadcast_to(_array(input), out_shape)
+    a = _array(input)
+    v = np.broadcast_to(a, out_shape)
+    if v.size == a.size:             # no element repeated: writable, as PyTorch's view
+        v = np.lib.stride_tricks.as_strided(a, v.shape, v.strides, writeable=True)
     return _strided(EXPAND, input, v, 0, tuple(out_shape), strides)
 
 
@@ -250,15 +253,18 @@ def where(condition, input, other):
 def setitem(x, key, value):
     """x[key] = value: in place; recorded as PyTorch's CopySlices when grad is involved."""
     refuse_while_recording("item assignment (t[...] = v)")
+    if not _shape(x):
+        _index_key(key, 0)                # PyTorch's words for an int, a slice, too many
     val = value if isinstance(value, Tensor) else None
     recording = thread_state().enabled and (x._rg or (val is not None and val._rg))
-    if recording and x._rg and x._tape is None:       # x[k] = v is a view's copy_, as
-        raise RuntimeError(VIEW_OF_LEAF)                # PyTorch words it
-    if recording:
-        refuse_view_of_leaf(x)
+    leaf = recording and x._rg and x._tape is None
     shape = _shape(x)
     if not shape:
         raise IndexError("tapegrad: assign to a 0-d tensor with copy_ or fill_")
+    basic = _index_key(key, len(shape)) is not None
+    if leaf and not basic:                 # index_put_ on the leaf itself, as PyTorch
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
     try:
         pos = _flat_positions(shape)[_np_key(key)]
     except IndexError as e:
@@ -268,7 +274,7 @@ def setitem(x, key, value):
     fits = list(np.shape(src))       # the value without the leading 1s the target lacks
     while len(fits) > pos.ndim and fits[0] == 1:
         fits.pop(0)
-    if _index_key(key, len(shape)) is not None:    # a basic key: PyTorch copies as expand
+    if basic:                           # a basic key: PyTorch copies as expand
         _expanded(tuple(fits), list(pos.shape), val._dtype if val is not None else x._dtype)
     else:
         try:
@@ -277,8 +283,13 @@ def setitem(x, key, value):
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(np.shape(src))} "
                                f"cannot be broadcast to indexing result of shape "
                                f"{list(pos.shape)}") from None
+    if leaf:                            # x[k] = v is a view's copy_ (after the expand), as
+        raise RuntimeError(VIEW_OF_LEAF)          # PyTorch words it
+    if recording:
+        refuse_view_of_leaf(x)
+    refuse_overlap(x)
     if not recording:
-        x._v[_np_key(key)] = src
+        x._v[_np_key(key)] = np.reshape(src, fits)     # (leading 1s dropped, as PyTorch)
         _bump(x)
         return
     if val is not None and _shape(val) != pos.shape:
@@ -295,7 +306,7 @@ def setitem(x, key, value):
         _record(COPYSLICES, res, x, float(value), ints=pos.ravel())
     np.copyto(x._v, new)
     _bump(x)
-    x._tape, x._slot, x._rg = res._tape, res._slot, True
+    moved(x, res)
     rebase(x)                        # a view: the tensor it views changes too
 
 

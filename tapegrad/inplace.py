@@ -11,6 +11,7 @@ from .layout import F32, RECORD, RECORD_SIZE
 from .ops import ADD, ASSTRIDED, BY_CODE, COPYSLICES, DIV, MUL, SUB
 from .shapes import _broadcast
 from .state import refuse_while_recording, thread_state
+from .tape import LIVE
 
 _UFUNC = {ADD: np.add, SUB: np.subtract, MUL: np.multiply, DIV: np.true_divide}
 
@@ -32,29 +33,41 @@ def _inplace(self, op, other):
             o = None
         if o is not None:
             tok = _hush()
-            _UFUNC[op](v, o, out=v)
-            _unhush(tok)
+            try:
+                _UFUNC[op](v, o, out=v)
+            except ValueError:                  # read-only: an expanded tensor
+                refuse_overlap(self)
+                raise
+            finally:
+                _unhush(tok)
             _bump(self)
             return self
     if st.enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
         if self._rg and self._tape is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation.")
-        refuse_view_of_leaf(self)
+        refuse_view_of_leaf(self)           # (before the overlap, as PyTorch)
+        refuse_overlap(self)
         a = self
         if op in (MUL, DIV) and type(self._v) is _nd and isinstance(other, Tensor) \
                 and other._rg:               # other's grad reads self's value from before
             a = _stand_in(self)
-            other = a if other is self else other
+        # x.mul_(x), x.div_(x): the record reads x as other, which the op overwrites: its
+        # backward raises, as PyTorch's (other is saved, then modified)
+        itself = other is self and op in (MUL, DIV)
         res = _binary(op, a, other)
         if type(res._v) is _float and res._dtype is not self._dtype:
             _round_record(res, self._dtype)
-        _assign(self, res, res._slot)
+        # records before the in-place op's own read the old value; when self's graph is on
+        # an older tape (the in-place op recorded on a newer one), every record there does
+        _assign(self, res, res._slot + itself
+                if self._tape is None or res._tape is self._tape else None, True)
         if type(self._v) is _float and type(res._v) is not _float:
             self._v = np.array(self._v, self._dtype.np)   # it is an array record now
-        self._tape, self._slot, self._rg = res._tape, res._slot, True
+        moved(self, res)
         rebase(self)
         return self
+    refuse_overlap(self)
     v = self._v
     o = other._v if isinstance(other, Tensor) else other
     if type(v) is np.ndarray and (type(o) is not np.ndarray or o.shape == v.shape):
@@ -79,12 +92,33 @@ VIEW_OF_LEAF = ("a view of a leaf Variable that requires grad is being used in a
                 "operation.")
 
 
+def refuse_overlap(t):
+    """PyTorch's error for an in-place change of a tensor whose elements share memory (an
+    expand that repeats elements: NumPy's broadcast view is read-only)."""
+    v = t._v
+    if type(v) is _nd and not v.flags.writeable and \
+            any(st == 0 and n > 1 for st, n in zip(v.strides, v.shape)):
+        raise RuntimeError("unsupported operation: more than one element of the written-to "
+                           "tensor refers to a single memory location. Please clone() the "
+                           "tensor before performing the operation.")
+
+
 def refuse_view_of_leaf(t):
     """PyTorch's error for an in-place change (in grad mode) of a view of a leaf that
     requires grad: the change would reach the leaf's value behind autograd's back."""
     base = getattr(t, "_base", None)
     if base is not None and base._rg and base._tape is None:
         raise RuntimeError(VIEW_OF_LEAF)
+
+
+def moved(t, res):
+    """t was changed in place in grad mode: its value is now res's record. retain_grad()
+    moves along, as PyTorch moves its retains_grad hook to the new grad_fn."""
+    tape, slot = t._tape, t._slot
+    ref = tape.retained.pop(slot, None) if tape is not None else None
+    t._tape, t._slot, t._rg = res._tape, res._slot, True
+    if ref is not None and ref() is t:
+        t._tape.retained[t._slot] = ref
 
 
 def rebase(t):
@@ -99,7 +133,7 @@ def rebase(t):
         pos = _positions(t._v, _contiguous(base)._v)
         new = _new(base._v.copy(), base._dtype, True)
         _record(COPYSLICES, new, base, t, ints=pos)
-        base._tape, base._slot, base._rg = new._tape, new._slot, True
+        moved(base, new)
     else:
         base = t
     views = getattr(base, "_views", None)
@@ -138,6 +172,15 @@ def _positions(view, base):
     return pos.ravel()
 
 
+def scaled(other, alpha):
+    """other * alpha for add/sub(..., alpha=): PyTorch's AddBackward0 keeps alpha as a
+    number, so a backward does not free this record (a second one runs it again)."""
+    res = other * alpha
+    if isinstance(res, Tensor) and res._tape is not None:
+        res._tape.unsaved.append(res._slot)
+    return res
+
+
 def _round_record(res, dt):
     """A scalar result written into a tensor of another dtype (float32 t += float64 b):
     its record holds the value t holds, rounded to dt and flagged so, as PyTorch casts
@@ -158,7 +201,7 @@ def _stand_in(t):
     return s
 
 
-def _assign(self, res, limit=None):
+def _assign(self, res, limit=None, recorded=False):
     """Writes ``res``'s value into ``self`` in place and bumps self's version; records
     before ``limit`` (all by default) that read self's value can no longer be run."""
     rs, ss = _shape(res), _shape(self)
@@ -168,29 +211,41 @@ def _assign(self, res, limit=None):
     _bump(self)
     if type(self._v) is _float:
         self._v = _round(_float(res._v), self._dtype)
-        _mark_dirty(self, limit)
+        _mark_dirty(self, limit, recorded)
     else:
         np.copyto(self._v, _array(res), casting="unsafe")
 
 
-def _mark_dirty(t, limit=None):
+def _mark_dirty(t, limit=None, recorded=False):
     """A scalar changed in place (after its version bump): a pending backward that reads
     its recorded value in a record before ``limit`` (the in-place op's own record, which
-    reads the value from before; all records by default) must raise instead of using it."""
+    reads the value from before; all records by default) must raise instead of using it.
+    So must the records of the current tape that read it through a link (``recorded``: the
+    in-place op's own record is the last one there)."""
     tape, slot = thread_state().tape, -1
+    if t._tape is not None and t._tape is not tape and tape.links:
+        last = len(tape.rec) // RECORD_SIZE - (1 if recorded else 0)
+        for s, node in list(tape.links.items()):
+            if node._tape is t._tape and node._slot == t._slot and s < last:
+                _dirty(tape, s, t, last)
     if t._tape is not None:
         tape, slot = t._tape, t._slot
     elif t._node is not None and t._node.tape_id == tape.id:
         slot = t._node.slot
         t._node.tape_id = 0            # a later use records the new value afresh
+    elif t._node is not None and t._node.tape_id in LIVE:   # the older tape the leaf was
+        tape, slot = LIVE[t._node.tape_id], t._node.slot    # last recorded on (a backward
+        t._node.tape_id, limit = 0, None                     # with retain_graph since)
     if slot >= 0:
-        now = _cell(t)[0]
-        if limit is None:
-            limit = len(tape.rec) // RECORD_SIZE
-        expected = tape.dirty[slot][0] if slot in tape.dirty else now - 1
-        if slot in tape.dirty:
-            limit = max(limit, tape.dirty[slot][4])
-        tape.dirty[slot] = (expected, now, t._dtype.np, weakref.ref(t), limit)
+        _dirty(tape, slot, t, len(tape.rec) // RECORD_SIZE if limit is None else limit)
+
+
+def _dirty(tape, slot, t, limit):
+    now = _cell(t)[0]
+    expected = tape.dirty[slot][0] if slot in tape.dirty else now - 1
+    if slot in tape.dirty:
+        limit = max(limit, tape.dirty[slot][4])
+    tape.dirty[slot] = (expected, now, t._dtype.np, weakref.ref(t), limit)
 
 
 class InPlaceMethods:
@@ -198,10 +253,10 @@ class InPlaceMethods:
     __slots__ = ()
 
     def add_(self, other, alpha=1):
-        return _inplace(self, ADD, other if alpha == 1 else other * alpha)
+        return _inplace(self, ADD, other if alpha == 1 else scaled(other, alpha))
 
     def sub_(self, other, alpha=1):
-        return _inplace(self, SUB, other if alpha == 1 else other * alpha)
+        return _inplace(self, SUB, other if alpha == 1 else scaled(other, alpha))
 
     def mul_(self, other):
         return _inplace(self, MUL, other)

@@ -12,6 +12,7 @@ tensors through weak references.
 """
 import itertools
 import struct
+import weakref
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from .layout import (DYN, OPMASK, RECORD, RECORD_SIZE, SCALAR, SHIFT, STATIC_WID
                      CONST_A, CONST_B, IOBJ)
 
 _ids = itertools.count(1)
+LIVE = weakref.WeakValueDictionary()   # id -> tape, while something refers to it
 _NEEDS = np.array(NEEDS, np.int64)
 _GONE = np.empty(0)        # a dropped value's place in objs
 _TWO_OPERANDS = (F_BINARY, F_MATMUL, F_SETITEM, F_COMPARE)   # b holds a slot
@@ -30,7 +32,8 @@ class Tape:
     LIMIT = 64 << 20          # bytes of records and saved values before a new tape starts
 
     __slots__ = ("rec", "static", "dyn", "rows", "objs", "nbytes", "leaf_nodes", "links",
-                 "multi", "hooks", "retained", "traces", "dirty", "saved", "epoch", "freed",
+                 "multi", "hooks", "retained", "traces", "dirty", "unsaved", "saved", "epoch",
+                 "freed",
                  "keep_all", "consts", "conds", "c2", "functions", "live", "dtypes", "big",
                  "full", "ptrs", "id",
                  "__weakref__")
@@ -49,6 +52,7 @@ class Tape:
         self.retained = {}       # slot -> weakref of a non-leaf that retains its grad
         self.traces = {}         # slot -> where it was recorded (anomaly detection mode)
         self.dirty = {}          # slot -> version of a scalar changed in place after use
+        self.unsaved = []        # slots of records a backward does not free (add's alpha)
         self.saved = []          # (consumer, slot, cell, version, shape, dtype, tensor ref)
         self.epoch = -1          # in-place counter when the first value was saved
         self.freed = None        # None: live; True: all freed; array: mask of freed records
@@ -65,6 +69,7 @@ class Tape:
         self.full = False        # holds a lane, gather, cat/stack or CopySlices record: the
         #                          sweep's full tier (_generated/sweeps.py)
         self.id = next(_ids)
+        LIVE[self.id] = self
 
     def __len__(self):
         return len(self.rec) // RECORD_SIZE
@@ -135,6 +140,8 @@ class Tape:
         records themselves stay, for grad_fn. When everything was reached, the kept
         values go."""
         went = ((reach > 0) & (_NEEDS[rq[0::3] & OPMASK] != 0)).view(np.uint8)
+        if self.unsaved:
+            went[self.unsaved] = 0
         if isinstance(self.freed, np.ndarray):
             went[:len(self.freed)] |= self.freed
         self.freed = went

@@ -15,7 +15,7 @@ from .face import (S_POWC, TensorBase, _array, _as_tensor, _binary, _from_array,
                    _unary)
 from .grads import AutogradMethods
 from .indexing import IndexingMethods
-from .inplace import InPlaceMethods
+from .inplace import InPlaceMethods, scaled
 from .matmul import MatmulMethods
 from .ops import (ADD, CAST, CASTNG, CLAMP, CLONE, DIV, EQ, GE, GT, LE, LT, MAXIMUM, MINIMUM, MUL, NE, POW, POWC, RECIP, RPOW, SUB)
 from .reductions import ReductionMethods
@@ -166,10 +166,10 @@ class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulM
         return _as_tensor(other).matmul(self)
 
     def add(self, other, alpha=1):
-        return _binary(ADD, self, other if alpha == 1 else other * alpha)
+        return _binary(ADD, self, other if alpha == 1 else scaled(other, alpha))
 
     def sub(self, other, alpha=1):
-        return _binary(SUB, self, other if alpha == 1 else other * alpha)
+        return _binary(SUB, self, other if alpha == 1 else scaled(other, alpha))
 
     def mul(self, other):
         return _binary(MUL, self, other)

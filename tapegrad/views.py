@@ -13,10 +13,17 @@ from .shapes import _cstrides, _dim, _sizes
 
 def _index_key(key, nd):
     """Splits a basic index into steps (kind, value) and checks it against ``nd`` dims."""
-    if not isinstance(key, tuple):
+    single = not isinstance(key, tuple)
+    if single:
         key = (key,)
     used = sum(1 for k in key if k is not None and k is not Ellipsis)
     if used > nd:
+        if single and isinstance(key[0], slice):          # PyTorch's words for a 0-d tensor
+            raise IndexError("slice() cannot be applied to a 0-dim tensor.")
+        if single and isinstance(key[0], (_int, np.integer)) and not isinstance(key[0], bool):
+            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python "
+                             "or `tensor.item<T>()` in C++ to convert a 0-dim tensor to a "
+                             "number")
         raise IndexError(f"too many indices for tensor of dimension {nd}")
     steps = []
     for k in key:

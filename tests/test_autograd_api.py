@@ -101,6 +101,134 @@ def test_hooks_match_pytorch():
     np.testing.assert_allclose(out[tg], out[torch], rtol=1e-14)
 
 
+def _as_plain(v):
+    if isinstance(v, (list, tuple)):
+        return [_as_plain(u) for u in v]
+    return np.array(v.detach().tolist(), np.float64) if hasattr(v, "detach") else v
+
+
+def _same_in_pytorch(scenario):
+    """tapegrad's result of scenario(L) is PyTorch's (values 1e-12, hook logs, None)."""
+    torch = pytest.importorskip("torch")
+    mine, theirs = _as_plain(scenario(tg)), _as_plain(scenario(torch))
+
+    def same(a, b):
+        if isinstance(a, list):
+            assert isinstance(b, list) and len(a) == len(b), (a, b)
+            for u, w in zip(a, b):
+                same(u, w)
+        elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        else:
+            assert a == b, (a, b)
+    same(mine, theirs)
+    return mine
+
+
+@pytest.mark.parametrize("value", [1.5, [1.5, -2.0]], ids=["scalar", "array"])
+def test_backward_of_a_leaf_itself_then_through_a_graph_accumulates(value):
+    """x.backward() on a leaf no graph had used gave it a .grad of its own; a later backward
+    through x * 2 then went to storage .grad no longer showed (a silent wrong gradient,
+    found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        x = L.tensor(value, dtype=L.float64, requires_grad=True)
+        x.backward(L.ones_like(x))
+        first = x.grad.clone()
+        (x * 2).sum().backward()
+        return [first, x.grad]
+    mine = _same_in_pytorch(scenario)
+    np.testing.assert_array_equal(mine[1], np.full(np.shape(value), 3.0))
+
+
+def test_backward_of_a_leaf_itself_runs_its_hooks():
+    """As PyTorch's AccumulateGrad: the leaf's hooks change what accumulates, then its
+    post-accumulate hooks run (they were skipped)."""
+    def scenario(L):
+        seen = []
+        x = L.tensor(1.5, dtype=L.float64, requires_grad=True)
+        x.register_hook(lambda g: seen.append(g.item()) or g * 3)
+        x.register_post_accumulate_grad_hook(lambda t: seen.append(("post", t.grad.item())))
+        x.backward()
+        x.backward(L.tensor(2.0, dtype=L.float64))
+        return [x.grad, seen]
+    mine = _same_in_pytorch(scenario)
+    assert mine[1] == [1.0, ["post", 3.0], 2.0, ["post", 9.0]]
+
+
+def test_a_hooked_leaf_used_again_on_a_newer_tape_gets_its_grad():
+    """x is used on a graph kept with retain_graph, then on the tape after it; a leaf with
+    hooks is accumulated by the engine, which looked for it only on the tape it was last
+    used on: the second backward through the first graph gave x nothing (a silent wrong
+    gradient, found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        x = L.tensor([1.0, 2.0, 3.0], dtype=L.float64, requires_grad=True)
+        y = (x * 2).sum()
+        y.backward(retain_graph=True)
+        x.log()                                   # x on the next tape
+        x.register_hook(lambda g: g * 3)
+        y.backward()
+        return [x.grad]
+    mine = _same_in_pytorch(scenario)
+    np.testing.assert_array_equal(mine[0], [8.0, 8.0, 8.0])
+
+
+@pytest.mark.parametrize("change", ["mul_", "setitem", "a_view"])
+def test_retain_grad_survives_an_in_place_change(change):
+    """PyTorch moves the retains_grad hook to the new grad_fn of a tensor changed in place
+    (or of the base a view of it changed); tapegrad forgot it, and .grad stayed None (found
+    by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        x = L.tensor([1.0, 2.0], dtype=L.float64, requires_grad=True)
+        h = x * 2
+        h.retain_grad()
+        if change == "mul_":
+            h.mul_(3)
+        elif change == "setitem":
+            h[0] = x[1]
+        else:
+            h[0:1].mul_(3)
+        flag = h.retains_grad
+        (h * h).sum().backward()
+        return [flag, h.grad, x.grad]
+    mine = _same_in_pytorch(scenario)
+    assert mine[0] is True and mine[1] is not None
+
+
+def test_a_retained_grad_is_replaced_by_a_later_backward():
+    """PyTorch's retain_grad hook sets grad = grad + new: a .grad the user holds keeps its
+    values (tapegrad added into it in place; found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        x = L.tensor([1.0, -2.0], dtype=L.float64, requires_grad=True)
+        h = x * 3
+        h.retain_grad()
+        y = (h * h).sum()
+        y.backward(retain_graph=True)
+        held = h.grad
+        y.backward()
+        return [held, h.grad, held is h.grad]
+    mine = _same_in_pytorch(scenario)
+    np.testing.assert_array_equal(mine[0], [6.0, -12.0])
+
+
+def test_a_leaf_hook_runs_once_on_the_whole_gradient_across_tapes():
+    """y = x * h with h on an older tape (a backward came between): x gets gradient from
+    both tapes. PyTorch's AccumulateGrad runs its hooks once, on the sum; tapegrad ran them
+    once per tape, so a hook that clamps gave a wrong gradient (silently; found by
+    tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        seen = []
+        x = L.tensor([1.37, 2.0], dtype=L.float64, requires_grad=True)
+        h = x * 2
+        h.sum().backward(retain_graph=True)
+        x.register_hook(lambda g: seen.append(g.tolist()) or g.clamp(max=3.0))
+        x.register_post_accumulate_grad_hook(lambda t: seen.append("post"))
+        (x * h).sum().backward()
+        return [x.grad, seen]
+    mine = _same_in_pytorch(scenario)
+    np.testing.assert_array_equal(mine[0], [5.0, 5.0])
+    assert mine[1] == [[5.48, 8.0], "post"]
+
+
 # ----- detach, requires_grad, data, casts ------------------------------------------------
 def test_detach_shares_memory_and_does_not_require_grad():
     x = t64([1.0, 2.0])

@@ -232,6 +232,71 @@ case("backward_twice_scalar", raises(RuntimeError, SECOND_TIME))(
 case("backward_twice_matmul", raises(RuntimeError, SECOND_TIME))(
     lambda L: (lambda y: (y.backward(), y.backward()))(
         _leaf(L, [[1.0, 2.0]]).mm(L.ones(2, 1, dtype=L.float64)).sum()))
+# PyTorch checks the outputs before the inputs; backward(inputs=...) retains each input's
+# grad first (found by tests/test_lifetimes_fuzz.py)
+case("grad_of_a_constant_wrt_a_constant", raises(RuntimeError, NO_GRAD_FN))(
+    lambda L: L.autograd.grad(L.tensor(1.0, dtype=L.float64), [L.tensor(2.0, dtype=L.float64)]))
+case("grad_of_a_constant_wrt_a_constant_create_graph", raises(RuntimeError, NO_GRAD_FN))(
+    lambda L: L.autograd.grad(L.ones(2, dtype=L.float64).sum(), [L.ones(2, dtype=L.float64)],
+                              create_graph=True))
+case("backward_inputs_a_constant", raises(RuntimeError, "can't retain_grad on Tensor that has "
+                                                        "requires_grad=False"))(
+    lambda L: (_leaf(L, [1.0, 2.0]) * 2).sum().backward(inputs=[L.ones(2)]))
+case("backward_of_a_leaf_inputs_a_constant", raises(RuntimeError, "can't retain_grad on "
+                                                                  "Tensor that has "
+                                                                  "requires_grad=False"))(
+    lambda L: _leaf(L, 1.5).backward(inputs=[_leaf(L, 1.0), L.ones(2)]))
+ZERO_DIM_INDEX = ("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+                  "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+case("index_0d_int", raises(IndexError, ZERO_DIM_INDEX))(
+    lambda L: _leaf(L, 1.5)[0])
+case("index_0d_slice", raises(IndexError, "slice() cannot be applied to a 0-dim tensor."))(
+    lambda L: _leaf(L, 1.5)[1:])
+case("index_0d_two_ints", raises(IndexError, "too many indices for tensor of dimension 0"))(
+    lambda L: _leaf(L, 1.5)[0, 0])
+case("setitem_0d_nonleaf_int", raises(IndexError, ZERO_DIM_INDEX))(
+    lambda L: (_leaf(L, 1.5) * 2).__setitem__(0, 1.0))
+case("setitem_0d_leaf_int", raises(IndexError, ZERO_DIM_INDEX))(
+    lambda L: _leaf(L, 1.5).__setitem__(0, 1.0))
+case("setitem_0d_constant_slice", raises(IndexError, "slice() cannot be applied to a 0-dim "
+                                                     "tensor."))(
+    lambda L: L.tensor(1.5).__setitem__(slice(None), 1.0))
+# item assignment on a leaf: PyTorch's index and expand errors come first for a basic key
+# (a view's copy_), the leaf's own error first for an advanced one (index_put_)
+case("setitem_leaf_basic_key_wrong_shape", raises(RuntimeError, "The expanded size of the "
+                                                  "tensor (3) must match the existing size "
+                                                  "(4) at non-singleton dimension 0.  Target "
+                                                  "sizes: [3].  Tensor sizes: [4]"))(
+    lambda L: _leaf(L, [[1.0, 2.0, 3.0]] * 2).__setitem__(0, L.ones(4)))
+case("setitem_leaf_advanced_key", raises(RuntimeError, LEAF_INPLACE))(
+    lambda L: _leaf(L, [[1.0, 2.0, 3.0]] * 2).__setitem__([0, 1], L.ones(3)))
+case("setitem_leaf_mask_wrong_shape", raises(RuntimeError, LEAF_INPLACE))(
+    lambda L: _leaf(L, [[1.0, 2.0, 3.0]] * 2).__setitem__(L.tensor([True, False]), L.ones(4)))
+OVERLAP = ("unsupported operation: more than one element of the written-to tensor refers to a "
+           "single memory location. Please clone() the tensor before performing the "
+           "operation.")
+case("inplace_on_an_expanded_tensor", raises(RuntimeError, OVERLAP))(
+    lambda L: L.ones(3).expand(2, 3).mul_(2))
+case("inplace_on_an_expanded_tensor_with_grad", raises(RuntimeError, OVERLAP))(
+    lambda L: (_leaf(L, [1.0, 2.0, 3.0]) * 1).expand(2, 3).add_(1))
+case("inplace_on_an_expanded_tensor_by_itself", raises(RuntimeError, OVERLAP))(
+    lambda L: (lambda e: e.mul_(e))(L.ones(3).expand(2, 3)))
+# the leaf checks and the expand of an item assignment come before the overlap (PyTorch)
+case("inplace_on_an_expanded_view_of_a_leaf", raises(RuntimeError, VIEW_LEAF_INPLACE))(
+    lambda L: _leaf(L, [1.0, 2.0, 3.0]).expand(2, 3).mul_(2))
+case("setitem_on_an_expanded_tensor_wrong_shape", raises(RuntimeError, "The expanded size of "
+                                                         "the tensor (3) must match the "
+                                                         "existing size (4) at non-singleton "
+                                                         "dimension 0.  Target sizes: [3].  "
+                                                         "Tensor sizes: [4]"))(
+    lambda L: L.ones(3).expand(2, 3).__setitem__(0, L.ones(4)))
+# an expand that repeats nothing is an ordinary writable view
+case("inplace_on_an_expand_to_the_same_shape", value([[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]))(
+    lambda L: (lambda x: (x.expand(2, 3).add_(1), x.tolist())[1])(L.ones(2, 3)))
+case("inplace_on_an_expand_adding_a_dim_of_one", value([[3.0, 3.0]]))(
+    lambda L: (lambda x: (x.expand(1, 1, 2).mul_(3), x.tolist())[1])(L.ones(1, 2)))
+case("setitem_of_a_1_element_value_into_an_element", value([5.0, 0.0, 0.0]))(
+    lambda L: (lambda x: (x.__setitem__(0, L.ones(1) * 5), x.tolist())[1])(L.zeros(3)))
 case("backward_without_grad", raises(RuntimeError, NO_GRAD_FN))(
     lambda L: L.ones(2).sum().backward())
 case("backward_without_grad_scalar", raises(RuntimeError, NO_GRAD_FN))(
@@ -283,6 +348,20 @@ case("second_backward_through_nodes_that_saved_nothing_sum", value([[8.0, 8.0]])
     lambda L: _second_backward_through(L, lambda x: x.sum().expand(2)))
 case("second_backward_through_cat_that_saved_nothing", value([[8.0, 8.0]]))(
     lambda L: _second_backward_through(L, lambda x: L.cat([x, x])))
+# add/sub's alpha is a number in PyTorch's AddBackward0 (tapegrad's record of other * alpha
+# was freed: the second backward raised)
+case("second_backward_through_add_alpha", value([[12.0, 12.0]]))(
+    lambda L: _second_backward_through(L, lambda x: L.add(x, x, alpha=2)))
+case("second_backward_through_sub_alpha_method", value([[-4.0, -4.0]]))(
+    lambda L: _second_backward_through(L, lambda x: x.sub(x, alpha=2)))
+case("second_backward_through_add_alpha_scalar", value([4.0 * 4]))(
+    lambda L: (lambda x: (lambda y: (y.backward(), (y * 3).backward(), x.grad.item())[2:])(
+        x.add(x, alpha=3)))(_leaf(L, 1.5)))
+case("second_backward_through_add__alpha", value([[3.0, 3.0], [12.0, 12.0]]))(
+    lambda L: (lambda x: (lambda y: (y.add_(x, alpha=2), y.sum().backward(),
+                                     (y * 3).sum().backward(), [y.tolist(),
+                                                                x.grad.tolist()])[3])(
+        x + 0.0))(_leaf(L, [1.0, 1.0])))
 
 
 def _backward_twice(L, make):
@@ -396,6 +475,127 @@ def _leaf_changed_under_no_grad(L):
 case("saved_leaf_changed_under_no_grad", raises(RuntimeError, MODIFIED(
     "DoubleTensor", [2], "-").replace(", which is output 0 of -,", "")))(
     _leaf_changed_under_no_grad)
+def _scalar_changed_after_another_backward(L):
+    """The in-place op is recorded on the tape after the graph's (a backward came between):
+    every record of the graph's tape that read the old value must raise (found by
+    tests/test_lifetimes_fuzz.py: the gradient used the old value, silently)."""
+    x, w = _leaf(L, 0.15), _leaf(L, 2.0)
+    a = x * 3
+    b = a * w
+    (w * 1).backward()
+    a.mul_(2)
+    b.backward()
+
+
+def _two_values_changed(L):
+    """PyTorch meets the latest record first: its error names what that record read."""
+    x = _leaf(L, 0.15)
+    p = x.pow(3)
+    with L.no_grad():
+        x.mul_(x)                 # read by pow
+    a = x - p
+    b = a * p
+    a.mul_(x)                     # read by the mul, recorded after pow
+    b.backward()
+
+
+def _saved_output_of_max(L):
+    y = (_leaf(L, [1.0, 3.0, 2.0]) * 1).max()
+    z = y.exp()
+    y.mul_(1)
+    z.backward()
+
+
+def _leaf_scalar_changed_twice(L):
+    x = _leaf(L, 0.15)
+    y = x.pow(3)
+    with L.no_grad():
+        x.mul_(2)
+        x.mul_(2)
+    y.backward()
+
+
+case("saved_leaf_scalar_changed_twice_under_no_grad", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "-", now=2).replace(", which is output 0 of -,", "")))(
+    _leaf_scalar_changed_twice)
+def _scalar_read_through_a_link_then_changed(L):
+    """sin reads e on the tape after e's (a link): e changed in place must make that record
+    raise too (it used e's old value, silently; found by tests/test_lifetimes_fuzz.py)."""
+    x = _leaf(L, 0.3)
+    e = x * 2
+    e.backward(retain_graph=True)
+    c = e.sin()
+    e.sub_(x)
+    c.backward()
+
+
+# x.mul_(x): the record saves x as the other operand, which the op then changes (PyTorch
+# raises at backward; tapegrad used a copy and gave the gradient)
+for _op, _node in (("mul_", "Mul"), ("div_", "Div")):
+    for _shape, _v in (([2], [0.3, 0.5]), ([], 0.3)):
+        case(f"inplace_{_op}_by_itself_{len(_shape)}d", raises(RuntimeError, MODIFIED(
+            "DoubleTensor", _shape, _node)))(
+            lambda L, op=_op, v=_v: (lambda s: (getattr(s, op)(s), s.sum().backward()))(
+                _leaf(L, v) * 2))
+case("inplace_add__by_itself", value([[4.0, 4.0]]))(
+    lambda L: (lambda x: (lambda s: (s.add_(s), s.sum().backward(), [x.grad.tolist()])[2])(
+        x * 2))(_leaf(L, [0.3, 0.5])))
+def _leaf_scalar_changed_after_a_retained_backward(L):
+    """x's tape was left by a backward (retain_graph): the change under no_grad was marked on
+    the new tape only, and the second backward used x's old value (silently; found by
+    tests/test_lifetimes_fuzz.py)."""
+    x = _leaf(L, -1.16)
+    y = x.sin()
+    y.backward(retain_graph=True)
+    with L.no_grad():
+        x.add_(1)
+    y.backward()
+
+
+case("saved_leaf_scalar_changed_after_a_retained_backward", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "-").replace(", which is output 0 of -,", "")))(
+    _leaf_scalar_changed_after_a_retained_backward)
+# a constant changed in place by an operand that requires grad: its own record reads the
+# old value legitimately (48f9237 made it raise for a 0-d constant; found by the fuzz test)
+case("constant_scalar_div__by_a_leaf", value([-0.5 / 1.23 ** 2]))(
+    lambda L: (lambda c, w: (c.div_(w), c.backward(), w.grad.item())[2:])(
+        L.tensor(0.5, dtype=L.float64), _leaf(L, -1.23)))
+def _changed_and_freed(L):
+    """p's graph was freed, and p changed in place after sin read it: PyTorch meets sin's
+    node first (the changed value), before the freed graph below (found by the fuzz test)."""
+    p = (_leaf(L, [1.5, -2.0]) * 1).prod()
+    p.backward()
+    s = p.sin()
+    p.sub_(1)
+    s.backward()
+
+
+def _changed_leaf_and_freed_older_graph(L):
+    """min(h, c) reads c, changed in place under no_grad; h = clamp(x)'s graph was freed
+    (older): PyTorch meets the minimum's node first (found by the fuzz test)."""
+    c, x = _leaf(L, 0.5), _leaf(L, 1.21)
+    h = x.clamp(-0.5, 0.5)
+    h.backward()
+    m = L.minimum(x, c)
+    with L.no_grad():
+        c.sub_(x)
+    m.div_(h)
+    m.backward()
+
+
+case("changed_leaf_and_freed_older_graph", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "-").replace(", which is output 0 of -,", "")))(
+    _changed_leaf_and_freed_older_graph)
+case("changed_in_place_and_freed_below", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "Sub")))(_changed_and_freed)
+case("saved_scalar_read_through_a_link_then_changed", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "Sub")))(_scalar_read_through_a_link_then_changed)
+case("saved_scalar_changed_after_another_backward", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "Mul")))(_scalar_changed_after_another_backward)
+case("two_values_changed_the_latest_reader_first", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "Mul")))(_two_values_changed)
+case("saved_output_of_max_names_max1", raises(RuntimeError, MODIFIED(
+    "DoubleTensor", [], "Max1")))(_saved_output_of_max)
 case("saved_scalar_output_of_exp", raises(RuntimeError, MODIFIED("DoubleTensor", [], "Exp")))(
     lambda L: (lambda x: (lambda y: (y.mul_(2), y.backward()))(x.exp()))(_leaf(L, 1.5)))
 case("unsaved_change_is_fine", value([[[4.0, 4.0]]]))(    # add's backward reads nothing

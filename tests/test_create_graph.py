@@ -373,6 +373,34 @@ def test_hooks_and_retained_grads_see_gradients_with_a_graph():
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
+def test_grad_with_create_graph_fills_retained_grads_on_its_way():
+    """As PyTorch 2.13 (and grad() without create_graph): a retained tensor whose gradient
+    grad(create_graph=True) computes gets it in .grad, with its graph; one beside the way
+    does not (tapegrad filled none: found by tests/test_lifetimes_fuzz.py)."""
+    torch = pytest.importorskip("torch")
+    res = {}
+    for L in (tg, torch):
+        x = L.tensor([1.0, 2.0], dtype=L.float64, requires_grad=True)
+        w = L.tensor([1.0, 2.0], dtype=L.float64, requires_grad=True)
+        h = x.sigmoid()
+        h.retain_grad()
+        k = h * 2
+        k.retain_grad()
+        u = w * 3
+        u.retain_grad()
+        y = (k * k).sum() + u.sum()
+        (g1,) = L.autograd.grad(y, [h], create_graph=True)
+        first = [_np(h.grad), _np(k.grad), u.grad, h.grad.requires_grad]
+        (g2,) = L.autograd.grad(y, [x], create_graph=True)
+        res[L] = first + [_np(g1), _np(g2), _np(h.grad), _np(k.grad), u.grad]
+    assert res[tg][2] is None and res[tg][3] is True and res[tg][-1] is None
+    for a, b in zip(res[tg], res[torch]):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+        else:
+            assert a == b
+
+
 def test_custom_function_backward_is_differentiated_through_its_saved_tensors():
     torch = pytest.importorskip("torch")
     res = {}
@@ -591,3 +619,20 @@ def test_once_differentiable_backward_raises_when_differentiated_again():
             "torch::autograd::", ""), str(info.value))
     assert res[tg][1:] == res[torch][1:]
     np.testing.assert_array_equal(res[tg][0], res[torch][0])
+
+
+@pytest.mark.parametrize("op", ["clamp", "relu", "where"])
+def test_a_zero_gradient_from_a_constant_branch_is_a_zero_not_unused(op):
+    """x.clamp(-0.5, 0.5) of a 0-d x outside the bounds: the formula's branch is the number 0;
+    with create_graph=True tapegrad dropped it, so grad() said x was unused (PyTorch: a zero
+    tensor; found by tests/test_lifetimes_fuzz.py)."""
+    torch = pytest.importorskip("torch")
+    res = {}
+    for L in (tg, torch):
+        x = L.tensor(-1.4, dtype=L.float64, requires_grad=True)
+        y = {"clamp": lambda: x.clamp(-0.5, 0.5), "relu": lambda: x.relu(),
+             "where": lambda: L.where(x > 0, x, L.tensor(0.0, dtype=L.float64))}[op]()
+        (g,) = L.autograd.grad(y, [x], create_graph=True)
+        res[L] = _np(g)
+    assert res[tg] == 0.0
+    np.testing.assert_array_equal(res[tg], res[torch])

@@ -607,3 +607,123 @@ def test_grad_runs_the_links_towards_an_input_on_an_older_tape():
     np.testing.assert_allclose(_plain(mine[1]), np.exp(x * x), rtol=1e-14)
     assert mine[2] == "RuntimeError: " + SECOND_TIME
     _as_pytorch(scenario, mine)
+
+
+# ----- a root's hooks (found by tests/test_lifetimes_fuzz.py) -------------------------------------
+@pytest.mark.parametrize("how", ["grad", "backward_inputs", "grad_leaf_root",
+                                 "backward_inputs_leaf_root", "retained_root"])
+def test_a_roots_hooks_run_even_when_it_leads_to_no_input(how):
+    """PyTorch always calls the tensor hooks (and the retain_grad hook) of the node it starts
+    from, needed or not (engine.cpp: 'We always want to call tensor pre-hooks'); tapegrad
+    skipped them when the root led to no input."""
+    def scenario(L):
+        seen = []
+        x, w = _x(L), _x(L, WV)
+        y = (x * x).sum()
+        if how.endswith("leaf_root"):
+            y = L.tensor(2.0, dtype=L.float64, requires_grad=True)
+        if how == "retained_root":
+            y.retain_grad()
+        else:
+            y.register_hook(lambda g: seen.append(_plain(g)) or g * 2)
+        if how.startswith("grad"):
+            got = L.autograd.grad(y, [w], allow_unused=True)
+        else:
+            got = y.backward(inputs=[w])
+        return [got, seen, w.grad, x.grad, y.grad if how == "retained_root" else None]
+    mine = scenario(tg)
+    if how == "retained_root":
+        assert mine[4] == 1.0
+    else:
+        assert mine[1] == [1.0]
+    _as_pytorch(scenario, mine)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_grad_of_an_output_with_respect_to_itself_after_its_graph_was_freed(create_graph):
+    """grad(y, y) runs no record (y's own is captured, not run), so it works after a
+    backward freed y's graph; with create_graph=True tapegrad checked y's own record and
+    raised (found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        x = _x(L)
+        y = x.exp().sum() * x.exp().sum()
+        y.backward()
+        got = L.autograd.grad(y, [y], create_graph=create_graph)
+        return [got, _error(lambda: L.autograd.grad(y, [x], create_graph=create_graph))]
+    mine = scenario(tg)
+    assert _plain(mine[0])[0] == 1.0
+    assert mine[1] == "RuntimeError: " + SECOND_TIME
+    _as_pytorch(scenario, mine)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_needed_inputs_gradient_is_captured_before_its_hooks(create_graph):
+    """PyTorch captures a non-leaf input's gradient before calling its node when the node
+    runs (another input lies below: the hooks run with the node), after the hooks when it
+    does not (engine.cpp, NOTE [Hooks ordering]); tapegrad always returned it after the
+    hooks (found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        x = L.tensor(-0.67, dtype=L.float64, requires_grad=True)
+        h = x * 3
+        k = h * 2
+        h.register_hook(lambda g: g * 10)
+        out = [L.autograd.grad(k, [h], retain_graph=True, create_graph=create_graph),
+               L.autograd.grad(k, [h, x], retain_graph=True, create_graph=create_graph)]
+        k.register_hook(lambda g: g * 10)
+        out += [L.autograd.grad(k, [k], retain_graph=True, create_graph=create_graph),
+                L.autograd.grad(k, [k, x], retain_graph=True, create_graph=create_graph)]
+        return out
+    mine = _plain(scenario(tg))
+    assert [[float(v) for v in r] for r in mine] == [[20.0], [2.0, 60.0], [10.0],
+                                                     [1.0, 600.0]]
+    _as_pytorch(scenario, mine)
+
+
+def test_grad_through_a_link_runs_no_hook_and_fills_no_grad_of_what_leads_nowhere():
+    """y on a newer tape continues into h on the tape of x (a backward came between); grad(y,
+    [w]) with w beside h on that older tape: the sweep there starts at h (a link's root, not an
+    output), which leads to no input: h's hook is not called and h.grad stays as it was, as
+    PyTorch (found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        seen = []
+        x, w = _x(L), _x(L, WV)
+        h = x.sum()
+        v = x / w
+        h.backward(inputs=[h, x])              # h retains its grad; the next tape starts
+        h.register_hook(lambda g: seen.append(_plain(g)))
+        y = h.cos() ** 2
+        got = L.autograd.grad(y, [y, v], retain_graph=True, allow_unused=True)
+        return [got, h.grad, seen]
+    mine = scenario(tg)
+    assert mine[1] == 1.0 and mine[2] == []
+    _as_pytorch(scenario, mine)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_grad_with_respect_to_a_result_of_a_freed_graph_through_a_link(create_graph):
+    """p's graph was freed; r = p.exp() is on the next tape (a link to p). grad(r, [p]) needs
+    nothing of p's graph (p's own record is captured, not run), as PyTorch; tapegrad raised
+    the second-time error for the link (found by tests/test_lifetimes_fuzz.py)."""
+    def scenario(L):
+        x = L.tensor(-1.98, dtype=L.float64, requires_grad=True)
+        p = x * x
+        p.backward()
+        r = p.exp()
+        got = L.autograd.grad(r, [p], retain_graph=True, create_graph=create_graph)
+        return [got, _error(lambda: L.autograd.grad(r, [x], create_graph=create_graph))]
+    mine = scenario(tg)
+    assert mine[1] == "RuntimeError: " + SECOND_TIME
+    _as_pytorch(scenario, mine)
+
+
+def test_grad_with_create_graph_runs_a_leaf_roots_hooks():
+    """As without create_graph (test_a_roots_hooks_run_even_when_it_leads_to_no_input)."""
+    def scenario(L):
+        seen = []
+        x, w = _x(L), L.tensor(2.0, dtype=L.float64, requires_grad=True)
+        w.register_hook(lambda g: seen.append(_plain(g)))
+        got = L.autograd.grad(w, [x], allow_unused=True, create_graph=True)
+        return [got, seen]
+    mine = scenario(tg)
+    assert mine[1] == [1.0]
+    _as_pytorch(scenario, mine)

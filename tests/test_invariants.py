@@ -149,7 +149,10 @@ def test_grad_zero_and_none_behave_as_pytorch():
                           (False, [2.0, 4.0], [3.0, 3.0]), (True, [5.0, 5.0]))
 
 
-def test_retained_grad_is_a_view_that_accumulates():
+def test_retained_grad_accumulates_into_a_new_tensor():
+    """As PyTorch's retain_grad hook (grad = grad + new): a retained non-leaf's .grad is
+    replaced by a later backward, and the .grad the user held keeps its values (a leaf's
+    .grad is the same tensor, accumulated in place: the tests below)."""
     x = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
     y = x * 3
     y.retain_grad()
@@ -159,8 +162,9 @@ def test_retained_grad_is_a_view_that_accumulates():
     view = g.numpy()
     np.testing.assert_array_equal(view, [6.0, 12.0])
     z.backward()
-    assert y.grad is g
-    np.testing.assert_array_equal(view, [12.0, 24.0])
+    assert y.grad is not g
+    np.testing.assert_array_equal(view, [6.0, 12.0])
+    np.testing.assert_array_equal(y.grad.numpy(), [12.0, 24.0])
 
 
 def test_scalar_leaf_grad_numpy_is_a_view():
