@@ -1,6 +1,6 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, and strided walks."""
-# kernel sources: 8a016328c1613ff2
+# kernel sources: 3d87c2566da096ab
 import numpy as np
 
 from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,

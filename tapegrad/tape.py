@@ -32,7 +32,7 @@ class Tape:
     __slots__ = ("rec", "static", "dyn", "rows", "objs", "nbytes", "leaf_nodes", "links",
                  "multi", "hooks", "retained", "traces", "dirty", "saved", "epoch", "freed",
                  "keep_all", "consts", "conds", "c2", "functions", "live", "dtypes", "big",
-                 "full", "ptrs", "id",
+                 "full", "general", "ptrs", "id",
                  "__weakref__")
 
     def __init__(self):
@@ -64,6 +64,7 @@ class Tape:
         self.ptrs = None         # a tg.compile replay's data addresses (else read from objs)
         self.full = False        # holds a lane, gather, cat/stack or CopySlices record: the
         #                          sweep's full tier (_generated/sweeps.py)
+        self.general = False     # holds an elementwise op of the sweep's core tier (ops.TIER)
         self.id = next(_ids)
 
     def __len__(self):
