@@ -99,9 +99,12 @@ def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, reta
     data_pointers(ids, ptrs)
     n = rq.shape[0] // 3
     reach = np.zeros(n, np.uint8)
-    off = np.full(ms.shape[0], M1, np.int64)
+    off = np.empty(ms.shape[0], np.int64)      # np.empty and loops: no np.full to compile
+    for k in range(ms.shape[0]):
+        off[k] = M1
     if ms.shape[0] > 0 or check:
-        roots = np.full(I1, root, np.int64)
+        roots = np.empty(I1, np.int64)
+        roots[0] = root
         total = prepare(rq, rd, ms, md, ptrs, roots, NO, like.itemsize == 4, reach, off)
         if check:
             for r in range(root + 1):

@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: 3d87c2566da096ab
+# kernel sources: 77e786d7c49d46b7
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
@@ -10,7 +10,7 @@ from .ops import (ADD, AMAX, AMIN, CAST, CLAMP, CLONE, LOGSOFTMAX, LOGSUMEXP, MA
                   PRODDIM, RELU, SOFTMAX, STD, SUB,
                   TANH, VAR, WHERE)
 from ._generated.elementwise import binary_grad, unary_grad
-from .kernels_base import jit, jit_inline
+from .kernels_base import jit_inline, jit_internal
 
 
 from .kernels_tape import (COL_A, COL_B, COL_Y, GATHER, I0, I1, I2, NDIM, SCATTER,
@@ -106,7 +106,7 @@ def _binary_kernel(general):
 def _named(fn, name):
     """``fn`` jitted under ``name``: each variant has a disk cache file of its own."""
     fn.__name__ = fn.__qualname__ = name
-    return jit(fn)
+    return jit_internal(fn)
 
 
 @jit_inline
@@ -202,7 +202,7 @@ _unary, _unary_b = _unary_kernel(True), _unary_kernel(False)
 
 
 # ----- reductions, views and gathers --------------------------------------------------
-@jit
+@jit_internal
 def _lane_index(ms, k, n):
     """For each of the n input elements, the index of its lane (its reduced output)."""
     kidx = np.zeros(n, np.int64)
@@ -225,7 +225,7 @@ def _lane_index(ms, k, n):
     return kidx
 
 
-@jit
+@jit_internal
 def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     """Nonlinear reductions and softmaxes: x has n elements in K lanes, y one per lane
     (or one per element for the softmaxes)."""
@@ -309,7 +309,7 @@ def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
             ga[i] += g[i] - np.exp(y[i]) * acc[kidx[i]]
 
 
-@jit
+@jit_internal
 def _gather(r, h, rq, rd, ms, md, ptrs, sg, off, work):
     """y[i] = x[idx[i]]: the adjoint goes back to where each element came from."""
     a = h >> SHIFT
@@ -322,7 +322,7 @@ def _gather(r, h, rq, rd, ms, md, ptrs, sg, off, work):
         ga[idx[i]] += g[i]
 
 
-@jit
+@jit_internal
 def _multi(r, rq, rd, ms, md, ptrs, sg, off, work):
     """cat/stack: ints = (outer, inner, extent, slot_0, extent_0, slot_1, extent_1, ...);
     part p fills extent_p of the output's extent along the joined dimension."""
@@ -345,7 +345,7 @@ def _multi(r, rq, rd, ms, md, ptrs, sg, off, work):
         at += e
 
 
-@jit
+@jit_internal
 def _copyslices(r, h, rq, rd, ms, md, ptrs, sg, off, work):
     """z = a with z[pos] = b: a gets g outside the positions, b gets g at them."""
     a = h >> SHIFT
@@ -364,7 +364,7 @@ def _copyslices(r, h, rq, rd, ms, md, ptrs, sg, off, work):
             ga[pos[j]] -= g[pos[j]]
 
 
-@jit
+@jit_internal
 def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     """Small matrix products in plain loops, batch by batch: ga += g b^T, gb += a^T g
     (products.py does the large ones with BLAS). An operand's value is kept only when the
