@@ -19,7 +19,7 @@ import numpy as np
 
 from . import products
 from .grad_mode import is_anomaly_enabled
-from .layout import BIG, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
+from .layout import BIG, CONST_A, CONST_B, OPMASK, RECORD_SIZE, SCALAR, SHIFT, SIZE
 from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, MUL, NEEDS,
                   node_name)
 from .compile_notice import first_call
@@ -207,7 +207,6 @@ def _backward_all(tape, root, retain):
     if sweeps is None:                  # Numba loads at the first backward
         from ._generated import sweeps
         _SWEEPS[0] = sweeps
-    backward_all = sweeps.backward_all_full if tape.full else sweeps.backward_all
     _leave(tape)
     slot, seed = root
     objs = tape.objs
@@ -221,13 +220,26 @@ def _backward_all(tape, root, retain):
         reached = backward_all_at(*tape.arrays(), tape.ptrs, slot, seed.reshape(-1), like,
                                   freed, check, retain)
     else:
-        reached = first_call((tape.full, tape.dtypes == 1, "all"), backward_all,
+        backward_all = _tier(sweeps, tape)
+        reached = first_call((backward_all, tape.dtypes == 1), backward_all,
                              *tape.arrays(), np.fromiter(map(id, objs), np.int64, len(objs)),
                              slot, seed.reshape(-1), like, freed, check, retain)
     if reached < 0:
         raise RuntimeError(SECOND_TIME)
     if not retain and reached == len(freed):
         tape.drop_values()
+
+
+def _tier(sweeps, tape):
+    """The least tier of the sweep that covers the tape (codegen_sweeps.py): it compiles
+    only the kernels of what the tape holds."""
+    if tape.full:
+        return sweeps.backward_all_full
+    if tape.rows == 0:                            # no array record: scalars only
+        return sweeps.backward_all_scalar
+    if tape.general or tape.rows != len(tape.rec) // RECORD_SIZE:   # or scalar records
+        return sweeps.backward_all
+    return sweeps.backward_all_basic
 
 
 def _leave(tape):

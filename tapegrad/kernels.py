@@ -18,7 +18,7 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: 8a016328c1613ff2
+# kernel sources: 77e786d7c49d46b7
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
@@ -29,7 +29,7 @@ from .ops import (NEEDS, FAMILY,
                   F_REDUCE, F_SETITEM,
                   F_SOURCE, F_STRIDED, F_UNARY, LEAF)
 from ._generated.elementwise import binary_grad, unary_grad
-from .kernels_base import _f, jit_inline
+from .kernels_base import _f, jit, jit_inline
 from .ptr import DATA_OFFSET, as_u8_ptr, load_i64, view_f32, view_f64
 
 
@@ -76,7 +76,7 @@ def _operands_reach(r, h, rq, rd, md, ptrs, reach):
             reach[b] = 1
 
 
-@jit_inline
+@jit
 def prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
     """Marks in ``reach`` what the roots reach and gives each reached array record its
     adjoint: ``off[k]``, an offset in the workspace (whose size it returns), or -1 for a

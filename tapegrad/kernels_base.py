@@ -29,7 +29,17 @@ CACHE = _cache_ok()
 
 
 def jit(fn):
-    return njit(cache=CACHE, error_model="numpy")(fn)
+    """A kernel Python calls (no C wrapper: nothing takes its address)."""
+    return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True)(fn)
+
+
+def jit_internal(fn):
+    """A kernel that only other kernels call: compiled without the wrappers through which
+    Python and C call a jitted function (Numba builds, optimizes and caches both for
+    every function, several hundred lines of LLVM each: a good part of a cold start).
+    Python cannot call it."""
+    return njit(cache=CACHE, error_model="numpy", no_cpython_wrapper=True,
+                no_cfunc_wrapper=True)(fn)
 
 
 def jit_inline(fn):

@@ -1,16 +1,16 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: 8a016328c1613ff2
+# kernel sources: 77e786d7c49d46b7
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
                      PB, PN, PP, PQ, SHIFT)
-from .ops import (ADD, AMAX, AMIN, CLAMP, LOGSOFTMAX, LOGSUMEXP, MAXALL, MAXIMUM,
-                  MINALL, MINIMUM, MUL, NEG, NORM, POWC, PROD,
+from .ops import (ADD, AMAX, AMIN, CAST, CLAMP, CLONE, LOGSOFTMAX, LOGSUMEXP, MAXALL,
+                  MAXIMUM, MINALL, MINIMUM, MUL, NEG, NORM, POWC, PROD,
                   PRODDIM, RELU, SOFTMAX, STD, SUB,
                   TANH, VAR, WHERE)
 from ._generated.elementwise import binary_grad, unary_grad
-from .kernels_base import jit, jit_inline
+from .kernels_base import jit_inline, jit_internal
 
 
 from .kernels_tape import (COL_A, COL_B, COL_Y, GATHER, I0, I1, I2, NDIM, SCATTER,
@@ -19,79 +19,94 @@ from .kernels_tape import (COL_A, COL_B, COL_Y, GATHER, I0, I1, I2, NDIM, SCATTE
 
 
 # ----- elementwise families -----------------------------------------------------------
-@jit
-def _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
-    a = h >> SHIFT
-    b = -1 if h & (CONST_A | CONST_B) else int(rd[3 * r + 1])
-    if h & CONST_A:          # the number stands first: x = c, y = the tensor in a
-        a, b = b, a
-    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
-    c = rd[3 * r + 1]
-    # a value the record did not keep (its only user needs no grad) reads as empty
-    xa = _saved(rq, rd, ms, md, ptrs, r, COL_A, a, cbuf, I0)
-    xb = _saved(rq, rd, ms, md, ptrs, r, COL_B, b, cbuf, I1)
-    if a < 0:
-        cbuf[0] = c
-        xa = cbuf[0:1]
-    if b < 0:
-        cbuf[1] = c
-        xb = cbuf[1:2]
-    if h & F32 and (op == MAXIMUM or op == MINIMUM):
-        # a float32 result from a float64 0-d operand or a number: PyTorch compares the
-        # operands cast to float32, so values equal once rounded are a tie
-        xa = _as_float32(xa, cbuf, I0)
-        xb = _as_float32(xb, cbuf, I1)
-    xy = _saved(rq, rd, ms, md, ptrs, r, COL_Y, r, cbuf, I2)
-    xw = cbuf[3:3]
-    if op == WHERE:                 # the condition, as 0/1 in the sweep's dtype
-        cond = _int_list(md, ptrs, _row(rd, r))
-        xw = np.empty(cond.shape[0], cbuf.dtype)
-        for i in range(cond.shape[0]):
-            xw[i] = cond[i]
-    grad_a = _needs_grad(rq, a)
-    grad_b = _needs_grad(rq, b)
-    # An operand that needs no grad writes its share into a scratch cell.
-    ga = _adjoint(rq, rd, ms, md, sg, off, work, a) if grad_a else cbuf[4:5]
-    gb = _adjoint(rq, rd, ms, md, sg, off, work, b) if grad_b else cbuf[5:6]
-    n = g.shape[0]
-    if _size(rq, rd, ms, a) == n and _size(rq, rd, ms, b) == n:
-        _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, grad_a, grad_b)
-        return
-    if n == 0:
-        return
-    # Broadcasting, handled once for every op: + and - sum the adjoint straight back to
-    # each operand's shape; the others read the operands out to the output's shape,
-    # differentiate elementwise, then sum each share back.
-    shp = np.zeros(NDIM, np.int64)
-    sa = np.zeros(NDIM, np.int64)
-    sb = np.zeros(NDIM, np.int64)
-    nd = _shape(rq, rd, ms, r, shp)
-    tmp = np.zeros(NDIM, np.int64)
-    _bcast_strides(tmp, _shape(rq, rd, ms, a, tmp), nd, sa)
-    _bcast_strides(tmp, _shape(rq, rd, ms, b, tmp), nd, sb)
-    if op == ADD or op == SUB:
+# Each is written once and compiled in two variants: ``general`` (the sweep's core and full
+# tiers) and not (its basic tier, for tapes whose elementwise ops all have loops of their
+# own: ops.TIER). ``general`` is a closure constant, so Numba prunes the branches under
+# ``if general:`` before typing them: the basic variants never compile the per-element
+# switches of all ops (binary_grad, unary_grad), a large part of a cold start.
+def _binary_kernel(general):
+    def _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
+        a = h >> SHIFT
+        b = -1 if h & (CONST_A | CONST_B) else int(rd[3 * r + 1])
+        if h & CONST_A:          # the number stands first: x = c, y = the tensor in a
+            a, b = b, a
+        g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+        c = rd[3 * r + 1]
+        # a value the record did not keep (its only user needs no grad) reads as empty
+        xa = _saved(rq, rd, ms, md, ptrs, r, COL_A, a, cbuf, I0)
+        xb = _saved(rq, rd, ms, md, ptrs, r, COL_B, b, cbuf, I1)
+        if a < 0:
+            cbuf[0] = c
+            xa = cbuf[0:1]
+        if b < 0:
+            cbuf[1] = c
+            xb = cbuf[1:2]
+        xy = cbuf[2:2]
+        xw = cbuf[3:3]
+        if general:
+            if h & F32 and (op == MAXIMUM or op == MINIMUM):
+                # a float32 result from a float64 0-d operand or a number: PyTorch compares
+                # the operands cast to float32, so values equal once rounded are a tie
+                xa = _as_float32(xa, cbuf, I0)
+                xb = _as_float32(xb, cbuf, I1)
+            xy = _saved(rq, rd, ms, md, ptrs, r, COL_Y, r, cbuf, I2)
+            if op == WHERE:                 # the condition, as 0/1 in the sweep's dtype
+                cond = _int_list(md, ptrs, _row(rd, r))
+                xw = np.empty(cond.shape[0], cbuf.dtype)
+                for i in range(cond.shape[0]):
+                    xw[i] = cond[i]
+        grad_a = _needs_grad(rq, a)
+        grad_b = _needs_grad(rq, b)
+        # An operand that needs no grad writes its share into a scratch cell.
+        ga = _adjoint(rq, rd, ms, md, sg, off, work, a) if grad_a else cbuf[4:5]
+        gb = _adjoint(rq, rd, ms, md, sg, off, work, b) if grad_b else cbuf[5:6]
+        n = g.shape[0]
+        same = _binary_same if general else _binary_same_b
+        if _size(rq, rd, ms, a) == n and _size(rq, rd, ms, b) == n:
+            same(op, n, g, xa, xb, xy, xw, ga, gb, grad_a, grad_b)
+            return
+        if n == 0:
+            return
+        # Broadcasting, handled once for every op: + and - sum the adjoint straight back
+        # to each operand's shape; the others read the operands out to the output's shape,
+        # differentiate elementwise, then sum each share back.
+        shp = np.zeros(NDIM, np.int64)
+        sa = np.zeros(NDIM, np.int64)
+        sb = np.zeros(NDIM, np.int64)
+        nd = _shape(rq, rd, ms, r, shp)
+        tmp = np.zeros(NDIM, np.int64)
+        _bcast_strides(tmp, _shape(rq, rd, ms, a, tmp), nd, sa)
+        _bcast_strides(tmp, _shape(rq, rd, ms, b, tmp), nd, sb)
+        if op == ADD or op == SUB:
+            if grad_a:
+                _stride_walk(nd, shp, sa, I0, g, ga, SCATTER, 1.0)
+            if grad_b:
+                _stride_walk(nd, shp, sb, I0, g, gb, SCATTER, 1.0 if op == ADD else -1.0)
+            return
+        fa = np.zeros(n, cbuf.dtype)
+        fb = np.zeros(n, cbuf.dtype)
+        if xa.shape[0] > 0:
+            _stride_walk(nd, shp, sa, I0, xa, fa, GATHER, 1.0)
+        else:
+            fa = fa[0:0]
+        if xb.shape[0] > 0:
+            _stride_walk(nd, shp, sb, I0, xb, fb, GATHER, 1.0)
+        else:
+            fb = fb[0:0]
+        ta = np.zeros(n, cbuf.dtype)
+        tb = np.zeros(n, cbuf.dtype)
+        same(op, n, g, fa, fb, xy, xw, ta, tb, grad_a, grad_b)
         if grad_a:
-            _stride_walk(nd, shp, sa, I0, g, ga, SCATTER, 1.0)
+            _stride_walk(nd, shp, sa, I0, ta, ga, SCATTER, 1.0)
         if grad_b:
-            _stride_walk(nd, shp, sb, I0, g, gb, SCATTER, 1.0 if op == ADD else -1.0)
-        return
-    fa = np.zeros(n, cbuf.dtype)
-    fb = np.zeros(n, cbuf.dtype)
-    if xa.shape[0] > 0:
-        _stride_walk(nd, shp, sa, I0, xa, fa, GATHER, 1.0)
-    else:
-        fa = fa[0:0]
-    if xb.shape[0] > 0:
-        _stride_walk(nd, shp, sb, I0, xb, fb, GATHER, 1.0)
-    else:
-        fb = fb[0:0]
-    ta = np.zeros(n, cbuf.dtype)
-    tb = np.zeros(n, cbuf.dtype)
-    _binary_same(op, n, g, fa, fb, xy, xw, ta, tb, grad_a, grad_b)
-    if grad_a:
-        _stride_walk(nd, shp, sa, I0, ta, ga, SCATTER, 1.0)
-    if grad_b:
-        _stride_walk(nd, shp, sb, I0, tb, gb, SCATTER, 1.0)
+            _stride_walk(nd, shp, sb, I0, tb, gb, SCATTER, 1.0)
+    return _named(_binary, "_binary" if general else "_binary_b")
+
+
+def _named(fn, name):
+    """``fn`` jitted under ``name``: each variant has a disk cache file of its own."""
+    fn.__name__ = fn.__qualname__ = name
+    return jit_internal(fn)
 
 
 @jit_inline
@@ -103,79 +118,91 @@ def _as_float32(x, cbuf, i):
     return cbuf[i:i + 1]
 
 
-@jit
-def _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, grad_a, grad_b):
-    """The binary backward when no operand is broadcast: dedicated loops for + - *."""
-    if op == ADD or op == SUB:
-        if grad_a:
-            for i in range(n):
-                ga[i] += g[i]
-        if grad_b:
-            if op == ADD:
+def _binary_same_kernel(general):
+    def _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, grad_a, grad_b):
+        """The binary backward when no operand is broadcast: dedicated loops for + - *."""
+        if op == ADD or op == SUB:
+            if grad_a:
                 for i in range(n):
-                    gb[i] += g[i]
-            else:
+                    ga[i] += g[i]
+            if grad_b:
+                if op == ADD:
+                    for i in range(n):
+                        gb[i] += g[i]
+                else:
+                    for i in range(n):
+                        gb[i] -= g[i]
+            return
+        if op == MUL:
+            if grad_a:
                 for i in range(n):
-                    gb[i] -= g[i]
-        return
-    if op == MUL:
-        if grad_a:
+                    ga[i] += g[i] * xb[i]
+            if grad_b:
+                for i in range(n):
+                    gb[i] += g[i] * xa[i]
+            return
+        if general:
+            na = xa.shape[0] > 0
+            nb = xb.shape[0] > 0
+            ny = xy.shape[0] > 0
+            nw = xw.shape[0] > 0
+            zero = np.zeros(1, g.dtype)[0]
             for i in range(n):
-                ga[i] += g[i] * xb[i]
-        if grad_b:
-            for i in range(n):
-                gb[i] += g[i] * xa[i]
-        return
-    na = xa.shape[0] > 0
-    nb = xb.shape[0] > 0
-    ny = xy.shape[0] > 0
-    nw = xw.shape[0] > 0
-    zero = np.zeros(1, g.dtype)[0]
-    for i in range(n):
-        da, db = binary_grad(op, g[i], xa[i] if na else zero, xb[i] if nb else zero,
-                             xy[i] if ny else zero, xw[i] if nw else zero)
-        ga[i if grad_a else 0] += da
-        gb[i if grad_b else 0] += db
+                da, db = binary_grad(op, g[i], xa[i] if na else zero, xb[i] if nb else zero,
+                                     xy[i] if ny else zero, xw[i] if nw else zero)
+                ga[i if grad_a else 0] += da
+                gb[i if grad_b else 0] += db
+    return _named(_binary_same, "_binary_same" if general else "_binary_same_b")
 
 
-@jit
-def _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
-    a = h >> SHIFT
-    if not _needs_grad(rq, a):
-        return
-    c = rd[3 * r + 1]
-    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
-    ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
-    x = _saved(rq, rd, ms, md, ptrs, r, COL_A, a, cbuf, I0)
-    y = _saved(rq, rd, ms, md, ptrs, r, COL_Y, r, cbuf, I1)
-    n = g.shape[0]
-    # dedicated loops for the hot ops; the switch in unary_grad for the rest
-    if op == RELU:
-        for i in range(n):
-            if not y[i] <= 0:
+def _unary_kernel(general):
+    def _unary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
+        a = h >> SHIFT
+        if not _needs_grad(rq, a):
+            return
+        c = rd[3 * r + 1]
+        g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+        ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
+        x = _saved(rq, rd, ms, md, ptrs, r, COL_A, a, cbuf, I0)
+        y = _saved(rq, rd, ms, md, ptrs, r, COL_Y, r, cbuf, I1)
+        n = g.shape[0]
+        # dedicated loops for the hot ops; the switch in unary_grad for the rest
+        if op == RELU:
+            for i in range(n):
+                if not y[i] <= 0:
+                    ga[i] += g[i]
+        elif op == CLAMP:
+            for i in range(n):
+                if x[i] == y[i]:
+                    ga[i] += g[i]
+        elif op == POWC and c == 2.0:
+            for i in range(n):
+                ga[i] += 2.0 * x[i] * g[i]
+        elif op == TANH:
+            for i in range(n):
+                ga[i] += g[i] * (1.0 - y[i] * y[i])
+        elif op == NEG:
+            for i in range(n):
+                ga[i] -= g[i]
+        elif op == CAST or op == CLONE:
+            for i in range(n):
                 ga[i] += g[i]
-    elif op == CLAMP:
-        for i in range(n):
-            if x[i] == y[i]:
-                ga[i] += g[i]
-    elif op == POWC and c == 2.0:
-        for i in range(n):
-            ga[i] += 2.0 * x[i] * g[i]
-    elif op == TANH:
-        for i in range(n):
-            ga[i] += g[i] * (1.0 - y[i] * y[i])
-    elif op == NEG:
-        for i in range(n):
-            ga[i] -= g[i]
-    else:
-        na = x.shape[0] > 0
-        ny = y.shape[0] > 0
-        for i in range(n):
-            ga[i] += unary_grad(op, g[i], x[i] if na else cbuf[7], y[i] if ny else cbuf[7], c)
+        elif general:
+            na = x.shape[0] > 0
+            ny = y.shape[0] > 0
+            for i in range(n):
+                ga[i] += unary_grad(op, g[i], x[i] if na else cbuf[7], y[i] if ny else cbuf[7],
+                                    c)
+    return _named(_unary, "_unary" if general else "_unary_b")
+
+
+_binary_same, _binary_same_b = _binary_same_kernel(True), _binary_same_kernel(False)
+_binary, _binary_b = _binary_kernel(True), _binary_kernel(False)
+_unary, _unary_b = _unary_kernel(True), _unary_kernel(False)
 
 
 # ----- reductions, views and gathers --------------------------------------------------
-@jit
+@jit_internal
 def _lane_index(ms, k, n):
     """For each of the n input elements, the index of its lane (its reduced output)."""
     kidx = np.zeros(n, np.int64)
@@ -198,7 +225,7 @@ def _lane_index(ms, k, n):
     return kidx
 
 
-@jit
+@jit_internal
 def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     """Nonlinear reductions and softmaxes: x has n elements in K lanes, y one per lane
     (or one per element for the softmaxes)."""
@@ -282,7 +309,7 @@ def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
             ga[i] += g[i] - np.exp(y[i]) * acc[kidx[i]]
 
 
-@jit
+@jit_internal
 def _gather(r, h, rq, rd, ms, md, ptrs, sg, off, work):
     """y[i] = x[idx[i]]: the adjoint goes back to where each element came from."""
     a = h >> SHIFT
@@ -295,7 +322,7 @@ def _gather(r, h, rq, rd, ms, md, ptrs, sg, off, work):
         ga[idx[i]] += g[i]
 
 
-@jit
+@jit_internal
 def _multi(r, rq, rd, ms, md, ptrs, sg, off, work):
     """cat/stack: ints = (outer, inner, extent, slot_0, extent_0, slot_1, extent_1, ...);
     part p fills extent_p of the output's extent along the joined dimension."""
@@ -318,7 +345,7 @@ def _multi(r, rq, rd, ms, md, ptrs, sg, off, work):
         at += e
 
 
-@jit
+@jit_internal
 def _copyslices(r, h, rq, rd, ms, md, ptrs, sg, off, work):
     """z = a with z[pos] = b: a gets g outside the positions, b gets g at them."""
     a = h >> SHIFT
@@ -337,7 +364,7 @@ def _copyslices(r, h, rq, rd, ms, md, ptrs, sg, off, work):
             ga[pos[j]] -= g[pos[j]]
 
 
-@jit
+@jit_internal
 def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     """Small matrix products in plain loops, batch by batch: ga += g b^T, gb += a^T g
     (products.py does the large ones with BLAS). An operand's value is kept only when the

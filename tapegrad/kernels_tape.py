@@ -1,12 +1,12 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, and strided walks."""
-# kernel sources: 8a016328c1613ff2
+# kernel sources: 77e786d7c49d46b7
 import numpy as np
 
 from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,
                      OPMASK, SCALAR, SHAPE, SIZE, YOBJ)
 from .ops import (CONST, MAXD)
-from .kernels_base import jit, jit_inline
+from .kernels_base import jit_inline, jit_internal
 from .ptr import view, view_i64
 
 # Arguments of a fixed type: a Python literal (0, True) passed to a jitted function is
@@ -57,7 +57,7 @@ def _shape(rq, rd, ms, s, out):
     return nd
 
 
-@jit
+@jit_internal
 def _adjoint(rq, rd, ms, md, sg, off, work, s):
     """The flat adjoint of slot s: a cell of sg, a slice of the workspace, or (a leaf's,
     ``off`` -1) its grad buffer itself."""
@@ -70,7 +70,7 @@ def _adjoint(rq, rd, ms, md, sg, off, work, s):
     return view(md[k, GADDR], ms[k, SIZE], work)
 
 
-@jit
+@jit_internal
 def _saved(rq, rd, ms, md, ptrs, r, col, s, cbuf, i):
     """The value of slot s that record r saved in column col (AOBJ, BOBJ, YOBJ) of its
     dynamic row: a view of the kept array; a scalar's value from its record (through
@@ -106,7 +106,7 @@ def _bcast_strides(shape, nd, out_nd, strides):
             acc *= shape[j]
 
 
-@jit
+@jit_internal
 def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
     """Walks ``shape`` in C order, element i at offset o = base + sum(idx * strides):
     ga[o] += scale * g[i] (scatter) or ga[i] += scale * g[o] (gather)."""

@@ -182,6 +182,17 @@ MAXD = 8             # most dimensions a tensor may have
 NEEDS = tuple(("a" in row.saves) * 1 + ("b" in row.saves) * 2 + ("y" in row.saves) * 4
               + ("i" in row.saves) * 8 for row in _ROWS)
 
+# TIER[op]: the sweep tier an array record of op needs (engine.py takes the least tier that
+# covers a tape, so a tape compiles only the kernels it uses): 0 basic, the ops the
+# kernels do with loops of their own (no per-element switch of all ops is compiled); 1
+# core, the other elementwise ops; 2 full, lanes, gathers, cat/stack and CopySlices; 3
+# POWC, basic for the exponent 2 only (recording.py checks its constant).
+_BASIC = ("add", "sub", "mul", "neg", "relu", "clamp", "tanh", "to", "clone")
+TIER = tuple(3 if row.name == "powc" else
+             (0 if row.name in _BASIC else 1) if row.family in ("binary", "unary") else
+             2 if row.family in ("lane", "gather", "multi", "setitem") else 0
+             for row in _ROWS)
+
 # Names PyTorch gives a node when a Python number stands in one operand slot.
 CONST_FIRST_NODE = {SUB: "RsubBackward1"}   # noqa: F821  (2 - x)
 

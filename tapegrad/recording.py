@@ -17,8 +17,8 @@ from .layout import (BIG, BLAS_MIN, CELL, CONST_A, CONST_B, DYN, F32, RECORD, RE
                      SCALAR, SHIFT, _rows, static_row)
 from .dtypes import float32 as _F32, float64 as _F64
 from .leaves import _POOL, attach
-from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_GATHER, F_LANE,
-                  F_MULTI, F_SETITEM, LEAF, LINK, MAXD, MM, MUL, MV, NEEDS, CASTNG)
+from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_SETITEM, LEAF, LINK,
+                  MAXD, MM, MUL, MV, NEEDS, CASTNG, TIER)
 from .grad_mode import _anomaly
 from .state import _var, current_tape
 
@@ -28,7 +28,6 @@ _pack = RECORD.pack
 _dyn = DYN.pack
 _cell = _POOL.cell
 _B_CONST = (F_BINARY, F_SETITEM, F_COMPARE)   # families whose b may be a Python number
-_FULL_TIER = (F_LANE, F_GATHER, F_MULTI, F_SETITEM)  # the families of the sweep's full tier
 _INPLACE = [0]        # in-place changes so far (a tape saved before and none since: no check)
 
 
@@ -40,12 +39,12 @@ _plans = {}
 
 def _plan(op, shape, aux, dims, c2):
     """What an array record of ``op`` with this metadata always needs: (its static row,
-    the values its backward reads, whether it is of the sweep's full tier, whether its
-    product is BLAS's), cached, so a training loop computes it once."""
+    the values its backward reads, its sweep tier (ops.TIER), whether its product is
+    BLAS's), cached, so a training loop computes it once."""
     if len(shape) > MAXD or (aux is not None and len(aux[1]) > MAXD):
         dims_ok(aux[1] if aux is not None else shape)
     big = dims is not None and dims[0] * dims[1] * dims[2] * dims[3] >= BLAS_MIN
-    plan = (static_row(shape, aux, dims, c2), NEEDS[op], FAMILY[op] in _FULL_TIER, big)
+    plan = (static_row(shape, aux, dims, c2), NEEDS[op], TIER[op], big)
     if len(_plans) > 8192:
         _plans.clear()
     _plans[(op, shape, aux, dims, c2)] = plan
@@ -228,7 +227,7 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
         plan = _plans.get((op, shape, aux, dims, c2))
         if plan is None:
             plan = _plan(op, shape, aux, dims, c2)
-        row, need, full, big = plan
+        row, need, tier, big = plan
         aobj = bobj = yobj = -1
         if need:
             if op in _CROSS or op == DIV:   # a's value only serves b's grad (and b's a's)
@@ -249,8 +248,11 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
             dyn = _NO_DYN
         else:
             dyn = _dyn(aobj, bobj, yobj, -1, 0, 0)
-        if full:
-            tape.full = True
+        if tier:                              # the sweep tier the tape needs (ops.TIER)
+            if tier == 2:
+                tape.full = True
+            elif tier == 1 or bf != 2.0:
+                tape.general = True
         if big:
             flags |= BIG                      # done by NumPy's BLAS (products.py)
             tape.big = True

@@ -35,7 +35,7 @@ class Tape:
                  "multi", "hooks", "retained", "traces", "dirty", "unsaved", "saved", "epoch",
                  "freed",
                  "keep_all", "consts", "conds", "c2", "functions", "live", "dtypes", "big",
-                 "full", "ptrs", "id",
+                 "full", "general", "ptrs", "id",
                  "__weakref__")
 
     def __init__(self):
@@ -68,6 +68,7 @@ class Tape:
         self.ptrs = None         # a tg.compile replay's data addresses (else read from objs)
         self.full = False        # holds a lane, gather, cat/stack or CopySlices record: the
         #                          sweep's full tier (_generated/sweeps.py)
+        self.general = False     # holds an elementwise op of the sweep's core tier (ops.TIER)
         self.id = next(_ids)
         LIVE[self.id] = self
 

@@ -6,18 +6,19 @@ import time
 
 def warmup(verbose=False):
     """Runs small backwards (and replays) through every kernel, in float32 and float64 and
-    both tiers of the sweep; returns seconds."""
+    every tier of the sweep (codegen_sweeps.py); returns seconds."""
     import tapegrad as tg
     t0 = time.perf_counter()
     for dt in (tg.float32, tg.float64):
         x = tg.ones(2, 2, dtype=dt, requires_grad=True)
-        (x * 2).sum().backward()                              # core tier, one call
+        (x * 2).sum().backward()                              # basic tier, one call
+        (x.exp() * 2).sum().backward()                        # core tier, one call
         x.exp().softmax(1).sum().backward()                   # full tier, one call
         y = x * 2
         y.retain_grad()
         (y.mm(x) * 3).sum().backward()                        # the general path
         s = tg.tensor(1.5, dtype=dt, requires_grad=True)
-        (s * s + s).tanh().backward()                         # scalars
+        (s * s + s).tanh().backward()                         # scalar tier
     t1 = time.perf_counter()
     f = tg.compile(lambda w: (w * 2).exp().sum())
     for _ in range(2):

@@ -52,6 +52,16 @@ def _same(a, b):
 STATS = {}          # the compiled function's stats after the last compiled run
 
 
+@pytest.fixture(autouse=True)
+def _drop_stats():
+    """STATS holds the last compiled function and, through it, its world, whose w has a
+    grad the test assigned: while it lives, every backward in the process takes the
+    engine's general path (test_fast_core's call counts failed after this file). It goes
+    when the test ends."""
+    yield
+    STATS.clear()
+
+
 def run(make_step, compiled):
     """Runs STEPS steps: (losses, snapshots, the error that stopped the run or None)."""
     world = World()
