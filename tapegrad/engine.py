@@ -19,14 +19,12 @@ import numpy as np
 
 from . import products
 from .grad_mode import is_anomaly_enabled
-from .layout import BIG, CONST_A, CONST_B, OPMASK, RECORD_SIZE, SCALAR, SHIFT, SIZE
+from .layout import BIG, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
 from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, MUL, NEEDS,
                   node_name)
 from .compile_notice import first_call
-from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, _leaf_node, accumulate_hooked,
-                    deferred_on, flush, root_hooks,
-                    _owns, grad_storage, register_hook, register_post_accumulate_grad_hook,
-                    update_deferred)
+from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, accumulate_hooked,
+                    deferred_on, flush, root_hooks)
 from .recording import _INPLACE
 from .state import recording, refuse_while_recording, thread_state
 from .base import TensorBase as Tensor
@@ -220,7 +218,7 @@ def _backward_all(tape, root, retain):
         reached = backward_all_at(*tape.arrays(), tape.ptrs, slot, seed.reshape(-1), like,
                                   freed, check, retain)
     else:
-        backward_all = _tier(sweeps, tape)
+        backward_all = tape.sweep_tier(sweeps)
         reached = first_call((backward_all, tape.dtypes == 1), backward_all,
                              *tape.arrays(), np.fromiter(map(id, objs), np.int64, len(objs)),
                              slot, seed.reshape(-1), like, freed, check, retain)
@@ -228,18 +226,6 @@ def _backward_all(tape, root, retain):
         raise RuntimeError(SECOND_TIME)
     if not retain and reached == len(freed):
         tape.drop_values()
-
-
-def _tier(sweeps, tape):
-    """The least tier of the sweep that covers the tape (codegen_sweeps.py): it compiles
-    only the kernels of what the tape holds."""
-    if tape.full:
-        return sweeps.backward_all_full
-    if tape.rows == 0:                            # no array record: scalars only
-        return sweeps.backward_all_scalar
-    if tape.general or tape.rows != len(tape.rec) // RECORD_SIZE:   # or scalar records
-        return sweeps.backward_all
-    return sweeps.backward_all_basic
 
 
 def _leave(tape):

@@ -134,6 +134,17 @@ class Tape:
         md = np.frombuffer(self.dyn, np.int64).reshape(-1, DYN_WIDTH)
         return rq, rd, ms, md
 
+    def sweep_tier(self, sweeps):
+        """The least tier of the one-call backward that covers this tape
+        (codegen_sweeps.py): it compiles only the kernels of what the tape holds."""
+        if self.full:
+            return sweeps.backward_all_full
+        if self.rows == 0:                              # no array record: scalars only
+            return sweeps.backward_all_scalar
+        if self.general or self.rows != len(self.rec) // RECORD_SIZE:   # or scalar records
+            return sweeps.backward_all
+        return sweeps.backward_all_basic
+
     # ----- freeing -----------------------------------------------------------------------
     def free(self, reach, rq):
         """Frees what a backward without retain_graph went through. A record whose
