@@ -234,6 +234,7 @@ def _leave(tape):
     st = thread_state()
     if st._tape is not None and st._tape() is tape:
         st.tape = None
+    tape.left()
 
 
 def _add_root(work, tape, slot, seed):

@@ -11,7 +11,7 @@ from .layout import F32, RECORD, RECORD_SIZE
 from .ops import ADD, ASSTRIDED, BY_CODE, COPYSLICES, DIV, MUL, SUB
 from .shapes import _broadcast
 from .state import refuse_while_recording, thread_state
-from .tape import LIVE
+from .tape import LEFT, LIVE
 
 _UFUNC = {ADD: np.add, SUB: np.subtract, MUL: np.multiply, DIV: np.true_divide}
 
@@ -115,8 +115,13 @@ def moved(t, res):
     """t was changed in place in grad mode: its value is now res's record. retain_grad()
     moves along, as PyTorch moves its retains_grad hook to the new grad_fn."""
     tape, slot = t._tape, t._slot
-    ref = tape.retained.pop(slot, None) if tape is not None else None
     t._tape, t._slot, t._rg = res._tape, res._slot, True
+    _carry_retained(t, tape, slot)
+
+
+def _carry_retained(t, tape, slot):
+    """t, recorded afresh, retains its grad if it did at (tape, slot)."""
+    ref = tape.retained.pop(slot, None) if tape is not None else None
     if ref is not None and ref() is t:
         t._tape.retained[t._slot] = ref
 
@@ -150,8 +155,10 @@ def rebase(t):
         v = view._v                       # view[i] = base.flat[offset + sum(i_k * s_k)]
         offset = (v.__array_interface__["data"][0] - start) // size
         meta = (offset, v.shape, tuple(s // size for s in v.strides))
+        tape, slot = view._tape, view._slot
         _record(ASSTRIDED, view, base, None, 0.0, meta)
         view._rg = True
+        _carry_retained(view, tape, slot)
 
 
 def _contiguous(base):
@@ -238,6 +245,12 @@ def _mark_dirty(t, limit=None, recorded=False):
         t._node.tape_id, limit = 0, None                     # with retain_graph since)
     if slot >= 0:
         _dirty(tape, slot, t, len(tape.rec) // RECORD_SIZE if limit is None else limit)
+    if t._tape is None and t._node is not None and LEFT:   # a 0-d leaf: older tapes too
+        for ref in list(LEFT.values()):
+            old = ref()
+            if old is not None and old is not tape:
+                for s in old.slots_of(t._node):
+                    _dirty(old, s, t, len(old.rec) // RECORD_SIZE)
 
 
 def _dirty(tape, slot, t, limit):

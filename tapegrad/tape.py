@@ -16,12 +16,17 @@ import weakref
 
 import numpy as np
 
-from .ops import F_BINARY, F_COMPARE, F_MATMUL, F_SETITEM, FAMILY, NEEDS
+from .ops import F_BINARY, F_COMPARE, F_MATMUL, F_SETITEM, FAMILY, LEAF, NEEDS
 from .layout import (DYN, OPMASK, RECORD, RECORD_SIZE, SCALAR, SHIFT, STATIC_WIDTH, DYN_WIDTH,
                      CONST_A, CONST_B, IOBJ)
 
 _ids = itertools.count(1)
 LIVE = weakref.WeakValueDictionary()   # id -> tape, while something refers to it
+# id -> weak reference of a tape a backward left (later operations start a new one) with
+# leaves recorded on it, until a backward without retain_graph frees all of it: a 0-d leaf
+# changed in place later marks its records there (inplace._mark_dirty), as its node only
+# knows the latest tape it was recorded on
+LEFT = {}
 _NEEDS = np.array(NEEDS, np.int64)
 _GONE = np.empty(0)        # a dropped value's place in objs
 _TWO_OPERANDS = (F_BINARY, F_MATMUL, F_SETITEM, F_COMPARE)   # b holds a slot
@@ -35,7 +40,7 @@ class Tape:
                  "multi", "hooks", "retained", "traces", "dirty", "unsaved", "saved", "epoch",
                  "freed",
                  "keep_all", "consts", "conds", "c2", "functions", "live", "dtypes", "big",
-                 "full", "general", "ptrs", "id",
+                 "full", "general", "ptrs", "id", "leaf_slots",
                  "__weakref__")
 
     def __init__(self):
@@ -69,6 +74,7 @@ class Tape:
         self.full = False        # holds a lane, gather, cat/stack or CopySlices record: the
         #                          sweep's full tier (_generated/sweeps.py)
         self.general = False     # holds an elementwise op of the sweep's core tier (ops.TIER)
+        self.leaf_slots = (0, None)  # (records, {node id: slots}) cached by slots_of
         self.id = next(_ids)
         LIVE[self.id] = self
 
@@ -145,6 +151,27 @@ class Tape:
             return sweeps.backward_all
         return sweeps.backward_all_basic
 
+    def left(self):
+        """A backward leaves this tape: remembered while it may run again (LEFT)."""
+        if self.leaf_nodes:
+            LEFT[self.id] = weakref.ref(self)
+            if len(LEFT) > 64 and len(LEFT) & (len(LEFT) - 1) == 0:   # now and then
+                for key, r in list(LEFT.items()):     # (other threads add and pop)
+                    if r() is None:
+                        LEFT.pop(key, None)
+
+    def slots_of(self, node):
+        """The slots of the Python-float source records of leaf ``node`` here."""
+        n = len(self.rec) // RECORD_SIZE
+        if self.leaf_slots[0] != n:
+            heads = np.frombuffer(self.rec, np.int64)[0::3]
+            slots = np.nonzero(((heads & OPMASK) == LEAF) & ((heads & SCALAR) != 0))[0]
+            found = {}
+            for slot, i in zip(slots.tolist(), (heads[slots] >> SHIFT).tolist()):
+                found.setdefault(id(self.leaf_nodes[i]), []).append(slot)
+            self.leaf_slots = (n, found)
+        return self.leaf_slots[1].get(id(node), ())
+
     # ----- freeing -----------------------------------------------------------------------
     def free(self, reach, rq):
         """Frees what a backward without retain_graph went through. A record whose
@@ -160,6 +187,7 @@ class Tape:
         self.live = False
         if reach.all():
             self.drop_values()
+            LEFT.pop(self.id, None)     # what reads a leaf's value can no longer run
 
     def drop_values(self):
         """Everything was swept and freed: the kept values go. The int lists stay (a reach

@@ -172,24 +172,31 @@ def test_a_hooked_leaf_used_again_on_a_newer_tape_gets_its_grad():
     np.testing.assert_array_equal(mine[0], [8.0, 8.0, 8.0])
 
 
-@pytest.mark.parametrize("change", ["mul_", "setitem", "a_view"])
+@pytest.mark.parametrize("change", ["mul_", "setitem", "a_view", "the_retained_view",
+                                    "the_retained_views_base"])
 def test_retain_grad_survives_an_in_place_change(change):
     """PyTorch moves the retains_grad hook to the new grad_fn of a tensor changed in place
     (or of the base a view of it changed); tapegrad forgot it, and .grad stayed None (found
-    by tests/test_lifetimes_fuzz.py)."""
+    by tests/test_lifetimes_fuzz.py). A retained view is recorded afresh when it or its
+    base changes (AsStridedBackward0), and keeps retaining its grad too."""
     def scenario(L):
         x = L.tensor([1.0, 2.0], dtype=L.float64, requires_grad=True)
         h = x * 2
-        h.retain_grad()
+        kept = h.unsqueeze(0) if change.startswith("the_retained_view") else h
+        kept.retain_grad()
         if change == "mul_":
             h.mul_(3)
         elif change == "setitem":
             h[0] = x[1]
-        else:
+        elif change == "a_view":
             h[0:1].mul_(3)
-        flag = h.retains_grad
-        (h * h).sum().backward()
-        return [flag, h.grad, x.grad]
+        elif change == "the_retained_view":
+            kept.add_(x)
+        else:
+            h[1] = x[0] * 5
+        flag = kept.retains_grad
+        (kept * kept).sum().backward()
+        return [flag, kept.grad, x.grad]
     mine = _same_in_pytorch(scenario)
     assert mine[0] is True and mine[1] is not None
 

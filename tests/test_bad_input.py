@@ -583,6 +583,46 @@ def _changed_leaf_and_freed_older_graph(L):
     m.backward()
 
 
+def _leaf_on_two_graphs_then_changed(L, partial):
+    """A 0-d leaf recorded on a graph, a backward (retaining it, or from another root of
+    the same graph, which leaves y's records unfreed), used again on a newer graph, then
+    changed under no_grad: a backward through the older graph must raise PyTorch's version
+    error, not use the old value (it gave x.grad 8 and 9, silently)."""
+    x = _leaf(L, 2.0)
+    y = x * x
+    if partial:
+        (x * 5).backward()
+    else:
+        y.backward(retain_graph=True)
+    x * 3
+    with L.no_grad():
+        x.add_(1)
+    y.backward()
+
+
+_CHANGED_LEAF = MODIFIED("DoubleTensor", [], "-").replace(", which is output 0 of -,", "")
+case("leaf_on_two_graphs_changed_then_the_retained_older_one",
+     raises(RuntimeError, _CHANGED_LEAF))(lambda L: _leaf_on_two_graphs_then_changed(L, False))
+case("leaf_on_two_graphs_changed_then_the_unfreed_part_of_the_older_one",
+     raises(RuntimeError, _CHANGED_LEAF))(lambda L: _leaf_on_two_graphs_then_changed(L, True))
+
+
+def _leaf_changed_then_a_newer_graph(L):
+    """The same leaf, changed after two graphs: a graph recorded after the change runs,
+    at the new value (d/dx x^2 at 3)."""
+    x = _leaf(L, 2.0)
+    y = x * x
+    y.backward(retain_graph=True)
+    x * 3
+    with L.no_grad():
+        x.add_(1)
+        x.grad.zero_()
+    (x * x).backward()
+    return [x.grad.item()]
+
+
+case("leaf_on_two_graphs_changed_then_a_newer_graph_runs", value([6.0]))(
+    _leaf_changed_then_a_newer_graph)
 case("changed_leaf_and_freed_older_graph", raises(RuntimeError, MODIFIED(
     "DoubleTensor", [], "-").replace(", which is output 0 of -,", "")))(
     _changed_leaf_and_freed_older_graph)

@@ -318,11 +318,11 @@ def draw(seed, n_steps=None):
     create_graph=True are compared by value, and not used further (whether they require
     grad differs where the formula has no differentiable operation: abs, relu, ...); an
     in-place op whose operand is a view of the same memory (PyTorch's partial-overlap
-    error comes first); an in-place change of a 0-d leaf used before and after a backward
-    (so on two tapes: the older tape's backward does not see the change, an unfixed
-    silent difference, README); errors of ops themselves (test_bad_input.py's catalogue has them); anything after a
-    backward that raised (a freed graph, a value changed in place) after running part of
-    the graph in PyTorch (its hooks, .grad): tapegrad checks before it runs anything."""
+    error comes first); an in-place change of a 0-d leaf after a create_graph=True
+    grad(); errors of ops themselves (test_bad_input.py's catalogue has them); anything
+    after a backward that raised (a freed graph, a value changed in place): PyTorch has run
+    part of the graph by then (its hooks, .grad, freed saved values), tapegrad checks
+    before it runs anything."""
     rng = random.Random(seed)
     n_steps = n_steps or rng.randint(4, 16)
     r = Run(torch)
@@ -352,8 +352,11 @@ def draw(seed, n_steps=None):
                 return False
             r.E.extend([None] * (n + (1 if s[0] == "op" else 0) - len(r.E)))
             # a kept raising op leaves None in E; grad's results are not added
-            if effects() != before:       # PyTorch ran part of the graph, then raised:
-                stop.append(s)            # the program ends before this step
+            # PyTorch ran part of the graph, then raised (its effects show, or a backward
+            # raised: it may have freed the saved values of the nodes it ran): the
+            # program ends before this step
+            if effects() != before or s[0] in ("backward", "backward_grad", "grad"):
+                stop.append(s)
                 return True
         if s[0] in ("grad", "hold_grad") or (s[0] == "op" and shared.intersection(s[2])):
             shared.update(range(n, len(r.E)))
@@ -375,8 +378,6 @@ def draw(seed, n_steps=None):
                 t = r.E[k]
                 if t is not None and t.is_leaf and t.dim() == 0:
                     uses.setdefault(k, set()).add(epoch[0])
-                    if len(uses[k]) > 1:      # on two tapes: see the docstring
-                        shared.add(k)
         steps.append(s)
         return True
 
