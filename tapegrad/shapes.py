@@ -49,8 +49,8 @@ def _reduced_dims(shape, dim):
     nd = len(shape)
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
         return tuple(range(nd))
-    return tuple(sorted({_dim(d, nd) for d in (dim if isinstance(dim, (tuple, list))
-                                                else (dim,))}))
+    dims = {_dim(d, nd) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
+    return tuple(sorted(dims)) if nd else ()    # a 0-d tensor's dim 0 (or -1) is itself
 
 
 def _lane_aux(shape, dims):

@@ -132,10 +132,9 @@ OPS.update({
     "copy_nonleaf": (1, lambda L, a: a * 1),
 })
 
-# a dim of a 0-d tensor (PyTorch takes 0 and -1 there; tapegrad raises numpy's AxisError: not
-# drawn, a difference outside graph lifetimes)
-DIM_OPS = {"sum0", "sum_keep", "mean0", "std0", "max_dim", "amax", "logsumexp", "softmax",
-           "mask"}     # and a bool mask of a 0-d tensor (tapegrad: IndexError)
+# a bool mask of a 0-d tensor (tapegrad: IndexError; not drawn, a difference outside graph
+# lifetimes)
+DIM_OPS = {"mask"}
 GRAD_MODE_INPLACE = ["mul_", "add_", "div_", "sub_", "setitem0", "setitem_c"]   # not zero_:
 # fill_ on a tensor that requires grad is not supported yet
 

@@ -807,3 +807,37 @@ def test_ties_match_pytorch(fn, a, b, expected):
     (out.sum() if out.ndim else out).backward()
     np.testing.assert_allclose(x.grad.numpy(), expected[0], rtol=1e-15, atol=0)
     np.testing.assert_allclose(y.grad.numpy(), expected[1], rtol=1e-15, atol=0)
+
+
+# ----- a dim of a 0-d tensor ------------------------------------------------------------------
+DIM_OF_0D = ["sum", "mean", "amax", "amin", "prod", "logsumexp", "norm", "var", "std"]
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("dim", [0, -1, (0,)])
+@pytest.mark.parametrize("op", DIM_OF_0D)
+def test_a_reduction_over_dim_0_of_a_0d_tensor_is_the_tensor_itself(op, dim, keepdim):
+    """PyTorch takes dim 0 or -1 of a 0-d tensor as the tensor itself (sum and friends
+    return it, var/std of one value NaN); tapegrad raised numpy's AxisError. Value, shape
+    and gradient against closed forms (d/dx of x itself is 1) and PyTorch."""
+    def run(L, value):
+        x = L.tensor(value, dtype=L.float64, requires_grad=True)
+        if op == "norm":
+            y = x.norm(dim=dim, keepdim=keepdim)
+        elif op == "prod":
+            y = x.prod(dim if isinstance(dim, int) else dim[0], keepdim=keepdim)
+        else:
+            y = getattr(x, op)(dim, keepdim=keepdim)
+        y.backward()
+        return y.item(), tuple(y.shape), x.grad.item()
+    for value in (1.5, -2.0):
+        got = run(tg, value)
+        assert got[1] == ()
+        if op in ("var", "std"):            # one value, one degree of freedom: NaN
+            assert np.isnan(got[0]) and np.isnan(got[2])
+        else:
+            assert got[2] == (-1.0 if op == "norm" and value < 0 else 1.0)
+            assert got[0] == (abs(value) if op == "norm" else value)
+        torch = pytest.importorskip("torch")
+        want = run(torch, value)
+        np.testing.assert_equal(got, want)
