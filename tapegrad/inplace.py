@@ -246,7 +246,7 @@ def _mark_dirty(t, limit=None, recorded=False):
     if slot >= 0:
         _dirty(tape, slot, t, len(tape.rec) // RECORD_SIZE if limit is None else limit)
     if t._tape is None and t._node is not None and LEFT:   # a 0-d leaf: older tapes too
-        for ref in list(LEFT.values()):
+        for ref in LEFT.copy().values():
             old = ref()
             if old is not None and old is not tape:
                 for s in old.slots_of(t._node):

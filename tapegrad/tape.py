@@ -156,8 +156,8 @@ class Tape:
         if self.leaf_nodes:
             LEFT[self.id] = weakref.ref(self)
             if len(LEFT) > 64 and len(LEFT) & (len(LEFT) - 1) == 0:   # now and then
-                for key, r in list(LEFT.items()):     # (other threads add and pop)
-                    if r() is None:
+                for key, r in LEFT.copy().items():    # (a copy: other threads add and
+                    if r() is None:                         # pop meanwhile)
                         LEFT.pop(key, None)
 
     def slots_of(self, node):
