@@ -187,12 +187,12 @@ class Tape:
         self.live = False
         if reach.all():
             self.drop_values()
-            LEFT.pop(self.id, None)     # what reads a leaf's value can no longer run
 
     def drop_values(self):
         """Everything was swept and freed: the kept values go. The int lists stay (a reach
         pass reads cat's operand slots), and each value's place holds an empty array, so
         the kernels' object table keeps its length."""
+        LEFT.pop(self.id, None)         # what reads a leaf's value can no longer run
         md = np.frombuffer(self.dyn, np.int64).reshape(-1, DYN_WIDTH)
         lists = set(md[md[:, IOBJ] >= 0, IOBJ].tolist())
         self.objs = [o if i in lists else _GONE for i, o in enumerate(self.objs)]

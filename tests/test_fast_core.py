@@ -167,3 +167,26 @@ def test_a_float32_tape_is_swept_in_float32():
         got.append(np.asarray(w.grad.detach().numpy()))
     assert got[0].dtype == np.float32
     np.testing.assert_allclose(got[0], got[1], rtol=2e-6, atol=1e-7)
+
+
+def test_graphs_freed_by_their_backward_leave_nothing_for_in_place_changes_to_walk():
+    """An in-place change of a 0-d leaf marks its records on the tapes earlier backwards
+    left that may still run (tape.LEFT). A backward that frees its whole graph takes that
+    tape off, so a loop that keeps its losses (and so their tapes) costs nothing there."""
+    from tapegrad.tape import LEFT
+    ps = [tg.tensor(float(i) + 1.0, dtype=tg.float64, requires_grad=True) for i in range(5)]
+    before = set(LEFT)
+    losses = []
+    for _ in range(50):
+        loss = sum(p * p for p in ps)
+        loss.backward()
+        losses.append(loss)
+        with tg.no_grad():
+            for p in ps:
+                p.sub_(0.1 * p.grad)
+                p.grad.zero_()
+    assert set(LEFT) <= before
+    assert ps[0].item() == pytest.approx(0.8 ** 50, rel=1e-12)   # p <- p - 0.1 * 2p
+    kept = sum(p * p for p in ps)
+    kept.backward(retain_graph=True)                  # this one may run again: kept
+    assert kept._tape.id in LEFT
