@@ -119,13 +119,7 @@ def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, reta
     for i in range(g.shape[0]):
         g[i] += seed[i]
     sweep{tier}(rq, rd, ms, md, ptrs, sg, reach, off, work, root, I0, NO)
-    count = 0
-    for r in range(root + 1):
-        if reach[r]:
-            count += 1
-            if not retain and NEEDS[rq[3 * r] & OPMASK] != 0:
-                freed[r] = 1
-    return count
+    return _mark_freed(rq, reach, root, retain, freed)
 '''
 # tier: (with the scalar branch, with the array families, kernel variant, lanes, the rest)
 TIERS = {"": (True, True, "", "", ""), "_full": (True, True, "", LANE, REST),
@@ -136,11 +130,11 @@ from ..kernels import _leaf, data_pointers, prepare
 from ..kernels_base import _f, jit, jit_inline_into
 from ..kernels_grads import (_binary, _binary_b, _copyslices, _gather, _lane, _matmul,
                              _multi, _unary, _unary_b)
-from ..kernels_tape import (CBUF, GATHER, I0, I1, M1, NO, SCATTER, _adjoint, _needs_grad,
-                            _row, _walk)
+from ..kernels_tape import (CBUF, GATHER, I0, I1, M1, NO, SCATTER, _adjoint, _mark_freed,
+                            _needs_grad, _row, _walk)
 from ..layout import CONST_A, CONST_B, OPMASK, SCALAR, SHIFT
 from ..ops import (F_BINARY, F_GATHER, F_LANE, F_MATMUL, F_MULTI, F_REDUCE, F_SETITEM,
-                   F_SOURCE, F_STRIDED, F_UNARY, FAMILY, LEAF, NEEDS)
+                   F_SOURCE, F_STRIDED, F_UNARY, FAMILY, LEAF)
 from .elementwise import binary_grad, unary_grad
 
 """

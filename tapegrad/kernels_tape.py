@@ -1,11 +1,12 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
-the adjoint and the saved values of a slot, a record's int list, and strided walks."""
-# kernel sources: 77e786d7c49d46b7
+the adjoint and the saved values of a slot, a record's int list, strided walks, and what a
+whole backward marks freed."""
+# kernel sources: 3b2aa6e9dcc9bb56
 import numpy as np
 
 from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,
                      OPMASK, SCALAR, SHAPE, SIZE, YOBJ)
-from .ops import (CONST, MAXD)
+from .ops import (CONST, MAXD, NEEDS)
 from .kernels_base import jit_inline, jit_internal
 from .ptr import view, view_i64
 
@@ -159,3 +160,14 @@ def _walk(ms, k, g, ga, scatter, scale):
                  ms[k, AUX_STR:AUX_STR + MAXD], ms[k, AUX_BASE], g, ga, scatter, scale)
 
 
+@jit_internal
+def _mark_freed(rq, reach, root, retain, freed):
+    """The end of a whole backward from ``root``: the number of records it reached; without
+    retain_graph, those whose backward read saved values are marked freed."""
+    count = 0
+    for r in range(root + 1):
+        if reach[r]:
+            count += 1
+            if not retain and NEEDS[rq[3 * r] & OPMASK] != 0:
+                freed[r] = 1
+    return count

@@ -14,15 +14,15 @@ arrays it cannot tell that they do not overlap), sums kept in arrays of the func
 Everything else, and these with other shapes, goes to ``kernels.sweep`` (the derivative
 math lives there once), called for each stretch of records between two done here.
 """
-# kernel sources: 77e786d7c49d46b7
+# kernel sources: 3b2aa6e9dcc9bb56
 import numpy as np
 
 from ._generated.sweeps import sweep_full as sweep
 from .kernels import prepare
 from .kernels_base import jit
-from .kernels_tape import _adjoint, _needs_grad
+from .kernels_tape import _adjoint, _mark_freed, _needs_grad
 from .layout import CONST_A, CONST_B, OPMASK, PB, PN, PP, PQ, SCALAR, SHIFT
-from .ops import ADD, FAMILY, F_BINARY, F_MATMUL, MM, MV, NEEDS, SUB
+from .ops import ADD, FAMILY, F_BINARY, F_MATMUL, MM, MV, SUB
 from .replay_kernels import _val
 
 
@@ -194,10 +194,4 @@ def backward_all_at(rq, rd, ms, md, ptrs, root, seed, like, freed, check, retain
     for i in range(g.shape[0]):
         g[i] += seed[i]
     sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, root, 0, False)
-    count = 0
-    for r in range(root + 1):
-        if reach[r]:
-            count += 1
-            if not retain and NEEDS[rq[3 * r] & OPMASK] != 0:
-                freed[r] = 1
-    return count
+    return _mark_freed(rq, reach, root, retain, freed)

@@ -23,7 +23,7 @@ the reverse sweep reads) and where rewrites its condition list from the conditio
 Values are float64; a record of a float32 result is rounded to float32 after it is
 computed, as the eager float32 operation rounds its result.
 """
-# kernel sources: 77e786d7c49d46b7
+# kernel sources: 3b2aa6e9dcc9bb56
 import numpy as np
 
 from .kernels_base import jit
