@@ -47,6 +47,13 @@ AOBJ, BOBJ, YOBJ, IOBJ, ILEN, GADDR = range(6)
 DYN_WIDTH = 6
 DYN = struct.Struct(f"<{DYN_WIDTH}q")
 
+# A replayed call's tables packed into one int64 buffer (replay_pack.py; Numba's dispatch
+# costs about 80 ns per array argument): a header of (offset, rows, cols) per table, then
+# the tables, in this order. Its scratch (per call or per binding) is a second such buffer.
+(T_STATIC, T_DYN, T_COND, T_C2S, T_FX, T_SRC_EXT, T_EXT, T_EFF, T_EFFV, T_BW_REACH, T_BW_OFF,
+ T_BW_META, T_ROOTS, T_LV, T_GSLOT, T_GKIND, T_GPAR, T_GOFF, T_GVALS) = range(19)
+S_PTRS, S_XS, S_ADDR, S_SG, S_WORK = range(5)
+
 # Matrix products of at least this many multiply-adds leave the jitted sweep for NumPy's
 # BLAS (products.py); smaller ones run as loops inside the sweep (no stop, no call).
 BLAS_MIN = 1 << 15

@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 3b2aa6e9dcc9bb56
+# kernel sources: bcb4261958abf868
 from .kernels_base import jit
 from .replay_kernels import _val
 

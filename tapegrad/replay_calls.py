@@ -8,21 +8,23 @@ their grad storages, and (a step whose outputs keep no graph) the buffers of the
 Python calls; ``Calls.replay`` checks everything, binds anew when the tensors changed.
 """
 import itertools
-from operator import add, attrgetter, getitem, is_, setitem
+from operator import attrgetter, is_
 
 import numpy as np
 
 from .face import _cell, _new
 from .hooks import _DEFERRED
-from .layout import GADDR, SHIFT
+from .layout import GADDR, SHIFT, T_DYN, T_EXT
 from .recording import _INPLACE
+from .replay_pack import Layout, packed
 from .replay_ptr import DIRECT
 from .state import _var, thread_state
 
 _node_of = attrgetter("_node")
 _V, _GRAD = itertools.repeat("_v"), itertools.repeat("_grad")
-_NONES, _ZEROS = itertools.repeat(None), itertools.repeat(0)
+_NONES = itertools.repeat(None)
 _state_of = attrgetter("_node", "_tape", "_rg", "_dtype")
+_probe = attrgetter("_node", "_tape", "_rg")
 _tape_of = attrgetter("_tape")
 _value_of = attrgetter("_v")
 
@@ -56,6 +58,7 @@ class Calls:
                         if j in plan.stores:
                             return None
                         vals[j] = np.ascontiguousarray(v)
+                        last[j] = None      # its ids entry is a copy's: not for fast
                     else:
                         last[j] = v
         defer = _NO_DEFER
@@ -70,11 +73,7 @@ class Calls:
             return self._replay_by_address(args, b, ins, vals, defer)
         if self.shared and b.lock.acquire(False):
             try:                        # the binding's buffers: no output keeps them
-                status = run(b.rec, P.static, b.dyn, b.ptrs, P.cond, P.c2s, P.fx,
-                             plan.src_ext, b.ext, ids, b.xs, b.addr, plan.eff, plan.effv,
-                             plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots, plan.lv,
-                             defer, b.sg, b.work, self.gslot, self.gkind, self.gpar,
-                             self.goff, self.gvals)
+                status = run(b.rec, b.tables, b.scratch, ids, defer)
                 if status:
                     return _EAGER if status == 2 else None
                 one = self.output.one
@@ -97,15 +96,10 @@ class Calls:
             return out
         arena = np.empty(P.arena_size)
         rec = b.rec.copy() if self.scalar_rec else b.rec
-        ptrs = P.pointers(arena)
-        xs = np.empty(max(len(plan.keys), 1))
-        addr = np.empty(max(len(plan.keys), 1), np.int64)
-        sg = np.empty(plan.sg_size)
-        work = np.empty(plan.work_size)
-        status = run(rec, P.static, b.dyn, ptrs, P.cond, P.c2s, P.fx, plan.src_ext, b.ext, ids,
-                     xs, addr, plan.eff, plan.effv, plan.bw_reach, plan.bw_off, plan.bw_meta,
-                     plan.roots, plan.lv, defer, sg, work, self.gslot, self.gkind, self.gpar,
-                     self.goff, self.gvals)
+        scratch = b.scratch_layout.new()
+        ptrs, xs = b.scratch_layout.views(scratch)[:2]
+        P.pointers(arena, ptrs)
+        status = run(rec, b.tables, scratch, ids, defer)
         if status:
             return _EAGER if status == 2 else None
         self._after(b, ins, xs)
@@ -116,25 +110,22 @@ class Calls:
         """The call where the object layouts could not be checked at import (see
         ``replay_ptr``): every input's address asked of NumPy, a Python float's value
         put in the scratch first (Python per input: a rare platform)."""
-        P, plan = self.program, self.plan
+        P = self.program
         run = _run or _kernels()
         arena = np.empty(P.arena_size)
         rec = b.rec.copy()
-        ptrs = P.pointers(arena)
-        xs = np.zeros(max(len(plan.keys), 1))
-        addr = np.empty(max(len(plan.keys), 1), np.int64)
-        ext = b.ext.copy()
+        scratch = b.scratch_layout.new(zero=True)
+        ptrs, xs = b.scratch_layout.views(scratch)[:2]
+        P.pointers(arena, ptrs)
+        tables = b.tables.copy()
+        ext = b.table_layout.views(tables)[T_EXT]
         for j, v in enumerate(vals):
             if type(v) is float:
                 xs[j] = v
                 ext[j] = (1, -1, 1, xs.ctypes.data + 8 * j)
             else:
                 ext[j] = (1, ext[j, 1], ext[j, 2], v.__array_interface__["data"][0])
-        status = run(rec, P.static, b.dyn, ptrs, P.cond, P.c2s, P.fx, plan.src_ext, ext,
-                     np.zeros(len(vals), np.int64), xs, addr, plan.eff, plan.effv,
-                     plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots, plan.lv, defer,
-                     np.empty(plan.sg_size), np.empty(plan.work_size), self.gslot,
-                     self.gkind, self.gpar, self.goff, self.gvals)
+        status = run(rec, tables, scratch, np.zeros(len(vals), np.int64), defer)
         if status:
             return _EAGER if status == 2 else None
         self._after(b, ins, xs)
@@ -147,28 +138,30 @@ class Calls:
         constant number of Python calls. None when anything differs (the caller then goes
         the general way, which checks and rebinds)."""
         b = self.binding
-        ins = b.ins
         if len(args) != len(b.args) or not all(map(is_, args, b.args)) or not DIRECT:
             return None
         st = _var.get(None)
-        if st is None or not st._enabled or st.recording is not None or \
-                not all(map(is_, map(_node_of, ins), b.nodes)) or any(map(_tape_of, ins)):
+        if st is None or not st._enabled or st.recording is not None:
             return None
-        vals = list(map(_value_of, ins))
-        pick = self.pick_arrays
-        if list(map(type, vals)) != self.types or not all(map(is_, pick(vals), pick(b.vals))) \
-                or ((self.names or self.watches) and not self.valid()) or \
-                not b.lock.acquire(False):
+        ins = b.ins
+        if list(map(_probe, ins)) != b.probe:     # the same nodes, requires_grad; no tapes
             return None
-        P, plan = self.program, self.plan
+        if self.arrays_only:                      # the very arrays (b.vals holds them)
+            if not all(map(is_, map(_value_of, ins), b.vals)):
+                return None
+            ids = b.ids
+        else:
+            vals = list(map(_value_of, ins))
+            pick = self.pick_arrays
+            if list(map(type, vals)) != self.types or \
+                    not all(map(is_, pick(vals), pick(b.vals))):
+                return None
+            ids = np.fromiter(map(id, vals), np.int64, len(vals))
+        if ((self.names or self.watches) and not self.valid()) or not b.lock.acquire(False):
+            return None
+        P = self.program
         try:
-            ids = b.ids if self.arrays_only else np.fromiter(map(id, vals), np.int64,
-                                                              len(vals))
-            if _run(b.rec, P.static, b.dyn, b.ptrs, P.cond, P.c2s, P.fx, plan.src_ext, b.ext,
-                    ids, b.xs, b.addr, plan.eff,
-                    plan.effv, plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots, plan.lv,
-                    _NO_DEFER, b.sg, b.work, self.gslot, self.gkind, self.gpar, self.goff,
-                    self.gvals):
+            if _run(b.rec, b.tables, b.scratch, ids, _NO_DEFER):
                 return None             # a guard failed (nothing changed): the general way
             one = self.output.one
             if one is not None:
@@ -193,13 +186,14 @@ class Calls:
 
     def _after(self, b, ins, xs):
         """What a call changed outside the kernel's reach, in a constant number of calls
-        (maps of builtins, no Python per tensor): Python floats changed in place (their new
-        values), versions of tensors changed in place, grads set to None."""
+        (maps of builtins; a loop with no calls for the version counts): Python floats
+        changed in place (their new values), versions of tensors changed in place, grads
+        set to None."""
         if self.wb:
             list(map(setattr, [ins[j] for j in self.wb], _V, xs[self.wb_idx].tolist()))
         if self.bumps:
-            cells, counts = b.bump_cells, b.bump_counts
-            list(map(setitem, cells, _ZEROS, map(add, map(getitem, cells, _ZEROS), counts)))
+            for cell, count in zip(b.bump_cells, b.bump_counts):
+                cell[0] += count        # (no calls: cheaper than a map chain at any size)
             _INPLACE[0] += 1
         if b.cleared:
             list(map(setattr, b.cleared, _GRAD, _NONES))
@@ -287,8 +281,19 @@ class Calls:
             if k >= 0:
                 md[k, GADDR] = node.buf_addr
             b.leaf_nodes[int(rq[3 * s]) >> SHIFT] = node
-        b.ext = plan.ext_table(tensor_of, _leaf_node)
+        b.tables, views = packed([P.static, b.dyn, P.cond, P.c2s, P.fx, plan.src_ext,
+                                  plan.ext_table(tensor_of, _leaf_node), plan.eff, plan.effv,
+                                  plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots,
+                                  plan.lv, self.gslot, self.gkind, self.gpar, self.goff,
+                                  self.gvals])
+        b.table_layout = Layout([(v.dtype, v.shape) for v in views])
+        b.dyn, b.ext = views[T_DYN], views[T_EXT]     # the kernel's copies
+        n_keys = max(len(plan.keys), 1)
+        b.scratch_layout = Layout([(np.int64, (P.nptrs,)), (np.float64, (n_keys,)),
+                                   (np.int64, (n_keys,)), (np.float64, (plan.sg_size,)),
+                                   (np.float64, (plan.work_size,))])
         b.nodes = list(map(_node_of, ins))
+        b.probe = [(t._node, None, t._rg) for t in ins]     # what Calls.fast expects
         b.state = list(map(_state_of, ins))
         b.args = ()
         b.vals = [None] * len(ins)
@@ -302,11 +307,9 @@ class Calls:
             import threading
             b.lock = threading.Lock()
             b.arena = np.empty(P.arena_size)
-            b.ptrs = P.pointers(b.arena)
-            b.xs = np.empty(max(len(plan.keys), 1))
-            b.addr = np.empty(max(len(plan.keys), 1), np.int64)
-            b.sg = np.empty(plan.sg_size)
-            b.work = np.empty(plan.work_size)
+            b.scratch = b.scratch_layout.new()
+            b.ptrs, b.xs = b.scratch_layout.views(b.scratch)[:2]
+            P.pointers(b.arena, b.ptrs)
             b.tape = None
             if self.output.requires:    # the outputs' graphs are freed: one tape for all
                 b.tape = _replay_tape(P, b, b.rec, b.arena, b.ptrs, self.links, [], [], 0)
@@ -318,8 +321,9 @@ class Calls:
 class _Binding:
     """The leaves and inputs one run of calls is made with (see Recording._bind)."""
     __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes", "ext",
-                 "cleared", "lock", "arena", "ptrs", "xs", "addr", "sg", "work", "tape",
-                 "state", "args", "bump_cells", "bump_counts", "ids", "cleared_ids")
+                 "cleared", "lock", "arena", "ptrs", "xs", "tape", "state", "args",
+                 "bump_cells", "bump_counts", "ids", "cleared_ids", "tables", "table_layout",
+                 "scratch", "scratch_layout", "probe")
 
 
 _NO_DEFER = np.zeros(1, np.int64)

@@ -23,7 +23,7 @@ the reverse sweep reads) and where rewrites its condition list from the conditio
 Values are float64; a record of a float32 result is rounded to float32 after it is
 computed, as the eager float32 operation rounds its result.
 """
-# kernel sources: 3b2aa6e9dcc9bb56
+# kernel sources: bcb4261958abf868
 import numpy as np
 
 from .kernels_base import jit
@@ -345,6 +345,13 @@ def requires_of(rq, rd, md, ptrs, req):
 
 # ----- the sweep ----------------------------------------------------------------------
 @jit
+def sweep_scratch():
+    """forward_sweep's scratch: (cbuf, ib)."""
+    return np.zeros(4), np.zeros((5, MAXD), np.int64)
+
+
+
+@jit
 def _load(rq, rd, ms, ptrs, r, code, src):
     """Source record r takes the values at address src (element type code; -1 a Python
     float's double)."""
@@ -361,14 +368,14 @@ def _load(rq, rd, ms, ptrs, r, code, src):
 
 
 @jit
-def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, start, stop):
+def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, start, stop,
+                  cbuf, ib):
     """Recomputes the values of records start, ..., stop - 1 in place. A source record r
     with src_ext[r] = j >= 0 loads external j (its element type ext[j, 1], at address
     addr[j]); the others are the caller's. cond[k]: where's condition slot (array row k);
     c2s[r]: the second constant of a scalar record r (clamp's max; only read for scalar
-    clamps); fx[k]: a broadcast resolved to rows (``_binary_rows``)."""
-    cbuf = np.zeros(4)
-    ib = np.zeros((5, MAXD), np.int64)
+    clamps); fx[k]: a broadcast resolved to rows (``_binary_rows``). cbuf (4 floats) and
+    ib (5 x MAXD ints): scratch (``sweep_scratch``), allocated once by the caller."""
     for r in range(start, stop):
         h = rq[3 * r]
         op = h & OPMASK

@@ -142,10 +142,11 @@ class Program:
         return fx
 
     # ----- what the kernels read --------------------------------------------------------
-    def pointers(self, arena):
-        """The data addresses of a call whose arena is ``arena``."""
+    def pointers(self, arena, ptrs=None):
+        """The data addresses of a call whose arena is ``arena`` (written into ``ptrs``)."""
         from .replay_call import place
-        ptrs = np.empty(self.nptrs, np.int64)
+        if ptrs is None:
+            ptrs = np.empty(self.nptrs, np.int64)
         place(self.ptr_base, self.ptr_rel, arena, ptrs)
         return ptrs
 
@@ -195,25 +196,26 @@ class Program:
     def forward(self, rec, arena, ptrs, start=0, stop=None, blas_min=None):
         """Recomputes records start..stop-1 of a call; matrix products of at least
         ``blas_min`` multiply-adds (default: the BIG ones) in NumPy between segments."""
-        from .replay_kernels import forward_sweep
+        from .replay_kernels import forward_sweep, sweep_scratch
         stop = self.nrec if stop is None else stop
         rq, rd = rec.view(np.int64), rec.view(np.float64)
         args = (rq, rd, self.ms, self.msd, self.md, ptrs, self.cond, self.c2s, self.fx,
                 self.no_ext, self.no_tab, self.no_tab[0])
+        cbuf, ib = sweep_scratch()
         prods = self.big if blas_min is None else \
             [p for p in self.products if p[3][0] * p[3][1] * p[3][2] * p[3][3] >= blas_min]
         lo = start
         for r, a, b, (batch, n, p, q), _ in prods:
             if not start <= r < stop:
                 continue
-            forward_sweep(*args, lo, r)
+            forward_sweep(*args, lo, r, cbuf, ib)
             y = self.value(arena, rec, r).reshape(batch, n, q)
             np.matmul(self.value(arena, rec, a).reshape(batch, n, p),
                       self.value(arena, rec, b).reshape(batch, p, q), out=y)
             if self.f32[r]:
                 y[...] = y.astype(np.float32)
             lo = r + 1
-        forward_sweep(*args, lo, stop)
+        forward_sweep(*args, lo, stop, cbuf, ib)
 
 
 def _rows(out, sa, sb):

@@ -21,17 +21,19 @@ keeps it (``DEFERRED``: a grad the user assigned), into ``defer[leaf number]`` (
 address of the user's grad array, float64 or float32 as the leaf); a deferred leaf with
 no such address (hooks) stops the call (status 2) before anything changed.
 """
-# kernel sources: 3b2aa6e9dcc9bb56
+# kernel sources: bcb4261958abf868
 import numpy as np
 
 from .kernels_base import jit
-from .layout import (DYN_WIDTH, F32, GADDR, HAS_GRAD, DEFERRED, SCALAR, SIZE,
-                     STATE_OFFSET, STATIC_WIDTH)
-from .ptr import as_u8_ptr, load_i64, view_f32, view_f64
+from .layout import (DYN_WIDTH, F32, GADDR, HAS_GRAD, DEFERRED, SCALAR, SIZE, STATE_OFFSET,
+                     STATIC_WIDTH, S_ADDR, S_PTRS, S_SG, S_WORK, S_XS, T_BW_META, T_BW_OFF,
+                     T_BW_REACH, T_C2S, T_COND, T_DYN, T_EFF, T_EFFV, T_EXT, T_FX, T_GKIND,
+                     T_GOFF, T_GPAR, T_GSLOT, T_GVALS, T_LV, T_ROOTS, T_SRC_EXT, T_STATIC)
+from .ptr import as_u8_ptr, load_i64, view_f32, view_f64, view_i64
 from .replay_call import guards_hold
 from .replay_ptr import _D_OFF, _F_OFF, _f64, _i16, _i32, _i64, _i8, _u8
 from .replay_backward import reverse
-from .replay_kernels import forward_sweep
+from .replay_kernels import forward_sweep, sweep_scratch
 
 
 @jit
@@ -207,25 +209,64 @@ def deferred_leaves(rq, rd, lv, out):
 
 
 @jit
-def run(rec, static, dyn, ptrs, cond, c2s, fx, src_ext, ext, ids, xs, addr, eff, effv,
-        bw_reach, bw_off, bw_meta, roots, lv, defer, sg, work,
-        gslot, gkind, gpar, goff, gvals):
-    """One call (see the module docstring). Returns 0; 1 when a guard fails, 2 when a leaf's
-    grad is kept by the engine and ``defer`` has no address for it (nothing outside the
-    call was changed)."""
-    rq = rec.view(np.int64)
-    rd = rec.view(np.float64)
+def _i1(p, k):
+    """Table k of packed buffer p (replay_pack.py) as 1-d int64."""
+    at = p[3 * k]
+    return p[at:at + p[3 * k + 1] * p[3 * k + 2]]
+
+
+@jit
+def _i2(p, k):
+    """Table k of p as 2-d int64 (rows, cols)."""
+    return _i1(p, k).reshape((p[3 * k + 1], p[3 * k + 2]))
+
+
+@jit
+def _f1(p, k):
+    """Table k of p as 1-d float64."""
+    return _i1(p, k).view(np.float64)
+
+
+@jit
+def run(rec, tables, scratch, ids, defer):
+    """One call (see the module docstring): ``tables`` the call's tables and ``scratch`` its
+    scratch, each packed in one buffer (replay_pack.py). Returns 0; 1 when a guard fails, 2
+    when a leaf's grad is kept by the engine and ``defer`` has no address for it (nothing
+    outside the call was changed)."""
+    # the buffers seen through raw pointers: views of them carry no reference count (a
+    # view of an array from Python increments and decrements its count, atomically, and
+    # the sweeps take thousands of row views a call)
+    rq = view_i64(rec.ctypes.data, rec.shape[0] // 8)
+    rd = view_f64(rec.ctypes.data, rec.shape[0] // 8)
+    tables = view_i64(tables.ctypes.data, tables.shape[0])
+    scratch = view_i64(scratch.ctypes.data, scratch.shape[0])
+    static = _i1(tables, T_STATIC)
     ms = static.reshape(-1, STATIC_WIDTH)
     msd = static.view(np.float64).reshape(-1, STATIC_WIDTH)
-    md = dyn.reshape(-1, DYN_WIDTH)
+    md = _i1(tables, T_DYN).reshape(-1, DYN_WIDTH)
+    cond, c2s, fx = _i1(tables, T_COND), _f1(tables, T_C2S), _i2(tables, T_FX)
+    src_ext, ext = _i1(tables, T_SRC_EXT), _i2(tables, T_EXT)
+    eff, effv = _i2(tables, T_EFF), _f1(tables, T_EFFV)
+    rb, nb, width = tables[3 * T_BW_REACH], tables[3 * T_BW_REACH + 1], \
+        tables[3 * T_BW_REACH + 2]
+    bw_reach = tables[rb:].view(np.uint8)[:nb * width].reshape((nb, width))
+    bw_off, bw_meta = _i2(tables, T_BW_OFF), _i2(tables, T_BW_META)
+    roots, lv = _i2(tables, T_ROOTS), _i2(tables, T_LV)
+    gslot, gkind, gpar = _i1(tables, T_GSLOT), _i1(tables, T_GKIND), _i2(tables, T_GPAR)
+    goff, gvals = _i1(tables, T_GOFF), _f1(tables, T_GVALS)
+    ptrs, xs, addr = _i1(scratch, S_PTRS), _f1(scratch, S_XS), _i1(scratch, S_ADDR)
+    sg, work = _f1(scratch, S_SG), _f1(scratch, S_WORK)
     if _deferred_unknown(rq, rd, lv, defer):
         return 2                        # a grad the engine keeps, with no address given
     _resolve(ext, ids, xs, addr)
     n = rq.shape[0] // 3
     at = 0
+    cbuf, ib = sweep_scratch()
     for e in range(eff.shape[0] + 1):
         pos = n if e == eff.shape[0] else eff[e, 0]
-        forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, at, pos)
+        if pos > at:
+            forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, at,
+                          pos, cbuf, ib)
         at = pos
         if e == eff.shape[0]:
             break

@@ -274,3 +274,35 @@ def test_a_platform_whose_object_layouts_are_unchecked_replays_the_same(monkeypa
         assert g(s).item() == scalar_step(se).item()
         assert s.item() == se.item()
     assert g.stats()["replays"] == 3
+
+
+def test_an_input_swapped_for_a_strided_array_and_back_reads_the_array_it_holds():
+    """A call whose captured input holds a non-contiguous array replays from a contiguous
+    copy of it; when the earlier array comes back, the next call must read that array,
+    not the copy (gone by then), and equal eager execution."""
+    def run(compiled):
+        w = tg.tensor(np.arange(6.0).reshape(2, 3), dtype=tg.float64, requires_grad=True)
+        x = tg.tensor(np.ones((2, 3)), dtype=tg.float64)
+        first = x.detach()
+        strided = tg.tensor(np.arange(6.0).reshape(3, 2) * 5.0, dtype=tg.float64).t()
+        assert not strided.numpy().flags.c_contiguous
+
+        def step():
+            loss = (w * x).sum()
+            loss.backward()
+            with tg.no_grad():
+                w.sub_(0.1 * w.grad)
+                w.grad.zero_()
+            return loss
+        f = tg.compile(step) if compiled else step
+        losses = []
+        for value in [first] * 4 + [strided, first, first, strided, first]:
+            x.data = value
+            losses.append(f().item())
+        return losses, w.detach().numpy().copy(), f
+
+    eager, w_eager, _ = run(False)
+    compiled, w_compiled, f = run(True)
+    assert f.fast_replays > 0
+    np.testing.assert_allclose(compiled, eager, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(w_compiled, w_eager, rtol=1e-12, atol=0)

@@ -23,7 +23,7 @@ import tapegrad as tg
 from tapegrad import ops
 from tapegrad.layout import (CONST_A, CONST_B, ILEN, IOBJ, OPMASK, RECORD, SCALAR, SHIFT, SIZE,
                              YOBJ, static_row)
-from tapegrad.replay_kernels import ALL_FORWARD_OPCODES, forward_sweep
+from tapegrad.replay_kernels import ALL_FORWARD_OPCODES, forward_sweep, sweep_scratch
 from tapegrad.replay_program import Program
 from tapegrad.state import thread_state
 from tapegrad.tape import Tape
@@ -106,7 +106,8 @@ class Call:
         P = self.program
         if blas_min is None and stop is not None:
             forward_sweep(self.rec.view(np.int64), self.rd, P.ms, P.msd, P.md, self.ptrs,
-                          P.cond, P.c2s, P.fx, P.no_ext, P.no_tab, P.no_tab[0], start, stop)
+                          P.cond, P.c2s, P.fx, P.no_ext, P.no_tab, P.no_tab[0], start, stop,
+                          *sweep_scratch())
         else:
             P.forward(self.rec, self.arena, self.ptrs, start, stop, blas_min)
 
