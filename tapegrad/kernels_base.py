@@ -33,6 +33,15 @@ def jit(fn):
     return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True)(fn)
 
 
+def jit_sums(fn):
+    """jit, with the function's floating-point sums free to be reassociated (and multiply
+    and add fused): LLVM then vectorizes a dot product's loop (3.5x on 32-long rows). The
+    sums come out in another order; NaN and infinity keep their meaning (no 'fast' flags
+    beyond these two)."""
+    return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
+                fastmath={"reassoc", "contract"})(fn)
+
+
 def jit_internal(fn):
     """A kernel that only other kernels call: compiled without the wrappers through which
     Python and C call a jitted function (Numba builds, optimizes and caches both for

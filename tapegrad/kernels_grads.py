@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: bcb4261958abf868
+# kernel sources: 9018f4e1fd4dd309
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
@@ -78,9 +78,20 @@ def _binary_kernel(general):
         _bcast_strides(tmp, _shape(rq, rd, ms, a, tmp), nd, sa)
         _bcast_strides(tmp, _shape(rq, rd, ms, b, tmp), nd, sb)
         if op == ADD or op == SUB:
-            if grad_a:
+            # an operand of the output's size is laid out as g: one flat loop
+            if grad_a and ga.shape[0] == n:
+                for i in range(n):
+                    ga[i] += g[i]
+            elif grad_a:
                 _stride_walk(nd, shp, sa, I0, g, ga, SCATTER, 1.0)
-            if grad_b:
+            if grad_b and gb.shape[0] == n:
+                if op == ADD:
+                    for i in range(n):
+                        gb[i] += g[i]
+                else:
+                    for i in range(n):
+                        gb[i] -= g[i]
+            elif grad_b:
                 _stride_walk(nd, shp, sb, I0, g, gb, SCATTER, 1.0 if op == ADD else -1.0)
             return
         fa = np.zeros(n, cbuf.dtype)

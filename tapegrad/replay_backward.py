@@ -14,7 +14,7 @@ arrays it cannot tell that they do not overlap), sums kept in arrays of the func
 Everything else, and these with other shapes, goes to ``kernels.sweep`` (the derivative
 math lives there once), called for each stretch of records between two done here.
 """
-# kernel sources: bcb4261958abf868
+# kernel sources: 9018f4e1fd4dd309
 import numpy as np
 
 from ._generated.sweeps import sweep_full as sweep
@@ -69,16 +69,12 @@ def _add_rows(op, r, h, rq, rd, ms, md, fx, sg, off, work):
     sp = sign if part == b else 1.0
     if _needs_grad(rq, full):
         gf = _adjoint(rq, rd, ms, md, sg, off, work, full)
-        for i in range(outer):
-            o = i * inner
-            gr = g[o:o + inner]
-            fr = gf[o:o + inner]
-            if sf == 1.0:
-                for j in range(inner):
-                    fr[j] += gr[j]
-            else:
-                for j in range(inner):
-                    fr[j] -= gr[j]
+        if sf == 1.0:               # one flat loop: the full operand is laid out as g
+            for m in range(outer * inner):
+                gf[m] += g[m]
+        else:
+            for m in range(outer * inner):
+                gf[m] -= g[m]
     if not _needs_grad(rq, part):
         return
     gp = _adjoint(rq, rd, ms, md, sg, off, work, part)
@@ -151,8 +147,9 @@ def _rows_dot(g, b, ga, n, p, q):
 
 @jit
 def _at_g(a, g, gb, n, p, q):
-    """gb (p, q) += a (n, p)^T g (n, q), accumulated row by row of a in an array of its
-    own, then added."""
+    """gb (p, q) += a (n, p)^T g (n, q), accumulated in an array of its own, then added:
+    row k of it takes a[i, k] g[i, :] four rows i at a time (one load and store of the
+    row per four multiply-adds)."""
     acc = np.zeros(p * q)
     if q == 1:                          # gb[k] += sum_i a[i, k] g[i]
         for i in range(n):
@@ -161,12 +158,23 @@ def _at_g(a, g, gb, n, p, q):
             for kk in range(p):
                 acc[kk] += ai[kk] * gi
     else:
-        for i in range(n):
-            gi = g[i * q:(i + 1) * q]
-            ai = a[i * p:(i + 1) * p]
-            for kk in range(p):
-                aik = ai[kk]
-                row = acc[kk * q:(kk + 1) * q]
+        n4 = n - n % 4
+        for kk in range(p):
+            row = acc[kk * q:(kk + 1) * q]
+            for i in range(0, n4, 4):
+                a0 = a[i * p + kk]
+                a1 = a[(i + 1) * p + kk]
+                a2 = a[(i + 2) * p + kk]
+                a3 = a[(i + 3) * p + kk]
+                g0 = g[i * q:(i + 1) * q]
+                g1 = g[(i + 1) * q:(i + 2) * q]
+                g2 = g[(i + 2) * q:(i + 3) * q]
+                g3 = g[(i + 3) * q:(i + 4) * q]
+                for j in range(q):
+                    row[j] += a0 * g0[j] + a1 * g1[j] + a2 * g2[j] + a3 * g3[j]
+            for i in range(n4, n):
+                aik = a[i * p + kk]
+                gi = g[i * q:(i + 1) * q]
                 for j in range(q):
                     row[j] += aik * gi[j]
     for m in range(p * q):

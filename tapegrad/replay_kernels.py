@@ -23,10 +23,10 @@ the reverse sweep reads) and where rewrites its condition list from the conditio
 Values are float64; a record of a float32 result is rounded to float32 after it is
 computed, as the eager float32 operation rounds its result.
 """
-# kernel sources: bcb4261958abf868
+# kernel sources: 9018f4e1fd4dd309
 import numpy as np
 
-from .kernels_base import jit
+from .kernels_base import jit, jit_sums
 from .kernels_grads import _lane_index
 from .kernels_tape import _stride_walk
 from .layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32, OPMASK,
@@ -275,41 +275,64 @@ def _matmul(r, h, rq, rd, ms, ptrs):
 @jit
 def _mm(a, oa, b, ob, y, oy, n, p, q):
     """y (n, q) = a (n, p) b (p, q): row i of y is the sum over k of a[i, k] times row k
-    of b, accumulated in a row of the function's own (its loop vectorizes: it cannot
-    overlap the operands) and then stored."""
+    of b, made in a row of the function's own (its loop vectorizes: it cannot overlap the
+    operands) and then stored: the first p mod 4 terms set it, then four rows of b a pass
+    (one load and store of the row per four multiply-adds)."""
     row = np.empty(q)
-    for i in range(n):
-        for j in range(q):
-            row[j] = 0.0
-        for kk in range(p):
-            aik = a[oa + i * p + kk]
-            bk = ob + kk * q
-            for j in range(q):
-                row[j] += aik * b[bk + j]
-        yi = oy + i * q
-        for j in range(q):
-            y[yi + j] = row[j]
-
-
-@jit
-def _mv(a, oa, b, ob, y, oy, n, p):
-    """y (n) = a (n, p) b (p): dot products, summed in four registers (then added in
-    pairs) so that the additions do not wait on each other."""
-    p4 = p - p % 4
+    rest = p % 4
     for i in range(n):
         ai = oa + i * p
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        for kk in range(0, p4, 4):
-            s0 += a[ai + kk] * b[ob + kk]
-            s1 += a[ai + kk + 1] * b[ob + kk + 1]
-            s2 += a[ai + kk + 2] * b[ob + kk + 2]
-            s3 += a[ai + kk + 3] * b[ob + kk + 3]
-        for kk in range(p4, p):
-            s0 += a[ai + kk] * b[ob + kk]
-        y[oy + i] = (s0 + s1) + (s2 + s3)
+        if rest == 0:
+            for j in range(q):
+                row[j] = 0.0
+        elif rest == 1:
+            a0 = a[ai]
+            b0 = b[ob:ob + q]
+            for j in range(q):
+                row[j] = a0 * b0[j]
+        elif rest == 2:
+            a0 = a[ai]
+            a1 = a[ai + 1]
+            b0 = b[ob:ob + q]
+            b1 = b[ob + q:ob + 2 * q]
+            for j in range(q):
+                row[j] = a0 * b0[j] + a1 * b1[j]
+        else:
+            a0 = a[ai]
+            a1 = a[ai + 1]
+            a2 = a[ai + 2]
+            b0 = b[ob:ob + q]
+            b1 = b[ob + q:ob + 2 * q]
+            b2 = b[ob + 2 * q:ob + 3 * q]
+            for j in range(q):
+                row[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j]
+        for kk in range(rest, p, 4):
+            a0 = a[ai + kk]
+            a1 = a[ai + kk + 1]
+            a2 = a[ai + kk + 2]
+            a3 = a[ai + kk + 3]
+            o = ob + kk * q
+            b0 = b[o:o + q]
+            b1 = b[o + q:o + 2 * q]
+            b2 = b[o + 2 * q:o + 3 * q]
+            b3 = b[o + 3 * q:o + 4 * q]
+            for j in range(q):
+                row[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+        yi = y[oy + i * q:oy + (i + 1) * q]
+        for j in range(q):
+            yi[j] = row[j]
+
+
+@jit_sums
+def _mv(a, oa, b, ob, y, oy, n, p):
+    """y (n) = a (n, p) b (p): dot products of rows (vectorized: ``jit_sums``)."""
+    bb = b[ob:ob + p]
+    for i in range(n):
+        ar = a[oa + i * p:oa + (i + 1) * p]
+        s = 0.0
+        for kk in range(p):
+            s += ar[kk] * bb[kk]
+        y[oy + i] = s
 
 
 @jit
