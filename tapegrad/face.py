@@ -92,7 +92,7 @@ def _tracks(requires_grad):
     so that its replays recompute all of them: a value computed unrecorded (from a captured
     tensor, say) would otherwise replay frozen at its recorded value."""
     st = _state_get(None) or thread_state()
-    return st.recording is not None or (st.enabled and requires_grad)
+    return st.recording is not None or (requires_grad and st._enabled)
 
 
 _slot = slot_of
@@ -222,7 +222,7 @@ def _gate(rg, x, y=None):
             if t is not None and t.live:
                 return t
     st = _state_get(None) or thread_state()
-    if st.recording is None and not (st.enabled and rg):
+    if st.recording is None and not (rg and st._enabled):
         return None
     return current_tape(x, y)
 

@@ -22,7 +22,7 @@ def _inplace(self, op, other):
     if st.recording is not None:          # recorded for the replays (or refused), and done
         return st.recording.inplace(self, op, other)
     v = self._v
-    if not st.enabled and type(v) is _nd:     # an update under no_grad: straight into self
+    if not st._enabled and type(v) is _nd:     # an update under no_grad: straight into self
         dt = self._dtype
         if type(other) is _float and dt.is_floating_point:
             o = other
@@ -42,7 +42,7 @@ def _inplace(self, op, other):
                 _unhush(tok)
             _bump(self)
             return self
-    if st.enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
+    if st._enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
         if self._rg and self._tape is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation.")
@@ -284,7 +284,7 @@ class InPlaceMethods:
         st = _state_get(None) or thread_state()
         if st.recording is not None:      # recorded for the replays (or refused), and done
             return st.recording.fill(self, value, _name)
-        if st.enabled and self._rg:
+        if st._enabled and self._rg:
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation." if self._tape is None else
                                "tapegrad: fill_ on a tensor that requires grad is not "

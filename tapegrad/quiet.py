@@ -8,15 +8,12 @@ of nanoseconds). Where that variable is not there, they fall back to ``np.errsta
 import numpy as np
 
 try:
+    import functools
     from numpy._core import _ufunc_config as _config
     _STATE = _config._extobj_contextvar
-    _IGNORE = _config._make_extobj(all="ignore")
-
-    def hush():
-        return _STATE.set(_IGNORE)
-
-    def unhush(token):
-        _STATE.reset(token)
+    # C callables (a partial of a builtin method, a builtin method): no Python frame
+    hush = functools.partial(_STATE.set, _config._make_extobj(all="ignore"))
+    unhush = _STATE.reset
 except (ImportError, AttributeError):          # an older or changed NumPy
     def hush():
         quiet = np.errstate(all="ignore")
