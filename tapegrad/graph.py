@@ -22,7 +22,7 @@ class AccumulateGrad(weakref.ref):
     __hash__ = object.__hash__
 
     def __init__(self, leaf):
-        super().__init__(leaf)
+        # (weakref.ref.__new__ made the reference; its __init__ only checks the arguments)
         self.tape_id = 0        # the tape this leaf is registered on, and its slot there
         self.slot = -1
         self.hooks = None       # {key: register_hook function}, run before accumulation
