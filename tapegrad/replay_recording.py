@@ -2,6 +2,7 @@
 then its tape made a ``Program`` and a ``Plan``, its sources and effects sorted out, its
 outputs and guards noted."""
 import weakref
+from operator import attrgetter, is_
 
 import numpy as np
 
@@ -12,6 +13,8 @@ from .replay_calls import Calls, _picker
 from .replay_outputs import _hashable, _listing, _mark_outputs, _tensors_in
 from .state import thread_state
 from .tape import Tape
+
+_contents = attrgetter("cell_contents")
 
 _float = float
 _FAMILY = np.array(FAMILY, np.int64)
@@ -154,6 +157,11 @@ class Recording(Calls):
                   if plan.src_ext[s] >= 0 and plan.src_ext[s] < plan.n_obj}
         self.saved_in = [(c, s, pos_of[s]) for c, s in P.saved_pairs if s in pos_of]
         self.names = _named_captures(self.fn, {id(t) for t in self.cap_in})
+        cells = [(sp, t) for sp, key, t in self.names if key is None]
+        spaces = [(sp, key, t) for sp, key, t in self.names if key is not None]
+        self.name_cells, self.cell_values = [c for c, _ in cells], [t for _, t in cells]
+        self.name_spaces, self.name_keys, self.space_values = \
+            [c for c, _, _ in spaces], [k for _, k, _ in spaces], [t for _, _, t in spaces]
         self.requires = P.requires(np.nonzero((heads & OPMASK == LEAF)
                                               | (heads & OPMASK == LINK))[0])
         self.output = _mark_outputs(result, tape, {id(a): i for i, a in enumerate(args)},
@@ -268,14 +276,12 @@ class Recording(Calls):
                 return False
         if not self.names:
             return True
-        for space, key, t in self.names:
-            try:
-                now = space.cell_contents if key is None else space[key]
-            except (ValueError, KeyError):
-                return False
-            if now is not t:
-                return False
-        return True
+        try:                # (maps of builtins: no Python call per name)
+            return all(map(is_, map(_contents, self.name_cells), self.cell_values)) and \
+                all(map(is_, map(dict.get, self.name_spaces, self.name_keys),
+                        self.space_values))
+        except ValueError:  # a closure cell emptied
+            return False
 
     def listing(self):
         """The recorded tape, one record a line (like jax.make_jaxpr)."""

@@ -83,6 +83,29 @@ def test_rebound_global_records_again():
     assert f.stats()["recordings"] == 2
 
 
+def test_rebound_closure_variable_records_again():
+    captured = tg.tensor([1.0, 2.0], dtype=tg.float64)
+    w = tg.tensor([3.0, 4.0], dtype=tg.float64, requires_grad=True)
+    f = tg.compile(lambda w: (w * captured).sum())
+    for _ in range(3):
+        assert f(w).item() == 11.0
+    captured = tg.tensor([0.0, 1.0], dtype=tg.float64)   # the closure cell now holds another
+    assert f(w).item() == 4.0
+    assert f.stats()["recordings"] == 2
+
+
+def test_deleted_global_runs_eagerly_and_raises_as_eager():
+    global _gone
+    _gone = tg.tensor([1.0, 2.0], dtype=tg.float64)
+    w = tg.tensor([3.0, 4.0], dtype=tg.float64, requires_grad=True)
+    f = tg.compile(lambda w: (w * _gone).sum())
+    for _ in range(3):
+        assert f(w).item() == 11.0
+    del _gone
+    with pytest.raises(NameError):
+        f(w)
+
+
 def test_python_branch_on_a_tensor_value_is_guarded():
     def f(x):
         if x.sum() > 0:          # a branch the tape cannot hold
