@@ -23,7 +23,7 @@ the reverse sweep reads) and where rewrites its condition list from the conditio
 Values are float64; a record of a float32 result is rounded to float32 after it is
 computed, as the eager float32 operation rounds its result.
 """
-# kernel sources: 9018f4e1fd4dd309
+# kernel sources: a36163e0e5a3eb34
 import numpy as np
 
 from .kernels_base import jit, jit_sums
