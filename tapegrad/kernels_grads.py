@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: a36163e0e5a3eb34
+# kernel sources: bd8d2ecbd5e22aef
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
@@ -78,14 +78,9 @@ def _binary_kernel(general):
         _bcast_strides(tmp, _shape(rq, rd, ms, a, tmp), nd, sa)
         _bcast_strides(tmp, _shape(rq, rd, ms, b, tmp), nd, sb)
         if op == ADD or op == SUB:
-            # an operand of the output's size is laid out as g: one flat loop
-            if grad_a and ga.shape[0] == n:
-                _pass_g(g, ga, n, False)
-            elif grad_a:
+            if grad_a:
                 _stride_walk(nd, shp, sa, I0, g, ga, SCATTER, 1.0)
-            if grad_b and gb.shape[0] == n:
-                _pass_g(g, gb, n, op == SUB)
-            elif grad_b:
+            if grad_b:
                 _stride_walk(nd, shp, sb, I0, g, gb, SCATTER, 1.0 if op == ADD else -1.0)
             return
         fa = np.zeros(n, cbuf.dtype)
@@ -123,25 +118,20 @@ def _as_float32(x, cbuf, i):
     return cbuf[i:i + 1]
 
 
-@jit_inline
-def _pass_g(g, gx, n, negate):
-    """gx += g (gx -= g when negate): + and - pass the adjoint on unchanged (or negated)."""
-    if negate:
-        for i in range(n):
-            gx[i] -= g[i]
-    else:
-        for i in range(n):
-            gx[i] += g[i]
-
-
 def _binary_same_kernel(general):
     def _binary_same(op, n, g, xa, xb, xy, xw, ga, gb, grad_a, grad_b):
         """The binary backward when no operand is broadcast: dedicated loops for + - *."""
         if op == ADD or op == SUB:
             if grad_a:
-                _pass_g(g, ga, n, False)
+                for i in range(n):
+                    ga[i] += g[i]
             if grad_b:
-                _pass_g(g, gb, n, op == SUB)
+                if op == ADD:
+                    for i in range(n):
+                        gb[i] += g[i]
+                else:
+                    for i in range(n):
+                        gb[i] -= g[i]
             return
         if op == MUL:
             if grad_a:

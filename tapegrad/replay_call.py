@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: a36163e0e5a3eb34
+# kernel sources: bd8d2ecbd5e22aef
 from .kernels_base import jit
 from .replay_kernels import _val
 

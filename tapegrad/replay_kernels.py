@@ -23,7 +23,7 @@ the reverse sweep reads) and where rewrites its condition list from the conditio
 Values are float64; a record of a float32 result is rounded to float32 after it is
 computed, as the eager float32 operation rounds its result.
 """
-# kernel sources: a36163e0e5a3eb34
+# kernel sources: bd8d2ecbd5e22aef
 import numpy as np
 
 from .kernels_base import jit, jit_sums

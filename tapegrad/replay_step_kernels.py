@@ -21,7 +21,7 @@ keeps it (``DEFERRED``: a grad the user assigned), into ``defer[leaf number]`` (
 address of the user's grad array, float64 or float32 as the leaf); a deferred leaf with
 no such address (hooks) stops the call (status 2) before anything changed.
 """
-# kernel sources: a36163e0e5a3eb34
+# kernel sources: bd8d2ecbd5e22aef
 import numpy as np
 
 from .kernels_base import jit
