@@ -25,7 +25,6 @@ _V, _GRAD = itertools.repeat("_v"), itertools.repeat("_grad")
 _NONES = itertools.repeat(None)
 _state_of = attrgetter("_node", "_tape", "_rg", "_dtype")
 _probe = attrgetter("_node", "_tape", "_rg")
-_tape_of = attrgetter("_tape")
 _value_of = attrgetter("_v")
 
 
