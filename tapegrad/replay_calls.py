@@ -261,15 +261,22 @@ class Calls:
         b = _Binding()
         b.ins = list(ins)
         b.rec = P.rec.copy()
-        b.dyn = P.dyn.copy()
         b.leaf_nodes = list(self.leaf_nodes)
         rq, rd = b.rec.view(np.int64), b.rec.view(np.float64)
-        md = b.dyn.reshape(P.md.shape)
         arg_pos = {i: j for j, i in enumerate(self.arg_in)}
         cap_pos = {id(t): len(self.arg_in) + j for j, t in enumerate(self.cap_in)}
 
         def tensor_of(key):
             return ins[arg_pos[key[1]]] if key[0] == ARG else ins[cap_pos[id(key[1])]]
+        # the kernel's tables, copied into one buffer: the dynamic rows and the externals
+        # of this binding are the views of it that Python writes and reads
+        b.table_layout, b.tables, views = packed(
+            [P.static, P.dyn, P.cond, P.c2s, P.fx, plan.src_ext,
+             plan.ext_table(tensor_of, _leaf_node), plan.eff, plan.effv, plan.bw_reach,
+             plan.bw_off, plan.bw_meta, plan.roots, plan.lv, self.gslot, self.gkind,
+             self.gpar, self.goff, self.gvals])
+        b.dyn, b.ext = views[T_DYN], views[T_EXT]
+        md = b.dyn.reshape(P.md.shape)
         for s, key in self.leaf_slots:
             t = tensor_of(key)
             if not t._rg or t._tape is not None:
@@ -280,13 +287,6 @@ class Calls:
             if k >= 0:
                 md[k, GADDR] = node.buf_addr
             b.leaf_nodes[int(rq[3 * s]) >> SHIFT] = node
-        b.tables, views = packed([P.static, b.dyn, P.cond, P.c2s, P.fx, plan.src_ext,
-                                  plan.ext_table(tensor_of, _leaf_node), plan.eff, plan.effv,
-                                  plan.bw_reach, plan.bw_off, plan.bw_meta, plan.roots,
-                                  plan.lv, self.gslot, self.gkind, self.gpar, self.goff,
-                                  self.gvals])
-        b.table_layout = Layout([(v.dtype, v.shape) for v in views])
-        b.dyn, b.ext = views[T_DYN], views[T_EXT]     # the kernel's copies
         n_keys = max(len(plan.keys), 1)
         b.scratch_layout = Layout([(np.int64, (P.nptrs,)), (np.float64, (n_keys,)),
                                    (np.int64, (n_keys,)), (np.float64, (plan.sg_size,)),

@@ -37,11 +37,11 @@ class Layout:
 
 
 def packed(arrays):
-    """One buffer holding copies of ``arrays`` (1-d or 2-d; int64, float64 or uint8), and
-    views of them in it."""
+    """(layout, buffer, views): one buffer holding copies of ``arrays`` (1-d or 2-d; int64,
+    float64 or uint8), its layout, and views of the copies in it."""
     layout = Layout([(a.dtype, a.shape) for a in arrays])
     buf = layout.new(zero=True)
     views = layout.views(buf)
     for v, a in zip(views, arrays):
         v[...] = a
-    return buf, views
+    return layout, buf, views

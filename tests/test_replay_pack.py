@@ -14,7 +14,7 @@ def _tables():
 
 def test_views_hold_the_tables_and_live_in_the_buffer():
     arrays = _tables()
-    buf, views = packed(arrays)
+    layout, buf, views = packed(arrays)
     assert buf.dtype == np.int64
     for a, v in zip(arrays, views):
         assert v.dtype == a.dtype and v.shape == a.shape
@@ -27,7 +27,7 @@ def test_views_hold_the_tables_and_live_in_the_buffer():
 
 def test_header_gives_offset_rows_and_cols_as_the_kernel_reads_them():
     arrays = _tables()
-    buf, views = packed(arrays)
+    layout, buf, views = packed(arrays)
     for k, a in enumerate(arrays):
         at, rows, cols = buf[3 * k:3 * k + 3]
         rows_expected, cols_expected = a.shape if a.ndim == 2 else (a.size, 1)
@@ -44,6 +44,6 @@ def test_a_new_buffer_of_a_layout_carries_its_header():
     arrays = _tables()
     layout = Layout([(a.dtype, a.shape) for a in arrays])
     buf = layout.new()
-    np.testing.assert_array_equal(buf[:3 * len(arrays)], packed(arrays)[0][:3 * len(arrays)])
+    np.testing.assert_array_equal(buf[:3 * len(arrays)], packed(arrays)[1][:3 * len(arrays)])
     assert np.all(layout.new(zero=True)[3 * len(arrays):] == 0)
     assert buf.size == layout.size
