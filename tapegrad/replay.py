@@ -113,7 +113,7 @@ class Compiled:
             kept.append({"records": P.nrec, "guards": len(rec.guards),
                          "inputs": len(rec.arg_in), "captured": len(rec.cap_in),
                          "bytes": P.rec.nbytes + P.static.nbytes + P.dyn.nbytes
-                         + 8 * P.arena_size})
+                         + P.dtype.itemsize * P.arena_size})
         return {"recordings": self.counts["recordings"],
                 "replays": self.counts["replays"] + self.fast_replays,
                 "guard_failures": self.counts["guard_failures"],

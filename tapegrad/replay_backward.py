@@ -14,7 +14,7 @@ arrays it cannot tell that they do not overlap), sums kept in arrays of the func
 Everything else, and these with other shapes, goes to ``kernels.sweep`` (the derivative
 math lives there once), called for each stretch of records between two done here.
 """
-# kernel sources: bd8d2ecbd5e22aef
+# kernel sources: 04a10d11f470db0f
 import numpy as np
 
 from ._generated.sweeps import sweep_full as sweep
@@ -27,9 +27,10 @@ from .replay_kernels import _val
 
 
 @jit
-def reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, work, start):
+def reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, work, start, cbuf):
     """The reverse sweep from record start down to 0 over what ``reach`` marks (leaves
-    staged: the caller adds them into their grads)."""
+    staged: the caller adds them into their grads); sg, work and cbuf (scratch,
+    ``replay_kernels.sweep_scratch``) in the arena's element type."""
     top = start
     for r in range(start, -1, -1):
         if reach[r] == 0:
@@ -48,7 +49,7 @@ def reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, work, start):
         elif fam == F_MATMUL and (op == MM or op == MV) and ms[int(rd[3 * r + 2]), PB] == 1:
             if top > r:
                 sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, top, r + 1, True)
-            _product(r, h, rq, rd, ms, md, ptrs, sg, off, work)
+            _product(r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
             top = r - 1
     if top >= 0:
         sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, top, 0, True)
@@ -101,7 +102,7 @@ def _add_rows(op, r, h, rq, rd, ms, md, fx, sg, off, work):
 
 
 @jit
-def _product(r, h, rq, rd, ms, md, ptrs, sg, off, work):
+def _product(r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     """mm (n,p)@(p,q) and mv (q = 1): ga += g b^T, gb += a^T g (values read from the
     call's arena)."""
     a = h >> SHIFT
@@ -111,14 +112,14 @@ def _product(r, h, rq, rd, ms, md, ptrs, sg, off, work):
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
     if _needs_grad(rq, a):
         ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
-        xb = _val(rq, rd, ms, ptrs, b)
+        xb = _val(rq, rd, ms, ptrs, b, cbuf[3:4])
         if q == 1:
             _outer_add(g, xb, ga, n, p)
         else:
             _rows_dot(g, xb, ga, n, p, q)
     if _needs_grad(rq, b):
         gb = _adjoint(rq, rd, ms, md, sg, off, work, b)
-        xa = _val(rq, rd, ms, ptrs, a)
+        xa = _val(rq, rd, ms, ptrs, a, cbuf[2:3])
         _at_g(xa, g, gb, n, p, q)
 
 

@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: bd8d2ecbd5e22aef
+# kernel sources: 04a10d11f470db0f
 from .kernels_base import jit
 from .replay_kernels import _val
 
@@ -16,13 +16,14 @@ def place(base, rel, arena, ptrs):
 
 
 @jit
-def guards_hold(rq, rd, ms, ptrs, gslot, gkind, gpar, goff, gvals):
+def guards_hold(rq, rd, ms, ptrs, gslot, gkind, gpar, goff, gvals, buf):
     """Do the guards hold? Guard g: slot gslot[g] holds the values gvals[goff[g]:] (kind 0;
     NaN equals NaN), or its arg-extremes along a dim are the recorded ones (kind 1 argmax,
     2 argmin, the first on ties and a NaN winning as np.argmax; gpar[g] = (outer, n, inner):
-    the value seen as (outer, n, inner), the extreme taken over n)."""
+    the value seen as (outer, n, inner), the extreme taken over n). buf: a place for one
+    value of the arena's element type."""
     for g in range(gslot.shape[0]):
-        x = _val(rq, rd, ms, ptrs, gslot[g])
+        x = _val(rq, rd, ms, ptrs, gslot[g], buf)
         o0 = goff[g]
         if gkind[g] == 0:
             for i in range(x.shape[0]):

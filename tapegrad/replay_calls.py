@@ -72,7 +72,7 @@ class Calls:
             return self._replay_by_address(args, b, ins, vals, defer)
         if self.shared and b.lock.acquire(False):
             try:                        # the binding's buffers: no output keeps them
-                status = run(b.rec, b.tables, b.scratch, ids, defer)
+                status = run(b.rec, b.tables, b.kscratch, ids, defer)
                 if status:
                     return _EAGER if status == 2 else None
                 one = self.output.one
@@ -93,12 +93,12 @@ class Calls:
             if self.after:
                 self._after(b, ins, b.xs)
             return out
-        arena = np.empty(P.arena_size)
+        arena = P.new_arena()
         rec = b.rec.copy() if self.scalar_rec else b.rec
         scratch = b.scratch_layout.new()
         ptrs, xs = b.scratch_layout.views(scratch)[:2]
         P.pointers(arena, ptrs)
-        status = run(rec, b.tables, scratch, ids, defer)
+        status = run(rec, b.tables, scratch.view(P.dtype), ids, defer)
         if status:
             return _EAGER if status == 2 else None
         self._after(b, ins, xs)
@@ -111,7 +111,7 @@ class Calls:
         put in the scratch first (Python per input: a rare platform)."""
         P = self.program
         run = _run or _kernels()
-        arena = np.empty(P.arena_size)
+        arena = P.new_arena()
         rec = b.rec.copy()
         scratch = b.scratch_layout.new(zero=True)
         ptrs, xs = b.scratch_layout.views(scratch)[:2]
@@ -124,7 +124,7 @@ class Calls:
                 ext[j] = (1, -1, 1, xs.ctypes.data + 8 * j)
             else:
                 ext[j] = (1, ext[j, 1], ext[j, 2], v.__array_interface__["data"][0])
-        status = run(rec, tables, scratch, np.zeros(len(vals), np.int64), defer)
+        status = run(rec, tables, scratch.view(P.dtype), np.zeros(len(vals), np.int64), defer)
         if status:
             return _EAGER if status == 2 else None
         self._after(b, ins, xs)
@@ -160,7 +160,7 @@ class Calls:
             return None
         P = self.program
         try:
-            if _run(b.rec, b.tables, b.scratch, ids, _NO_DEFER):
+            if _run(b.rec, b.tables, b.kscratch, ids, _NO_DEFER):
                 return None             # a guard failed (nothing changed): the general way
             one = self.output.one
             if one is not None:
@@ -305,8 +305,9 @@ class Calls:
         if self.shared:                 # buffers the calls of this binding share
             import threading
             b.lock = threading.Lock()
-            b.arena = np.empty(P.arena_size)
+            b.arena = P.new_arena()
             b.scratch = b.scratch_layout.new()
+            b.kscratch = b.scratch.view(P.dtype)    # as the kernel takes it (run)
             b.ptrs, b.xs = b.scratch_layout.views(b.scratch)[:2]
             P.pointers(b.arena, b.ptrs)
             b.tape = None
@@ -322,7 +323,7 @@ class _Binding:
     __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes", "ext",
                  "cleared", "lock", "arena", "ptrs", "xs", "tape", "state", "args",
                  "bump_cells", "bump_counts", "ids", "cleared_ids", "tables", "table_layout",
-                 "scratch", "scratch_layout", "probe")
+                 "scratch", "kscratch", "scratch_layout", "probe")
 
 
 _NO_DEFER = np.zeros(1, np.int64)

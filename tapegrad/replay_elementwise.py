@@ -3,7 +3,7 @@ the tape): binary ops with broadcasting (resolved to rows by the recording where
 ``Program.fx``), comparisons, unary ops and CASTNG, reading values where the tape says
 they are (``_val``: a scalar's from its record, an array's from the call's arena).
 """
-# kernel sources: bd8d2ecbd5e22aef
+# kernel sources: 04a10d11f470db0f
 import numpy as np
 from numba import njit
 
@@ -13,10 +13,15 @@ from .kernels_tape import _bcast_strides, _shape, _size
 from .layout import C2, CONST_A, CONST_B, ILEN, IOBJ, SCALAR, SHIFT, SIZE
 from .ops import (ADD, CASTNG, CLAMP, DIV, EQ, EXP, FAMILY, F_BINARY, F_UNARY, GE, GT, LE,
                   LT, MUL, NE, NEG, POWC, RELU, SIGMOID, SUB, TANH, WHERE)
-from .ptr import view_f64, view_i64
+from .ptr import view, view_i64
 
 
 # ----- per-element values -------------------------------------------------------------
+# the general per-element formulas run in float64 (a float32 arena rounds the result as it
+# stores it, as an eager float32 op rounds its own)
+_f64 = np.float64
+
+
 @jit
 def value_of(op, x, y, c, c2):
     """The value of one element: the binary and unary rows as the eager Python-float
@@ -51,12 +56,14 @@ def value_of(op, x, y, c, c2):
 
 # ----- reading the tape ---------------------------------------------------------------
 @njit(inline="always")
-def _val(rq, rd, ms, ptrs, s):
-    """The flat values of slot s: a scalar's from its record, an array's from the arena."""
+def _val(rq, rd, ms, ptrs, s, buf):
+    """The flat values of slot s in the arena's element type (that of ``buf``, a place for
+    one value): an array's from the arena, a scalar's copied from its record into buf."""
     if rq[3 * s] & SCALAR:
-        return rd[3 * s + 2:3 * s + 3]
+        buf[0] = rd[3 * s + 2]
+        return buf
     k = int(rd[3 * s + 2])
-    return view_f64(ptrs[k], ms[k, SIZE])
+    return view(ptrs[k], ms[k, SIZE], buf)
 
 
 @njit(inline="always")
@@ -69,27 +76,29 @@ def _ints(md, ptrs, k):
 @jit
 def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib):
     """z = f(a, b) with broadcasting (binary family and the comparisons GT..NE); a Python
-    number stands in for an operand under CONST_A / CONST_B."""
+    number stands in for an operand under CONST_A / CONST_B (in the arena's element type,
+    as NumPy takes a Python number with an array: ``x * 0.1`` of float32 x multiplies by
+    float32(0.1))."""
     a = h >> SHIFT
     c = rd[3 * r + 1]
     cbuf[0] = c
     if h & CONST_A:             # the number first: x = c, y = the tensor in a
         sa, sb = -1, a
         xa = cbuf[0:1]
-        xb = _val(rq, rd, ms, ptrs, a)
+        xb = _val(rq, rd, ms, ptrs, a, cbuf[3:4])
     elif h & CONST_B:
         sa, sb = a, -1
-        xa = _val(rq, rd, ms, ptrs, a)
+        xa = _val(rq, rd, ms, ptrs, a, cbuf[2:3])
         xb = cbuf[0:1]
     else:
         sa, sb = a, int(c)
-        xa = _val(rq, rd, ms, ptrs, sa)
-        xb = _val(rq, rd, ms, ptrs, sb)
+        xa = _val(rq, rd, ms, ptrs, sa, cbuf[2:3])
+        xb = _val(rq, rd, ms, ptrs, sb, cbuf[3:4])
     k = int(rd[3 * r + 2])
-    z = view_f64(ptrs[k], ms[k, SIZE])
+    z = view(ptrs[k], ms[k, SIZE], cbuf)
     xw = cbuf[1:1]
     if op == WHERE:             # the condition (the output's shape); its int list too
-        xw = _val(rq, rd, ms, ptrs, cond[k])
+        xw = _val(rq, rd, ms, ptrs, cond[k], cbuf[4:5])
         flags = _ints(md, ptrs, k)
         for i in range(flags.shape[0]):
             flags[i] = 1 if xw[i] != 0.0 else 0
@@ -133,8 +142,8 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib):
     # the last dimension's strides are now 1 or 0 (broadcast): one row at a time, a
     # stride-0 operand spread over a scratch row, so every row runs the contiguous loops
     inner = shp[nd - 1]
-    rowa = np.empty(inner)
-    rowb = np.empty(inner)
+    rowa = np.empty(inner, z.dtype)
+    rowb = np.empty(inner, z.dtype)
     oa = 0
     ob = 0
     i = 0
@@ -207,7 +216,7 @@ def _rows_vv(op, outer, inner, z, a, ra, b, rb, xw):
                 zr[j] = ar[j] if wr[j] != 0.0 else br[j]
         else:
             for j in range(inner):
-                zr[j] = value_of(op, ar[j], br[j], 0.0, 0.0)
+                zr[j] = value_of(op, _f64(ar[j]), _f64(br[j]), 0.0, 0.0)
 
 
 @jit
@@ -238,10 +247,10 @@ def _rows_vs(op, outer, inner, z, x, rx, s, rs, first, xw):
                     zr[j] = xr[j] if wr[j] != 0.0 else v
         elif first:
             for j in range(inner):
-                zr[j] = value_of(op, v, xr[j], 0.0, 0.0)
+                zr[j] = value_of(op, _f64(v), _f64(xr[j]), 0.0, 0.0)
         else:
             for j in range(inner):
-                zr[j] = value_of(op, xr[j], v, 0.0, 0.0)
+                zr[j] = value_of(op, _f64(xr[j]), _f64(v), 0.0, 0.0)
 
 
 @jit
@@ -264,19 +273,19 @@ def _binary_same(op, n, z, xa, xb, xw):
             z[i] = xa[i] if xw[i] != 0.0 else xb[i]
     else:
         for i in range(n):
-            z[i] = value_of(op, xa[i], xb[i], 0.0, 0.0)
+            z[i] = value_of(op, _f64(xa[i]), _f64(xb[i]), 0.0, 0.0)
 
 
 @jit
-def _unary(op, r, h, rq, rd, ms, msd, ptrs):
+def _unary(op, r, h, rq, rd, ms, msd, ptrs, cbuf):
     """y = f(x) elementwise, with constants c (the b field) and c2 (the static row: clamp's
     max). CASTNG (c: 0 bool, 1 integer, 2 detach) too."""
     a = h >> SHIFT
     c = rd[3 * r + 1]
     k = int(rd[3 * r + 2])
     c2 = msd[k, C2]
-    x = _val(rq, rd, ms, ptrs, a)
-    y = view_f64(ptrs[k], ms[k, SIZE])
+    x = _val(rq, rd, ms, ptrs, a, cbuf[2:3])
+    y = view(ptrs[k], ms[k, SIZE], cbuf)
     n = y.shape[0]
     # dedicated loops for the hot ops and where arrays differ from the scalar formula
     if op == RELU:              # np.maximum(x, 0): NaN passes
@@ -304,4 +313,4 @@ def _unary(op, r, h, rq, rd, ms, msd, ptrs):
             y[i] = -x[i]
     else:
         for i in range(n):
-            y[i] = value_of(op, x[i], 0.0, c, c2)
+            y[i] = value_of(op, _f64(x[i]), 0.0, c, c2)

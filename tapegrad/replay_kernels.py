@@ -5,8 +5,8 @@ stop-1 and writes each one's value from the values of its operands, so that a ta
 recorded once (``tg.compile``) runs again at new input values with no Python per op. It
 reads the tape in the layout the reverse sweep reads (``layout``: rq/rd the records, ms the
 static rows, md the dynamic rows) and one table of data addresses, ``ptrs``, laid out by
-``replay_program``: ``ptrs[k]`` is where array row k's value lives (the replay's arena,
-float64), ``ptrs[md[k, IOBJ]]`` its int list. A scalar record's value is the ``v`` field of
+``replay_program``: ``ptrs[k]`` is where array row k's value lives (the replay's arena),
+``ptrs[md[k, IOBJ]]`` its int list. A scalar record's value is the ``v`` field of
 its record (``rd[3r + 2]``), written in place.
 
 Records of Python-float scalars take one inline branch (``value_of``); array records go
@@ -20,10 +20,13 @@ constants of the recording; max(dim)/min(dim) rewrite theirs (the new arg-extrem
 the reverse sweep reads) and where rewrites its condition list from the condition's slot
 (``cond[k]``).
 
-Values are float64; a record of a float32 result is rounded to float32 after it is
-computed, as the eager float32 operation rounds its result.
+The arena's element type is float32 for a recording of float32 values only, float64
+otherwise (``Program.dtype``); the kernels see it as that of ``cbuf`` (``sweep_scratch``).
+In a float64 arena a record of a float32 result is rounded to float32 after it is
+computed, as the eager float32 operation rounds its result; a float32 arena rounds as it
+stores. Sums accumulate in float64 either way.
 """
-# kernel sources: bd8d2ecbd5e22aef
+# kernel sources: 04a10d11f470db0f
 import numpy as np
 
 from .kernels_base import jit, jit_sums
@@ -38,7 +41,7 @@ from .ops import (AMAX, AMIN, ASSTRIDED, BMM, CASTNG, CAT, CLAMP, COPYSLICES, DO
                   MINDIM, MM, MV, NE, NORM, NUM_OPS, PERMUTE, PROD, PRODDIM, SELECT, SLICE,
                   SOFTMAX, SQUEEZE, SQUEEZEDIM, STACK, STD, SUM, SUMDIM, T, TRANSPOSE,
                   UNSQUEEZE, VAR, VIEW)
-from .ptr import view_f64
+from .ptr import view, view_f64
 from .replay_elementwise import _binary, _ints, _unary, _val, value_of
 from .replay_ptr import _copy
 
@@ -60,40 +63,45 @@ ALL_FORWARD_OPCODES = tuple(op for op in range(NUM_OPS) if FAMILY[op] in (F_BINA
 
 # ----- reductions, views and gathers --------------------------------------------------
 @jit
-def _reduce(r, h, rq, rd, ms, ptrs):
-    """sum/mean: y[lane] = c * sum of x over the lane (c: 1, or 1/count for mean)."""
+def _reduce(r, h, rq, rd, ms, ptrs, cbuf):
+    """sum/mean: y[lane] = c * sum of x over the lane (c: 1, or 1/count for mean), summed
+    in float64."""
     k = int(rd[3 * r + 2])
-    x = _val(rq, rd, ms, ptrs, h >> SHIFT)
-    y = view_f64(ptrs[k], ms[k, SIZE])
-    y[:] = 0.0
+    x = _val(rq, rd, ms, ptrs, h >> SHIFT, cbuf[2:3])
+    y = view(ptrs[k], ms[k, SIZE], cbuf)
+    if cbuf.itemsize == 8:      # a float64 arena: summed in place
+        acc = view_f64(ptrs[k], ms[k, SIZE])
+    else:
+        acc = np.empty(y.shape[0])
+    acc[:] = 0.0
     _stride_walk(ms[k, AUX_ND], ms[k, AUX_SHAPE:AUX_SHAPE + MAXD],
-                 ms[k, AUX_STR:AUX_STR + MAXD], ms[k, AUX_BASE], x, y, True, 1.0)
+                 ms[k, AUX_STR:AUX_STR + MAXD], ms[k, AUX_BASE], x, acc, True, 1.0)
     c = rd[3 * r + 1]
-    if c != 1.0:
+    if c != 1.0 or cbuf.itemsize != 8:
         for i in range(y.shape[0]):
-            y[i] *= c
+            y[i] = acc[i] * c
 
 
 @jit
-def _view(r, h, rq, rd, ms, ptrs):
+def _view(r, h, rq, rd, ms, ptrs, cbuf):
     """A view: y[i] = x[base + sum(idx_i * strides)] over y's shape."""
     k = int(rd[3 * r + 2])
-    x = _val(rq, rd, ms, ptrs, h >> SHIFT)
-    y = view_f64(ptrs[k], ms[k, SIZE])
+    x = _val(rq, rd, ms, ptrs, h >> SHIFT, cbuf[2:3])
+    y = view(ptrs[k], ms[k, SIZE], cbuf)
     y[:] = 0.0
     _stride_walk(ms[k, AUX_ND], ms[k, AUX_SHAPE:AUX_SHAPE + MAXD],
                  ms[k, AUX_STR:AUX_STR + MAXD], ms[k, AUX_BASE], x, y, False, 1.0)
 
 
 @jit
-def _lane(op, r, h, rq, rd, ms, ptrs):
+def _lane(op, r, h, rq, rd, ms, ptrs, cbuf):
     """Nonlinear reductions and softmaxes: x has n elements in lanes (``_lane_index``), y
     one value per lane (one per element for the softmaxes); c: var's N - correction,
     norm's p."""
     k = int(rd[3 * r + 2])
     c = rd[3 * r + 1]
-    x = _val(rq, rd, ms, ptrs, h >> SHIFT)
-    y = view_f64(ptrs[k], ms[k, SIZE])
+    x = _val(rq, rd, ms, ptrs, h >> SHIFT, cbuf[2:3])
+    y = view(ptrs[k], ms[k, SIZE], cbuf)
     n = x.shape[0]
     kidx = _lane_index(ms, k, n)
     soft = op == SOFTMAX or op == LOGSOFTMAX
@@ -180,13 +188,13 @@ def _lane(op, r, h, rq, rd, ms, ptrs):
 
 
 @jit
-def _gather(op, r, h, rq, rd, ms, md, ptrs):
+def _gather(op, r, h, rq, rd, ms, md, ptrs, cbuf):
     """y[i] = x[idx[i]]; max(dim)/min(dim) first find the new arg-extreme of each lane
     (the first one on ties, a NaN wins, as np.argmax) and keep it in the int list the
     reverse sweep reads."""
     k = int(rd[3 * r + 2])
-    x = _val(rq, rd, ms, ptrs, h >> SHIFT)
-    y = view_f64(ptrs[k], ms[k, SIZE])
+    x = _val(rq, rd, ms, ptrs, h >> SHIFT, cbuf[2:3])
+    y = view(ptrs[k], ms[k, SIZE], cbuf)
     idx = _ints(md, ptrs, k)
     if op == MAXDIM or op == MINDIM:
         n = x.shape[0]
@@ -209,18 +217,18 @@ def _gather(op, r, h, rq, rd, ms, md, ptrs):
 
 
 @jit
-def _multi(r, rq, rd, ms, md, ptrs):
+def _multi(r, rq, rd, ms, md, ptrs, cbuf):
     """cat/stack: ints = (outer, inner, extent, slot_0, extent_0, slot_1, extent_1, ...);
     part p fills extent_p of the output's extent along the joined dimension."""
     k = int(rd[3 * r + 2])
-    y = view_f64(ptrs[k], ms[k, SIZE])
+    y = view(ptrs[k], ms[k, SIZE], cbuf)
     ints = _ints(md, ptrs, k)
     outer = ints[0]
     inner = ints[1]
     total = ints[2]
     at = 0
     for p in range((ints.shape[0] - 3) // 2):
-        xp = _val(rq, rd, ms, ptrs, ints[3 + 2 * p])
+        xp = _val(rq, rd, ms, ptrs, ints[3 + 2 * p], cbuf[2:3])
         e = ints[4 + 2 * p]
         for o in range(outer):
             dst = (o * total + at) * inner
@@ -234,13 +242,13 @@ def _multi(r, rq, rd, ms, md, ptrs):
 def _copyslices(r, h, rq, rd, ms, md, ptrs, cbuf):
     """z = a with z[pos[j]] = b[j] (b: one value per position, or the number c)."""
     k = int(rd[3 * r + 2])
-    z = view_f64(ptrs[k], ms[k, SIZE])
-    xa = _val(rq, rd, ms, ptrs, h >> SHIFT)
+    z = view(ptrs[k], ms[k, SIZE], cbuf)
+    xa = _val(rq, rd, ms, ptrs, h >> SHIFT, cbuf[2:3])
     if h & CONST_B:
         cbuf[0] = rd[3 * r + 1]
         xb = cbuf[0:1]
     else:
-        xb = _val(rq, rd, ms, ptrs, int(rd[3 * r + 1]))
+        xb = _val(rq, rd, ms, ptrs, int(rd[3 * r + 1]), cbuf[3:4])
     pos = _ints(md, ptrs, k)
     for i in range(z.shape[0]):
         z[i] = xa[i]
@@ -251,13 +259,13 @@ def _copyslices(r, h, rq, rd, ms, md, ptrs, cbuf):
 
 
 @jit
-def _matmul(r, h, rq, rd, ms, ptrs):
+def _matmul(r, h, rq, rd, ms, ptrs, cbuf):
     """mm (n,p)@(p,q), bmm (B,n,p)@(B,p,q), dot (p)@(p), mv (n,p)@(p), batch by batch, in
     plain loops (the sizes (B, n, p, q) are in the record's static row)."""
     k = int(rd[3 * r + 2])
-    xa = _val(rq, rd, ms, ptrs, h >> SHIFT)
-    xb = _val(rq, rd, ms, ptrs, int(rd[3 * r + 1]))
-    y = view_f64(ptrs[k], ms[k, SIZE])
+    xa = _val(rq, rd, ms, ptrs, h >> SHIFT, cbuf[2:3])
+    xb = _val(rq, rd, ms, ptrs, int(rd[3 * r + 1]), cbuf[3:4])
+    y = view(ptrs[k], ms[k, SIZE], cbuf)
     batch, n, p, q = ms[k, PB], ms[k, PN], ms[k, PP], ms[k, PQ]
     if batch == 1:              # (a loop around the calls, even of one turn, costs 4x)
         if q == 1:
@@ -368,14 +376,15 @@ def requires_of(rq, rd, md, ptrs, req):
 
 # ----- the sweep ----------------------------------------------------------------------
 @jit
-def sweep_scratch():
-    """forward_sweep's scratch: (cbuf, ib)."""
-    return np.zeros(4), np.zeros((5, MAXD), np.int64)
+def sweep_scratch(like):
+    """forward_sweep's scratch: (cbuf, ib); cbuf (8 values of the arena's element type,
+    like's) holds a record's number (cbuf[0]) and scalars read as operands (cbuf[2:5])."""
+    return np.zeros(8, like.dtype), np.zeros((5, MAXD), np.int64)
 
 
 
 @jit
-def _load(rq, rd, ms, ptrs, r, code, src):
+def _load(rq, rd, ms, ptrs, r, code, src, cbuf):
     """Source record r takes the values at address src (element type code; -1 a Python
     float's double)."""
     if rq[3 * r] & SCALAR:
@@ -387,7 +396,7 @@ def _load(rq, rd, ms, ptrs, r, code, src):
             rd[3 * r + 2] = tmp[0]
         return
     k = int(rd[3 * r + 2])
-    _copy(0 if code < 0 else code, src, view_f64(ptrs[k], ms[k, SIZE]))
+    _copy(0 if code < 0 else code, src, view(ptrs[k], ms[k, SIZE], cbuf))
 
 
 @jit
@@ -397,8 +406,9 @@ def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, 
     with src_ext[r] = j >= 0 loads external j (its element type ext[j, 1], at address
     addr[j]); the others are the caller's. cond[k]: where's condition slot (array row k);
     c2s[r]: the second constant of a scalar record r (clamp's max; only read for scalar
-    clamps); fx[k]: a broadcast resolved to rows (``_binary_rows``). cbuf (4 floats) and
-    ib (5 x MAXD ints): scratch (``sweep_scratch``), allocated once by the caller."""
+    clamps); fx[k]: a broadcast resolved to rows (``_binary_rows``). cbuf and ib: scratch
+    (``sweep_scratch``: cbuf's element type is the arena's), allocated once by the
+    caller."""
     for r in range(start, stop):
         h = rq[3 * r]
         op = h & OPMASK
@@ -406,7 +416,7 @@ def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, 
         if fam == F_SOURCE:
             j = src_ext[r]
             if j >= 0:
-                _load(rq, rd, ms, ptrs, r, ext[j, 1], addr[j])
+                _load(rq, rd, ms, ptrs, r, ext[j, 1], addr[j], cbuf)
             continue
         if h & SCALAR:
             # a Python-float result from Python-float operands, written inline
@@ -428,26 +438,26 @@ def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, 
         if fam == F_BINARY:
             _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib)
         elif fam == F_UNARY:
-            _unary(op, r, h, rq, rd, ms, msd, ptrs)
+            _unary(op, r, h, rq, rd, ms, msd, ptrs, cbuf)
         elif fam == F_REDUCE:
-            _reduce(r, h, rq, rd, ms, ptrs)
+            _reduce(r, h, rq, rd, ms, ptrs, cbuf)
         elif fam == F_LANE:
-            _lane(op, r, h, rq, rd, ms, ptrs)
+            _lane(op, r, h, rq, rd, ms, ptrs, cbuf)
         elif fam == F_MATMUL:
-            _matmul(r, h, rq, rd, ms, ptrs)
+            _matmul(r, h, rq, rd, ms, ptrs, cbuf)
         elif fam == F_STRIDED:
-            _view(r, h, rq, rd, ms, ptrs)
+            _view(r, h, rq, rd, ms, ptrs, cbuf)
         elif fam == F_GATHER:
-            _gather(op, r, h, rq, rd, ms, md, ptrs)
+            _gather(op, r, h, rq, rd, ms, md, ptrs, cbuf)
         elif fam == F_MULTI:
-            _multi(r, rq, rd, ms, md, ptrs)
+            _multi(r, rq, rd, ms, md, ptrs, cbuf)
         elif fam == F_SETITEM:
             _copyslices(r, h, rq, rd, ms, md, ptrs, cbuf)
         elif fam == F_COMPARE:
             if op == CASTNG:
-                _unary(op, r, h, rq, rd, ms, msd, ptrs)
+                _unary(op, r, h, rq, rd, ms, msd, ptrs, cbuf)
             else:
                 _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib)
-        if h & F32:
+        if h & F32 and cbuf.itemsize == 8:
             k = int(rd[3 * r + 2])
             _round32(view_f64(ptrs[k], ms[k, SIZE]))

@@ -103,7 +103,7 @@ class Plan:
         self.bw_meta = np.zeros((max(nb, 1), 2), np.int64)
         self.freed = np.zeros(n, np.uint8)        # what eager backwards would have freed
         roots, lv = [], []
-        ptrs = P.pointers(np.empty(P.arena_size))
+        ptrs = P.pointers(P.new_arena())
         rq, rd = P.rec.view(np.int64), P.rec.view(np.float64)
         for b, (pos, rts, retain) in enumerate(self.backwards):
             slots = np.array([s for s, _ in rts], np.int64)

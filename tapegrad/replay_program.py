@@ -2,7 +2,7 @@
 tables the kernels read.
 
 A ``tg.compile`` recording records on a ``keep_all`` tape: every array record keeps its
-value (``YOBJ``), every source a copy. A ``Program`` lays those values out in one float64
+value (``YOBJ``), every source a copy. A ``Program`` lays those values out in one
 **arena** (array row k at ``voff[k]``, ``SIZE`` values) and gives the int lists a replay
 recomputes (max(dim)/min(dim)'s arg-extremes, where's condition) places after them; the
 int lists that never change (gather indices, cat/stack's slots, CopySlices' positions)
@@ -12,6 +12,11 @@ rewritten to index it: a record's AOBJ/BOBJ point at its operands' rows, YOBJ at
 IOBJ at its int list, so the reverse sweep of a replayed call reads that call's values.
 A call allocates an arena, computes ``ptrs`` from its address in one step (``place``),
 writes its inputs, and runs the forward sweep.
+
+The arena's element type (``dtype``) is float32 when every record is a float32 value:
+the replay then computes, stores and sweeps in float32, as eager float32 does; otherwise
+float64 (a float32 result rounded to float32 as it is made). An int list in a float32
+arena takes two places per int, from an even place (8-byte aligned).
 """
 import numpy as np
 
@@ -56,18 +61,22 @@ class Program:
             voff[1:] = np.cumsum(sizes)[:-1]
         for k in np.nonzero(self.alias)[0].tolist():
             voff[k] = voff[row_of[first_of_row[k]]]
+        self.f32 = (heads & F32) != 0
+        self.dtype = np.dtype(np.float32 if self.f32.all() else np.float64)
+        isz = self.dtype.itemsize
         total = int(sizes.sum())
         # ----- int lists: the recomputed ones in the arena, the others as recorded
         has_ints = np.nonzero(md[:, IOBJ] >= 0)[0]
         self.int_lists = []     # per list: (its arena offset, or None; the array, or None; length)
-        base, rel = [8 * voff], [np.ones(nrows, np.uint8)]
+        base, rel = [isz * voff], [np.ones(nrows, np.uint8)]
         for j, k in enumerate(has_ints.tolist()):
             n = int(md[k, ILEN])
             if ops[row_slot[k]] in (MAXDIM, MINDIM, WHERE):     # rewritten by each call
+                total += total % (8 // isz)
                 self.int_lists.append((total, None, n))
-                base.append(np.array([8 * total], np.int64))
+                base.append(np.array([isz * total], np.int64))
                 rel.append(np.ones(1, np.uint8))
-                total += n
+                total += n * (8 // isz)
             else:
                 ints = np.ascontiguousarray(tape.objs[md[k, IOBJ]], np.int64).ravel()
                 self.int_lists.append((None, ints, n))
@@ -118,7 +127,6 @@ class Program:
         self.fx[:nrows][self.alias, 0] = -1          # nothing to compute: shared values
         self.no_ext = np.full(self.nrec, -1, np.int64)     # no source loads (tests)
         self.no_tab = np.zeros((1, 4), np.int64)
-        self.f32 = (heads & F32) != 0
         self.dtypes = tape.dtypes
         self.full = getattr(tape, "full", True)     # the sweep tier its backward needs
         self.multi = dict(tape.multi)
@@ -142,6 +150,17 @@ class Program:
         return fx
 
     # ----- what the kernels read --------------------------------------------------------
+    def new_arena(self):
+        """A call's arena (uninitialized)."""
+        return np.empty(self.arena_size, self.dtype)
+
+    def ints_of(self, arena, j):
+        """Int list j: the recording's array, or its place in ``arena``."""
+        off, ints, n = self.int_lists[j]
+        if ints is not None:
+            return ints
+        return arena[off:off + n * (8 // self.dtype.itemsize)].view(np.int64)
+
     def pointers(self, arena, ptrs=None):
         """The data addresses of a call whose arena is ``arena`` (written into ``ptrs``)."""
         from .replay_call import place
@@ -188,7 +207,7 @@ class Program:
         from .replay_kernels import requires_of
         req = np.zeros(self.nrec, np.uint8)
         req[list(sources)] = 1
-        arena = np.empty(self.arena_size)
+        arena = self.new_arena()
         requires_of(self.rec.view(np.int64), self.rec.view(np.float64), self.md,
                     self.pointers(arena), req)
         return req
@@ -201,7 +220,7 @@ class Program:
         rq, rd = rec.view(np.int64), rec.view(np.float64)
         args = (rq, rd, self.ms, self.msd, self.md, ptrs, self.cond, self.c2s, self.fx,
                 self.no_ext, self.no_tab, self.no_tab[0])
-        cbuf, ib = sweep_scratch()
+        cbuf, ib = sweep_scratch(arena)
         prods = self.big if blas_min is None else \
             [p for p in self.products if p[3][0] * p[3][1] * p[3][2] * p[3][3] >= blas_min]
         lo = start
@@ -212,7 +231,7 @@ class Program:
             y = self.value(arena, rec, r).reshape(batch, n, q)
             np.matmul(self.value(arena, rec, a).reshape(batch, n, p),
                       self.value(arena, rec, b).reshape(batch, p, q), out=y)
-            if self.f32[r]:
+            if self.f32[r] and y.dtype != np.float32:
                 y[...] = y.astype(np.float32)
             lo = r + 1
         forward_sweep(*args, lo, stop, cbuf, ib)

@@ -228,7 +228,7 @@ class Recording(Calls):
     def _values(self):
         """The recording's values laid out as a call's (the first call's outputs)."""
         P = self.program
-        arena = np.empty(P.arena_size)
+        arena = P.new_arena()
         for k in range(P.nrows):
             o = P.voff[k]
             v = self.tape.objs[int(np.frombuffer(self.tape.dyn, np.int64)[6 * k + 2])]

@@ -21,7 +21,7 @@ keeps it (``DEFERRED``: a grad the user assigned), into ``defer[leaf number]`` (
 address of the user's grad array, float64 or float32 as the leaf); a deferred leaf with
 no such address (hooks) stops the call (status 2) before anything changed.
 """
-# kernel sources: bd8d2ecbd5e22aef
+# kernel sources: 04a10d11f470db0f
 import numpy as np
 
 from .kernels_base import jit
@@ -29,10 +29,11 @@ from .layout import (DYN_WIDTH, F32, GADDR, HAS_GRAD, DEFERRED, SCALAR, SIZE, ST
                      STATIC_WIDTH, S_ADDR, S_PTRS, S_SG, S_WORK, S_XS, T_BW_META, T_BW_OFF,
                      T_BW_REACH, T_C2S, T_COND, T_DYN, T_EFF, T_EFFV, T_EXT, T_FX, T_GKIND,
                      T_GOFF, T_GPAR, T_GSLOT, T_GVALS, T_LV, T_ROOTS, T_SRC_EXT, T_STATIC)
-from .ptr import as_u8_ptr, load_i64, view_f32, view_f64, view_i64
+from .ptr import as_u8_ptr, load_i64, view, view_f32, view_f64, view_i64
 from .replay_call import guards_hold
 from .replay_ptr import _D_OFF, _F_OFF, _f64, _i16, _i32, _i64, _i8, _u8
 from .replay_backward import reverse
+from .replay_elementwise import _val
 from .replay_kernels import forward_sweep, sweep_scratch
 
 
@@ -51,8 +52,8 @@ def _resolve(ext, ids, xs, addr):
 
 @jit
 def _store(code, x, dst, n):
-    """n values of x (float64; one value broadcast when x has one) written at address dst,
-    in element type code."""
+    """n values of x (one value broadcast when x has one) written at address dst, in
+    element type code."""
     one = x.shape[0] == 1
     if code <= 0:
         y = view_f64(dst, n)
@@ -96,16 +97,8 @@ def _put(code, x, dst):
 
 
 @jit
-def _value(rq, rd, ms, ptrs, s):
-    if rq[3 * s] & SCALAR:
-        return rd[3 * s + 2:3 * s + 3]
-    k = int(rd[3 * s + 2])
-    return view_f64(ptrs[k], ms[k, SIZE])
-
-
-@jit
 def _backward(b, rq, rd, ms, md, ptrs, fx, bw_reach, bw_off, bw_meta, roots, lv, defer, sg,
-              work):
+              work, cbuf):
     """Backward number b: adjoints zeroed, roots seeded, the reverse sweep over what they
     reach (leaves staged), then each reached leaf's adjoint added into its grad."""
     total = bw_meta[b, 0]
@@ -129,10 +122,10 @@ def _backward(b, rq, rd, ms, md, ptrs, fx, bw_reach, bw_off, bw_meta, roots, lv,
             for j in range(g.shape[0]):
                 g[j] += 1.0
         else:
-            x = _value(rq, rd, ms, ptrs, roots[i, 2])
+            x = _val(rq, rd, ms, ptrs, roots[i, 2], cbuf[2:3])
             for j in range(g.shape[0]):
                 g[j] += x[j]
-    reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, w, bw_meta[b, 1])
+    reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, w, bw_meta[b, 1], cbuf)
     for i in range(lv.shape[0]):
         if lv[i, 0] != b:
             continue
@@ -228,18 +221,26 @@ def _f1(p, k):
 
 
 @jit
+def _typed(p, k, like):
+    """Table k of p (sized in float64s) as values of like's element type."""
+    return view(p.ctypes.data + 8 * p[3 * k], p[3 * k + 1] * p[3 * k + 2], like)
+
+
+@jit
 def run(rec, tables, scratch, ids, defer):
     """One call (see the module docstring): ``tables`` the call's tables and ``scratch`` its
-    scratch, each packed in one buffer (replay_pack.py). Returns 0; 1 when a guard fails, 2
-    when a leaf's grad is kept by the engine and ``defer`` has no address for it (nothing
-    outside the call was changed)."""
+    scratch, each packed in one buffer (replay_pack.py); scratch is given as an array of
+    the arena's element type (``Program.dtype``), in which the sweeps then run. Returns 0;
+    1 when a guard fails, 2 when a leaf's grad is kept by the engine and ``defer`` has no
+    address for it (nothing outside the call was changed)."""
     # the buffers seen through raw pointers: views of them carry no reference count (a
     # view of an array from Python increments and decrements its count, atomically, and
     # the sweeps take thousands of row views a call)
     rq = view_i64(rec.ctypes.data, rec.shape[0] // 8)
     rd = view_f64(rec.ctypes.data, rec.shape[0] // 8)
     tables = view_i64(tables.ctypes.data, tables.shape[0])
-    scratch = view_i64(scratch.ctypes.data, scratch.shape[0])
+    cbuf, ib = sweep_scratch(scratch)
+    sc = view_i64(scratch.ctypes.data, scratch.nbytes // 8)
     static = _i1(tables, T_STATIC)
     ms = static.reshape(-1, STATIC_WIDTH)
     msd = static.view(np.float64).reshape(-1, STATIC_WIDTH)
@@ -254,14 +255,13 @@ def run(rec, tables, scratch, ids, defer):
     roots, lv = _i2(tables, T_ROOTS), _i2(tables, T_LV)
     gslot, gkind, gpar = _i1(tables, T_GSLOT), _i1(tables, T_GKIND), _i2(tables, T_GPAR)
     goff, gvals = _i1(tables, T_GOFF), _f1(tables, T_GVALS)
-    ptrs, xs, addr = _i1(scratch, S_PTRS), _f1(scratch, S_XS), _i1(scratch, S_ADDR)
-    sg, work = _f1(scratch, S_SG), _f1(scratch, S_WORK)
+    ptrs, xs, addr = _i1(sc, S_PTRS), _f1(sc, S_XS), _i1(sc, S_ADDR)
+    sg, work = _typed(sc, S_SG, cbuf), _typed(sc, S_WORK, cbuf)
     if _deferred_unknown(rq, rd, lv, defer):
         return 2                        # a grad the engine keeps, with no address given
     _resolve(ext, ids, xs, addr)
     n = rq.shape[0] // 3
     at = 0
-    cbuf, ib = sweep_scratch()
     for e in range(eff.shape[0] + 1):
         pos = n if e == eff.shape[0] else eff[e, 0]
         if pos > at:
@@ -272,14 +272,14 @@ def run(rec, tables, scratch, ids, defer):
             break
         kind = eff[e, 1]
         if kind == 4:
-            if not guards_hold(rq, rd, ms, ptrs, gslot, gkind, gpar, goff, gvals):
+            if not guards_hold(rq, rd, ms, ptrs, gslot, gkind, gpar, goff, gvals, cbuf[2:3]):
                 return 1
         elif kind == 0:
             _backward(eff[e, 4], rq, rd, ms, md, ptrs, fx, bw_reach, bw_off, bw_meta, roots,
-                      lv, defer, sg, work)
+                      lv, defer, sg, work, cbuf)
         elif kind == 1:
             j = eff[e, 2]
-            _store(ext[j, 1], _value(rq, rd, ms, ptrs, eff[e, 3]), addr[j], ext[j, 2])
+            _store(ext[j, 1], _val(rq, rd, ms, ptrs, eff[e, 3], cbuf[2:3]), addr[j], ext[j, 2])
         elif kind == 2:
             j = eff[e, 2]
             _store(ext[j, 1], effv[e:e + 1], addr[j], ext[j, 2])

@@ -32,8 +32,7 @@ class ArenaArrays:
         if i < p.nrows:
             o = p.voff[i]
             return self.arena[o:o + p.ms[i, SIZE]]
-        off, ints, n = p.int_lists[i - p.nrows]
-        return ints if ints is not None else self.arena[off:off + n].view(np.int64)
+        return p.ints_of(self.arena, i - p.nrows)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -58,7 +57,8 @@ class ReplayTape(Tape):
         self.multi = program.multi
         self.big = bool(program.big)
         self.full = program.full
-        self.dtypes = 2 if program.dtypes else 0    # swept in float64, as its values are
+        # swept in the element type of its values (0: nothing to sweep)
+        self.dtypes = (1 if program.dtype == np.float32 else 2) if program.dtypes else 0
         self.saved = saved
         self.epoch = epoch            # the in-place count at the call (see engine._check)
 

@@ -22,12 +22,12 @@ def _walkthrough_data(seed=2024):
                   rng.standard_normal((32, 1)), np.zeros((1, 1))]
 
 
-def _walkthrough(compiled, captured, iterations=200):
+def _walkthrough(compiled, captured, iterations=200, dtype=tg.float64):
     """The walkthrough network trained ``iterations`` steps, the step written as the post
     writes it (backward and the update inside). Returns the losses, parameters, grads."""
     X, Y, W = _walkthrough_data()
-    x, y = tg.tensor(X, dtype=tg.float64), tg.tensor(Y, dtype=tg.float64)
-    params = [tg.tensor(w, dtype=tg.float64, requires_grad=True) for w in W]
+    x, y = tg.tensor(X, dtype=dtype), tg.tensor(Y, dtype=dtype)
+    params = [tg.tensor(w, dtype=dtype, requires_grad=True) for w in W]
 
     def step(w1, b1, w2, b2):
         loss = (x.mm(w1).add(b1).clamp(min=0).mm(w2).add(b2) - y).pow(2).sum()
@@ -67,6 +67,21 @@ def test_walkthrough_step_equals_eager_after_200_iterations(captured):
     text = f.listing()
     assert "-- forward --" in text and "-- reverse: backward(" in text and \
         "-- update --" in text
+
+
+def test_float32_step_replays_in_float32_along_eager_float32():
+    """A float32 step replays in a float32 arena (its sweeps in float32, as eager float32
+    sweeps) and follows eager float32's trajectory: the same losses, parameters and grads
+    to float32 precision after 200 iterations."""
+    el, ep, eg, _ = _walkthrough(False, False, dtype=tg.float32)
+    cl, cp, cg, f = _walkthrough(True, False, dtype=tg.float32)
+    (rec,) = f.recordings.values()
+    assert rec.program.dtype == np.float32
+    assert all(a.dtype == np.float32 for a in cp + cg)
+    np.testing.assert_allclose(cl, el, rtol=5e-6)
+    for a, b in zip(cp + cg, ep + eg):
+        np.testing.assert_allclose(a, b, rtol=0, atol=5e-6 * max(np.abs(b).max(), 1.0))
+    assert not np.allclose(ep[0], _walkthrough_data()[2][0], rtol=1e-3)   # it trained
 
 
 def test_returned_loss_is_like_eager():

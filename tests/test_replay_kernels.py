@@ -21,8 +21,8 @@ import pytest
 
 import tapegrad as tg
 from tapegrad import ops
-from tapegrad.layout import (CONST_A, CONST_B, ILEN, IOBJ, OPMASK, RECORD, SCALAR, SHIFT, SIZE,
-                             YOBJ, static_row)
+from tapegrad.layout import (CONST_A, CONST_B, F32, ILEN, IOBJ, OPMASK, RECORD, SCALAR, SHIFT,
+                             SIZE, YOBJ, static_row)
 from tapegrad.replay_kernels import ALL_FORWARD_OPCODES, forward_sweep, sweep_scratch
 from tapegrad.replay_program import Program
 from tapegrad.state import thread_state
@@ -62,12 +62,13 @@ class Recording:
         return False
 
 
-def leaf(x):
-    """A float64 leaf requiring grad; 0-d values become Python-float scalars."""
+def leaf(x, dtype=tg.float64):
+    """A leaf requiring grad (float64 by default); 0-d values become Python-float
+    scalars."""
     x = np.array(x, dtype=np.float64)
     if x.ndim == 0:
-        return tg.tensor(float(x), dtype=tg.float64, requires_grad=True)
-    return tg.tensor(x, dtype=tg.float64, requires_grad=True)
+        return tg.tensor(float(x), dtype=dtype, requires_grad=True)
+    return tg.tensor(x, dtype=dtype, requires_grad=True)
 
 
 class Call:
@@ -77,7 +78,7 @@ class Call:
     def __init__(self, program):
         P = self.program = program
         self.rec = P.rec.copy()
-        self.arena = np.full(P.arena_size, np.nan)
+        self.arena = np.full(P.arena_size, np.nan, P.dtype)
         self.ptrs = P.pointers(self.arena)
         for s, v in P.kept_sources.items():
             self.values(s)[:] = np.ravel(v)
@@ -99,22 +100,21 @@ class Call:
         md = self.program.md
         if md[k, IOBJ] < 0:
             return None
-        off, ints, n = self.program.int_lists[md[k, IOBJ] - self.program.nrows]
-        return ints if ints is not None else self.arena[off:off + n].view(np.int64)
+        return self.program.ints_of(self.arena, md[k, IOBJ] - self.program.nrows)
 
     def sweep(self, start=0, stop=None, blas_min=None):
         P = self.program
         if blas_min is None and stop is not None:
             forward_sweep(self.rec.view(np.int64), self.rd, P.ms, P.msd, P.md, self.ptrs,
                           P.cond, P.c2s, P.fx, P.no_ext, P.no_tab, P.no_tab[0], start, stop,
-                          *sweep_scratch())
+                          *sweep_scratch(self.arena))
         else:
             P.forward(self.rec, self.arena, self.ptrs, start, stop, blas_min)
 
 
-def record(fn, inputs, compare=False):
+def record(fn, inputs, compare=False, dtype=tg.float64):
     """Runs fn eagerly on leaves holding ``inputs``; returns (tape, leaves, program)."""
-    leaves = [leaf(x) for x in inputs]
+    leaves = [leaf(x, dtype) for x in inputs]
     with Recording(compare) as tape:
         out = fn(*leaves)
     assert out is not None
@@ -210,17 +210,18 @@ def assert_same_values(call, expected, skip=(), rtol=RTOL, atol=0.0):
 
 
 def replay_matches_eager(fn, inputs, new_inputs, split=None, blas_min=None, atol=0.0,
-                         compare=False):
-    """Records fn at ``inputs``, replays it at ``new_inputs`` and checks every record
-    against an eager recording at ``new_inputs``. Returns the replayed call."""
-    tape, leaves, P = record(fn, inputs, compare)
+                         compare=False, dtype=tg.float64, rtol=RTOL):
+    """Records fn at ``inputs`` on leaves of ``dtype``, replays it at ``new_inputs`` and
+    checks every record against an eager recording at ``new_inputs``. Returns the
+    replayed call."""
+    tape, leaves, P = record(fn, inputs, compare, dtype)
     skip = mutated_slots(P)
     call = Call(P)
     # 1. the same inputs: the sweep reproduces the recording
     write_inputs(tape, leaves, inputs, call)
     wipe(call)
     call.sweep(blas_min=blas_min)
-    assert_same_values(call, tape, skip, atol=atol)
+    assert_same_values(call, tape, skip, rtol, atol)
     # 2. new inputs: the sweep gives what an eager run at the new inputs gives
     write_inputs(tape, leaves, new_inputs, call)
     wipe(call)
@@ -230,9 +231,9 @@ def replay_matches_eager(fn, inputs, new_inputs, split=None, blas_min=None, atol
         cut = split(P.nrec)
         call.sweep(0, cut, blas_min)
         call.sweep(cut, P.nrec, blas_min)
-    expected, _, P2 = record(fn, new_inputs, compare)
+    expected, _, P2 = record(fn, new_inputs, compare, dtype)
     same_program(P, P2)
-    assert_same_values(call, expected, skip, atol=atol)
+    assert_same_values(call, expected, skip, rtol, atol)
     return call
 
 
@@ -420,9 +421,11 @@ CASES = [
     ("setitem_element", lambda x, s: setitem(x, (2, 3), s), [A(3, 4), A()]),
     ("setitem_then_use", lambda x, v: setitem(x, 1, v).sum(0) * 2.0, [A(3, 4), A(4)]),
     # a whole network: the walkthrough's loss
-    ("mlp", lambda w1, b1, w2, b2: (tg.tensor(np.linspace(-1, 1, 12).reshape(4, 3))
+    ("mlp", lambda w1, b1, w2, b2: (tg.tensor(np.linspace(-1, 1, 12).reshape(4, 3),
+                                              dtype=w1.dtype)
                                     .mm(w1).add(b1).clamp(min=0).mm(w2).add(b2)
-                                    - tg.tensor(np.linspace(0, 1, 8).reshape(4, 2))
+                                    - tg.tensor(np.linspace(0, 1, 8).reshape(4, 2),
+                                                dtype=w1.dtype)
                                     ).pow(2).sum(),
      [A(3, 5), A(5), A(5, 2), A(2)]),
     ("scalar_chain", lambda s, t: ((s * t + 1.0).tanh() * s - t / 3.0).exp().log() ** 2.0,
@@ -459,6 +462,22 @@ def test_replay_matches_eager(name, fn, specs):
     inputs = [draw(s, rng) for s in specs]
     new = [perturb(x, rng) for x in inputs]
     replay_matches_eager(fn, inputs, new)
+
+
+@pytest.mark.parametrize("name, fn, specs", CASES, ids=[c[0] for c in CASES])
+def test_float32_replay_computes_in_a_float32_arena(name, fn, specs):
+    """A recording of float32 values only replays in a float32 arena (values rounded as
+    they are stored, numbers taken as float32 as NumPy takes them with a float32 array,
+    sums accumulated in float64) and gives eager float32's values to a few ulps; any
+    other value (float64, bool, int) keeps the arena float64."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    inputs = [draw(s, rng) for s in specs]
+    new = [perturb(x, rng) for x in inputs]
+    call = replay_matches_eager(fn, inputs, new, dtype=tg.float32, rtol=2e-6, atol=2e-6)
+    P = call.program
+    all_f32 = bool((heads(P) & F32).all())
+    assert P.dtype == (np.float32 if all_f32 else np.float64)
+    assert call.arena.dtype == P.dtype
 
 
 @pytest.mark.parametrize("reduce", ["amax", "logsumexp", "var"])
