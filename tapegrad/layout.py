@@ -52,7 +52,7 @@ DYN = struct.Struct(f"<{DYN_WIDTH}q")
 # the tables, in this order. Its scratch (per call or per binding) is a second such buffer.
 (T_STATIC, T_DYN, T_COND, T_C2S, T_FX, T_SRC_EXT, T_EXT, T_EFF, T_EFFV, T_BW_REACH, T_BW_OFF,
  T_BW_META, T_ROOTS, T_LV, T_GSLOT, T_GKIND, T_GPAR, T_GOFF, T_GVALS) = range(19)
-S_PTRS, S_XS, S_ADDR, S_SG, S_WORK = range(5)
+S_PTRS, S_XS, S_ADDR, S_SG, S_WORK, S_CBUF, S_IB = range(7)
 
 # Matrix products of at least this many multiply-adds leave the jitted sweep for NumPy's
 # BLAS (products.py); smaller ones run as loops inside the sweep (no stop, no call).

@@ -15,6 +15,7 @@ import numpy as np
 from .face import _cell, _new
 from .hooks import _DEFERRED
 from .layout import GADDR, SHIFT, T_DYN, T_EXT
+from .ops import MAXD
 from .recording import _INPLACE
 from .replay_pack import Layout, packed
 from .replay_ptr import DIRECT
@@ -290,7 +291,8 @@ class Calls:
         n_keys = max(len(plan.keys), 1)
         b.scratch_layout = Layout([(np.int64, (P.nptrs,)), (np.float64, (n_keys,)),
                                    (np.int64, (n_keys,)), (np.float64, (plan.sg_size,)),
-                                   (np.float64, (plan.work_size,))])
+                                   (np.float64, (plan.work_size,)), (np.float64, (8,)),
+                                   (np.int64, (5, MAXD))])
         b.nodes = list(map(_node_of, ins))
         b.probe = [(t._node, None, t._rg) for t in ins]     # what Calls.fast expects
         b.state = list(map(_state_of, ins))

@@ -3,7 +3,7 @@ the tape): binary ops with broadcasting (resolved to rows by the recording where
 ``Program.fx``), comparisons, unary ops and CASTNG, reading values where the tape says
 they are (``_val``: a scalar's from its record, an array's from the call's arena).
 """
-# kernel sources: 04a10d11f470db0f
+# kernel sources: 599df844164ce5bb
 import numpy as np
 from numba import njit
 
@@ -195,62 +195,82 @@ def _binary_rows(op, kind, outer, inner, z, xa, xb, xw):
 def _rows_vv(op, outer, inner, z, a, ra, b, rb, xw):
     """z[i, j] = f(a[i ra + j], b[i rb + j]); each row taken as a view of its own (LLVM
     then vectorizes the row: with offsets into the whole arrays it cannot tell that they
-    do not overlap)."""
-    for i in range(outer):
-        o, oa, ob = i * inner, i * ra, i * rb
-        zr = z[o:o + inner]
-        ar = a[oa:oa + inner]
-        br = b[ob:ob + inner]
-        if op == ADD:
+    do not overlap), the op chosen once, outside the rows (a choice per row costs twice
+    the row's arithmetic)."""
+    if op == ADD:
+        for i in range(outer):
+            zr, ar, br = _row(z, i * inner, inner), _row(a, i * ra, inner), _row(b, i * rb, inner)
             for j in range(inner):
                 zr[j] = ar[j] + br[j]
-        elif op == SUB:
+    elif op == SUB:
+        for i in range(outer):
+            zr, ar, br = _row(z, i * inner, inner), _row(a, i * ra, inner), _row(b, i * rb, inner)
             for j in range(inner):
                 zr[j] = ar[j] - br[j]
-        elif op == MUL:
+    elif op == MUL:
+        for i in range(outer):
+            zr, ar, br = _row(z, i * inner, inner), _row(a, i * ra, inner), _row(b, i * rb, inner)
             for j in range(inner):
                 zr[j] = ar[j] * br[j]
-        elif op == WHERE:
-            wr = xw[o:o + inner]
+    elif op == WHERE:
+        for i in range(outer):
+            zr, ar, br = _row(z, i * inner, inner), _row(a, i * ra, inner), _row(b, i * rb, inner)
+            wr = _row(xw, i * inner, inner)
             for j in range(inner):
                 zr[j] = ar[j] if wr[j] != 0.0 else br[j]
-        else:
+    else:
+        for i in range(outer):
+            zr, ar, br = _row(z, i * inner, inner), _row(a, i * ra, inner), _row(b, i * rb, inner)
             for j in range(inner):
                 zr[j] = value_of(op, _f64(ar[j]), _f64(br[j]), 0.0, 0.0)
 
 
 @jit
 def _rows_vs(op, outer, inner, z, x, rx, s, rs, first, xw):
-    """z[i, j] = f(x[i rx + j], s[i rs]), or f(s[i rs], x[i rx + j]) when ``first``."""
-    for i in range(outer):
-        o, ox, v = i * inner, i * rx, s[i * rs]
-        zr = z[o:o + inner]
-        xr = x[ox:ox + inner]
-        if op == ADD:
+    """z[i, j] = f(x[i rx + j], s[i rs]), or f(s[i rs], x[i rx + j]) when ``first`` (the
+    op chosen once, as in ``_rows_vv``)."""
+    if op == ADD:
+        for i in range(outer):
+            zr, xr, v = _row(z, i * inner, inner), _row(x, i * rx, inner), s[i * rs]
             for j in range(inner):
                 zr[j] = xr[j] + v
-        elif op == MUL:
+    elif op == MUL:
+        for i in range(outer):
+            zr, xr, v = _row(z, i * inner, inner), _row(x, i * rx, inner), s[i * rs]
             for j in range(inner):
                 zr[j] = xr[j] * v
-        elif op == SUB and not first:
+    elif op == SUB and not first:
+        for i in range(outer):
+            zr, xr, v = _row(z, i * inner, inner), _row(x, i * rx, inner), s[i * rs]
             for j in range(inner):
                 zr[j] = xr[j] - v
-        elif op == SUB:
+    elif op == SUB:
+        for i in range(outer):
+            zr, xr, v = _row(z, i * inner, inner), _row(x, i * rx, inner), s[i * rs]
             for j in range(inner):
                 zr[j] = v - xr[j]
-        elif op == WHERE:
-            wr = xw[o:o + inner]
+    elif op == WHERE:
+        for i in range(outer):
+            zr, xr, v = _row(z, i * inner, inner), _row(x, i * rx, inner), s[i * rs]
+            wr = _row(xw, i * inner, inner)
             for j in range(inner):
                 if first:
                     zr[j] = v if wr[j] != 0.0 else xr[j]
                 else:
                     zr[j] = xr[j] if wr[j] != 0.0 else v
-        elif first:
+    else:
+        for i in range(outer):
+            zr, xr, v = _row(z, i * inner, inner), _row(x, i * rx, inner), s[i * rs]
             for j in range(inner):
-                zr[j] = value_of(op, _f64(v), _f64(xr[j]), 0.0, 0.0)
-        else:
-            for j in range(inner):
-                zr[j] = value_of(op, _f64(xr[j]), _f64(v), 0.0, 0.0)
+                if first:
+                    zr[j] = value_of(op, _f64(v), _f64(xr[j]), 0.0, 0.0)
+                else:
+                    zr[j] = value_of(op, _f64(xr[j]), _f64(v), 0.0, 0.0)
+
+
+@njit(inline="always")
+def _row(x, at, n):
+    return x[at:at + n]
 
 
 @jit

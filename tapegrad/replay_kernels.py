@@ -26,7 +26,7 @@ In a float64 arena a record of a float32 result is rounded to float32 after it i
 computed, as the eager float32 operation rounds its result; a float32 arena rounds as it
 stores. Sums accumulate in float64 either way.
 """
-# kernel sources: 04a10d11f470db0f
+# kernel sources: 599df844164ce5bb
 import numpy as np
 
 from .kernels_base import jit, jit_sums
@@ -282,53 +282,58 @@ def _matmul(r, h, rq, rd, ms, ptrs, cbuf):
 
 @jit
 def _mm(a, oa, b, ob, y, oy, n, p, q):
-    """y (n, q) = a (n, p) b (p, q): row i of y is the sum over k of a[i, k] times row k
-    of b, made in a row of the function's own (its loop vectorizes: it cannot overlap the
-    operands) and then stored: the first p mod 4 terms set it, then four rows of b a pass
-    (one load and store of the row per four multiply-adds)."""
-    row = np.empty(q)
+    """y (n, q) = a (n, p) b (p, q), row by row of y: the first p mod 4 terms set the row
+    (one loop per count, b's rows taken once: a branch or a slice per row would cost as
+    much as a short row), then four rows of b a pass add into it (one load and store of
+    y's row per four multiply-adds)."""
     rest = p % 4
+    b0 = b[ob:ob + q]
+    if rest == 0:
+        for i in range(n):
+            yi = y[oy + i * q:oy + (i + 1) * q]
+            for j in range(q):
+                yi[j] = 0.0
+    elif rest == 1:
+        for i in range(n):
+            a0 = a[oa + i * p]
+            yi = y[oy + i * q:oy + (i + 1) * q]
+            for j in range(q):
+                yi[j] = a0 * b0[j]
+    elif rest == 2:
+        b1 = b[ob + q:ob + 2 * q]
+        for i in range(n):
+            a0 = a[oa + i * p]
+            a1 = a[oa + i * p + 1]
+            yi = y[oy + i * q:oy + (i + 1) * q]
+            for j in range(q):
+                yi[j] = a0 * b0[j] + a1 * b1[j]
+    else:
+        b1 = b[ob + q:ob + 2 * q]
+        b2 = b[ob + 2 * q:ob + 3 * q]
+        for i in range(n):
+            a0 = a[oa + i * p]
+            a1 = a[oa + i * p + 1]
+            a2 = a[oa + i * p + 2]
+            yi = y[oy + i * q:oy + (i + 1) * q]
+            for j in range(q):
+                yi[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j]
+    if p < 4:
+        return
     for i in range(n):
         ai = oa + i * p
-        if rest == 0:
-            for j in range(q):
-                row[j] = 0.0
-        elif rest == 1:
-            a0 = a[ai]
-            b0 = b[ob:ob + q]
-            for j in range(q):
-                row[j] = a0 * b0[j]
-        elif rest == 2:
-            a0 = a[ai]
-            a1 = a[ai + 1]
-            b0 = b[ob:ob + q]
-            b1 = b[ob + q:ob + 2 * q]
-            for j in range(q):
-                row[j] = a0 * b0[j] + a1 * b1[j]
-        else:
-            a0 = a[ai]
-            a1 = a[ai + 1]
-            a2 = a[ai + 2]
-            b0 = b[ob:ob + q]
-            b1 = b[ob + q:ob + 2 * q]
-            b2 = b[ob + 2 * q:ob + 3 * q]
-            for j in range(q):
-                row[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j]
+        yi = y[oy + i * q:oy + (i + 1) * q]
         for kk in range(rest, p, 4):
             a0 = a[ai + kk]
             a1 = a[ai + kk + 1]
             a2 = a[ai + kk + 2]
             a3 = a[ai + kk + 3]
             o = ob + kk * q
-            b0 = b[o:o + q]
-            b1 = b[o + q:o + 2 * q]
-            b2 = b[o + 2 * q:o + 3 * q]
-            b3 = b[o + 3 * q:o + 4 * q]
+            c0 = b[o:o + q]
+            c1 = b[o + q:o + 2 * q]
+            c2 = b[o + 2 * q:o + 3 * q]
+            c3 = b[o + 3 * q:o + 4 * q]
             for j in range(q):
-                row[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
-        yi = y[oy + i * q:oy + (i + 1) * q]
-        for j in range(q):
-            yi[j] = row[j]
+                yi[j] += a0 * c0[j] + a1 * c1[j] + a2 * c2[j] + a3 * c3[j]
 
 
 @jit_sums

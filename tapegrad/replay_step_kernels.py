@@ -21,20 +21,21 @@ keeps it (``DEFERRED``: a grad the user assigned), into ``defer[leaf number]`` (
 address of the user's grad array, float64 or float32 as the leaf); a deferred leaf with
 no such address (hooks) stops the call (status 2) before anything changed.
 """
-# kernel sources: 04a10d11f470db0f
+# kernel sources: 599df844164ce5bb
 import numpy as np
 
 from .kernels_base import jit
 from .layout import (DYN_WIDTH, F32, GADDR, HAS_GRAD, DEFERRED, SCALAR, SIZE, STATE_OFFSET,
-                     STATIC_WIDTH, S_ADDR, S_PTRS, S_SG, S_WORK, S_XS, T_BW_META, T_BW_OFF,
-                     T_BW_REACH, T_C2S, T_COND, T_DYN, T_EFF, T_EFFV, T_EXT, T_FX, T_GKIND,
-                     T_GOFF, T_GPAR, T_GSLOT, T_GVALS, T_LV, T_ROOTS, T_SRC_EXT, T_STATIC)
+                     STATIC_WIDTH, S_ADDR, S_CBUF, S_IB, S_PTRS, S_SG, S_WORK, S_XS,
+                     T_BW_META, T_BW_OFF, T_BW_REACH, T_C2S, T_COND, T_DYN, T_EFF, T_EFFV,
+                     T_EXT, T_FX, T_GKIND, T_GOFF, T_GPAR, T_GSLOT, T_GVALS, T_LV, T_ROOTS,
+                     T_SRC_EXT, T_STATIC)
 from .ptr import as_u8_ptr, load_i64, view, view_f32, view_f64, view_i64
 from .replay_call import guards_hold
 from .replay_ptr import _D_OFF, _F_OFF, _f64, _i16, _i32, _i64, _i8, _u8
 from .replay_backward import reverse
 from .replay_elementwise import _val
-from .replay_kernels import forward_sweep, sweep_scratch
+from .replay_kernels import forward_sweep
 
 
 @jit
@@ -239,7 +240,6 @@ def run(rec, tables, scratch, ids, defer):
     rq = view_i64(rec.ctypes.data, rec.shape[0] // 8)
     rd = view_f64(rec.ctypes.data, rec.shape[0] // 8)
     tables = view_i64(tables.ctypes.data, tables.shape[0])
-    cbuf, ib = sweep_scratch(scratch)
     sc = view_i64(scratch.ctypes.data, scratch.nbytes // 8)
     static = _i1(tables, T_STATIC)
     ms = static.reshape(-1, STATIC_WIDTH)
@@ -256,7 +256,9 @@ def run(rec, tables, scratch, ids, defer):
     gslot, gkind, gpar = _i1(tables, T_GSLOT), _i1(tables, T_GKIND), _i2(tables, T_GPAR)
     goff, gvals = _i1(tables, T_GOFF), _f1(tables, T_GVALS)
     ptrs, xs, addr = _i1(sc, S_PTRS), _f1(sc, S_XS), _i1(sc, S_ADDR)
-    sg, work = _typed(sc, S_SG, cbuf), _typed(sc, S_WORK, cbuf)
+    # in the arena's element type, the scratch's (forward_sweep's cbuf, ib: sweep_scratch)
+    sg, work = _typed(sc, S_SG, scratch), _typed(sc, S_WORK, scratch)
+    cbuf, ib = _typed(sc, S_CBUF, scratch), _i2(sc, S_IB)
     if _deferred_unknown(rq, rd, lv, defer):
         return 2                        # a grad the engine keeps, with no address given
     _resolve(ext, ids, xs, addr)
