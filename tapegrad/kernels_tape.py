@@ -1,7 +1,7 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, strided walks, and what a
 whole backward marks freed."""
-# kernel sources: 4157dc16d104975c
+# kernel sources: 948a8b0e9ec84908
 import numpy as np
 
 from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,
@@ -138,10 +138,12 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
     # along a broadcast one (si = 0) in a one-value buffer (a register; ga's element type,
     # so each step rounds as ga[o] += ... does); 2.5-4x faster than one loop for all
     acc = np.empty(1, ga.dtype)
+    sd, ss = (si, 1) if scatter else (1, si)       # strides of ga's and g's rows
     for _ in range(n // inner):
-        if scatter and si == 1:
-            gr = ga[o:o + inner]
-            gi = g[i:i + inner]
+        d0, s0 = (o, i) if scatter else (i, o)     # where ga's and g's rows start
+        if si == 1:
+            gr = ga[d0:d0 + inner]
+            gi = g[s0:s0 + inner]
             for j in range(inner):
                 gr[j] += scale * gi[j]
         elif scatter and si == 0:
@@ -149,17 +151,9 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
             for j in range(inner):
                 acc[0] += scale * g[i + j]
             ga[o] = acc[0]
-        elif scatter:
-            for j in range(inner):
-                ga[o + j * si] += scale * g[i + j]
-        elif si == 1:
-            gr = ga[i:i + inner]
-            gi = g[o:o + inner]
-            for j in range(inner):
-                gr[j] += scale * gi[j]
         else:
             for j in range(inner):
-                ga[i + j] += scale * g[o + j * si]
+                ga[d0 + j * sd] += scale * g[s0 + j * ss]
         i += inner
         d = nd - 2
         while d >= 0:
