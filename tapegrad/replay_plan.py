@@ -14,6 +14,7 @@ import numpy as np
 
 from .layout import OPMASK, SCALAR, SHIFT
 from .ops import LEAF, NEEDS
+from .replay_alias import share_adjoints
 from .replay_ptr import CODES
 
 _NEEDS = np.array(NEEDS, np.int64)
@@ -109,6 +110,7 @@ class Plan:
             slots = np.array([s for s, _ in rts], np.int64)
             total = prepare(rq, rd, P.ms, P.md, ptrs, slots, True, False, self.bw_reach[b],
                             self.bw_off[b])
+            total = share_adjoints(P, self.bw_reach[b], self.bw_off[b], slots, total)
             self.bw_meta[b] = (total, slots.max())
             roots += [(b, s, seed) for s, seed in rts]
             reached = self.bw_reach[b]
