@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: 4feb8a22501ae891
+# kernel sources: fc5515cf923cba84
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
@@ -390,17 +390,10 @@ def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
             _mm_gb(g[og:og + n * q], xa[oa:oa + n * p], gb[ob:ob + p * q], n, p, q)
 
 
-@jit_internal
+@jit_inline
 def _mm_ga(g, b, ga, n, p, q):
-    """ga (n, p) += g (n, q) b (p, q)^T, the loop order picked by shape (each measured
-    against the others)."""
-    if q == 1:                 # ga[i, :] += g[i] b: a row of ga at a time (vectorized)
-        for i in range(n):
-            gi = g[i]
-            row = ga[i * p:(i + 1) * p]
-            for k in range(p):
-                row[k] += gi * b[k]
-    elif q >= 8:               # ga[i, k] += sum_j g[i, j] b[k, j]: dots along rows
+    """ga (n, p) += g (n, q) b (p, q)^T, the loop order picked by shape."""
+    if q >= 8:                 # ga[i, k] += sum_j g[i, j] b[k, j]: dots along rows
         for i in range(n):
             for k in range(p):
                 acc = 0.0
@@ -415,48 +408,21 @@ def _mm_ga(g, b, ga, n, p, q):
                     ga[i * p + k] += gij * b[k * q + j]
 
 
-@jit_internal
+@jit_inline
 def _mm_gb(g, a, gb, n, p, q):
-    """gb (p, q) += a (n, p)^T g (n, q). Small: each gb[k, j] summed in a register. Else
-    in an array of its own (float64), then added: for one column, gb += sum_i a[i, :] g[i]
-    row by row of a; for more, row k of it takes a[i, k] g[i, :] four rows i at a time
-    (one load and store of the row per four multiply-adds)."""
-    if n * p * q < 256:
+    """gb (p, q) += a (n, p)^T g (n, q), the loop order picked by shape."""
+    if q >= 8:                 # gb[k, :] += a[i, k] g[i, :]: rows, contiguous inner loops
+        for i in range(n):
+            for k in range(p):
+                aik = a[i * p + k]
+                for j in range(q):
+                    gb[k * q + j] += aik * g[i * q + j]
+    else:                      # few columns: gb[k, j] += sum_i a[i, k] g[i, j], in a register
         for k in range(p):
             for j in range(q):
-                s = 0.0
+                acc = 0.0
                 for i in range(n):
-                    s += a[i * p + k] * g[i * q + j]
-                gb[k * q + j] += s
-        return
-    acc = np.zeros(p * q)
-    if q == 1:
-        for i in range(n):
-            gi = g[i]
-            ai = a[i * p:(i + 1) * p]
-            for kk in range(p):
-                acc[kk] += ai[kk] * gi
-    else:
-        n4 = n - n % 4
-        for kk in range(p):
-            row = acc[kk * q:(kk + 1) * q]
-            for i in range(0, n4, 4):
-                a0 = a[i * p + kk]
-                a1 = a[(i + 1) * p + kk]
-                a2 = a[(i + 2) * p + kk]
-                a3 = a[(i + 3) * p + kk]
-                g0 = g[i * q:(i + 1) * q]
-                g1 = g[(i + 1) * q:(i + 2) * q]
-                g2 = g[(i + 2) * q:(i + 3) * q]
-                g3 = g[(i + 3) * q:(i + 4) * q]
-                for j in range(q):
-                    row[j] += a0 * g0[j] + a1 * g1[j] + a2 * g2[j] + a3 * g3[j]
-            for i in range(n4, n):
-                aik = a[i * p + kk]
-                gi = g[i * q:(i + 1) * q]
-                for j in range(q):
-                    row[j] += aik * gi[j]
-    for m in range(p * q):
-        gb[m] += acc[m]
+                    acc += a[i * p + k] * g[i * q + j]
+                gb[k * q + j] += acc
 
 

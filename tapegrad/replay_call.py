@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 4feb8a22501ae891
+# kernel sources: fc5515cf923cba84
 from .kernels_base import jit
 from .replay_kernels import _val
 

@@ -21,7 +21,7 @@ keeps it (``DEFERRED``: a grad the user assigned), into ``defer[leaf number]`` (
 address of the user's grad array, float64 or float32 as the leaf); a deferred leaf with
 no such address (hooks) stops the call (status 2) before anything changed.
 """
-# kernel sources: 4feb8a22501ae891
+# kernel sources: fc5515cf923cba84
 import numpy as np
 
 from .kernels_base import jit
@@ -126,7 +126,7 @@ def _backward(b, rq, rd, ms, md, ptrs, fx, bw_reach, bw_off, bw_meta, roots, lv,
             x = _val(rq, rd, ms, ptrs, roots[i, 2], cbuf[2:3])
             for j in range(g.shape[0]):
                 g[j] += x[j]
-    reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, w, bw_meta[b, 1])
+    reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, w, bw_meta[b, 1], cbuf)
     for i in range(lv.shape[0]):
         if lv[i, 0] != b:
             continue
