@@ -18,15 +18,15 @@ import weakref
 import numpy as np
 
 from . import products
-from .grad_mode import is_anomaly_enabled
+from .grad_mode import _anomaly, is_anomaly_enabled
 from .layout import BIG, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
 from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, MUL, NEEDS,
                   node_name)
-from .compile_notice import first_call
+from .compile_notice import _warm, first_call
 from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, accumulate_hooked,
                     deferred_on, flush, root_hooks)
 from .recording import _INPLACE
-from .state import recording, refuse_while_recording, thread_state
+from .state import _var, recording, refuse_while_recording, thread_state
 from .base import TensorBase as Tensor
 from .face import _array, _new, _shape, _tensor_from
 
@@ -49,6 +49,18 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if rec is not None:         # inside tg.compile: recorded for the replays, and run now
         return rec.backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
     _backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+
+
+def backward_plain(t, retain_graph=None):
+    """``t.backward()`` with no gradient, inputs or create_graph, the common call: a
+    simple tape (``_simple``) of a one-element result goes straight to its one kernel
+    call; anything else takes ``backward``'s general path (and its errors)."""
+    tape = t._tape
+    st = _var.get(None)
+    if tape is None or not t._rg or (st is not None and st.recording is not None) or \
+            (type(t._v) is not float and t._v.size != 1) or not _simple(tape):
+        return backward([t], None, retain_graph)
+    _backward_all(tape, (t._slot, _SEED), bool(retain_graph))
 
 
 def _backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
@@ -189,7 +201,7 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
 def _simple(tape):
     """Can one kernel call do this tape's backward (kernels.backward_all)?"""
     return not (tape.hooks or tape.retained or tape.links or tape.big or tape.functions
-                or tape.dirty or tape.unsaved or tape.dtypes == 3 or is_anomaly_enabled()
+                or tape.dirty or tape.unsaved or tape.dtypes == 3 or _anomaly[0]
                 or (_DEFERRED and deferred_on(tape))) \
         and (not tape.saved or tape.epoch == _INPLACE[0])
 
@@ -205,7 +217,9 @@ def _backward_all(tape, root, retain):
     if sweeps is None:                  # Numba loads at the first backward
         from ._generated import sweeps
         _SWEEPS[0] = sweeps
-    _leave(tape)
+    st = _var.get(None) or thread_state()       # later operations start a new tape
+    if st._tape is not None and st._tape() is tape:
+        st.tape = None
     slot, seed = root
     objs = tape.objs
     freed = tape.freed
@@ -213,19 +227,30 @@ def _backward_all(tape, root, retain):
     if freed is None:
         freed = tape.freed = np.zeros(len(tape), np.uint8)
     like = _F32 if tape.dtypes == 1 else _F64
-    if tape.ptrs is not None:           # a tg.compile replay's tape: its addresses given
-        from .replay_backward import backward_all_at
-        reached = backward_all_at(*tape.arrays(), tape.ptrs, slot, seed.reshape(-1), like,
-                                  freed, check, retain)
-    else:
-        backward_all = tape.sweep_tier(sweeps)
-        reached = first_call((backward_all, tape.dtypes == 1), backward_all,
-                             *tape.arrays(), np.fromiter(map(id, objs), np.int64, len(objs)),
-                             slot, seed.reshape(-1), like, freed, check, retain)
-    if reached < 0:
-        raise RuntimeError(SECOND_TIME)
+    try:
+        if tape.ptrs is not None:           # a tg.compile replay's tape: its addresses given
+            from .replay_backward import backward_all_at
+            reached = backward_all_at(*tape.arrays(), tape.ptrs, slot, seed.reshape(-1),
+                                      like, freed, check, retain)
+        else:
+            backward_all = tape.sweep_tier(sweeps)
+            key = (backward_all, like is _F32)
+            ids = np.fromiter(map(id, objs), np.int64, len(objs))
+            if key in _warm:                # (first_call's check, without its call)
+                reached = backward_all(*tape.arrays(), ids, slot, seed.reshape(-1), like,
+                                       freed, check, retain)
+            else:
+                reached = first_call(key, backward_all, *tape.arrays(), ids, slot,
+                                     seed.reshape(-1), like, freed, check, retain)
+    except BaseException:
+        tape.left()
+        raise
     if not retain and reached == len(freed):
-        tape.drop_values()
+        tape.drop_values()          # all of it freed: nothing to remember it by (tape.left)
+    else:
+        tape.left()
+        if reached < 0:
+            raise RuntimeError(SECOND_TIME)
 
 
 def _leave(tape):
@@ -244,6 +269,7 @@ def _add_root(work, tape, slot, seed):
 
 
 _ONE = np.ones(())
+_SEED = np.ones(1)          # backward_plain's seed (the kernels only read it)
 
 
 def _seed(i, t, g):
