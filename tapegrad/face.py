@@ -262,8 +262,25 @@ def _binary(op, a, b):
             _unhush(tok)
         if type(z) is not _nd or z.dtype is not dt.np and z.dtype != dt.np:
             z = np.asarray(z, dt.np)
-        out = _new(z, dt)
-    tape = _gate((ta and a._rg) or (tb and b._rg), a if ta else b, b if ta and tb else None)
+        out = _new_object(Tensor)           # _new, inline (a hot path)
+        out._v = z
+        out._dtype = dt
+        out._rg = False
+        out._tape = None
+        out._slot = -1
+        out._grad = None
+        out._node = None
+        out._ver = None
+    if ta and a._rg:                        # _gate: a result of the live tape finds it here
+        tape = a._tape
+        if tape is None or not tape.live:
+            tape = _gate(True, a, b if tb else None)
+    elif tb and b._rg:
+        tape = b._tape
+        if tape is None or not tape.live:
+            tape = _gate(True, b if not ta else a, b if ta else None)
+    else:
+        tape = _gate(False, a if ta else b, b if ta and tb else None)
     if tape is not None:
         if not dt.is_floating_point and thread_state().recording is None:
             raise RuntimeError("Only Tensors of floating point and complex dtype can "
@@ -381,13 +398,28 @@ def _reduce(op, x, dim, keepdim, mean):
     out = _new(z, dt)
     tape = _gate(x._rg, x)
     if tape is not None:
-        if dims is None:
-            dims = tuple(range(len(shape)))
-        count = math.prod(shape[d] for d in dims)
+        lane = _LANES.get((shape, dims))
+        if lane is None:
+            lane = _lane(shape, dims)
+        count, aux = lane
         out._rg = True
         scale = (1.0 / count if count else math.nan) if mean else 1.0
-        _record(op, out, x, None, scale, _lane_aux(shape, dims), tape=tape)
+        _record(op, out, x, None, scale, aux, tape=tape)
     return out
+
+
+_LANES = {}
+
+
+def _lane(shape, dims):
+    """(elements per lane, the sweep's lane map) of a reduction of ``shape`` over ``dims``
+    (None: all), cached: a training loop reduces the same shapes every step."""
+    full = tuple(range(len(shape))) if dims is None else dims
+    lane = (math.prod(shape[d] for d in full), _lane_aux(shape, full))
+    if len(_LANES) > 4096:
+        _LANES.clear()
+    _LANES[(shape, dims)] = lane
+    return lane
 
 
 def _product(op, a, b, value):

@@ -123,8 +123,6 @@ class AutogradMethods:
             self._tape.retained[self._slot] = weakref.ref(self)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        if gradient is None and inputs is None and not create_graph:
-            return engine.backward_plain(self, retain_graph)
         engine.backward([self], None if gradient is None else [gradient], retain_graph,
                         create_graph, inputs)
 

@@ -81,6 +81,22 @@ def _source(t, tape):
     elif node.tape_id == tape.id:
         return node.slot
     v = t._v
+    if node.rows_of is v and not tape.keep_all:     # an array source seen before: its
+        static, dyn, head, b, bit, dt, rg = node.rows       # rows and head are cached
+        if dt is t._dtype and rg is t._rg:
+            tape.dtypes |= bit
+            if rg:
+                leaves = tape.leaf_nodes
+                head |= len(leaves) << SHIFT
+                leaves.append(node)
+            rec = tape.rec
+            node.slot = slot = len(rec) // RECORD_SIZE
+            rec += _pack(head, b, tape.rows)
+            tape.static += static
+            tape.dyn += dyn
+            tape.rows += 1
+            node.tape_id = tape.id
+            return slot
     if type(v) is _float and t._rg:            # a 0-d leaf (scalar graphs have many)
         if node.page is None:
             node.page, node.cell = _cell()
@@ -106,11 +122,19 @@ def _source(t, tape):
     if t._rg:
         if node.page is None:
             attach(node, () if scalar else v.shape, t._dtype.np)
-        head = LEAF | flag | len(tape.leaf_nodes) << SHIFT
-        tape.leaf_nodes.append(node)
+        head = LEAF | flag
         b, gaddr = node.addr, node.buf_addr
     else:
         head, b, gaddr = CONST | flag, 0.0, 0
+    if not scalar and not tape.keep_all:
+        # an array source's rows and head, cached while its value, dtype and
+        # requires_grad stay (its grad storage never moves: leaves.attach)
+        node.rows = (static_row(v.shape), DYN.pack(-1, -1, -1, -1, 0, gaddr), head, b, bit,
+                     t._dtype, t._rg)
+        node.rows_of = v
+    if t._rg:
+        head |= len(tape.leaf_nodes) << SHIFT
+        tape.leaf_nodes.append(node)
     if scalar:
         rec = tape.rec
         slot = len(rec) // RECORD_SIZE
@@ -118,10 +142,7 @@ def _source(t, tape):
     elif tape.keep_all:
         yobj = tape.keep(v.copy())                          # fn may change it later
         slot = tape.record_array(head, b, static_row(v.shape), yobj=yobj, gaddr=gaddr)
-    else:                       # an array source's metadata, cached while its value stays
-        if node.rows_of is not v:
-            node.rows = (static_row(v.shape), DYN.pack(-1, -1, -1, -1, 0, gaddr))
-            node.rows_of = v
+    else:                       # an array source's metadata (cached above)
         rec = tape.rec
         slot = len(rec) // RECORD_SIZE
         rec += _pack(head, b, tape.rows)
