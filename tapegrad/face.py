@@ -280,7 +280,9 @@ def _binary(op, a, b):
         if tape is None or not tape.live:
             tape = _gate(True, b if not ta else a, b if ta else None)
     else:
-        tape = _gate(False, a if ta else b, b if ta and tb else None)
+        st = _state_get(None) or thread_state()
+        tape = None if st.recording is None else current_tape(a if ta else b,
+                                                              b if ta and tb else None)
     if tape is not None:
         if not dt.is_floating_point and thread_state().recording is None:
             raise RuntimeError("Only Tensors of floating point and complex dtype can "
