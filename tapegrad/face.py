@@ -22,6 +22,7 @@ from .quiet import hush as _hush, unhush as _unhush
 from .recording import _INPLACE, _link, _source, no_grad_result, record, slot_of
 from .shapes import _broadcast, _cstrides, _dim, _lane_aux, _reduced_dims  # noqa: F401
 from .state import _var, current_tape, recording_active, thread_state
+from .tape import Tape
 
 _state_get = _var.get
 _float = float
@@ -131,8 +132,14 @@ def _live_tape(x, y=None):
     if tape is not None and tape.live:
         return tape
     st = _state_get(None) or thread_state()
-    if not st.enabled and st.recording is None:
+    if not st._enabled and st.recording is None:
         return None
+    # the thread's live tape, short of its size limit, is current_tape's answer (a leaf
+    # times a number comes here: a model's parameters times its inputs)
+    ref = st._tape
+    tape = ref() if ref is not None else None
+    if tape is not None and tape.live and tape.nbytes + len(tape.rec) <= Tape.LIMIT:
+        return tape
     return current_tape(x, y)
 
 
