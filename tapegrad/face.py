@@ -348,7 +348,9 @@ def _unary(op, x, c=0.0, c2=None, keep_int=False):
         if type(y) is not _nd or y.dtype != dt.np:
             y = np.asarray(y, dt.np)
         out = _new(y, dt)
-    tape = _gate(x._rg, x)
+    tape = x._tape                  # _gate's first step inline: x a result of the live tape
+    if tape is None or not tape.live or not x._rg:
+        tape = _gate(x._rg, x)
     if tape is not None:
         out._rg = True
         _record(op, out, x, None, c, c2=0.0 if c2 is None else c2, tape=tape)
@@ -439,7 +441,9 @@ def _product(op, a, b, value):
                            f"{names.get(a._dtype.name, a._dtype.name)} != "
                            f"{names.get(b._dtype.name, b._dtype.name)}")
     out = _new(value, a._dtype)
-    tape = _gate(a._rg or b._rg, a, b)
+    tape = a._tape                  # _gate's first step inline: a a result of the live tape
+    if tape is None or not tape.live or not a._rg:
+        tape = _gate(a._rg or b._rg, a, b)
     if tape is not None:
         out._rg = True
         sa, sb = a._v.shape, b._v.shape     # (batch, n, p, q): sizes the sweep loops over
