@@ -214,6 +214,7 @@ def _is_num(t):
 
 # ----- the operations ----------------------------------------------------------------
 _nd = np.ndarray
+_add_reduce = np.add.reduce
 
 
 def _gate(rg, x, y=None):
@@ -396,7 +397,8 @@ def _reduce(op, x, dim, keepdim, mean):
     tok = _hush()
     try:
         if dim is None and type(v) is _nd and not keepdim:     # the common full reduction
-            z = v.mean() if mean else v.sum()
+            z = v.mean() if mean else _add_reduce(v, None)     # (sum's own call, less
+            #                                                   its Python wrapper)
             shape, dims = v.shape, None
         else:
             shape = _shape(x)
