@@ -38,9 +38,9 @@ class _Live:
         refs = self.refs
         refs[key] = weakref.ref(tape)
         if len(refs) > self.limit:
-            for k, r in list(refs.items()):
-                if r() is None:
-                    refs.pop(k, None)
+            for k, r in refs.copy().items():        # (a copy, iterated here: listing the
+                if r() is None:                     # dict's items can run a garbage
+                    refs.pop(k, None)               # collection, so other threads' code)
             self.limit = max(64, 2 * len(refs))
 
     def get(self, key, default=None):
