@@ -11,43 +11,41 @@ once the sweep has passed down to it); large matrix products run in NumPy betwee
 segments; leaves with hooks or a grad the user assigned are accumulated here afterwards.
 """
 import math
-import re
-import warnings
 import weakref
 
 import numpy as np
 
 from . import products
-from .grad_mode import is_anomaly_enabled
-from .layout import BIG, CONST_A, CONST_B, OPMASK, SCALAR, SHIFT, SIZE
-from .ops import (CONST, DIV, FAMILY, F_BINARY, F_MATMUL, F_SETITEM, LEAF, MUL, NEEDS,
-                  node_name)
-from .compile_notice import first_call
+from .grad_mode import _anomaly, is_anomaly_enabled
+from .engine_checks import SECOND_TIME, _check, _check_nan
+from .layout import BIG, OPMASK, SCALAR, SHIFT, SIZE
+from .ops import LEAF
+from .compile_notice import _warm, first_call
 from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, accumulate_hooked,
                     deferred_on, flush, root_hooks)
 from .recording import _INPLACE
-from .state import recording, refuse_while_recording, thread_state
+from .state import _var, refuse_while_recording, thread_state
 from .base import TensorBase as Tensor
 from .face import _array, _new, _shape, _tensor_from
 
 _F32 = np.empty(0, np.float32)
 _F64 = np.empty(0, np.float64)
-_NEEDS = np.array(NEEDS, np.int64)
-_FAMILY = np.array(FAMILY, np.int64)
-
-SECOND_TIME = ("Trying to backward through the graph a second time (or directly access saved "
-               "tensors after they have already been freed). Saved intermediate values of the "
-               "graph are freed when you call .backward() or autograd.grad(). Specify "
-               "retain_graph=True if you need to backward through the graph a second time or "
-               "if you need to access saved tensors after calling backward.")
 
 
 # ----- the public entry points -------------------------------------------------------------
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulates d(sum of tensors * grad_tensors)/d(leaf) into each reached leaf's .grad."""
-    rec = recording()
-    if rec is not None:         # inside tg.compile: recorded for the replays, and run now
-        return rec.backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+    st = _var.get(None)
+    if st is not None and st.recording is not None:     # inside tg.compile: recorded for
+        return st.recording.backward(tensors, grad_tensors, retain_graph, create_graph,
+                                     inputs)             # the replays, and run now
+    if grad_tensors is None and inputs is None and not create_graph and \
+            type(tensors) is list and len(tensors) == 1:     # t.backward(), the common call:
+        t = tensors[0]          # a simple tape's one-element result: one kernel call, with
+        tape = getattr(t, "_tape", None)    # no seed list or work dict (else, or to raise
+        if tape is not None and t._rg and _simple(tape) and \
+                (type(t._v) is float or t._v.size == 1):        # the errors: below)
+            return _backward_all(tape, (t._slot, _SEED), bool(retain_graph))
     _backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
 
 
@@ -189,7 +187,7 @@ def _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unuse
 def _simple(tape):
     """Can one kernel call do this tape's backward (kernels.backward_all)?"""
     return not (tape.hooks or tape.retained or tape.links or tape.big or tape.functions
-                or tape.dirty or tape.unsaved or tape.dtypes == 3 or is_anomaly_enabled()
+                or tape.dirty or tape.unsaved or tape.dtypes == 3 or _anomaly[0]
                 or (_DEFERRED and deferred_on(tape))) \
         and (not tape.saved or tape.epoch == _INPLACE[0])
 
@@ -205,7 +203,9 @@ def _backward_all(tape, root, retain):
     if sweeps is None:                  # Numba loads at the first backward
         from ._generated import sweeps
         _SWEEPS[0] = sweeps
-    _leave(tape)
+    st = _var.get(None) or thread_state()       # later operations start a new tape
+    if st._tape is not None and st._tape() is tape:
+        st.tape = None
     slot, seed = root
     objs = tape.objs
     freed = tape.freed
@@ -213,19 +213,30 @@ def _backward_all(tape, root, retain):
     if freed is None:
         freed = tape.freed = np.zeros(len(tape), np.uint8)
     like = _F32 if tape.dtypes == 1 else _F64
-    if tape.ptrs is not None:           # a tg.compile replay's tape: its addresses given
-        from .replay_backward import backward_all_at
-        reached = backward_all_at(*tape.arrays(), tape.ptrs, slot, seed.reshape(-1), like,
-                                  freed, check, retain)
-    else:
-        backward_all = tape.sweep_tier(sweeps)
-        reached = first_call((backward_all, tape.dtypes == 1), backward_all,
-                             *tape.arrays(), np.fromiter(map(id, objs), np.int64, len(objs)),
-                             slot, seed.reshape(-1), like, freed, check, retain)
-    if reached < 0:
-        raise RuntimeError(SECOND_TIME)
+    try:
+        if tape.ptrs is not None:           # a tg.compile replay's tape: its addresses given
+            from .replay_backward import backward_all_at
+            reached = backward_all_at(*tape.arrays(), tape.ptrs, slot, seed.reshape(-1),
+                                      like, freed, check, retain)
+        else:
+            backward_all = tape.sweep_tier(sweeps)
+            key = (backward_all, like is _F32)
+            ids = np.fromiter(map(id, objs), np.int64, len(objs))
+            if key in _warm:                # (first_call's check, without its call)
+                reached = backward_all(*tape.arrays(), ids, slot, seed.reshape(-1), like,
+                                       freed, check, retain)
+            else:
+                reached = first_call(key, backward_all, *tape.arrays(), ids, slot,
+                                     seed.reshape(-1), like, freed, check, retain)
+    except BaseException:
+        tape.left()
+        raise
     if not retain and reached == len(freed):
-        tape.drop_values()
+        tape.drop_values()          # all of it freed: nothing to remember it by (tape.left)
+    else:
+        tape.left()
+        if reached < 0:
+            raise RuntimeError(SECOND_TIME)
 
 
 def _leave(tape):
@@ -244,6 +255,7 @@ def _add_root(work, tape, slot, seed):
 
 
 _ONE = np.ones(())
+_SEED = np.ones(1)          # backward_plain's seed (the kernels only read it)
 
 
 def _seed(i, t, g):
@@ -483,112 +495,3 @@ def _data_offset_ok():
 def _pointers(objs):
     """Data addresses asked of NumPy (where the object layout could not be checked)."""
     return np.fromiter((o.__array_interface__["data"][0] for o in objs), np.int64, len(objs))
-
-
-# ----- checks --------------------------------------------------------------------------------
-def _check(run):
-    """Raises PyTorch's errors for a sweep that would read freed or modified values."""
-    tape = run.tape
-    reach = getattr(run, "runs", run.reach)     # the records whose backward runs
-    found = []      # (the record that fails, the error): PyTorch meets the highest first
-    if isinstance(tape.freed, np.ndarray):
-        hit = np.flatnonzero(tape.freed & (reach[:len(tape.freed)] > 0))
-        if len(hit):
-            found.append((int(hit[-1]), None))
-    # a link into a graph already freed (older than this tape's records; not one of grad()'s
-    # inputs: its record runs only when another input is below, which its tape's check sees)
-    captured = () if getattr(run, "captured", None) is None else \
-        {(id(t._tape), t._slot) for t in run.inputs}
-    for slot, node in tape.links.items():
-        if reach[slot] and (id(node._tape), node._slot) not in captured:
-            freed = node._tape.freed
-            if isinstance(freed, np.ndarray) and node._slot < len(freed) and freed[node._slot]:
-                found.append((-1, None))
-    if tape.saved and tape.epoch != _INPLACE[0]:       # meets the highest record first
-        for consumer, slot, cell, version, idx, ref in tape.saved:
-            if reach[consumer] and cell[0] != version:
-                # PyTorch names a saved output by the node that saved it, and a saved input
-                # by the node that now produces it
-                kept = tape.objs[idx]
-                found.append((consumer, (tape, slot, kept.shape, kept.dtype, cell[0], version,
-                                         None if consumer == slot else ref)))
-    if tape.dirty:
-        found += _check_dirty(run)
-    if found:
-        first = max(found, key=lambda f: f[0])[1]
-        if first is None:
-            raise RuntimeError(SECOND_TIME)
-        _raise_modified(*first)
-
-
-def _check_dirty(run):
-    """Scalars changed in place after a record read their value: (reader, error) pairs."""
-    tape, rq, rd, reach = run.tape, run.rq, run.rd, getattr(run, "runs", run.reach)
-    heads = rq[0::3]
-    ops = heads & OPMASK
-    fam = _FAMILY[ops]
-    need = _NEEDS[ops]
-    two = ((fam == F_BINARY) | (fam == F_MATMUL) | (fam == F_SETITEM)) & \
-        ((heads & (CONST_A | CONST_B)) == 0)
-    first = np.where((heads & CONST_A) != 0, -1, heads >> SHIFT)
-    second = np.where(two, rd[1::3], -1).astype(np.int64)
-    second = np.where((heads & CONST_A) != 0, heads >> SHIFT, second)
-    const = (ops == CONST)
-    grad_a = (first >= 0) & ~const[np.maximum(first, 0)]
-    grad_b = (second >= 0) & ~const[np.maximum(second, 0)]
-    cross = (ops == MUL) | (ops == DIV)      # x's value serves only y's grad (and back)
-    read_a = ((need & 1) > 0) & ~(cross & ~grad_b)
-    read_b = ((need & 2) > 0) & ~((ops == MUL) & ~grad_a)
-    here = np.arange(len(ops))
-    hit = reach > 0
-    found = []
-    for slot, (expected, now, dtype, ref, limit) in tape.dirty.items():
-        now = now if ref() is None else max(now, ref()._version)   # changed again since?
-        users = (((first == slot) & read_a) | ((second == slot) & read_b)) & (here < limit)
-        if ((here == slot) & ((need & 4) > 0) & hit).any():      # a saved output
-            found.append((slot, (tape, slot, (), dtype, now, expected)))
-        if (users & hit).any():
-            found.append((int(np.nonzero(users & hit)[0][-1]),
-                          (tape, slot, (), dtype, now, expected, ref)))
-    return found
-
-
-def _raise_modified(tape, slot, shape, dtype, now, expected, ref=None):
-    """PyTorch's error, naming the node that now produces the changed tensor."""
-    kind = {"float32": "FloatTensor", "float64": "DoubleTensor"}.get(np.dtype(dtype).name,
-                                                                     "Tensor")
-    t = ref() if ref is not None else None
-    if t is not None and t._tape is not None:
-        tape, slot = t._tape, t._slot
-    op = tape.op_of(slot)
-    where = ""
-    if op not in (LEAF, CONST) and not (t is not None and t._tape is None):
-        _, _, const_first = tape.operands(slot)
-        where = ", which is output 0 of " + \
-            re.sub(r"Backward(0$)?", "", node_name(op, const_first)) + ","   # Max1, Exp
-    raise RuntimeError("one of the variables needed for gradient computation has been "
-                       f"modified by an inplace operation: [tapegrad.{kind} {list(shape)}]"
-                       f"{where} is at version {now}; expected version {expected} instead. "
-                       "Hint: enable anomaly detection to find the operation that failed to "
-                       "compute its gradient, with "
-                       "torch.autograd.set_detect_anomaly(True, check_nan=False).")
-
-
-def _check_nan(run, r):
-    """Anomaly mode: names the node whose backward just put a NaN in an operand's grad."""
-    tape = run.tape
-    h = int(run.rq[3 * r])
-    op = h & OPMASK
-    a, b, const_first = tape.operands(r)
-    operands = [s for s in ((a, b) if FAMILY[op] in (F_BINARY, F_MATMUL, F_SETITEM)
-                            else (a,))]
-    if const_first:
-        operands = [b]
-    for i, s in enumerate(operands):
-        if s >= 0 and run.reach[s] and np.isnan(run.adjoint(s)).any():
-            name = node_name(op, const_first)
-            trace = tape.traces.get(r)
-            if trace:
-                warnings.warn(f"Error detected in {name}. Traceback of forward call that "
-                              f"caused the error:\n{trace}", UserWarning, stacklevel=5)
-            raise RuntimeError(f"Function '{name}' returned nan values in its {i}th output.")

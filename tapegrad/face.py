@@ -22,6 +22,7 @@ from .quiet import hush as _hush, unhush as _unhush
 from .recording import _INPLACE, _link, _source, no_grad_result, record, slot_of
 from .shapes import _broadcast, _cstrides, _dim, _lane_aux, _reduced_dims  # noqa: F401
 from .state import _var, current_tape, recording_active, thread_state
+from .tape import Tape
 
 _state_get = _var.get
 _float = float
@@ -131,8 +132,14 @@ def _live_tape(x, y=None):
     if tape is not None and tape.live:
         return tape
     st = _state_get(None) or thread_state()
-    if not st.enabled and st.recording is None:
+    if not st._enabled and st.recording is None:
         return None
+    # the thread's live tape, short of its size limit, is current_tape's answer (a leaf
+    # times a number comes here: a model's parameters times its inputs)
+    ref = st._tape
+    tape = ref() if ref is not None else None
+    if tape is not None and tape.live and tape.nbytes + len(tape.rec) <= Tape.LIMIT:
+        return tape
     return current_tape(x, y)
 
 
@@ -207,6 +214,7 @@ def _is_num(t):
 
 # ----- the operations ----------------------------------------------------------------
 _nd = np.ndarray
+_add_reduce = np.add.reduce
 
 
 def _gate(rg, x, y=None):
@@ -262,8 +270,27 @@ def _binary(op, a, b):
             _unhush(tok)
         if type(z) is not _nd or z.dtype is not dt.np and z.dtype != dt.np:
             z = np.asarray(z, dt.np)
-        out = _new(z, dt)
-    tape = _gate((ta and a._rg) or (tb and b._rg), a if ta else b, b if ta and tb else None)
+        out = _new_object(Tensor)           # _new, inline (a hot path)
+        out._v = z
+        out._dtype = dt
+        out._rg = False
+        out._tape = None
+        out._slot = -1
+        out._grad = None
+        out._node = None
+        out._ver = None
+    if ta and a._rg:                        # _gate: a result of the live tape finds it here
+        tape = a._tape
+        if tape is None or not tape.live:
+            tape = _gate(True, a, b if tb else None)
+    elif tb and b._rg:
+        tape = b._tape
+        if tape is None or not tape.live:
+            tape = _gate(True, b if not ta else a, b if ta else None)
+    else:
+        st = _state_get(None) or thread_state()
+        tape = None if st.recording is None else current_tape(a if ta else b,
+                                                              b if ta and tb else None)
     if tape is not None:
         if not dt.is_floating_point and thread_state().recording is None:
             raise RuntimeError("Only Tensors of floating point and complex dtype can "
@@ -322,7 +349,9 @@ def _unary(op, x, c=0.0, c2=None, keep_int=False):
         if type(y) is not _nd or y.dtype != dt.np:
             y = np.asarray(y, dt.np)
         out = _new(y, dt)
-    tape = _gate(x._rg, x)
+    tape = x._tape                  # _gate's first step inline: x a result of the live tape
+    if tape is None or not tape.live or not x._rg:
+        tape = _gate(x._rg, x)
     if tape is not None:
         out._rg = True
         _record(op, out, x, None, c, c2=0.0 if c2 is None else c2, tape=tape)
@@ -368,7 +397,8 @@ def _reduce(op, x, dim, keepdim, mean):
     tok = _hush()
     try:
         if dim is None and type(v) is _nd and not keepdim:     # the common full reduction
-            z = v.mean() if mean else v.sum()
+            z = v.mean() if mean else _add_reduce(v, None)     # (sum's own call, less
+            #                                                   its Python wrapper)
             shape, dims = v.shape, None
         else:
             shape = _shape(x)
@@ -381,13 +411,28 @@ def _reduce(op, x, dim, keepdim, mean):
     out = _new(z, dt)
     tape = _gate(x._rg, x)
     if tape is not None:
-        if dims is None:
-            dims = tuple(range(len(shape)))
-        count = math.prod(shape[d] for d in dims)
+        lane = _LANES.get((shape, dims))
+        if lane is None:
+            lane = _lane(shape, dims)
+        count, aux = lane
         out._rg = True
         scale = (1.0 / count if count else math.nan) if mean else 1.0
-        _record(op, out, x, None, scale, _lane_aux(shape, dims), tape=tape)
+        _record(op, out, x, None, scale, aux, tape=tape)
     return out
+
+
+_LANES = {}
+
+
+def _lane(shape, dims):
+    """(elements per lane, the sweep's lane map) of a reduction of ``shape`` over ``dims``
+    (None: all), cached: a training loop reduces the same shapes every step."""
+    full = tuple(range(len(shape))) if dims is None else dims
+    lane = (math.prod(shape[d] for d in full), _lane_aux(shape, full))
+    if len(_LANES) > 4096:
+        _LANES.clear()
+    _LANES[(shape, dims)] = lane
+    return lane
 
 
 def _product(op, a, b, value):
@@ -398,7 +443,9 @@ def _product(op, a, b, value):
                            f"{names.get(a._dtype.name, a._dtype.name)} != "
                            f"{names.get(b._dtype.name, b._dtype.name)}")
     out = _new(value, a._dtype)
-    tape = _gate(a._rg or b._rg, a, b)
+    tape = a._tape                  # _gate's first step inline: a a result of the live tape
+    if tape is None or not tape.live or not a._rg:
+        tape = _gate(a._rg or b._rg, a, b)
     if tape is not None:
         out._rg = True
         sa, sb = a._v.shape, b._v.shape     # (batch, n, p, q): sizes the sweep loops over

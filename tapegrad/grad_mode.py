@@ -2,18 +2,20 @@
 (per thread), and anomaly detection (``set_detect_anomaly``, ``detect_anomaly``)."""
 import functools
 
-from .state import thread_state
+from .state import _var, thread_state
+
 
 class _GradMode:
     """Sets grad mode inside a ``with`` block or a decorated function, per thread."""
     mode = True
 
     def __enter__(self):
-        self._prev = thread_state().enabled
-        thread_state().enabled = self.mode
+        st = _var.get(None) or thread_state()      # (one lookup: a training step's update
+        self._prev = st._enabled                   # enters no_grad every step)
+        st.enabled = self.mode
 
     def __exit__(self, *exc):
-        thread_state().enabled = self._prev
+        (_var.get(None) or thread_state()).enabled = self._prev
         return False
 
     def __call__(self, fn):

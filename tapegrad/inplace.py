@@ -10,6 +10,7 @@ from .face import (_array, _as_tensor, _binary, _bump, _cell, _float, _hush, _nd
 from .layout import F32, RECORD, RECORD_SIZE
 from .ops import ADD, ASSTRIDED, BY_CODE, COPYSLICES, DIV, MUL, SUB
 from .shapes import _broadcast
+from .recording import _INPLACE
 from .state import refuse_while_recording, thread_state
 from .tape import LEFT, LIVE
 
@@ -40,7 +41,11 @@ def _inplace(self, op, other):
                 raise
             finally:
                 _unhush(tok)
-            _bump(self)
+            c = self._ver                       # _bump, inline (a training step's update)
+            if c is None:
+                c = self._ver = [0]
+            c[0] += 1
+            _INPLACE[0] += 1
             return self
     if st._enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
         if self._rg and self._tape is None:
@@ -289,7 +294,11 @@ class InPlaceMethods:
                                "in-place operation." if self._tape is None else
                                "tapegrad: fill_ on a tensor that requires grad is not "
                                "supported yet")
-        _bump(self)
+        c = self._ver                       # _bump, inline (zero_ of each grad every step)
+        if c is None:
+            c = self._ver = [0]
+        c[0] += 1
+        _INPLACE[0] += 1
         if type(self._v) is _float:
             self._v = _round(_float(value), self._dtype)
             _mark_dirty(self)

@@ -19,15 +19,16 @@ class MatmulMethods:
         if not isinstance(mat2, Tensor):
             raise TypeError(f"mm(): argument 'mat2' (position 1) must be Tensor, not "
                             f"{type(mat2).__name__}")
-        if self.ndim != 2:
+        va, vb = self._v, mat2._v           # (ndim inline: mm is a training step's op)
+        if type(va) is float or va.ndim != 2:
             raise RuntimeError("self must be a matrix")
-        if mat2.ndim != 2:
+        if type(vb) is float or vb.ndim != 2:
             raise RuntimeError("mat2 must be a matrix")
-        (n, p), (q, r) = self._v.shape, mat2._v.shape
+        (n, p), (q, r) = va.shape, vb.shape
         if p != q:
             raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{p} and "
                                f"{q}x{r})")
-        return _product(MM, self, mat2, np.matmul(self._v, mat2._v))
+        return _product(MM, self, mat2, np.matmul(va, vb))
 
     def matmul(self, other):
         """``@`` as PyTorch: dot, mv, mm, bmm, and broadcast batches of matrices."""

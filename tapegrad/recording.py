@@ -16,7 +16,7 @@ from .graph import AccumulateGrad, Node
 from .layout import (BIG, BLAS_MIN, CELL, CONST_A, CONST_B, DYN, F32, RECORD, RECORD_SIZE,
                      SCALAR, SHIFT, _rows, static_row)
 from .dtypes import float32 as _F32, float64 as _F64
-from .leaves import _POOL, attach
+from .leaves import _POOL, PAGE_CELLS, attach
 from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_SETITEM, LEAF, LINK,
                   MAXD, MM, MUL, MV, NEEDS, CASTNG, TIER)
 from .grad_mode import _anomaly
@@ -39,12 +39,15 @@ _plans = {}
 
 def _plan(op, shape, aux, dims, c2):
     """What an array record of ``op`` with this metadata always needs: (its static row,
-    the values its backward reads, its sweep tier (ops.TIER), whether its product is
-    BLAS's), cached, so a training loop computes it once."""
+    the values its backward reads, 2 for a product and 1 for a quotient (whose operands'
+    values serve the other's grad), and (its sweep tier (ops.TIER), whether its product
+    is BLAS's) or None for neither), cached, so a training loop computes it once."""
     if len(shape) > MAXD or (aux is not None and len(aux[1]) > MAXD):
         dims_ok(aux[1] if aux is not None else shape)
     big = dims is not None and dims[0] * dims[1] * dims[2] * dims[3] >= BLAS_MIN
-    plan = (static_row(shape, aux, dims, c2), NEEDS[op], TIER[op], big)
+    cross = 2 if op in _CROSS else 1 if op == DIV else 0
+    plan = (static_row(shape, aux, dims, c2), NEEDS[op], cross,
+            (TIER[op], big) if TIER[op] or big else None)
     if len(_plans) > 8192:
         _plans.clear()
     _plans[(op, shape, aux, dims, c2)] = plan
@@ -82,9 +85,15 @@ def _source(t, tape):
         return node.slot
     v = t._v
     if type(v) is _float and t._rg:            # a 0-d leaf (scalar graphs have many)
-        if node.page is None:
-            node.page, node.cell = _cell()
-            node.addr = node.page.addr + node.cell * CELL
+        if node.page is None:                  # _POOL.cell, inline while its page has room
+            p = _POOL.current
+            if p is not None and p.next < PAGE_CELLS:
+                node.page = p
+                node.cell = i = p.next
+                p.next = i + 1
+            else:
+                p, i = node.page, node.cell = _cell()
+            node.addr = p.addr + i * CELL
         leaves = tape.leaf_nodes
         if t._dtype is _F32:
             head = LEAF | SCALAR | F32 | len(leaves) << SHIFT
@@ -98,6 +107,22 @@ def _source(t, tape):
         rec += _pack(head, node.addr, v)
         node.tape_id = tape.id
         return slot
+    if node.rows_of is v and not tape.keep_all:     # an array source seen before: its
+        static, dyn, head, b, bit, dt, rg = node.rows       # rows and head are cached
+        if dt is t._dtype and rg is t._rg:
+            tape.dtypes |= bit
+            if rg:
+                leaves = tape.leaf_nodes
+                head |= len(leaves) << SHIFT
+                leaves.append(node)
+            rec = tape.rec
+            node.slot = slot = len(rec) // RECORD_SIZE
+            rec += _pack(head, b, tape.rows)
+            tape.static += static
+            tape.dyn += dyn
+            tape.rows += 1
+            node.tape_id = tape.id
+            return slot
     flag, bit = _FLAGS.get(t._dtype, _NO_FLAGS)     # _dtype_flag, inline (a hot path)
     tape.dtypes |= bit
     scalar = type(v) is _float
@@ -106,11 +131,19 @@ def _source(t, tape):
     if t._rg:
         if node.page is None:
             attach(node, () if scalar else v.shape, t._dtype.np)
-        head = LEAF | flag | len(tape.leaf_nodes) << SHIFT
-        tape.leaf_nodes.append(node)
+        head = LEAF | flag
         b, gaddr = node.addr, node.buf_addr
     else:
         head, b, gaddr = CONST | flag, 0.0, 0
+    if not scalar and not tape.keep_all:
+        # an array source's rows and head, cached while its value, dtype and
+        # requires_grad stay (its grad storage never moves: leaves.attach)
+        node.rows = (static_row(v.shape), DYN.pack(-1, -1, -1, -1, 0, gaddr), head, b, bit,
+                     t._dtype, t._rg)
+        node.rows_of = v
+    if t._rg:
+        head |= len(tape.leaf_nodes) << SHIFT
+        tape.leaf_nodes.append(node)
     if scalar:
         rec = tape.rec
         slot = len(rec) // RECORD_SIZE
@@ -118,10 +151,7 @@ def _source(t, tape):
     elif tape.keep_all:
         yobj = tape.keep(v.copy())                          # fn may change it later
         slot = tape.record_array(head, b, static_row(v.shape), yobj=yobj, gaddr=gaddr)
-    else:                       # an array source's metadata, cached while its value stays
-        if node.rows_of is not v:
-            node.rows = (static_row(v.shape), DYN.pack(-1, -1, -1, -1, 0, gaddr))
-            node.rows_of = v
+    else:                       # an array source's metadata (cached above)
         rec = tape.rec
         slot = len(rec) // RECORD_SIZE
         rec += _pack(head, b, tape.rows)
@@ -183,25 +213,22 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
     tb = b is not None and type(b) is not _float and type(b) is not int
     if tape is None:
         tape = current_tape(a, b)
-    tid = tape.id
-    if ta:
-        if a._tape is tape:
-            sa = a._slot
-        else:
-            n = a._node
-            sa = n.slot if n is not None and n.tape_id == tid and a._tape is None \
-                else slot_of(a, tape)
-    else:
+    if not ta:
         sa = -1
-    if tb:
-        if b._tape is tape:
-            sb = b._slot
-        else:
-            n = b._node
-            sb = n.slot if n is not None and n.tape_id == tid and b._tape is None \
-                else slot_of(b, tape)
-    else:
+    elif a._tape is tape:
+        sa = a._slot
+    else:                                     # a leaf recorded here already: no call
+        n = a._node
+        sa = n.slot if n is not None and n.tape_id == tape.id and a._tape is None \
+            else slot_of(a, tape)
+    if not tb:
         sb = -1
+    elif b._tape is tape:
+        sb = b._slot
+    else:
+        n = b._node
+        sb = n.slot if n is not None and n.tape_id == tape.id and b._tape is None \
+            else slot_of(b, tape)
     flags, bit = _FLAGS.get(out._dtype, _NO_FLAGS)  # _dtype_flag, inline (a hot path)
     tape.dtypes |= bit
     if ta and tb:
@@ -223,24 +250,21 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
         if c2 and tape.keep_all:             # clamp's max: a replay recomputes the value
             tape.c2[slot] = c2
     else:
-        shape = v.shape
-        plan = _plans.get((op, shape, aux, dims, c2))
-        if plan is None:
-            plan = _plan(op, shape, aux, dims, c2)
-        row, need, tier, big = plan
-        aobj = bobj = yobj = -1
+        plan = _plans.get((op, v.shape, aux, dims, c2)) or _plan(op, v.shape, aux, dims, c2)
+        row, need, cross, rare = plan
         if need:
-            if op in _CROSS or op == DIV:   # a's value only serves b's grad (and b's a's)
+            if cross:                       # a's value only serves b's grad (and b's a's)
                 if not (tb and b._rg):
                     need &= ~1
-                if op in _CROSS and not (ta and a._rg):
+                if cross == 2 and not (ta and a._rg):
                     need &= ~2
-            if need & 1 and ta and type(a._v) is not _float:
-                aobj = _kept(tape, a, slot, sa)
-            if need & 2 and tb and type(b._v) is not _float:
-                bobj = _kept(tape, b, slot, sb)
-        if need & 4 or tape.keep_all:
-            yobj = _kept(tape, out, slot, slot)
+            aobj = _kept(tape, a, slot, sa) if need & 1 and ta and type(a._v) is not _float \
+                else -1
+            bobj = _kept(tape, b, slot, sb) if need & 2 and tb and type(b._v) is not _float \
+                else -1
+        else:
+            aobj = bobj = -1
+        yobj = _kept(tape, out, slot, slot) if need & 4 or tape.keep_all else -1
         if ints is not None:
             ints = np.ascontiguousarray(ints, np.int64).ravel()
             dyn = _dyn(aobj, bobj, yobj, tape.keep(ints), ints.size, 0)
@@ -248,14 +272,15 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
             dyn = _NO_DYN
         else:
             dyn = _dyn(aobj, bobj, yobj, -1, 0, 0)
-        if tier:                              # the sweep tier the tape needs (ops.TIER)
-            if tier == 2:
+        if rare:                            # a sweep tier beyond the basic one, or BLAS's
+            tier, big = rare
+            if tier == 2:                   # the sweep tier the tape needs (ops.TIER)
                 tape.full = True
-            elif tier == 1 or bf != 2.0:
+            elif tier == 1 or (tier and bf != 2.0):
                 tape.general = True
-        if big:
-            flags |= BIG                      # done by NumPy's BLAS (products.py)
-            tape.big = True
+            if big:
+                flags |= BIG                # done by NumPy's BLAS (products.py)
+                tape.big = True
         k = tape.rows
         rec += _pack(head | flags, bf, k)
         tape.static += row

@@ -21,7 +21,44 @@ from .layout import (DYN, OPMASK, RECORD, RECORD_SIZE, SCALAR, SHIFT, STATIC_WID
                      CONST_A, CONST_B, IOBJ)
 
 _ids = itertools.count(1)
-LIVE = weakref.WeakValueDictionary()   # id -> tape, while something refers to it
+
+
+class _Live:
+    """id -> tape, while something refers to it: a WeakValueDictionary's lookups, but a
+    tape's entry is a plain weak reference, whose making is a tenth of a
+    WeakValueDictionary's insert and removal callback (a tape starts every training step);
+    dead entries go now and then."""
+    __slots__ = ("refs", "limit")
+
+    def __init__(self):
+        self.refs = {}
+        self.limit = 64
+
+    def __setitem__(self, key, tape):
+        refs = self.refs
+        refs[key] = weakref.ref(tape)
+        if len(refs) > self.limit:
+            for k, r in refs.copy().items():        # (a copy, iterated here: listing the
+                if r() is None:                     # dict's items can run a garbage
+                    refs.pop(k, None)               # collection, so other threads' code)
+            self.limit = max(64, 2 * len(refs))
+
+    def get(self, key, default=None):
+        r = self.refs.get(key)
+        t = None if r is None else r()
+        return default if t is None else t
+
+    def __contains__(self, key):
+        return self.get(key) is not None
+
+    def __getitem__(self, key):
+        t = self.get(key)
+        if t is None:
+            raise KeyError(key)
+        return t
+
+
+LIVE = _Live()
 # id -> weak reference of a tape a backward left (later operations start a new one) with
 # leaves recorded on it, until a backward without retain_graph frees all of it: a 0-d leaf
 # changed in place later marks its records there (inplace._mark_dirty), as its node only
@@ -40,7 +77,7 @@ class Tape:
                  "multi", "hooks", "retained", "traces", "dirty", "unsaved", "saved", "epoch",
                  "freed",
                  "keep_all", "consts", "conds", "c2", "functions", "live", "dtypes", "big",
-                 "full", "general", "ptrs", "id", "leaf_slots",
+                 "full", "general", "ptrs", "id", "leaf_slots", "lists",
                  "__weakref__")
 
     def __init__(self):
@@ -75,6 +112,7 @@ class Tape:
         #                          sweep's full tier (_generated/sweeps.py)
         self.general = False     # holds an elementwise op of the sweep's core tier (ops.TIER)
         self.leaf_slots = (0, None)  # (records, {node id: slots}) cached by slots_of
+        self.lists = False       # keep() was called: objs may hold int lists
         self.id = next(_ids)
         LIVE[self.id] = self
 
@@ -86,6 +124,7 @@ class Tape:
         """Keeps ``array`` for the backward; returns its index in ``objs``."""
         objs = self.objs
         objs.append(array)
+        self.lists = True
         self.nbytes += array.nbytes
         return len(objs) - 1
 
@@ -193,8 +232,11 @@ class Tape:
         pass reads cat's operand slots), and each value's place holds an empty array, so
         the kernels' object table keeps its length."""
         LEFT.pop(self.id, None)         # what reads a leaf's value can no longer run
-        md = np.frombuffer(self.dyn, np.int64).reshape(-1, DYN_WIDTH)
-        lists = set(md[md[:, IOBJ] >= 0, IOBJ].tolist())
-        self.objs = [o if i in lists else _GONE for i, o in enumerate(self.objs)]
+        if not self.lists:              # no int list (they are kept by keep()): all go
+            self.objs = [_GONE] * len(self.objs)
+        else:
+            md = np.frombuffer(self.dyn, np.int64).reshape(-1, DYN_WIDTH)
+            lists = set(md[md[:, IOBJ] >= 0, IOBJ].tolist())
+            self.objs = [o if i in lists else _GONE for i, o in enumerate(self.objs)]
         self.saved = []
         self.nbytes = 0
