@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: fc5515cf923cba84
+# kernel sources: 42cda349b2fe64fd
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
@@ -392,37 +392,44 @@ def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
 
 @jit_inline
 def _mm_ga(g, b, ga, n, p, q):
-    """ga (n, p) += g (n, q) b (p, q)^T, the loop order picked by shape."""
+    """ga (n, p) += g (n, q) b (p, q)^T, the loop order picked by shape. Indices are
+    unsigned: with no wraparound test on them, the inner loops vectorize."""
+    un, up, uq = np.uint64(n), np.uint64(p), np.uint64(q)
     if q >= 8:                 # ga[i, k] += sum_j g[i, j] b[k, j]: dots along rows
-        for i in range(n):
-            for k in range(p):
+        for i in range(un):
+            for k in range(up):
                 acc = 0.0
-                for j in range(q):
-                    acc += g[i * q + j] * b[k * q + j]
-                ga[i * p + k] += acc
+                for j in range(uq):
+                    acc += g[i * uq + j] * b[k * uq + j]
+                ga[i * up + k] += acc
     else:                      # few columns: ga[i, :] += g[i, j] b[:, j]
-        for i in range(n):
-            for j in range(q):
-                gij = g[i * q + j]
-                for k in range(p):
-                    ga[i * p + k] += gij * b[k * q + j]
+        for i in range(un):
+            for j in range(uq):
+                gij = g[i * uq + j]
+                for k in range(up):
+                    ga[i * up + k] += gij * b[k * uq + j]
 
 
 @jit_inline
 def _mm_gb(g, a, gb, n, p, q):
-    """gb (p, q) += a (n, p)^T g (n, q), the loop order picked by shape."""
+    """gb (p, q) += a (n, p)^T g (n, q), the loop order picked by shape (indices unsigned,
+    as in _mm_ga)."""
+    un, up, uq = np.uint64(n), np.uint64(p), np.uint64(q)
     if q >= 8:                 # gb[k, :] += a[i, k] g[i, :]: rows, contiguous inner loops
-        for i in range(n):
-            for k in range(p):
-                aik = a[i * p + k]
-                for j in range(q):
-                    gb[k * q + j] += aik * g[i * q + j]
-    else:                      # few columns: gb[k, j] += sum_i a[i, k] g[i, j], in a register
-        for k in range(p):
-            for j in range(q):
-                acc = 0.0
-                for i in range(n):
-                    acc += a[i * p + k] * g[i * q + j]
-                gb[k * q + j] += acc
+        for i in range(un):
+            for k in range(up):
+                aik = a[i * up + k]
+                for j in range(uq):
+                    gb[k * uq + j] += aik * g[i * uq + j]
+    else:                      # few columns: gb[k, j] += sum_i a[i, k] g[i, j], the sums in
+        # float64, each over i in order, as one register each would; rows of a along k
+        acc = np.zeros(p * q, np.float64)
+        for i in range(un):
+            for j in range(uq):
+                gij = g[i * uq + j]
+                for k in range(up):
+                    acc[k * uq + j] += a[i * up + k] * gij
+        for kj in range(p * q):
+            gb[kj] += acc[kj]
 
 

@@ -1,7 +1,7 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, strided walks, and what a
 whole backward marks freed."""
-# kernel sources: fc5515cf923cba84
+# kernel sources: 42cda349b2fe64fd
 import numpy as np
 
 from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,
@@ -129,7 +129,28 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
             for i in range(n):
                 ga[i] += s
             return
-    idx = np.zeros(NDIM, np.int64)
+    # The walk's own dims: size-1 dims dropped, and a dim merged into the next when the
+    # two walk as one (stride[d] == stride[d + 1] * shape[d + 1]): fewer, longer rows
+    # (a (100, 32) array walked whole is one row of 3,200; a (100, 1) one, one of 100).
+    w = np.zeros(3 * NDIM, np.int64)       # its shape, strides, and index
+    m = 0
+    for d in range(nd):
+        if shape[d] == 1:
+            continue
+        if m > 0 and w[NDIM + m - 1] == strides[d] * shape[d]:
+            w[m - 1] *= shape[d]
+            w[NDIM + m - 1] = strides[d]
+        else:
+            w[m] = shape[d]
+            w[NDIM + m] = strides[d]
+            m += 1
+    if m == 0:                              # one element
+        w[0] = 1
+        m = 1
+    shape = w[0:NDIM]
+    strides = w[NDIM:2 * NDIM]
+    idx = w[2 * NDIM:3 * NDIM]
+    nd = m
     inner = shape[nd - 1]
     si = strides[nd - 1]
     o = base
@@ -141,11 +162,11 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
     sd, ss = (si, 1) if scatter else (1, si)       # strides of ga's and g's rows
     for _ in range(n // inner):
         d0, s0 = (o, i) if scatter else (i, o)     # where ga's and g's rows start
-        if si == 1:
-            gr = ga[d0:d0 + inner]
-            gi = g[s0:s0 + inner]
-            for j in range(inner):
-                gr[j] += scale * gi[j]
+        if si == 1:                 # unsigned indices: no wraparound test, so the loop
+            a0 = np.uint64(d0)         # vectorizes with no view of a row (a view costs
+            u0 = np.uint64(s0)         # a reference count, 100 rows of a bias's grad 2 us)
+            for u in range(np.uint64(inner)):
+                ga[a0 + u] += scale * g[u0 + u]
         elif scatter and si == 0:
             acc[0] = ga[o]
             for j in range(inner):
