@@ -13,7 +13,6 @@ from . import dtypes as D
 from . import leaves
 from .base import TensorBase as Tensor  # noqa: F401
 from .face import _array, _new, _shape
-from .graph import AccumulateGrad
 from .state import refuse_while_recording
 
 _ACCUMULATE = threading.RLock()   # .grad accumulation, as PyTorch locks AccumulateGrad
@@ -178,9 +177,7 @@ def register_post_accumulate_grad_hook(t, fn):
 
 def _leaf_node(t):
     """The leaf's AccumulateGrad node, with its grad storage."""
-    node = t._node
-    if node is None:
-        node = t._node = AccumulateGrad(t)
+    node = t._node or leaves.leaf_node(t)
     if node.page is None:
         leaves.attach(node, _shape(t), t._dtype.np)
     return node

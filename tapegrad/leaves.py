@@ -12,6 +12,7 @@ A page is reused once nothing refers to it: no node (a leaf's AccumulateGrad hol
 page, a tape holds the nodes it recorded) and no view of its cells (a grad tensor).
 """
 import sys
+import threading
 
 import numpy as np
 
@@ -64,13 +65,33 @@ class _Pool:
 _POOL = _Pool()
 
 
+_FIRST_USE = threading.Lock()
+
+
 def attach(node, shape, np_dtype):
-    """Gives a leaf's node its grad storage (once per leaf)."""
-    node.page, node.cell = _POOL.cell()
-    node.addr = node.page.addr + node.cell * CELL
-    if shape:
-        node.buf = np.zeros(shape, np_dtype)
-        node.buf_addr = node.buf.ctypes.data
+    """Gives a leaf's node its grad storage (once per leaf, under a lock: two threads
+    recording a leaf's first use at once share one storage, where a second one would free
+    the first under the other thread's tape, which then writes into freed memory)."""
+    with _FIRST_USE:
+        if node.page is not None:           # another thread's first use came first
+            return
+        page, cell = _POOL.cell()
+        node.cell, node.addr = cell, page.addr + cell * CELL
+        if shape:
+            node.buf = np.zeros(shape, np_dtype)
+            node.buf_addr = node.buf.ctypes.data
+        node.page = page                    # last: a node with a page is complete
+
+
+def leaf_node(t):
+    """t's AccumulateGrad node, made once: two threads recording t's first use at once
+    would each make one, and one thread's grads would go to a node t no longer has."""
+    with _FIRST_USE:
+        node = t._node
+        if node is None:
+            from .graph import AccumulateGrad
+            node = t._node = AccumulateGrad(t)
+        return node
 
 
 def has_grad(node):

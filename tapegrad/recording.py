@@ -12,21 +12,21 @@ import weakref
 
 import numpy as np
 
-from .graph import AccumulateGrad, Node
+from .graph import Node
 from .layout import (BIG, BLAS_MIN, CELL, CONST_A, CONST_B, DYN, F32, RECORD, RECORD_SIZE,
                      SCALAR, SHIFT, _rows, static_row)
 from .dtypes import float32 as _F32, float64 as _F64
-from .leaves import _POOL, PAGE_CELLS, attach
+from .leaves import _POOL, PAGE_CELLS, attach, leaf_node
 from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_SETITEM, LEAF, LINK,
                   MAXD, MM, MUL, MV, NEEDS, CASTNG, TIER)
 from .grad_mode import _anomaly
 from .state import _var, current_tape
 
 _float = float
+_weak = weakref.ref
 _CROSS = frozenset((MUL, MM, BMM, DOT, MV))    # d(ab)/da = b, d(ab)/db = a
 _pack = RECORD.pack
 _dyn = DYN.pack
-_cell = _POOL.cell
 _B_CONST = (F_BINARY, F_SETITEM, F_COMPARE)   # families whose b may be a Python number
 _INPLACE = [0]        # in-place changes so far (a tape saved before and none since: no check)
 
@@ -80,20 +80,20 @@ def _source(t, tape):
     """A leaf (or a constant: a tensor that needs no grad) enters the tape: once per tape."""
     node = t._node
     if node is None:
-        node = t._node = AccumulateGrad(t)
+        node = leaf_node(t)
     elif node.tape_id == tape.id:
         return node.slot
     v = t._v
     if type(v) is _float and t._rg:            # a 0-d leaf (scalar graphs have many)
         if node.page is None:                  # _POOL.cell, inline while its page has room
-            p = _POOL.current
-            if p is not None and p.next < PAGE_CELLS:
-                node.page = p
-                node.cell = i = p.next
+            p = _POOL.current                  # (no call or loop between the test of
+            if p is not None and p.next < PAGE_CELLS:   # node.page and p.next's bump: no
+                node.cell = i = p.next                  # other thread runs in between)
                 p.next = i + 1
+                node.addr = p.addr + i * CELL
+                node.page = p
             else:
-                p, i = node.page, node.cell = _cell()
-            node.addr = p.addr + i * CELL
+                attach(node, (), None)
         leaves = tape.leaf_nodes
         if t._dtype is _F32:
             head = LEAF | SCALAR | F32 | len(leaves) << SHIFT
@@ -199,7 +199,7 @@ def _kept(tape, t, consumer, slot):
     c = t._ver
     if c is None:
         c = t._ver = [0]
-    tape.saved.append((consumer, slot, c, c[0], idx, weakref.ref(t)))
+    tape.saved.append((consumer, slot, c, c[0], idx, _weak(t)))
     return idx
 
 
@@ -220,7 +220,7 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
     else:                                     # a leaf recorded here already: no call
         n = a._node
         sa = n.slot if n is not None and n.tape_id == tape.id and a._tape is None \
-            else slot_of(a, tape)
+            else _source(a, tape) if a._tape is None else _link(a, tape)    # (slot_of)
     if not tb:
         sb = -1
     elif b._tape is tape:
@@ -228,7 +228,7 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
     else:
         n = b._node
         sb = n.slot if n is not None and n.tape_id == tape.id and b._tape is None \
-            else slot_of(b, tape)
+            else _source(b, tape) if b._tape is None else _link(b, tape)
     flags, bit = _FLAGS.get(out._dtype, _NO_FLAGS)  # _dtype_flag, inline (a hot path)
     tape.dtypes |= bit
     if ta and tb:

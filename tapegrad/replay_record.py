@@ -29,7 +29,7 @@ import weakref
 
 import numpy as np
 
-from .graph import AccumulateGrad
+from .leaves import leaf_node
 from .layout import OPMASK, SHIFT
 from .ops import BY_CODE, FAMILY, F_STRIDED, LEAF, LINK, NEEDS
 from .recording import slot_of
@@ -251,7 +251,7 @@ def _named(rec, t, slot):
             node.tape_id = 0
         return
     if node is None:
-        node = t._node = AccumulateGrad(t)
+        node = leaf_node(t)
     node.tape_id = tape.id
     node.slot = slot
 

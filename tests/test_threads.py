@@ -270,6 +270,26 @@ def test_concurrent_backward_into_a_shared_leaf_loses_nothing():
         assert got.tolist() == [2.0 * n * threads], got
 
 
+def test_a_leaf_first_used_by_four_threads_at_once_gets_one_node_and_one_storage(
+        fast_switching):
+    """A leaf's node and grad storage are made at its first use on a tape: when four
+    threads record that first use at once, they must share them. A second storage freed
+    the first under another thread's tape, whose backward then wrote into freed memory (an
+    interpreter crash, seen here on 49164cc); a second node took another thread's grads."""
+    for size in [()] * 20 + [(50_000,)] * 20:
+        w = tg.tensor(np.ones(size), dtype=tg.float64, requires_grad=True)
+        barrier = threading.Barrier(4)
+
+        def work():
+            barrier.wait()
+            (w * 2.0).sum().backward()
+            return w._node
+
+        nodes = _run_threads([work] * 4)
+        assert all(n is w._node for n in nodes)
+        assert np.unique(w.grad.numpy()).tolist() == [8.0]
+
+
 def test_concurrent_backward_into_shared_scalar_leaves(fast_switching):
     """The grads of Python-float leaves live in shared pages: cells handed out to two
     threads at once must not collide."""
