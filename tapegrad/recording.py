@@ -12,6 +12,7 @@ import weakref
 
 import numpy as np
 
+from .base import TensorBase
 from .graph import Node
 from .layout import (BIG, BLAS_MIN, CELL, CONST_A, CONST_B, DYN, F32, RECORD, RECORD_SIZE,
                      SCALAR, SHIFT, _rows, static_row)
@@ -209,26 +210,15 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
     input; ``c`` a constant kept in the record (an exponent, a scale), ``c2`` a second one;
     ``ints`` an int list the backward reads (indices, operand slots); ``dims`` a matrix
     product's (batch, n, p, q)."""
-    ta = a is not None and type(a) is not _float and type(a) is not int
-    tb = b is not None and type(b) is not _float and type(b) is not int
     if tape is None:
         tape = current_tape(a, b)
-    if not ta:
-        sa = -1
-    elif a._tape is tape:
-        sa = a._slot
-    else:                                     # a leaf recorded here already: no call
-        n = a._node
-        sa = n.slot if n is not None and n.tape_id == tape.id and a._tape is None \
-            else _source(a, tape) if a._tape is None else _link(a, tape)    # (slot_of)
-    if not tb:
-        sb = -1
-    elif b._tape is tape:
-        sb = b._slot
-    else:
-        n = b._node
-        sb = n.slot if n is not None and n.tape_id == tape.id and b._tape is None \
-            else _source(b, tape) if b._tape is None else _link(b, tape)
+    # operand slots (slot_of, inline): a result here, or a source (once a tape) or link
+    ta = isinstance(a, TensorBase)           # (else a Python number, or None)
+    sa = -1 if not ta else a._slot if a._tape is tape else \
+        _source(a, tape) if a._tape is None else _link(a, tape)
+    tb = isinstance(b, TensorBase)
+    sb = -1 if not tb else b._slot if b._tape is tape else \
+        _source(b, tape) if b._tape is None else _link(b, tape)
     flags, bit = _FLAGS.get(out._dtype, _NO_FLAGS)  # _dtype_flag, inline (a hot path)
     tape.dtypes |= bit
     if ta and tb:
