@@ -280,7 +280,8 @@ def _fresh_leaf(indent, leaf, head, b):
             f"{i}n.slot = slot",
             f"{i}n.tape_id = tape.id",
             f"{i}out._slot = slot + 1",
-            f"{i}rec += _pack2(lead, n.addr, {leaf}._v, {head}, {b}, z)"]
+            f"{i}rec += _pack2(lead, n.addr, {leaf}._v,",
+            f"{i}              {head}, {b}, z)"]
 
 
 def _record_pair(indent):
@@ -303,7 +304,8 @@ def _record_pair(indent):
             f"{i}            {one}",
             f"{i}            rec += _pack(head + self._slot * _SLOT, n.slot, z)",
             f"{i}        elif n.page is not None and other._rg:",
-            *_fresh_leaf(indent + 12, "other", "head + self._slot * _SLOT", "slot"),
+            *_fresh_leaf(indent + 12, "other", "head + self._slot * _SLOT",
+                         "slot"),
             f"{i}        else:",
             "    " + slow,
             f"{i}    else:",

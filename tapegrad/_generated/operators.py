@@ -101,7 +101,8 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v, head + self._slot * _SLOT, slot, z)
+                                rec += _pack2(lead, n.addr, other._v,
+                                              head + self._slot * _SLOT, slot, z)
                             else:
                                 return _record_scalar(out, head, self, other)
                         else:
@@ -132,7 +133,8 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v, head + slot * _SLOT, other._slot, z)
+                            rec += _pack2(lead, n.addr, self._v,
+                                          head + slot * _SLOT, other._slot, z)
                         else:
                             return _record_scalar(out, head, self, other)
                     out._tape = tape
@@ -215,7 +217,8 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v, head + self._slot * _SLOT, slot, z)
+                                rec += _pack2(lead, n.addr, other._v,
+                                              head + self._slot * _SLOT, slot, z)
                             else:
                                 return _record_scalar(out, head, self, other)
                         else:
@@ -246,7 +249,8 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v, head + slot * _SLOT, other._slot, z)
+                            rec += _pack2(lead, n.addr, self._v,
+                                          head + slot * _SLOT, other._slot, z)
                         else:
                             return _record_scalar(out, head, self, other)
                     out._tape = tape
@@ -359,7 +363,8 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v, head + self._slot * _SLOT, slot, z)
+                                rec += _pack2(lead, n.addr, other._v,
+                                              head + self._slot * _SLOT, slot, z)
                             else:
                                 return _record_scalar(out, head, self, other)
                         else:
@@ -390,7 +395,8 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v, head + slot * _SLOT, other._slot, z)
+                            rec += _pack2(lead, n.addr, self._v,
+                                          head + slot * _SLOT, other._slot, z)
                         else:
                             return _record_scalar(out, head, self, other)
                     out._tape = tape
@@ -473,7 +479,8 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v, head + self._slot * _SLOT, slot, z)
+                                rec += _pack2(lead, n.addr, other._v,
+                                              head + self._slot * _SLOT, slot, z)
                             else:
                                 return _record_scalar(out, head, self, other)
                         else:
@@ -504,7 +511,8 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v, head + slot * _SLOT, other._slot, z)
+                            rec += _pack2(lead, n.addr, self._v,
+                                          head + slot * _SLOT, other._slot, z)
                         else:
                             return _record_scalar(out, head, self, other)
                     out._tape = tape
