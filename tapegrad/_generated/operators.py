@@ -82,8 +82,7 @@ class ScalarOperators:
                         if other._tape is tape:
                             out._slot = len(rec) // 24
                             rec += _pack(head + self._slot * _SLOT, other._slot, z)
-                        elif other._tape is None and other._node is not None:    # a leaf
-                            n = other._node
+                        elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = len(rec) // 24
                                 rec += _pack(head + self._slot * _SLOT, n.slot, z)
@@ -110,12 +109,11 @@ class ScalarOperators:
                     else:
                         tape = other._tape
                         if tape is None or not tape.live or self._tape is not None or \
-                                self._node is None:
+                                (n := self._node) is None:
                             if self._rg or other._rg or recording_active():
                                 return _record_scalar(out, head, self, other)
                             return _untracked_scalar(out)
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
-                        n = self._node
                         if n.tape_id == tape.id:
                             out._slot = len(rec) // 24
                             rec += _pack(head + n.slot * _SLOT, other._slot, z)
@@ -198,8 +196,7 @@ class ScalarOperators:
                         if other._tape is tape:
                             out._slot = len(rec) // 24
                             rec += _pack(head + self._slot * _SLOT, other._slot, z)
-                        elif other._tape is None and other._node is not None:    # a leaf
-                            n = other._node
+                        elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = len(rec) // 24
                                 rec += _pack(head + self._slot * _SLOT, n.slot, z)
@@ -226,12 +223,11 @@ class ScalarOperators:
                     else:
                         tape = other._tape
                         if tape is None or not tape.live or self._tape is not None or \
-                                self._node is None:
+                                (n := self._node) is None:
                             if self._rg or other._rg or recording_active():
                                 return _record_scalar(out, head, self, other)
                             return _untracked_scalar(out)
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
-                        n = self._node
                         if n.tape_id == tape.id:
                             out._slot = len(rec) // 24
                             rec += _pack(head + n.slot * _SLOT, other._slot, z)
@@ -344,8 +340,7 @@ class ScalarOperators:
                         if other._tape is tape:
                             out._slot = len(rec) // 24
                             rec += _pack(head + self._slot * _SLOT, other._slot, z)
-                        elif other._tape is None and other._node is not None:    # a leaf
-                            n = other._node
+                        elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = len(rec) // 24
                                 rec += _pack(head + self._slot * _SLOT, n.slot, z)
@@ -372,12 +367,11 @@ class ScalarOperators:
                     else:
                         tape = other._tape
                         if tape is None or not tape.live or self._tape is not None or \
-                                self._node is None:
+                                (n := self._node) is None:
                             if self._rg or other._rg or recording_active():
                                 return _record_scalar(out, head, self, other)
                             return _untracked_scalar(out)
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
-                        n = self._node
                         if n.tape_id == tape.id:
                             out._slot = len(rec) // 24
                             rec += _pack(head + n.slot * _SLOT, other._slot, z)
@@ -460,8 +454,7 @@ class ScalarOperators:
                         if other._tape is tape:
                             out._slot = len(rec) // 24
                             rec += _pack(head + self._slot * _SLOT, other._slot, z)
-                        elif other._tape is None and other._node is not None:    # a leaf
-                            n = other._node
+                        elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = len(rec) // 24
                                 rec += _pack(head + self._slot * _SLOT, n.slot, z)
@@ -488,12 +481,11 @@ class ScalarOperators:
                     else:
                         tape = other._tape
                         if tape is None or not tape.live or self._tape is not None or \
-                                self._node is None:
+                                (n := self._node) is None:
                             if self._rg or other._rg or recording_active():
                                 return _record_scalar(out, head, self, other)
                             return _untracked_scalar(out)
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
-                        n = self._node
                         if n.tape_id == tape.id:
                             out._slot = len(rec) // 24
                             rec += _pack(head + n.slot * _SLOT, other._slot, z)
