@@ -221,16 +221,19 @@ _PRELUDE = [
 ]
 
 
-def _scalar_out(indent, code, value):
-    """Lines making ``out`` (a Python-float tensor of value ``value``) and its record head."""
+def _scalar_out(indent, code, value, heads=None, cls="_face.Tensor"):
+    """Lines making ``out`` (a Python-float tensor of value ``value``, of class ``cls``)
+    and its record head: ``heads`` the names of (op | flags, the same | F32), by default
+    op | SCALAR."""
     i = " " * indent
+    h64, h32 = heads or (f"{code} | SCALAR", f"{code} | SCALAR | F32")
     return [f"{i}z = {value}",
-            f"{i}out = _new_object(_face.Tensor)",
+            f"{i}out = _new_object({cls})",
             f"{i}if dt is _F32:",
             f"{i}    z = float(_f32(z))",
-            f"{i}    head = {code} | SCALAR | F32",
+            f"{i}    head = {h32}",
             f"{i}else:",
-            f"{i}    head = {code} | SCALAR",
+            f"{i}    head = {h64}",
             f"{i}out._v = z",
             f"{i}out._dtype = dt",
             f"{i}out._grad = None",
@@ -258,18 +261,72 @@ def _tail(indent, rg, slow):
             f"{i}return _untracked_scalar(out)"]
 
 
-def _operand_slot(indent, name, var):
-    """Lines finding operand ``name``'s slot on ``tape`` without a call (a result of the
-    tape, or a leaf already recorded there), or taking the general path."""
+def _fresh_leaf(indent, leaf, head, b):
+    """Lines appending, in one pack, the LEAF record of ``leaf`` (node ``n``: its first use
+    on ``tape``, its grad cell attached on an earlier tape; recording._source's 0-d leaf
+    branch: the leaf's index among the tape's leaves, its cell's address, its value) and
+    then the op's record (``head``, ``b``; ``slot`` is the leaf's slot)."""
     i = " " * indent
-    return [f"{i}if {name}._tape is tape:",
-            f"{i}    {var} = {name}._slot",
-            f"{i}elif {name}._tape is not None:",
-            f"{i}    return _record_scalar(out, head, self, other)",
-            f"{i}else:                  # a leaf (or constant): its source record, once a tape",
-            f"{i}    n = {name}._node",
-            f"{i}    {var} = n.slot if n is not None and n.tape_id == tape.id else "
-            f"_source({name}, tape)"]
+    return [f"{i}slot = len(rec) // 24",
+            f"{i}leaves = tape.leaf_nodes",
+            f"{i}if {leaf}._dtype is _F32:",
+            f"{i}    lead = _LEAF_S32 + len(leaves) * _SLOT",
+            f"{i}    tape.dtypes |= 1",
+            f"{i}else:",
+            f"{i}    lead = _LEAF_S + len(leaves) * _SLOT",
+            f"{i}    if tape.dtypes != 2:",
+            f"{i}        tape.dtypes |= 2",
+            f"{i}leaves.append(n)",
+            f"{i}n.slot = slot",
+            f"{i}n.tape_id = tape.id",
+            f"{i}out._slot = slot + 1",
+            f"{i}rec += _pack2(lead, n.addr, {leaf}._v,",
+            f"{i}              {head}, {b}, z)"]
+
+
+def _record_pair(indent):
+    """Lines recording ``out`` = op(self, other) of two Python-float tensors on the live
+    tape with no call when one operand is a result of that tape and the other a result
+    too, or a leaf (recorded there already, or for the first time: ``_fresh_leaf``). A
+    result on a tape requires grad. Anything else takes the general path."""
+    i = " " * indent
+    slow = f"{i}        return _record_scalar(out, head, self, other)"
+    one = "out._slot = len(rec) // 24"
+    return [f"{i}tape = self._tape",
+            f"{i}if tape is not None and tape.live:      # self: a result of the live tape",
+            f"{i}    rec = tape.rec",
+            f"{i}    if other._tape is tape:",
+            f"{i}        {one}",
+            f"{i}        rec += _pack(head + self._slot * _SLOT, other._slot, z)",
+            f"{i}    elif other._tape is None and (n := other._node) is not None:   # a leaf",
+            f"{i}        if n.tape_id == tape.id:",
+            f"{i}            {one}",
+            f"{i}            rec += _pack(head + self._slot * _SLOT, n.slot, z)",
+            f"{i}        elif n.page is not None and other._rg:",
+            *_fresh_leaf(indent + 12, "other", "head + self._slot * _SLOT",
+                         "slot"),
+            f"{i}        else:",
+            "    " + slow,
+            f"{i}    else:",
+            slow,
+            f"{i}else:",
+            f"{i}    tape = other._tape",
+            f"{i}    if tape is None or not tape.live or self._tape is not None or \\",
+            f"{i}            (n := self._node) is None:",
+            f"{i}        if self._rg or other._rg or recording_active():",
+            f"{i}            return _record_scalar(out, head, self, other)",
+            f"{i}        return _untracked_scalar(out)",
+            f"{i}    rec = tape.rec         # other: a result of the live tape; self: a leaf",
+            f"{i}    if n.tape_id == tape.id:",
+            f"{i}        {one}",
+            f"{i}        rec += _pack(head + n.slot * _SLOT, other._slot, z)",
+            f"{i}    elif n.page is not None and self._rg:",
+            *_fresh_leaf(indent + 8, "self", "head + slot * _SLOT", "other._slot"),
+            f"{i}    else:",
+            slow,
+            f"{i}out._tape = tape",
+            f"{i}out._rg = True",
+            f"{i}return out"]
 
 
 def _binary_method(name, code, value, rvalue, tensor_guard, const_guard, const_first):
@@ -277,46 +334,69 @@ def _binary_method(name, code, value, rvalue, tensor_guard, const_guard, const_f
     inline; anything else through ``face.binary``."""
     out = ["", f"    def {name}(self, other):", "        a = self._v", "        if type(a) is float:"]
     if not const_first:
-        out += ["            if isinstance(other, TensorBase):",
+        out += ["            if isinstance(other, _Tensor):",
                 "                b = other._v",
                 f"                if type(b) is float{tensor_guard}:",
                 "                    dt = self._dtype",
                 "                    if dt is not other._dtype:",
                 "                        dt = _promote(dt, other._dtype)"]
-        out += _scalar_out(20, code, value)
-        out += ["                    if self._rg or other._rg:",
-                "                        tape = self._tape",
-                "                        if tape is None or not tape.live:",
-                "                            tape = other._tape",
-                "                            if tape is None or not tape.live:",
-                "                                return _record_scalar(out, head, self, other)"]
-        out += _operand_slot(24, "self", "sx") + _operand_slot(24, "other", "sy")
-        out += _append(24, "head | sx << SHIFT", "sy")
-        out += _tail(20, "False", "_record_scalar(out, head, self, other)")
+        out += _scalar_out(20, code, value, _heads(code, ""), "_Tensor")
+        out += _record_pair(20)
     flag = "CONST_A" if const_first else "CONST_B"
     out += ["            t = type(other)",
             f"            if (t is float or t is int){const_guard}:",
             "                dt = self._dtype"]
-    out += _scalar_out(16, code, rvalue if const_first else value.replace("b", "other"))
+    out += _scalar_out(16, code, rvalue if const_first else value.replace("b", "other"),
+                       _heads(code, flag), "_Tensor")
     out += ["                if self._rg:",
             "                    tape = self._tape",
             "                    if tape is not None and tape.live:"]
-    out += _append(24, f"head | {flag} | self._slot << SHIFT", "other")
-    out += _tail(16, "self._rg", f"_record_scalar(out, head | {flag}, self, other)")
+    out += _append(24, "head + self._slot * _SLOT", "other")
+    out += _tail(16, "self._rg", "_record_scalar(out, head, self, other)")
     op = code
     args = "other, self" if const_first else "self, other"
     out += [f"        return binary({op}, {args})"]
     return out
 
 
+def _heads(op, flag):
+    """The names of the record heads op | SCALAR | flag and the same | F32 (module
+    constants of operators.py)."""
+    name = f"_{op}_S" + flag[-1:]
+    return name, name + "32"
+
+
 def operators_source():
-    """The arithmetic operators, with the scalar fast path inline: one Python call each."""
-    out = [HEADER] + _PRELUDE + ["from ..ops import ADD, DIV, MUL, SUB", "", "",
-                                 "class ScalarOperators:",
-                                 '    """+ - * / of Tensor: Python floats inline (one call an '
-                                 'op), the rest',
-                                 '    through ``face.binary``."""',
-                                 "    __slots__ = ()"]
+    """The arithmetic operators, with the scalar fast path inline: one Python call each.
+    Their record heads are module constants (op | SCALAR, | F32 for float32, | CONST_A or
+    CONST_B for a number operand), and a leaf's first use on a tape packs its LEAF record
+    with the op's."""
+    heads = []
+    for op, flags in (("ADD", "B"), ("SUB", "AB"), ("MUL", "B"), ("DIV", "B")):
+        for flag in ("",) + tuple("CONST_" + f for f in flags):
+            h64, h32 = _heads(op, flag)
+            heads += [f"{h64} = {op} | SCALAR" + (f" | {flag}" if flag else ""),
+                      f"{h32} = {h64} | F32"]
+    out = [HEADER] + _PRELUDE + [
+        "from ..ops import ADD, DIV, LEAF, MUL, SUB", "",
+        "_pack2 = __import__('struct').Struct('<' + 2 * RECORD.format[1:]).pack  # two records",
+        "# head + slot * _SLOT is head | slot << SHIFT (op and flags fill the bits below",
+        "# SHIFT), in two of the int operations Python specializes",
+        "_SLOT = 1 << SHIFT",
+        "_Tensor = None     # tensor.Tensor (set as it is defined, below)",
+        "_LEAF_S = LEAF | SCALAR", "_LEAF_S32 = _LEAF_S | F32", *heads, "", "",
+        "class ScalarOperators:",
+        '    """+ - * / of Tensor: Python floats inline (one call an op), the rest',
+        '    through ``face.binary``."""',
+        "    __slots__ = ()", "",
+        "    def __init_subclass__(cls, **kwargs):",
+        '        """tensor.Tensor, the class of every tensor (face.Tensor), is bound to',
+        "        ``_Tensor`` as it is defined: results are made as one, and isinstance(other,",
+        '        _Tensor) is one type comparison (TensorBase is at the end of a long MRO)."""',
+        "        super().__init_subclass__(**kwargs)",
+        "        if cls.__module__ == __package__.rpartition('.')[0] + '.tensor':",
+        "            global _Tensor",
+        "            _Tensor = cls"]
     out += _binary_method("__add__", "ADD", "a + b", None, "", "", False)
     out += ["", "    __radd__ = __add__"]
     out += _binary_method("__sub__", "SUB", "a - b", None, "", "", False)

@@ -12,7 +12,33 @@ from ..state import recording_active
 
 _pack = RECORD.pack
 _f32 = __import__('numpy').float32
-from ..ops import ADD, DIV, MUL, SUB
+from ..ops import ADD, DIV, LEAF, MUL, SUB
+
+_pack2 = __import__('struct').Struct('<' + 2 * RECORD.format[1:]).pack  # two records
+# head + slot * _SLOT is head | slot << SHIFT (op and flags fill the bits below
+# SHIFT), in two of the int operations Python specializes
+_SLOT = 1 << SHIFT
+_Tensor = None     # tensor.Tensor (set as it is defined, below)
+_LEAF_S = LEAF | SCALAR
+_LEAF_S32 = _LEAF_S | F32
+_ADD_S = ADD | SCALAR
+_ADD_S32 = _ADD_S | F32
+_ADD_SB = ADD | SCALAR | CONST_B
+_ADD_SB32 = _ADD_SB | F32
+_SUB_S = SUB | SCALAR
+_SUB_S32 = _SUB_S | F32
+_SUB_SA = SUB | SCALAR | CONST_A
+_SUB_SA32 = _SUB_SA | F32
+_SUB_SB = SUB | SCALAR | CONST_B
+_SUB_SB32 = _SUB_SB | F32
+_MUL_S = MUL | SCALAR
+_MUL_S32 = _MUL_S | F32
+_MUL_SB = MUL | SCALAR | CONST_B
+_MUL_SB32 = _MUL_SB | F32
+_DIV_S = DIV | SCALAR
+_DIV_S32 = _DIV_S | F32
+_DIV_SB = DIV | SCALAR | CONST_B
+_DIV_SB32 = _DIV_SB | F32
 
 
 class ScalarOperators:
@@ -20,66 +46,108 @@ class ScalarOperators:
     through ``face.binary``."""
     __slots__ = ()
 
+    def __init_subclass__(cls, **kwargs):
+        """tensor.Tensor, the class of every tensor (face.Tensor), is bound to
+        ``_Tensor`` as it is defined: results are made as one, and isinstance(other,
+        _Tensor) is one type comparison (TensorBase is at the end of a long MRO)."""
+        super().__init_subclass__(**kwargs)
+        if cls.__module__ == __package__.rpartition('.')[0] + '.tensor':
+            global _Tensor
+            _Tensor = cls
+
     def __add__(self, other):
         a = self._v
         if type(a) is float:
-            if isinstance(other, TensorBase):
+            if isinstance(other, _Tensor):
                 b = other._v
                 if type(b) is float:
                     dt = self._dtype
                     if dt is not other._dtype:
                         dt = _promote(dt, other._dtype)
                     z = a + b
-                    out = _new_object(_face.Tensor)
+                    out = _new_object(_Tensor)
                     if dt is _F32:
                         z = float(_f32(z))
-                        head = ADD | SCALAR | F32
+                        head = _ADD_S32
                     else:
-                        head = ADD | SCALAR
+                        head = _ADD_S
                     out._v = z
                     out._dtype = dt
                     out._grad = None
                     out._node = None
                     out._ver = None
-                    if self._rg or other._rg:
-                        tape = self._tape
-                        if tape is None or not tape.live:
-                            tape = other._tape
-                            if tape is None or not tape.live:
-                                return _record_scalar(out, head, self, other)
-                        if self._tape is tape:
-                            sx = self._slot
-                        elif self._tape is not None:
-                            return _record_scalar(out, head, self, other)
-                        else:                  # a leaf (or constant): its source record, once a tape
-                            n = self._node
-                            sx = n.slot if n is not None and n.tape_id == tape.id else _source(self, tape)
-                        if other._tape is tape:
-                            sy = other._slot
-                        elif other._tape is not None:
-                            return _record_scalar(out, head, self, other)
-                        else:                  # a leaf (or constant): its source record, once a tape
-                            n = other._node
-                            sy = n.slot if n is not None and n.tape_id == tape.id else _source(other, tape)
+                    tape = self._tape
+                    if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
-                        out._slot = len(rec) // 24
-                        rec += _pack(head | sx << SHIFT, sy, z)
-                        out._tape = tape
-                        out._rg = True
-                        return out
-                    if False or recording_active():
-                        return _record_scalar(out, head, self, other)
-                    return _untracked_scalar(out)
+                        if other._tape is tape:
+                            out._slot = len(rec) // 24
+                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                        elif other._tape is None and (n := other._node) is not None:   # a leaf
+                            if n.tape_id == tape.id:
+                                out._slot = len(rec) // 24
+                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                            elif n.page is not None and other._rg:
+                                slot = len(rec) // 24
+                                leaves = tape.leaf_nodes
+                                if other._dtype is _F32:
+                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    tape.dtypes |= 1
+                                else:
+                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    if tape.dtypes != 2:
+                                        tape.dtypes |= 2
+                                leaves.append(n)
+                                n.slot = slot
+                                n.tape_id = tape.id
+                                out._slot = slot + 1
+                                rec += _pack2(lead, n.addr, other._v,
+                                              head + self._slot * _SLOT, slot, z)
+                            else:
+                                return _record_scalar(out, head, self, other)
+                        else:
+                            return _record_scalar(out, head, self, other)
+                    else:
+                        tape = other._tape
+                        if tape is None or not tape.live or self._tape is not None or \
+                                (n := self._node) is None:
+                            if self._rg or other._rg or recording_active():
+                                return _record_scalar(out, head, self, other)
+                            return _untracked_scalar(out)
+                        rec = tape.rec         # other: a result of the live tape; self: a leaf
+                        if n.tape_id == tape.id:
+                            out._slot = len(rec) // 24
+                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                        elif n.page is not None and self._rg:
+                            slot = len(rec) // 24
+                            leaves = tape.leaf_nodes
+                            if self._dtype is _F32:
+                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                tape.dtypes |= 1
+                            else:
+                                lead = _LEAF_S + len(leaves) * _SLOT
+                                if tape.dtypes != 2:
+                                    tape.dtypes |= 2
+                            leaves.append(n)
+                            n.slot = slot
+                            n.tape_id = tape.id
+                            out._slot = slot + 1
+                            rec += _pack2(lead, n.addr, self._v,
+                                          head + slot * _SLOT, other._slot, z)
+                        else:
+                            return _record_scalar(out, head, self, other)
+                    out._tape = tape
+                    out._rg = True
+                    return out
             t = type(other)
             if (t is float or t is int):
                 dt = self._dtype
                 z = a + other
-                out = _new_object(_face.Tensor)
+                out = _new_object(_Tensor)
                 if dt is _F32:
                     z = float(_f32(z))
-                    head = ADD | SCALAR | F32
+                    head = _ADD_SB32
                 else:
-                    head = ADD | SCALAR
+                    head = _ADD_SB
                 out._v = z
                 out._dtype = dt
                 out._grad = None
@@ -90,12 +158,12 @@ class ScalarOperators:
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = len(rec) // 24
-                        rec += _pack(head | CONST_B | self._slot << SHIFT, other, z)
+                        rec += _pack(head + self._slot * _SLOT, other, z)
                         out._tape = tape
                         out._rg = True
                         return out
                 if self._rg or recording_active():
-                    return _record_scalar(out, head | CONST_B, self, other)
+                    return _record_scalar(out, head, self, other)
                 return _untracked_scalar(out)
         return binary(ADD, self, other)
 
@@ -104,63 +172,96 @@ class ScalarOperators:
     def __sub__(self, other):
         a = self._v
         if type(a) is float:
-            if isinstance(other, TensorBase):
+            if isinstance(other, _Tensor):
                 b = other._v
                 if type(b) is float:
                     dt = self._dtype
                     if dt is not other._dtype:
                         dt = _promote(dt, other._dtype)
                     z = a - b
-                    out = _new_object(_face.Tensor)
+                    out = _new_object(_Tensor)
                     if dt is _F32:
                         z = float(_f32(z))
-                        head = SUB | SCALAR | F32
+                        head = _SUB_S32
                     else:
-                        head = SUB | SCALAR
+                        head = _SUB_S
                     out._v = z
                     out._dtype = dt
                     out._grad = None
                     out._node = None
                     out._ver = None
-                    if self._rg or other._rg:
-                        tape = self._tape
-                        if tape is None or not tape.live:
-                            tape = other._tape
-                            if tape is None or not tape.live:
-                                return _record_scalar(out, head, self, other)
-                        if self._tape is tape:
-                            sx = self._slot
-                        elif self._tape is not None:
-                            return _record_scalar(out, head, self, other)
-                        else:                  # a leaf (or constant): its source record, once a tape
-                            n = self._node
-                            sx = n.slot if n is not None and n.tape_id == tape.id else _source(self, tape)
-                        if other._tape is tape:
-                            sy = other._slot
-                        elif other._tape is not None:
-                            return _record_scalar(out, head, self, other)
-                        else:                  # a leaf (or constant): its source record, once a tape
-                            n = other._node
-                            sy = n.slot if n is not None and n.tape_id == tape.id else _source(other, tape)
+                    tape = self._tape
+                    if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
-                        out._slot = len(rec) // 24
-                        rec += _pack(head | sx << SHIFT, sy, z)
-                        out._tape = tape
-                        out._rg = True
-                        return out
-                    if False or recording_active():
-                        return _record_scalar(out, head, self, other)
-                    return _untracked_scalar(out)
+                        if other._tape is tape:
+                            out._slot = len(rec) // 24
+                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                        elif other._tape is None and (n := other._node) is not None:   # a leaf
+                            if n.tape_id == tape.id:
+                                out._slot = len(rec) // 24
+                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                            elif n.page is not None and other._rg:
+                                slot = len(rec) // 24
+                                leaves = tape.leaf_nodes
+                                if other._dtype is _F32:
+                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    tape.dtypes |= 1
+                                else:
+                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    if tape.dtypes != 2:
+                                        tape.dtypes |= 2
+                                leaves.append(n)
+                                n.slot = slot
+                                n.tape_id = tape.id
+                                out._slot = slot + 1
+                                rec += _pack2(lead, n.addr, other._v,
+                                              head + self._slot * _SLOT, slot, z)
+                            else:
+                                return _record_scalar(out, head, self, other)
+                        else:
+                            return _record_scalar(out, head, self, other)
+                    else:
+                        tape = other._tape
+                        if tape is None or not tape.live or self._tape is not None or \
+                                (n := self._node) is None:
+                            if self._rg or other._rg or recording_active():
+                                return _record_scalar(out, head, self, other)
+                            return _untracked_scalar(out)
+                        rec = tape.rec         # other: a result of the live tape; self: a leaf
+                        if n.tape_id == tape.id:
+                            out._slot = len(rec) // 24
+                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                        elif n.page is not None and self._rg:
+                            slot = len(rec) // 24
+                            leaves = tape.leaf_nodes
+                            if self._dtype is _F32:
+                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                tape.dtypes |= 1
+                            else:
+                                lead = _LEAF_S + len(leaves) * _SLOT
+                                if tape.dtypes != 2:
+                                    tape.dtypes |= 2
+                            leaves.append(n)
+                            n.slot = slot
+                            n.tape_id = tape.id
+                            out._slot = slot + 1
+                            rec += _pack2(lead, n.addr, self._v,
+                                          head + slot * _SLOT, other._slot, z)
+                        else:
+                            return _record_scalar(out, head, self, other)
+                    out._tape = tape
+                    out._rg = True
+                    return out
             t = type(other)
             if (t is float or t is int):
                 dt = self._dtype
                 z = a - other
-                out = _new_object(_face.Tensor)
+                out = _new_object(_Tensor)
                 if dt is _F32:
                     z = float(_f32(z))
-                    head = SUB | SCALAR | F32
+                    head = _SUB_SB32
                 else:
-                    head = SUB | SCALAR
+                    head = _SUB_SB
                 out._v = z
                 out._dtype = dt
                 out._grad = None
@@ -171,12 +272,12 @@ class ScalarOperators:
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = len(rec) // 24
-                        rec += _pack(head | CONST_B | self._slot << SHIFT, other, z)
+                        rec += _pack(head + self._slot * _SLOT, other, z)
                         out._tape = tape
                         out._rg = True
                         return out
                 if self._rg or recording_active():
-                    return _record_scalar(out, head | CONST_B, self, other)
+                    return _record_scalar(out, head, self, other)
                 return _untracked_scalar(out)
         return binary(SUB, self, other)
 
@@ -187,12 +288,12 @@ class ScalarOperators:
             if (t is float or t is int):
                 dt = self._dtype
                 z = other - a
-                out = _new_object(_face.Tensor)
+                out = _new_object(_Tensor)
                 if dt is _F32:
                     z = float(_f32(z))
-                    head = SUB | SCALAR | F32
+                    head = _SUB_SA32
                 else:
-                    head = SUB | SCALAR
+                    head = _SUB_SA
                 out._v = z
                 out._dtype = dt
                 out._grad = None
@@ -203,75 +304,108 @@ class ScalarOperators:
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = len(rec) // 24
-                        rec += _pack(head | CONST_A | self._slot << SHIFT, other, z)
+                        rec += _pack(head + self._slot * _SLOT, other, z)
                         out._tape = tape
                         out._rg = True
                         return out
                 if self._rg or recording_active():
-                    return _record_scalar(out, head | CONST_A, self, other)
+                    return _record_scalar(out, head, self, other)
                 return _untracked_scalar(out)
         return binary(SUB, other, self)
 
     def __mul__(self, other):
         a = self._v
         if type(a) is float:
-            if isinstance(other, TensorBase):
+            if isinstance(other, _Tensor):
                 b = other._v
                 if type(b) is float:
                     dt = self._dtype
                     if dt is not other._dtype:
                         dt = _promote(dt, other._dtype)
                     z = a * b
-                    out = _new_object(_face.Tensor)
+                    out = _new_object(_Tensor)
                     if dt is _F32:
                         z = float(_f32(z))
-                        head = MUL | SCALAR | F32
+                        head = _MUL_S32
                     else:
-                        head = MUL | SCALAR
+                        head = _MUL_S
                     out._v = z
                     out._dtype = dt
                     out._grad = None
                     out._node = None
                     out._ver = None
-                    if self._rg or other._rg:
-                        tape = self._tape
-                        if tape is None or not tape.live:
-                            tape = other._tape
-                            if tape is None or not tape.live:
-                                return _record_scalar(out, head, self, other)
-                        if self._tape is tape:
-                            sx = self._slot
-                        elif self._tape is not None:
-                            return _record_scalar(out, head, self, other)
-                        else:                  # a leaf (or constant): its source record, once a tape
-                            n = self._node
-                            sx = n.slot if n is not None and n.tape_id == tape.id else _source(self, tape)
-                        if other._tape is tape:
-                            sy = other._slot
-                        elif other._tape is not None:
-                            return _record_scalar(out, head, self, other)
-                        else:                  # a leaf (or constant): its source record, once a tape
-                            n = other._node
-                            sy = n.slot if n is not None and n.tape_id == tape.id else _source(other, tape)
+                    tape = self._tape
+                    if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
-                        out._slot = len(rec) // 24
-                        rec += _pack(head | sx << SHIFT, sy, z)
-                        out._tape = tape
-                        out._rg = True
-                        return out
-                    if False or recording_active():
-                        return _record_scalar(out, head, self, other)
-                    return _untracked_scalar(out)
+                        if other._tape is tape:
+                            out._slot = len(rec) // 24
+                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                        elif other._tape is None and (n := other._node) is not None:   # a leaf
+                            if n.tape_id == tape.id:
+                                out._slot = len(rec) // 24
+                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                            elif n.page is not None and other._rg:
+                                slot = len(rec) // 24
+                                leaves = tape.leaf_nodes
+                                if other._dtype is _F32:
+                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    tape.dtypes |= 1
+                                else:
+                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    if tape.dtypes != 2:
+                                        tape.dtypes |= 2
+                                leaves.append(n)
+                                n.slot = slot
+                                n.tape_id = tape.id
+                                out._slot = slot + 1
+                                rec += _pack2(lead, n.addr, other._v,
+                                              head + self._slot * _SLOT, slot, z)
+                            else:
+                                return _record_scalar(out, head, self, other)
+                        else:
+                            return _record_scalar(out, head, self, other)
+                    else:
+                        tape = other._tape
+                        if tape is None or not tape.live or self._tape is not None or \
+                                (n := self._node) is None:
+                            if self._rg or other._rg or recording_active():
+                                return _record_scalar(out, head, self, other)
+                            return _untracked_scalar(out)
+                        rec = tape.rec         # other: a result of the live tape; self: a leaf
+                        if n.tape_id == tape.id:
+                            out._slot = len(rec) // 24
+                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                        elif n.page is not None and self._rg:
+                            slot = len(rec) // 24
+                            leaves = tape.leaf_nodes
+                            if self._dtype is _F32:
+                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                tape.dtypes |= 1
+                            else:
+                                lead = _LEAF_S + len(leaves) * _SLOT
+                                if tape.dtypes != 2:
+                                    tape.dtypes |= 2
+                            leaves.append(n)
+                            n.slot = slot
+                            n.tape_id = tape.id
+                            out._slot = slot + 1
+                            rec += _pack2(lead, n.addr, self._v,
+                                          head + slot * _SLOT, other._slot, z)
+                        else:
+                            return _record_scalar(out, head, self, other)
+                    out._tape = tape
+                    out._rg = True
+                    return out
             t = type(other)
             if (t is float or t is int):
                 dt = self._dtype
                 z = a * other
-                out = _new_object(_face.Tensor)
+                out = _new_object(_Tensor)
                 if dt is _F32:
                     z = float(_f32(z))
-                    head = MUL | SCALAR | F32
+                    head = _MUL_SB32
                 else:
-                    head = MUL | SCALAR
+                    head = _MUL_SB
                 out._v = z
                 out._dtype = dt
                 out._grad = None
@@ -282,12 +416,12 @@ class ScalarOperators:
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = len(rec) // 24
-                        rec += _pack(head | CONST_B | self._slot << SHIFT, other, z)
+                        rec += _pack(head + self._slot * _SLOT, other, z)
                         out._tape = tape
                         out._rg = True
                         return out
                 if self._rg or recording_active():
-                    return _record_scalar(out, head | CONST_B, self, other)
+                    return _record_scalar(out, head, self, other)
                 return _untracked_scalar(out)
         return binary(MUL, self, other)
 
@@ -296,63 +430,96 @@ class ScalarOperators:
     def __truediv__(self, other):
         a = self._v
         if type(a) is float:
-            if isinstance(other, TensorBase):
+            if isinstance(other, _Tensor):
                 b = other._v
                 if type(b) is float and b != 0.0:
                     dt = self._dtype
                     if dt is not other._dtype:
                         dt = _promote(dt, other._dtype)
                     z = a / b
-                    out = _new_object(_face.Tensor)
+                    out = _new_object(_Tensor)
                     if dt is _F32:
                         z = float(_f32(z))
-                        head = DIV | SCALAR | F32
+                        head = _DIV_S32
                     else:
-                        head = DIV | SCALAR
+                        head = _DIV_S
                     out._v = z
                     out._dtype = dt
                     out._grad = None
                     out._node = None
                     out._ver = None
-                    if self._rg or other._rg:
-                        tape = self._tape
-                        if tape is None or not tape.live:
-                            tape = other._tape
-                            if tape is None or not tape.live:
-                                return _record_scalar(out, head, self, other)
-                        if self._tape is tape:
-                            sx = self._slot
-                        elif self._tape is not None:
-                            return _record_scalar(out, head, self, other)
-                        else:                  # a leaf (or constant): its source record, once a tape
-                            n = self._node
-                            sx = n.slot if n is not None and n.tape_id == tape.id else _source(self, tape)
-                        if other._tape is tape:
-                            sy = other._slot
-                        elif other._tape is not None:
-                            return _record_scalar(out, head, self, other)
-                        else:                  # a leaf (or constant): its source record, once a tape
-                            n = other._node
-                            sy = n.slot if n is not None and n.tape_id == tape.id else _source(other, tape)
+                    tape = self._tape
+                    if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
-                        out._slot = len(rec) // 24
-                        rec += _pack(head | sx << SHIFT, sy, z)
-                        out._tape = tape
-                        out._rg = True
-                        return out
-                    if False or recording_active():
-                        return _record_scalar(out, head, self, other)
-                    return _untracked_scalar(out)
+                        if other._tape is tape:
+                            out._slot = len(rec) // 24
+                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                        elif other._tape is None and (n := other._node) is not None:   # a leaf
+                            if n.tape_id == tape.id:
+                                out._slot = len(rec) // 24
+                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                            elif n.page is not None and other._rg:
+                                slot = len(rec) // 24
+                                leaves = tape.leaf_nodes
+                                if other._dtype is _F32:
+                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    tape.dtypes |= 1
+                                else:
+                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    if tape.dtypes != 2:
+                                        tape.dtypes |= 2
+                                leaves.append(n)
+                                n.slot = slot
+                                n.tape_id = tape.id
+                                out._slot = slot + 1
+                                rec += _pack2(lead, n.addr, other._v,
+                                              head + self._slot * _SLOT, slot, z)
+                            else:
+                                return _record_scalar(out, head, self, other)
+                        else:
+                            return _record_scalar(out, head, self, other)
+                    else:
+                        tape = other._tape
+                        if tape is None or not tape.live or self._tape is not None or \
+                                (n := self._node) is None:
+                            if self._rg or other._rg or recording_active():
+                                return _record_scalar(out, head, self, other)
+                            return _untracked_scalar(out)
+                        rec = tape.rec         # other: a result of the live tape; self: a leaf
+                        if n.tape_id == tape.id:
+                            out._slot = len(rec) // 24
+                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                        elif n.page is not None and self._rg:
+                            slot = len(rec) // 24
+                            leaves = tape.leaf_nodes
+                            if self._dtype is _F32:
+                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                tape.dtypes |= 1
+                            else:
+                                lead = _LEAF_S + len(leaves) * _SLOT
+                                if tape.dtypes != 2:
+                                    tape.dtypes |= 2
+                            leaves.append(n)
+                            n.slot = slot
+                            n.tape_id = tape.id
+                            out._slot = slot + 1
+                            rec += _pack2(lead, n.addr, self._v,
+                                          head + slot * _SLOT, other._slot, z)
+                        else:
+                            return _record_scalar(out, head, self, other)
+                    out._tape = tape
+                    out._rg = True
+                    return out
             t = type(other)
             if (t is float or t is int) and other != 0:
                 dt = self._dtype
                 z = a / other
-                out = _new_object(_face.Tensor)
+                out = _new_object(_Tensor)
                 if dt is _F32:
                     z = float(_f32(z))
-                    head = DIV | SCALAR | F32
+                    head = _DIV_SB32
                 else:
-                    head = DIV | SCALAR
+                    head = _DIV_SB
                 out._v = z
                 out._dtype = dt
                 out._grad = None
@@ -363,11 +530,11 @@ class ScalarOperators:
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = len(rec) // 24
-                        rec += _pack(head | CONST_B | self._slot << SHIFT, other, z)
+                        rec += _pack(head + self._slot * _SLOT, other, z)
                         out._tape = tape
                         out._rg = True
                         return out
                 if self._rg or recording_active():
-                    return _record_scalar(out, head | CONST_B, self, other)
+                    return _record_scalar(out, head, self, other)
                 return _untracked_scalar(out)
         return binary(DIV, self, other)
