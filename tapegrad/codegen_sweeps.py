@@ -107,7 +107,7 @@ def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, reta
     if ms.shape[0] > 0 or check:
         roots = np.empty(I1, np.int64)
         roots[0] = root
-        total = prepare(rq, rd, ms, md, ptrs, roots, NO, like.itemsize == 4, reach, off)
+        total = _prepare(rq, rd, ms, md, ptrs, roots, NO, like.itemsize == 4, reach, off)
         if check:
             for r in range(root + 1):
                 if reach[r] and freed[r]:
@@ -128,7 +128,7 @@ TIERS = {"": (True, True, "", "", ""), "_full": (True, True, "", LANE, REST),
          "_basic": (False, True, "_b", "", ""), "_scalar": (True, False, "", "", "")}
 IMPORTS = """import numpy as np
 
-from ..kernels import _leaf, data_pointers, prepare
+from ..kernels import _leaf, _prepare, data_pointers
 from ..kernels_base import _f, jit, jit_inline_into, jit_light
 from ..kernels_grads import (_binary, _binary_b, _copyslices, _gather, _lane, _matmul,
                              _multi, _unary, _unary_b)

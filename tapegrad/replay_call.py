@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: e9a3a914becf00ca
+# kernel sources: 85ff25f6bfa32ed1
 from .kernels_base import jit
 from .replay_kernels import _val
 
