@@ -13,7 +13,9 @@ loop with the branches of some families only, so that a tape compiles what it ru
 
 Each tier has ``sweep_<tier>``, inlined into ``backward_all_<tier>`` (one whole backward in
 one call) only, so that LLVM compiles its call tree once; the engine's general path (hooks,
-retained grads, links) calls ``sweep`` and ``sweep_full`` themselves.
+retained grads, links) calls ``sweep`` and ``sweep_full`` themselves. The tiers with array
+records are ``jit_light``: their module, the copies of every kernel they call, is not
+optimized again at -O3 (half of a cold start's LLVM time).
 """
 
 HEAD = '''@jit_inline_into("backward_all{tier}")
@@ -87,7 +89,7 @@ REST = """        elif fam == F_GATHER:
 """
 BACKWARD_ALL = '''
 
-@jit
+@{jit}
 def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, retain):
     """A whole backward in one call, for the common case (one root; no hooks, links,
     retained or deferred leaves, large products): reach, adjoints, sweep, leaves, and
@@ -105,7 +107,7 @@ def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, reta
     if ms.shape[0] > 0 or check:
         roots = np.empty(I1, np.int64)
         roots[0] = root
-        total = prepare(rq, rd, ms, md, ptrs, roots, NO, like.itemsize == 4, reach, off)
+        total = _prepare(rq, rd, ms, md, ptrs, roots, NO, like.itemsize == 4, reach, off)
         if check:
             for r in range(root + 1):
                 if reach[r] and freed[r]:
@@ -126,8 +128,8 @@ TIERS = {"": (True, True, "", "", ""), "_full": (True, True, "", LANE, REST),
          "_basic": (False, True, "_b", "", ""), "_scalar": (True, False, "", "", "")}
 IMPORTS = """import numpy as np
 
-from ..kernels import _leaf, data_pointers, prepare
-from ..kernels_base import _f, jit, jit_inline_into
+from ..kernels import _leaf, _prepare, data_pointers
+from ..kernels_base import _f, jit, jit_inline_into, jit_light
 from ..kernels_grads import (_binary, _binary_b, _copyslices, _gather, _lane, _matmul,
                              _multi, _unary, _unary_b)
 from ..kernels_tape import (CBUF, GATHER, I0, I1, M1, NO, SCATTER, _adjoint, _mark_freed,
@@ -148,7 +150,10 @@ def tier_source(tier):
         text += SCALAR
     if arrays:
         text += ARRAYS.format(variant=variant, lane=lane, rest=rest)
-    return text.rstrip() + "\n" + BACKWARD_ALL.format(tier=tier)
+    # a tier with array records calls a kernel for each family (their loops): its own code
+    # dispatches (jit_light); the scalar tier's arithmetic is its own (Numba's -O3)
+    return text.rstrip() + "\n" + BACKWARD_ALL.format(tier=tier,
+                                                     jit="jit_light" if arrays else "jit")
 
 
 def sweeps_source(header):
