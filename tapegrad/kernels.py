@@ -18,7 +18,7 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: a4bab543c5178526
+# kernel sources: e533747bec44883a
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
@@ -29,7 +29,7 @@ from .ops import (NEEDS, FAMILY,
                   F_REDUCE, F_SETITEM,
                   F_SOURCE, F_STRIDED, F_UNARY, LEAF)
 from ._generated.elementwise import binary_grad, unary_grad
-from .kernels_base import _f, jit, jit_inline
+from .kernels_base import _f, jit, jit_inline, jit_internal
 from .ptr import DATA_OFFSET, as_u8_ptr, load_i64, view_f32, view_f64
 
 
@@ -76,8 +76,8 @@ def _operands_reach(r, h, rq, rd, md, ptrs, reach):
             reach[b] = 1
 
 
-@jit
-def prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
+@jit_internal
+def _prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
     """Marks in ``reach`` what the roots reach and gives each reached array record its
     adjoint: ``off[k]``, an offset in the workspace (whose size it returns), or -1 for a
     leaf whose grad buffer is its adjoint (unless staged: ``stage``, deferred, or a dtype
@@ -103,6 +103,14 @@ def prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
                 continue
         total += ms[k, SIZE]
     return total
+
+
+@jit
+def prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
+    """``_prepare``, for Python (the engine's general path). The one-call backwards call
+    ``_prepare`` itself: a kernel Python can call carries a wrapper that unboxes each
+    argument, compiled with it (a tenth of a cold start's ``prepare``)."""
+    return _prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off)
 
 
 @jit_inline

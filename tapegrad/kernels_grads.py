@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: a4bab543c5178526
+# kernel sources: e533747bec44883a
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
@@ -10,7 +10,7 @@ from .ops import (ADD, AMAX, AMIN, CAST, CLAMP, CLONE, LOGSOFTMAX, LOGSUMEXP, MA
                   PRODDIM, RELU, SOFTMAX, STD, SUB,
                   TANH, VAR, WHERE)
 from ._generated.elementwise import binary_grad, unary_grad
-from .kernels_base import jit_inline, jit_internal
+from .kernels_base import jit_inline, jit_internal, jit_light
 
 
 from .kernels_tape import (COL_A, COL_B, COL_Y, GATHER, I0, I1, I2, NDIM, SCATTER,
@@ -100,13 +100,13 @@ def _binary_kernel(general):
             _stride_walk(nd, shp, sa, I0, ta, ga, SCATTER, 1.0)
         if grad_b:
             _stride_walk(nd, shp, sb, I0, tb, gb, SCATTER, 1.0)
-    return _named(_binary, "_binary" if general else "_binary_b")
+    return _named(_binary, "_binary" if general else "_binary_b", light=True)
 
 
-def _named(fn, name):
+def _named(fn, name, light=False):
     """``fn`` jitted under ``name``: each variant has a disk cache file of its own."""
     fn.__name__ = fn.__qualname__ = name
-    return jit_internal(fn)
+    return jit_light(fn, internal=True) if light else jit_internal(fn)
 
 
 @jit_inline
