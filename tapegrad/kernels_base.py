@@ -5,12 +5,18 @@ import warnings
 
 import numpy as np
 from numba import njit, types
-from numba.core import config
-from numba.core.compiler import CompilerBase, DefaultPassBuilder
-from numba.core.codegen import JITCodeLibrary
-from numba.core.compiler_machinery import register_pass
-from numba.core.typed_passes import NativeLowering
 from numba.extending import overload
+
+try:                    # Numba internals (jit_light); another Numba may lack them
+    from numba.core import config
+    from numba.core.compiler import CompilerBase, DefaultPassBuilder
+    from numba.core.codegen import JITCodeLibrary
+    from numba.core.compiler_machinery import register_pass
+    from numba.core.typed_passes import NativeLowering
+    _LIGHT = hasattr(config, "_OptLevel") and \
+        hasattr(JITCodeLibrary, "_optimize_final_module")
+except ImportError:
+    _LIGHT = False
 
 
 def _cache_ok():
@@ -38,47 +44,48 @@ def jit(fn):
     return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True)(fn)
 
 
-class _LightLibrary(JITCodeLibrary):
-    """A code library whose final module (its function, already optimized on its own, and
-    a copy of every kernel it calls, each already optimized in its own library) is not
-    optimized again as a whole: no -O3 module passes (inlining, vectorizing) over the
-    copies, only the reference-count pruning Numba runs at every level. (Numba reads its
-    level from ``config.OPT`` when it builds the passes; finalizing holds its compiler lock,
-    so no other compile sees the change.)"""
+if _LIGHT:
+    class _LightLibrary(JITCodeLibrary):
+        """A code library whose final module (its function, already optimized on its own, and
+        a copy of every kernel it calls, each already optimized in its own library) is not
+        optimized again as a whole: no -O3 module passes (inlining, vectorizing) over the
+        copies, only the reference-count pruning Numba runs at every level. (Numba reads its
+        level from ``config.OPT`` when it builds the passes; finalizing holds its compiler lock,
+        so no other compile sees the change.)"""
 
-    def _optimize_final_module(self):
-        saved = config.OPT
-        config.OPT = config._OptLevel(0)
-        try:
-            super()._optimize_final_module()
-        finally:
-            config.OPT = saved
-
-
-@register_pass(mutates_CFG=True, analysis_only=False)
-class _LightLowering(NativeLowering):
-    """Numba's lowering into a ``_LightLibrary``."""
-    _name = "tapegrad_light_lowering"
-
-    def run_pass(self, state):
-        if state.library is None:
-            state.library = state.targetctx.codegen().create_library(
-                state.func_id.func_qualname)
-            state.library.enable_object_caching()
-        if type(state.library) is JITCodeLibrary:
-            state.library.__class__ = _LightLibrary
-        return super().run_pass(state)
+        def _optimize_final_module(self):
+            saved = config.OPT
+            config.OPT = config._OptLevel(0)
+            try:
+                super()._optimize_final_module()
+            finally:
+                config.OPT = saved
 
 
-class _LightCompiler(CompilerBase):
-    """Numba's nopython pipeline, lowering with ``_LightLowering``."""
+    @register_pass(mutates_CFG=True, analysis_only=False)
+    class _LightLowering(NativeLowering):
+        """Numba's lowering into a ``_LightLibrary``."""
+        _name = "tapegrad_light_lowering"
 
-    def define_pipelines(self):
-        pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pm.passes = [(_LightLowering, d) if p is NativeLowering else (p, d)
-                     for p, d in pm.passes]
-        pm.finalize()
-        return [pm]
+        def run_pass(self, state):
+            if state.library is None:
+                state.library = state.targetctx.codegen().create_library(
+                    state.func_id.func_qualname)
+                state.library.enable_object_caching()
+            if type(state.library) is JITCodeLibrary:
+                state.library.__class__ = _LightLibrary
+            return super().run_pass(state)
+
+
+    class _LightCompiler(CompilerBase):
+        """Numba's nopython pipeline, lowering with ``_LightLowering``."""
+
+        def define_pipelines(self):
+            pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
+            pm.passes = [(_LightLowering, d) if p is NativeLowering else (p, d)
+                         for p, d in pm.passes]
+            pm.finalize()
+            return [pm]
 
 
 def jit_light(fn, internal=False):
@@ -87,6 +94,9 @@ def jit_light(fn, internal=False):
     ``_LightLibrary``): the module passes over the copies of all the kernels it calls were
     half of its compile, and undo nothing those kernels' own optimization did.
     ``internal``: only other kernels call it (as ``jit_internal``)."""
+    if not _LIGHT:                      # (a slower cold start, the same kernel)
+        return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
+                    no_cpython_wrapper=internal)(fn)
     return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
                 no_cpython_wrapper=internal, pipeline_class=_LightCompiler)(fn)
 

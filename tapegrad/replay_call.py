@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: e533747bec44883a
+# kernel sources: cdeb7c1908691c28
 from .kernels_base import jit
 from .replay_kernels import _val
 
