@@ -177,7 +177,9 @@ def register_post_accumulate_grad_hook(t, fn):
 
 def _leaf_node(t):
     """The leaf's AccumulateGrad node, with its grad storage."""
-    node = t._node or leaves.leaf_node(t)
+    node = t._node
+    if node is None:
+        node = leaves.leaf_node(t)
     if node.page is None:
         leaves.attach(node, _shape(t), t._dtype.np)
     return node
