@@ -6,9 +6,12 @@ tensor, as PyTorch frees a graph with its outputs; the next operation starts a n
 
 ``tape.live`` is True exactly while a tape is its thread's current tape with grad mode on
 and no other thread uses tapegrad: then an operation on a result of that tape records on
-it without looking up any per-thread state (the scalar fast path).
+it without looking up any per-thread state (the scalar fast path). When the other threads
+have ended (their States are gone), the thread left gets it back at its next new tape or
+grad-mode switch.
 """
 import contextvars
+import threading
 import weakref
 
 from .tape import Tape
@@ -29,6 +32,8 @@ class State:
     @enabled.setter
     def enabled(self, on):
         self._enabled = on = bool(on)
+        if _rearm[0]:
+            _single_again(self)
         t = self._tape() if self._tape is not None else None
         if t is not None:
             t.live = on and _single[0] is self
@@ -48,12 +53,34 @@ class State:
         if old is not None and old is not t:
             old.live = False
         self._tape = None if t is None else weakref.ref(t)
+        if _rearm[0]:
+            _single_again(self)
         if t is not None:
             t.live = self._enabled and _single[0] is self
 
 
 _var = contextvars.ContextVar("tapegrad_state")
-_single = [None]      # the State of the one thread using tapegrad; False once there are two
+_single = [None]      # the State of the one thread using tapegrad; False while there are two
+_states = set()       # weak references to the live States (a thread's dies with it)
+_rearm = [False]      # the live States went down to one: the fast path may come back
+_lock = threading.Lock()
+
+
+def _gone(ref):
+    """A State died (its thread ended). No lock here: a garbage collection may run this
+    inside thread_state's locked part, on any thread."""
+    _states.discard(ref)
+    if len(_states) == 1:
+        _rearm[0] = True
+
+
+def _single_again(st):
+    """The other threads' States are gone: st's thread, the one left, gets the fast path
+    back. Called by st's own thread (the setters), so its tape's live flag is set there."""
+    with _lock:
+        _rearm[0] = False
+        if _single[0] is False and len(_states) == 1 and next(iter(_states))() is st:
+            _single[0] = st
 
 
 def thread_state():
@@ -62,14 +89,16 @@ def thread_state():
     if s is None:
         s = State()
         _var.set(s)
-        if _single[0] is None:
-            _single[0] = s
-        elif _single[0] is not False:           # a second thread: no more fast path
-            first = _single[0]
-            _single[0] = False
-            t = first._tape() if first._tape is not None else None
-            if t is not None:
-                t.live = False
+        with _lock:
+            _states.add(weakref.ref(s, _gone))
+            if _single[0] is None:
+                _single[0] = s
+            elif _single[0] is not False:           # a second thread: no more fast path
+                first = _single[0]
+                _single[0] = False
+                t = first._tape() if first._tape is not None else None
+                if t is not None:
+                    t.live = False
     return s
 
 

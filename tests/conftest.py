@@ -98,13 +98,7 @@ def _fresh_tape():
     """This thread records on a new, empty tape (skipped if tapegrad's state no longer has
     this shape: the tests still run, only less isolated)."""
     try:
-        import threading
-        from tapegrad import state
         from tapegrad.tape import Tape
-        if threading.active_count() == 1:
-            # as in a fresh process: the only thread using tapegrad records on live tapes
-            # (the fast path; an earlier test's threads, now gone, turned it off)
-            state._single[0] = thread_state()
         thread_state().tape = Tape()
     except (ImportError, AttributeError, TypeError):
         pass

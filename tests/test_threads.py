@@ -338,3 +338,34 @@ def test_one_compiled_function_replayed_by_two_threads_at_once(fast_switching):
         assert la == lt
         np.testing.assert_array_equal(wa, wt)
     assert f.stats()["recordings"] == 1
+
+
+def test_the_fast_path_comes_back_when_the_other_threads_are_gone():
+    """While a second thread uses tapegrad no tape is live (each operation looks its
+    thread's state up); once that thread has ended, this thread's next tape is live again,
+    and what it records is right."""
+    import gc
+    started, release = threading.Event(), threading.Event()
+
+    def other():
+        y = tg.tensor(3.0, requires_grad=True)
+        (y * y).backward()
+        started.set()
+        release.wait(10)
+        return y.grad.item()
+
+    t = threading.Thread(target=other)
+    t.start()
+    assert started.wait(10)
+    x = tg.tensor(2.0, requires_grad=True)
+    (x * x).backward()
+    z = x * x * x
+    assert not z._tape.live                     # two threads: no fast path
+    release.set()
+    t.join()
+    gc.collect()
+    z.backward()                                # the thread's next tape ...
+    w = x * x * x
+    assert w._tape.live                         # ... is live again
+    w.backward()
+    assert x.grad.item() == 4.0 + 12.0 + 12.0   # d(x^2) + 2 d(x^3), x = 2
