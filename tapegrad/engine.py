@@ -24,7 +24,7 @@ from .compile_notice import _warm, first_call
 from .hooks import (_ACCUMULATE, _DEFERRED, _accumulate, _call_hooks, accumulate_hooked,
                     deferred_on, flush, root_hooks)
 from .recording import _INPLACE
-from .state import _var, refuse_while_recording, thread_state
+from .state import _local, refuse_while_recording, thread_state
 from .base import TensorBase as Tensor
 from .face import _array, _new, _shape, _tensor_from
 
@@ -35,7 +35,7 @@ _F64 = np.empty(0, np.float64)
 # ----- the public entry points -------------------------------------------------------------
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulates d(sum of tensors * grad_tensors)/d(leaf) into each reached leaf's .grad."""
-    st = _var.get(None)
+    st = _local.state
     if st is not None and st.recording is not None:     # inside tg.compile: recorded for
         return st.recording.backward(tensors, grad_tensors, retain_graph, create_graph,
                                      inputs)             # the replays, and run now
@@ -203,7 +203,7 @@ def _backward_all(tape, root, retain):
     if sweeps is None:                  # Numba loads at the first backward
         from ._generated import sweeps
         _SWEEPS[0] = sweeps
-    st = _var.get(None) or thread_state()       # later operations start a new tape
+    st = _local.state or thread_state()       # later operations start a new tape
     if st._tape is not None and st._tape() is tape:
         st.tape = None
     slot, seed = root

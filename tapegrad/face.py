@@ -21,10 +21,9 @@ from .ops import (ADD, CLAMP, DIV, DOT, MM, MUL, MV, POW, POWC, RPOW, SUB)
 from .quiet import hush as _hush, unhush as _unhush
 from .recording import _INPLACE, _link, _source, no_grad_result, record, slot_of
 from .shapes import _broadcast, _cstrides, _dim, _lane_aux, _reduced_dims  # noqa: F401
-from .state import _var, current_tape, recording_active, thread_state
+from .state import _local, current_tape, recording_active, thread_state
 from .tape import Tape
 
-_state_get = _var.get
 _float = float
 _int = int
 _new_object = object.__new__
@@ -92,7 +91,7 @@ def _tracks(requires_grad):
     tg.compile recording is being made. A recording records every operation on tensors,
     so that its replays recompute all of them: a value computed unrecorded (from a captured
     tensor, say) would otherwise replay frozen at its recorded value."""
-    st = _state_get(None) or thread_state()
+    st = _local.state or thread_state()
     return st.recording is not None or (requires_grad and st._enabled)
 
 
@@ -131,7 +130,7 @@ def _live_tape(x, y=None):
     tape = x._tape
     if tape is not None and tape.live:
         return tape
-    st = _state_get(None) or thread_state()
+    st = _local.state or thread_state()
     if not st._enabled and st.recording is None:
         return None
     # the thread's live tape, short of its size limit, is current_tape's answer (a leaf
@@ -229,7 +228,7 @@ def _gate(rg, x, y=None):
             t = y._tape
             if t is not None and t.live:
                 return t
-    st = _state_get(None) or thread_state()
+    st = _local.state or thread_state()
     if st.recording is None and not (rg and st._enabled):
         return None
     return current_tape(x, y)
@@ -288,7 +287,7 @@ def _binary(op, a, b):
         if tape is None or not tape.live:
             tape = _gate(True, b if not ta else a, b if ta else None)
     else:
-        st = _state_get(None) or thread_state()
+        st = _local.state or thread_state()
         tape = None if st.recording is None else current_tape(a if ta else b,
                                                               b if ta and tb else None)
     if tape is not None:
@@ -474,7 +473,7 @@ def _guard(t, kind, value):
 
 def _recorded_here(t):
     """Is t a result computed on this thread's tg.compile recording?"""
-    st = _state_get(None)
+    st = _local.state
     return st is not None and st.recording is not None and t._tape is st.recording.tape
 
 

@@ -2,7 +2,7 @@
 (per thread), and anomaly detection (``set_detect_anomaly``, ``detect_anomaly``)."""
 import functools
 
-from .state import _var, thread_state
+from .state import _local, thread_state
 
 
 class _GradMode:
@@ -10,12 +10,12 @@ class _GradMode:
     mode = True
 
     def __enter__(self):
-        st = _var.get(None) or thread_state()      # (one lookup: a training step's update
+        st = _local.state or thread_state()      # (one lookup: a training step's update
         self._prev = st._enabled                   # enters no_grad every step)
         st.enabled = self.mode
 
     def __exit__(self, *exc):
-        (_var.get(None) or thread_state()).enabled = self._prev
+        (_local.state or thread_state()).enabled = self._prev
         return False
 
     def __call__(self, fn):

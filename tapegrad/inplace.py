@@ -6,12 +6,12 @@ import weakref
 import numpy as np
 
 from .face import (_array, _as_tensor, _binary, _bump, _cell, _float, _hush, _nd, _new, _record,
-                   _result_dtype, _round, _shape, _state_get, _unhush, Tensor)
+                   _result_dtype, _round, _shape, _unhush, Tensor)
 from .layout import F32, RECORD, RECORD_SIZE
 from .ops import ADD, ASSTRIDED, BY_CODE, COPYSLICES, DIV, MUL, SUB
 from .shapes import _broadcast
 from .recording import _INPLACE
-from .state import refuse_while_recording, thread_state
+from .state import _local, refuse_while_recording, thread_state
 from .tape import LEFT, LIVE
 
 _UFUNC = {ADD: np.add, SUB: np.subtract, MUL: np.multiply, DIV: np.true_divide}
@@ -19,7 +19,7 @@ _UFUNC = {ADD: np.add, SUB: np.subtract, MUL: np.multiply, DIV: np.true_divide}
 
 def _inplace(self, op, other):
     """``self = op(self, other)`` written into self's memory; recorded when grad is on."""
-    st = _state_get(None) or thread_state()
+    st = _local.state or thread_state()
     if st.recording is not None:          # recorded for the replays (or refused), and done
         return st.recording.inplace(self, op, other)
     v = self._v
@@ -286,7 +286,7 @@ class InPlaceMethods:
         return self.fill_(0.0, "zero_()")
 
     def fill_(self, value, _name="fill_()"):
-        st = _state_get(None) or thread_state()
+        st = _local.state or thread_state()
         if st.recording is not None:      # recorded for the replays (or refused), and done
             return st.recording.fill(self, value, _name)
         if st._enabled and self._rg:

@@ -22,7 +22,7 @@ from .leaves import _POOL, PAGE_CELLS, attach, leaf_node
 from .ops import (BMM, CONST, DIV, DOT, FAMILY, F_BINARY, F_COMPARE, F_SETITEM, LEAF, LINK,
                   MAXD, MM, MUL, MV, NEEDS, CASTNG, TIER)
 from .grad_mode import _anomaly
-from .state import _var, current_tape
+from .state import _local, current_tape
 
 _float = float
 _weak = weakref.ref
@@ -344,6 +344,6 @@ def no_grad_result(out, tape):
     """Inside a tg.compile recording, an operation under no_grad is recorded too (a replay
     recomputes it), followed by a detach (CASTNG 2): as in eager mode, no gradient flows
     back through its result."""
-    st = _var.get(None)
+    st = _local.state
     if st is not None and not st.enabled and st.recording is not None:
         record(CASTNG, out, out, None, 2.0, tape=tape)

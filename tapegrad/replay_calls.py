@@ -19,7 +19,7 @@ from .ops import MAXD
 from .recording import _INPLACE
 from .replay_pack import Layout, packed
 from .replay_ptr import DIRECT
-from .state import _var, thread_state
+from .state import _local, thread_state
 
 _node_of = attrgetter("_node")
 _V, _GRAD = itertools.repeat("_v"), itertools.repeat("_grad")
@@ -140,7 +140,7 @@ class Calls:
         b = self.binding
         if len(args) != len(b.args) or not all(map(is_, args, b.args)) or not DIRECT:
             return None
-        st = _var.get(None)
+        st = _local.state
         if st is None or not st._enabled or st.recording is not None:
             return None
         ins = b.ins

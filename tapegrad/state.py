@@ -10,7 +10,6 @@ it without looking up any per-thread state (the scalar fast path). When the othe
 have ended (their States are gone), the thread left gets it back at its next new tape or
 grad-mode switch.
 """
-import contextvars
 import threading
 import weakref
 
@@ -59,7 +58,14 @@ class State:
             t.live = self._enabled and _single[0] is self
 
 
-_var = contextvars.ContextVar("tapegrad_state")
+class _PerThread(threading.local):
+    """This thread's State, per thread and not per context: a context copied into another
+    thread (asyncio.to_thread, a web framework's thread pool) would otherwise share it, and
+    both threads would record on one tape and switch each other's grad mode."""
+    state = None
+
+
+_local = _PerThread()
 _single = [None]      # the State of the one thread using tapegrad; False while there are two
 _states = set()       # weak references to the live States (a thread's dies with it)
 _rearm = [False]      # the live States went down to one: the fast path may come back
@@ -85,10 +91,10 @@ def _single_again(st):
 
 def thread_state():
     """This thread's State (made on its first use; a new thread starts with grad mode on)."""
-    s = _var.get(None)
+    s = _local.state
     if s is None:
         s = State()
-        _var.set(s)
+        _local.state = s
         with _lock:
             _states.add(weakref.ref(s, _gone))
             if _single[0] is None:
@@ -106,7 +112,7 @@ def refuse_while_recording(what):
     """Inside a ``tg.compile`` recording, an operation that a replay would not repeat (a
     backward, an in-place change, a grad assignment, a random draw ...) raises at once:
     otherwise every later call would silently differ from running the function eagerly."""
-    st = _var.get(None)
+    st = _local.state
     if st is not None and st.recording is not None:
         raise RuntimeError(
             f"tg.compile: {what} inside a compiled function is not supported: a replay would "
@@ -118,14 +124,14 @@ def refuse_while_recording(what):
 
 def recording():
     """The tg.compile Recording being made on this thread, or None."""
-    st = _var.get(None)
+    st = _local.state
     return None if st is None else st.recording
 
 
 def recording_active():
     """True while this thread records a tg.compile function (then every operation on a
     tensor is recorded, so that a replay recomputes all of it, not only what needs grad)."""
-    st = _var.get(None)
+    st = _local.state
     return st is not None and st.recording is not None
 
 
@@ -135,7 +141,7 @@ def current_tape(a=None, b=None):
     and no operand is a result on it (a new graph starts there, so no link ties the new
     tape to the old: an evaluation loop without no_grad, or graphs kept but never
     backwarded, hold bounded memory; the old tape lives on while its tensors do)."""
-    st = _var.get(None) or thread_state()
+    st = _local.state or thread_state()
     t = st.tape
     if t.nbytes + len(t.rec) > Tape.LIMIT and st.recording is None and \
             getattr(a, "_tape", None) is not t and getattr(b, "_tape", None) is not t:

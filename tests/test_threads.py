@@ -369,3 +369,33 @@ def test_the_fast_path_comes_back_when_the_other_threads_are_gone():
     assert w._tape.live                         # ... is live again
     w.backward()
     assert x.grad.item() == 4.0 + 12.0 + 12.0   # d(x^2) + 2 d(x^3), x = 2
+
+
+def test_a_context_copied_into_other_threads_does_not_share_this_threads_state():
+    """asyncio.to_thread runs its function in a worker thread with a copy of the caller's
+    context: the worker gets a state of its own (grad mode, tape), as PyTorch's grad mode
+    is per thread. Sharing one would make the threads record on one tape at once."""
+    import asyncio
+
+    def work(k):
+        x = tg.tensor(np.full(3, float(k)), dtype=tg.float64, requires_grad=True)
+        y = x
+        for _ in range(500):
+            y = y * 1.001 + x * 0.001
+        y.sum().backward()
+        with tg.no_grad():          # the worker's grad mode, not the caller's
+            pass
+        return x.grad.tolist(), thread_state()
+
+    async def main():
+        with tg.no_grad():          # off here, on (as in any new thread) in the workers
+            return thread_state(), await asyncio.gather(
+                *[asyncio.to_thread(work, k) for k in range(4)])
+
+    here, results = asyncio.run(main())
+    assert tg.is_grad_enabled()
+    # y_{n+1} = 1.001 y_n + 0.001 x, y_0 = x: dy_n/dx = 1.001^n + 0.001 (1.001^n - 1) / 0.001
+    expect = 1.001 ** 500 + (1.001 ** 500 - 1)
+    for grads, st in results:
+        assert st is not here
+        assert grads == pytest.approx([expect] * 3, rel=1e-12)
