@@ -224,7 +224,7 @@ def _array_record(key, op, a, b, c, aux, dims, c2, ta, tb, sa, sb):
     """What appending an array record with this ``key`` (see record) does: (its record's
     bytes, its static row, its dynamic row, the tape's dtype bit, the tape's marks (1: the
     full sweep tier, 2: the core tier, 4: a product for BLAS), which values it keeps (1 a's,
-    2 b's, 4 its result's: appended to tape.objs in that order, then its int list if any))."""
+    2 b's, 4 its result's), then an int list)."""
     shape, dt, rows, n_objs, keep_all, n_ints = key[11:]
     plan = _plans.get((op, shape, aux, dims, c2)) or _plan(op, shape, aux, dims, c2)
     row, need, cross, rare = plan
@@ -301,8 +301,7 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
         keep_all = tape.keep_all
         if ints is not None:
             ints = np.ascontiguousarray(ints, np.int64).ravel()
-        # (a zero number's sign in an item of its own: 0.0 == -0.0 as a key, and the
-        # record keeps the number as given)
+        # (a zero number's sign in its own item: 0.0 == -0.0, but x * -0.0's grad is -0.0)
         key = (op, sa, sb, ta and a._rg, tb and b._rg,
                type(a._v) if ta else a if a or a is None else (_copysign(1.0, a),),
                type(b._v) if tb else b if b or b is None else (_copysign(1.0, b),),
