@@ -303,7 +303,7 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
             ints = np.ascontiguousarray(ints, np.int64).ravel()
         # (a zero number's sign in its own item: 0.0 == -0.0, but x * -0.0's grad is -0.0)
         key = (op, sa, sb, ta and a._rg, tb and b._rg,
-               type(a._v) if ta else a if a or a is None else (_copysign(1.0, a),),
+               type(a._v) if ta else a if a else (_copysign(1.0, a),),
                type(b._v) if tb else b if b or b is None else (_copysign(1.0, b),),
                c if c else (_copysign(1.0, c),), c2, aux, dims, v.shape, out._dtype,
                tape.rows, len(tape.objs), keep_all, None if ints is None else ints.size)
