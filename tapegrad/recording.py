@@ -9,7 +9,6 @@ from its result.
 """
 import traceback
 import weakref
-from math import copysign as _copysign
 
 import numpy as np
 
@@ -205,68 +204,6 @@ def _kept(tape, t, consumer, slot):
     return idx
 
 
-_made = {}
-
-
-def _head(op, a, b, c, ta, tb, sa, sb):
-    """A record's head (op | flags | a << SHIFT) and b (the second operand's slot, or the
-    number standing in for an operand, or the constant ``c``)."""
-    if ta and tb:
-        return op | sa << SHIFT, _float(sb)
-    if tb:                                    # a Python number stands first (2 - x)
-        return op | CONST_A | sb << SHIFT, _float(a)
-    if b is not None and FAMILY[op] in _B_CONST:
-        return op | CONST_B | sa << SHIFT, _float(b)
-    return op | (CONST_B if FAMILY[op] == F_COMPARE else 0) | sa << SHIFT, _float(c)
-
-
-def _array_record(key, op, a, b, c, aux, dims, c2, ta, tb, sa, sb):
-    """What appending an array record with this ``key`` (see record) does: (its record's
-    bytes, its static row, its dynamic row, the tape's dtype bit, the tape's marks (1: the
-    full sweep tier, 2: the core tier, 4: a product for BLAS), which values it keeps (1 a's,
-    2 b's, 4 its result's), then an int list)."""
-    shape, dt, rows, n_objs, keep_all, n_ints = key[11:]
-    plan = _plans.get((op, shape, aux, dims, c2)) or _plan(op, shape, aux, dims, c2)
-    row, need, cross, rare = plan
-    if need and cross:                      # a's value only serves b's grad (and b's a's)
-        if not (tb and b._rg):
-            need &= ~1
-        if cross == 2 and not (ta and a._rg):
-            need &= ~2
-    keep = (1 if need & 1 and ta and type(a._v) is not _float else 0) \
-        | (2 if need & 2 and tb and type(b._v) is not _float else 0) \
-        | (4 if need & 4 or keep_all else 0)
-    objs = [-1, -1, -1]                     # indices in tape.objs, in the order kept
-    for i in range(3):
-        if keep >> i & 1:
-            objs[i] = n_objs
-            n_objs += 1
-    if n_ints is not None:
-        dyn = _dyn(objs[0], objs[1], objs[2], n_objs, n_ints, 0)
-    elif keep:
-        dyn = _dyn(objs[0], objs[1], objs[2], -1, 0, 0)
-    else:
-        dyn = _NO_DYN
-    flags, bit = _FLAGS.get(dt, _NO_FLAGS)
-    head, bf = _head(op, a, b, c, ta, tb, sa, sb)
-    marks = 0
-    if rare:                                # a sweep tier beyond the basic one, or BLAS's
-        tier, big = rare
-        if tier == 2:                       # the sweep tier the tape needs (ops.TIER)
-            marks |= 1
-        elif tier == 1 or (tier and bf != 2.0):
-            marks |= 2
-        if big:
-            flags |= BIG                    # done by NumPy's BLAS (products.py)
-            marks |= 4
-    made = (_pack(head | flags, bf, rows), row, dyn, bit, marks, keep)
-    if n_ints is None and not keep_all:     # (a tg.compile recording, or an int list: once)
-        if len(_made) > 8192:
-            _made.clear()
-        _made[key] = made
-    return made
-
-
 def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, tape=None):
     """Appends the record of ``out = op(a, b)`` to ``tape`` (the thread's by default): a and
     b are Tensors or Python numbers (a binary op's number operand), b None for ops of one
@@ -282,6 +219,16 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
     tb = isinstance(b, TensorBase)
     sb = -1 if not tb else b._slot if b._tape is tape else \
         _source(b, tape) if b._tape is None else _link(b, tape)
+    flags, bit = _FLAGS.get(out._dtype, _NO_FLAGS)  # _dtype_flag, inline (a hot path)
+    tape.dtypes |= bit
+    if ta and tb:
+        head, bf = op | sa << SHIFT, _float(sb)
+    elif tb:                                  # a Python number stands first (2 - x)
+        head, bf = op | CONST_A | sb << SHIFT, _float(a)
+    elif b is not None and FAMILY[op] in _B_CONST:
+        head, bf = op | CONST_B | sa << SHIFT, _float(b)
+    else:
+        head, bf = op | (CONST_B if FAMILY[op] == F_COMPARE else 0) | sa << SHIFT, _float(c)
     v = out._v
     if type(v) is _float and ((ta and type(a._v) is not _float)
                               or (tb and type(b._v) is not _float) or ints is not None):
@@ -289,48 +236,46 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
     rec = tape.rec
     slot = len(rec) // RECORD_SIZE
     if type(v) is _float:
-        flags, bit = _FLAGS.get(out._dtype, _NO_FLAGS)  # _dtype_flag, inline
-        tape.dtypes |= bit
-        head, bf = _head(op, a, b, c, ta, tb, sa, sb)
         rec += _pack(head | flags | SCALAR, bf, v)
         if c2 and tape.keep_all:             # clamp's max: a replay recomputes the value
             tape.c2[slot] = c2
     else:
-        # an array record: its bytes and what it keeps follow from this key alone; a
-        # training loop records the same step every iteration, so they are made once
-        keep_all = tape.keep_all
+        plan = _plans.get((op, v.shape, aux, dims, c2)) or _plan(op, v.shape, aux, dims, c2)
+        row, need, cross, rare = plan
+        if need:
+            if cross:                       # a's value only serves b's grad (and b's a's)
+                if not (tb and b._rg):
+                    need &= ~1
+                if cross == 2 and not (ta and a._rg):
+                    need &= ~2
+            aobj = _kept(tape, a, slot, sa) if need & 1 and ta and type(a._v) is not _float \
+                else -1
+            bobj = _kept(tape, b, slot, sb) if need & 2 and tb and type(b._v) is not _float \
+                else -1
+        else:
+            aobj = bobj = -1
+        yobj = _kept(tape, out, slot, slot) if need & 4 or tape.keep_all else -1
         if ints is not None:
             ints = np.ascontiguousarray(ints, np.int64).ravel()
-        # (a zero number's sign in its own item: 0.0 == -0.0, but x * -0.0's grad is -0.0)
-        key = (op, sa, sb, ta and a._rg, tb and b._rg,
-               type(a._v) if ta else a if a else (_copysign(1.0, a),),
-               type(b._v) if tb else b if b or b is None else (_copysign(1.0, b),),
-               c if c else (_copysign(1.0, c),), c2, aux, dims, v.shape, out._dtype,
-               tape.rows, len(tape.objs), keep_all, None if ints is None else ints.size)
-        made = _made.get(key) or _array_record(key, op, a, b, c, aux, dims, c2, ta, tb, sa, sb)
-        rec += made[0]
-        tape.static += made[1]
-        tape.dyn += made[2]
-        tape.rows += 1
-        tape.dtypes |= made[3]
-        if made[4]:
-            marks = made[4]
-            if marks & 1:
+            dyn = _dyn(aobj, bobj, yobj, tape.keep(ints), ints.size, 0)
+        elif aobj == -1 and bobj == -1 and yobj == -1:
+            dyn = _NO_DYN
+        else:
+            dyn = _dyn(aobj, bobj, yobj, -1, 0, 0)
+        if rare:                            # a sweep tier beyond the basic one, or BLAS's
+            tier, big = rare
+            if tier == 2:                   # the sweep tier the tape needs (ops.TIER)
                 tape.full = True
-            if marks & 2:
+            elif tier == 1 or (tier and bf != 2.0):
                 tape.general = True
-            if marks & 4:
+            if big:
+                flags |= BIG                # done by NumPy's BLAS (products.py)
                 tape.big = True
-        keep = made[5]
-        if keep:                            # in the order of the indices in made[2]
-            if keep & 1:
-                _kept(tape, a, slot, sa)
-            if keep & 2:
-                _kept(tape, b, slot, sb)
-            if keep & 4:
-                _kept(tape, out, slot, slot)
-        if ints is not None:
-            tape.keep(ints)
+        k = tape.rows
+        rec += _pack(head | flags, bf, k)
+        tape.static += row
+        tape.dyn += dyn
+        tape.rows = k + 1
     if _anomaly[0]:
         tape.traces[slot] = "".join(traceback.format_stack()[:-3])
     out._tape = tape
