@@ -103,11 +103,10 @@ def test_backward_of_a_non_scalar_and_of_a_leaf_keep_their_words():
 
 
 def test_a_record_made_again_at_the_same_place_follows_what_differs():
-    """An array record's bytes are made once per key (op, operand slots and kinds,
-    constants, shape, dtype, place on the tape; recording.record) and reused by the next
-    step. Each step below records the same ops at the same places, with one thing changed:
-    the number operand, the constant, which operand requires grad, a number's side, the
-    dtype. Every gradient is checked against its closed form."""
+    """Each step below records the same ops at the same places on a new tape, with one
+    thing changed: the number operand, the constant, which operand requires grad, a
+    number's side, the dtype. Whatever a step caches (a source's rows, a record's plan)
+    must follow; every gradient is checked against its closed form."""
     A = np.array([[0.5, -1.5, 2.0], [1.0, 0.25, -0.75]])
     B = np.array([[2.0, 1.0, -1.0], [0.5, -3.0, 4.0]])
 
