@@ -68,8 +68,7 @@ _NEEDS = np.array(NEEDS, np.int64)
 _GONE = np.empty(0)        # a dropped value's place in objs
 _TWO_OPERANDS = (F_BINARY, F_MATMUL, F_SETITEM, F_COMPARE)   # b holds a slot
 _unpack = RECORD.unpack_from
-_I64, _F64, _nd = np.dtype(np.int64), np.dtype(np.float64), np.ndarray
-_STATIC_BYTES, _DYN_BYTES = 8 * STATIC_WIDTH, 8 * DYN_WIDTH
+_I64, _F64 = np.dtype(np.int64), np.dtype(np.float64)
 
 
 class Tape:
@@ -175,11 +174,13 @@ class Tape:
     def arrays(self):
         """The views the kernels take: rq, rd (records), ms, md (metadata rows). They
         export the bytearrays' buffers: drop them before recording again."""
-        rq = np.frombuffer(self.rec, _I64)        # (dtype objects and the ndarray
-        rd = rq.view(_F64)                          # constructor: a third less than
-        static, dyn = self.static, self.dyn         # frombuffer and reshape by names)
-        ms = _nd((len(static) // _STATIC_BYTES, STATIC_WIDTH), _I64, static)
-        md = _nd((len(dyn) // _DYN_BYTES, DYN_WIDTH), _I64, dyn)
+        # frombuffer holds each bytearray's buffer while a view lives, so that appending
+        # to it raises instead of moving the memory under the view (np.ndarray(buffer=)
+        # would not hold it); dtype objects, not names, save a lookup per call
+        rq = np.frombuffer(self.rec, _I64)
+        rd = rq.view(_F64)
+        ms = np.frombuffer(self.static, _I64).reshape(-1, STATIC_WIDTH)
+        md = np.frombuffer(self.dyn, _I64).reshape(-1, DYN_WIDTH)
         return rq, rd, ms, md
 
     def sweep_tier(self, sweeps):

@@ -190,3 +190,19 @@ def test_graphs_freed_by_their_backward_leave_nothing_for_in_place_changes_to_wa
     kept = sum(p * p for p in ps)
     kept.backward(retain_graph=True)                  # this one may run again: kept
     assert kept._tape.id in LEFT
+
+
+def test_the_kernels_views_of_a_tape_pin_its_buffers():
+    """The arrays the kernels read are views of the tape's bytearrays: while one lives,
+    growing a bytearray must raise (BufferError) rather than move the memory under it."""
+    w = tg.tensor(np.ones((3, 4)), requires_grad=True)
+    y = (w.exp() * 2.0).sum()
+    tape = y._tape
+    views = tape.arrays()
+    for buf in (tape.rec, tape.static, tape.dyn):
+        with pytest.raises(BufferError):
+            buf += bytes(4096)
+    del views
+    tape.dyn += bytes(0)                # no view left: the buffers may move again
+    y.backward()
+    np.testing.assert_allclose(w.grad.numpy(), 2 * np.exp(np.ones((3, 4))), rtol=1e-15)
