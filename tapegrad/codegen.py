@@ -281,7 +281,7 @@ def _fresh_leaf(indent, leaf, head, b):
             f"{i}n.slot = slot",
             f"{i}n.tape_id = tape.id",
             f"{i}out._slot = slot + 1",
-            f"{i}rec += _pack2(lead, n.addr, {leaf}._v,",
+            f"{i}rec += _pack2(lead, n.faddr, {leaf}._v,",
             f"{i}              {head}, {b}, z)",
             f"{i}tape.n = slot + 2"]
 

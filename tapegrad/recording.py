@@ -91,7 +91,8 @@ def _source(t, tape):
             if p is not None and p.next < PAGE_CELLS:   # node.page and p.next's bump: no
                 node.cell = i = p.next                  # other thread runs in between)
                 p.next = i + 1
-                node.addr = p.addr + i * CELL
+                node.addr = a = p.addr + i * CELL
+                node.faddr = float(a)
                 node.page = p
             else:
                 attach(node, (), None)
@@ -105,7 +106,7 @@ def _source(t, tape):
         leaves.append(node)
         rec = tape.rec
         node.slot = slot = tape.n
-        rec += _pack(head, node.addr, v)
+        rec += _pack(head, node.faddr, v)
         tape.n = slot + 1
         node.tape_id = tape.id
         return slot

@@ -102,7 +102,7 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v,
+                                rec += _pack2(lead, n.faddr, other._v,
                                               head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
@@ -135,7 +135,7 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v,
+                            rec += _pack2(lead, n.faddr, self._v,
                                           head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
@@ -222,7 +222,7 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v,
+                                rec += _pack2(lead, n.faddr, other._v,
                                               head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
@@ -255,7 +255,7 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v,
+                            rec += _pack2(lead, n.faddr, self._v,
                                           head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
@@ -373,7 +373,7 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v,
+                                rec += _pack2(lead, n.faddr, other._v,
                                               head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
@@ -406,7 +406,7 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v,
+                            rec += _pack2(lead, n.faddr, self._v,
                                           head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
@@ -493,7 +493,7 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v,
+                                rec += _pack2(lead, n.faddr, other._v,
                                               head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
@@ -526,7 +526,7 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v,
+                            rec += _pack2(lead, n.faddr, self._v,
                                           head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
