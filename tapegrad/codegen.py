@@ -245,8 +245,9 @@ def _append(indent, head, b):
     """Lines appending the record of ``out`` to ``tape`` and returning out."""
     i = " " * indent
     return [f"{i}rec = tape.rec",
-            f"{i}out._slot = len(rec) // 24",
+            f"{i}out._slot = slot = tape.n",
             f"{i}rec += _pack({head}, {b}, z)",
+            f"{i}tape.n = slot + 1",
             f"{i}out._tape = tape",
             f"{i}out._rg = True",
             f"{i}return out"]
@@ -267,7 +268,7 @@ def _fresh_leaf(indent, leaf, head, b):
     branch: the leaf's index among the tape's leaves, its cell's address, its value) and
     then the op's record (``head``, ``b``; ``slot`` is the leaf's slot)."""
     i = " " * indent
-    return [f"{i}slot = len(rec) // 24",
+    return [f"{i}slot = tape.n",
             f"{i}leaves = tape.leaf_nodes",
             f"{i}if {leaf}._dtype is _F32:",
             f"{i}    lead = _LEAF_S32 + len(leaves) * _SLOT",
@@ -280,8 +281,9 @@ def _fresh_leaf(indent, leaf, head, b):
             f"{i}n.slot = slot",
             f"{i}n.tape_id = tape.id",
             f"{i}out._slot = slot + 1",
-            f"{i}rec += _pack2(lead, n.addr, {leaf}._v,",
-            f"{i}              {head}, {b}, z)"]
+            f"{i}rec += _pack2(lead, n.faddr, {leaf}._v,",
+            f"{i}              {head}, {b}, z)",
+            f"{i}tape.n = slot + 2"]
 
 
 def _record_pair(indent):
@@ -291,17 +293,20 @@ def _record_pair(indent):
     result on a tape requires grad. Anything else takes the general path."""
     i = " " * indent
     slow = f"{i}        return _record_scalar(out, head, self, other)"
-    one = "out._slot = len(rec) // 24"
+    one = "out._slot = slot = tape.n"
+    count = f"{i}        tape.n = slot + 1"
     return [f"{i}tape = self._tape",
             f"{i}if tape is not None and tape.live:      # self: a result of the live tape",
             f"{i}    rec = tape.rec",
             f"{i}    if other._tape is tape:",
             f"{i}        {one}",
             f"{i}        rec += _pack(head + self._slot * _SLOT, other._slot, z)",
+            count,
             f"{i}    elif other._tape is None and (n := other._node) is not None:   # a leaf",
             f"{i}        if n.tape_id == tape.id:",
             f"{i}            {one}",
             f"{i}            rec += _pack(head + self._slot * _SLOT, n.slot, z)",
+            "    " + count,
             f"{i}        elif n.page is not None and other._rg:",
             *_fresh_leaf(indent + 12, "other", "head + self._slot * _SLOT",
                          "slot"),
@@ -320,6 +325,7 @@ def _record_pair(indent):
             f"{i}    if n.tape_id == tape.id:",
             f"{i}        {one}",
             f"{i}        rec += _pack(head + n.slot * _SLOT, other._slot, z)",
+            count,
             f"{i}    elif n.page is not None and self._rg:",
             *_fresh_leaf(indent + 8, "self", "head + slot * _SLOT", "other._slot"),
             f"{i}    else:",

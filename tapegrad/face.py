@@ -16,7 +16,7 @@ from . import dtypes as D
 from .base import TensorBase
 from .conversion import from_python
 from ._generated.tables import ARRAY_F as _ARRAY_F, SCALAR_F as _SCALAR_F
-from .layout import CONST_A, CONST_B, F32, RECORD, RECORD_SIZE, SCALAR, SHIFT
+from .layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT
 from .ops import (ADD, CLAMP, DIV, DOT, MM, MUL, MV, POW, POWC, RPOW, SUB)
 from .quiet import hush as _hush, unhush as _unhush
 from .recording import _INPLACE, _link, _source, no_grad_result, record, slot_of
@@ -108,7 +108,6 @@ _F32 = D.float32
 _S = SCALAR
 S_ADD, S_SUB, S_MUL, S_DIV, S_POWC = ADD | _S, SUB | _S, MUL | _S, DIV | _S, POWC | _S
 _pack = RECORD.pack
-_RS = RECORD_SIZE
 
 
 def _scalar_out(dt, z):
@@ -157,10 +156,11 @@ def _sx(x, tape):
 def _finish(out, tape, head, b):
     """Appends the record of scalar result ``out`` (head: op | SCALAR | a << SHIFT)."""
     rec = tape.rec
-    n = len(rec) // _RS
+    n = tape.n
     if out._dtype is _F32:
         head |= F32
     rec += _pack(head, b, out._v)
+    tape.n = n + 1
     out._tape = tape
     out._slot = n
     out._rg = True

@@ -16,8 +16,8 @@ class AccumulateGrad(weakref.ref):
     that gradient lives (``leaves.attach``: a cell of a page, and a buffer for arrays).
     It is itself the weak reference to its leaf: one object a leaf, not two (a graph of
     50,000 leaves gives the cyclic garbage collector half as much to walk)."""
-    __slots__ = ("tape_id", "slot", "hooks", "post_hooks", "page", "cell", "addr", "buf",
-                 "buf_addr", "rows", "rows_of")
+    __slots__ = ("tape_id", "slot", "hooks", "post_hooks", "page", "cell", "addr", "faddr",
+                 "buf", "buf_addr", "rows", "rows_of")
     __eq__ = object.__eq__              # a node is itself, whatever its leaf
     __hash__ = object.__hash__
 
@@ -30,6 +30,8 @@ class AccumulateGrad(weakref.ref):
         self.page = None        # grad storage (leaves.attach)
         self.cell = -1
         self.addr = 0
+        self.faddr = 0.0        # addr as a float: a LEAF record's second number (packed
+        #                          with no int -> double conversion on each new tape)
         self.buf = None
         self.buf_addr = 0
         self.rows = None        # its record's metadata rows, for value rows_of

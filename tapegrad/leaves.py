@@ -77,6 +77,7 @@ def attach(node, shape, np_dtype):
             return
         page, cell = _POOL.cell()
         node.cell, node.addr = cell, page.addr + cell * CELL
+        node.faddr = float(node.addr)
         if shape:
             node.buf = np.zeros(shape, np_dtype)
             node.buf_addr = node.buf.ctypes.data

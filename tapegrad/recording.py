@@ -14,7 +14,7 @@ import numpy as np
 
 from .base import TensorBase
 from .graph import Node
-from .layout import (BIG, BLAS_MIN, CELL, CONST_A, CONST_B, DYN, F32, RECORD, RECORD_SIZE,
+from .layout import (BIG, BLAS_MIN, CELL, CONST_A, CONST_B, DYN, F32, RECORD,
                      SCALAR, SHIFT, _rows, static_row)
 from .dtypes import float32 as _F32, float64 as _F64
 from .leaves import _POOL, PAGE_CELLS, attach, leaf_node
@@ -91,7 +91,8 @@ def _source(t, tape):
             if p is not None and p.next < PAGE_CELLS:   # node.page and p.next's bump: no
                 node.cell = i = p.next                  # other thread runs in between)
                 p.next = i + 1
-                node.addr = p.addr + i * CELL
+                node.addr = a = p.addr + i * CELL
+                node.faddr = float(a)
                 node.page = p
             else:
                 attach(node, (), None)
@@ -104,8 +105,9 @@ def _source(t, tape):
             tape.dtypes |= 2
         leaves.append(node)
         rec = tape.rec
-        node.slot = slot = len(rec) // RECORD_SIZE
-        rec += _pack(head, node.addr, v)
+        node.slot = slot = tape.n
+        rec += _pack(head, node.faddr, v)
+        tape.n = slot + 1
         node.tape_id = tape.id
         return slot
     if node.rows_of is v and not tape.keep_all:     # an array source seen before: its
@@ -117,8 +119,9 @@ def _source(t, tape):
                 head |= len(leaves) << SHIFT
                 leaves.append(node)
             rec = tape.rec
-            node.slot = slot = len(rec) // RECORD_SIZE
+            node.slot = slot = tape.n
             rec += _pack(head, b, tape.rows)
+            tape.n = slot + 1
             tape.static += static
             tape.dyn += dyn
             tape.rows += 1
@@ -147,15 +150,17 @@ def _source(t, tape):
         tape.leaf_nodes.append(node)
     if scalar:
         rec = tape.rec
-        slot = len(rec) // RECORD_SIZE
+        slot = tape.n
         rec += _pack(head | SCALAR, b, v)
+        tape.n = slot + 1
     elif tape.keep_all:
         yobj = tape.keep(v.copy())                          # fn may change it later
         slot = tape.record_array(head, b, static_row(v.shape), yobj=yobj, gaddr=gaddr)
     else:                       # an array source's metadata (cached above)
         rec = tape.rec
-        slot = len(rec) // RECORD_SIZE
+        slot = tape.n
         rec += _pack(head, b, tape.rows)
+        tape.n = slot + 1
         tape.static += node.rows[0]
         tape.dyn += node.rows[1]
         tape.rows += 1
@@ -173,8 +178,9 @@ def _link(t, tape):
     flag = _dtype_flag(tape, t._dtype)
     if type(v) is _float:
         rec = tape.rec
-        slot = len(rec) // RECORD_SIZE
+        slot = tape.n
         rec += _pack(LINK | SCALAR | flag, 0.0, v)
+        tape.n = slot + 1
     else:
         yobj = tape.keep(np.ascontiguousarray(v).copy()) if tape.keep_all else -1
         slot = tape.record_array(LINK | flag, 0.0, static_row(v.shape), yobj=yobj)
@@ -234,9 +240,10 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
                               or (tb and type(b._v) is not _float) or ints is not None):
         v = out._v = np.array(v, out._dtype.np)     # from an array: an array record
     rec = tape.rec
-    slot = len(rec) // RECORD_SIZE
+    slot = tape.n
     if type(v) is _float:
         rec += _pack(head | flags | SCALAR, bf, v)
+        tape.n = slot + 1
         if c2 and tape.keep_all:             # clamp's max: a replay recomputes the value
             tape.c2[slot] = c2
     else:
@@ -273,6 +280,7 @@ def record(op, out, a, b=None, c=0.0, aux=None, ints=None, dims=None, c2=0.0, ta
                 tape.big = True
         k = tape.rows
         rec += _pack(head | flags, bf, k)
+        tape.n = slot + 1
         tape.static += row
         tape.dyn += dyn
         tape.rows = k + 1

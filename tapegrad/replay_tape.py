@@ -7,7 +7,7 @@ grad buffer and ``leaf_nodes`` are those of the tensors the call was given.
 """
 import numpy as np
 
-from .layout import SIZE
+from .layout import RECORD_SIZE, SIZE
 from .tape import Tape
 
 
@@ -46,6 +46,7 @@ class ReplayTape(Tape):
                  epoch=-1):
         super().__init__()
         self.rec = rec
+        self.n = len(rec) // RECORD_SIZE
         self.static = program.static
         self.dyn = binding.dyn
         self.rows = program.nrows

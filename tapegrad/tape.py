@@ -74,7 +74,7 @@ _I64, _F64 = np.dtype(np.int64), np.dtype(np.float64)
 class Tape:
     LIMIT = 64 << 20          # bytes of records and saved values before a new tape starts
 
-    __slots__ = ("rec", "static", "dyn", "rows", "objs", "nbytes", "leaf_nodes", "links",
+    __slots__ = ("rec", "n", "static", "dyn", "rows", "objs", "nbytes", "leaf_nodes", "links",
                  "multi", "hooks", "retained", "traces", "dirty", "unsaved", "saved", "epoch",
                  "freed",
                  "keep_all", "consts", "conds", "c2", "functions", "live", "dtypes", "big",
@@ -83,6 +83,9 @@ class Tape:
 
     def __init__(self):
         self.rec = bytearray()   # the records, RECORD_SIZE bytes each
+        self.n = 0               # records so far, len(rec) // RECORD_SIZE: whoever appends
+        #                          a record counts it (a new slot is one attribute load,
+        #                          where len() and // make and free two ints)
         self.static = bytearray()  # static metadata rows of array records
         self.dyn = bytearray()   # dynamic metadata rows (where kept values are)
         self.rows = 0            # array records so far (the next metadata row)
@@ -118,7 +121,7 @@ class Tape:
         LIVE[self.id] = self
 
     def __len__(self):
-        return len(self.rec) // RECORD_SIZE
+        return self.n
 
     # ----- recording ---------------------------------------------------------------------
     def keep(self, array):
@@ -131,10 +134,10 @@ class Tape:
 
     def record_array(self, head, b, static, aobj=-1, bobj=-1, yobj=-1, ints=None, gaddr=0):
         """Appends an array record (head: op | flags | a << SHIFT); returns its slot."""
-        rec = self.rec
-        slot = len(rec) // RECORD_SIZE
+        slot = self.n
+        self.n = slot + 1
         k = self.rows
-        rec += RECORD.pack(head, b, k)
+        self.rec += RECORD.pack(head, b, k)
         self.static += static
         if ints is None:
             self.dyn += DYN.pack(aobj, bobj, yobj, -1, 0, gaddr)

@@ -40,8 +40,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -70,8 +71,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -100,8 +102,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -130,8 +133,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -160,8 +164,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -190,8 +195,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -220,8 +226,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -250,8 +257,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -280,8 +288,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -310,8 +319,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -340,8 +350,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -370,8 +381,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -400,8 +412,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -430,8 +443,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -460,8 +474,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out
@@ -490,8 +505,9 @@ class UnaryMethods:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
-                    out._slot = len(rec) // 24
+                    out._slot = slot = tape.n
                     rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
                     return out

@@ -80,14 +80,16 @@ class ScalarOperators:
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
                         if other._tape is tape:
-                            out._slot = len(rec) // 24
+                            out._slot = slot = tape.n
                             rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
-                                out._slot = len(rec) // 24
+                                out._slot = slot = tape.n
                                 rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                tape.n = slot + 1
                             elif n.page is not None and other._rg:
-                                slot = len(rec) // 24
+                                slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
                                     lead = _LEAF_S32 + len(leaves) * _SLOT
@@ -100,8 +102,9 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v,
+                                rec += _pack2(lead, n.faddr, other._v,
                                               head + self._slot * _SLOT, slot, z)
+                                tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
                         else:
@@ -115,10 +118,11 @@ class ScalarOperators:
                             return _untracked_scalar(out)
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
-                            out._slot = len(rec) // 24
+                            out._slot = slot = tape.n
                             rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            tape.n = slot + 1
                         elif n.page is not None and self._rg:
-                            slot = len(rec) // 24
+                            slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
                                 lead = _LEAF_S32 + len(leaves) * _SLOT
@@ -131,8 +135,9 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v,
+                            rec += _pack2(lead, n.faddr, self._v,
                                           head + slot * _SLOT, other._slot, z)
+                            tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
                     out._tape = tape
@@ -157,8 +162,9 @@ class ScalarOperators:
                     tape = self._tape
                     if tape is not None and tape.live:
                         rec = tape.rec
-                        out._slot = len(rec) // 24
+                        out._slot = slot = tape.n
                         rec += _pack(head + self._slot * _SLOT, other, z)
+                        tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
                         return out
@@ -194,14 +200,16 @@ class ScalarOperators:
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
                         if other._tape is tape:
-                            out._slot = len(rec) // 24
+                            out._slot = slot = tape.n
                             rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
-                                out._slot = len(rec) // 24
+                                out._slot = slot = tape.n
                                 rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                tape.n = slot + 1
                             elif n.page is not None and other._rg:
-                                slot = len(rec) // 24
+                                slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
                                     lead = _LEAF_S32 + len(leaves) * _SLOT
@@ -214,8 +222,9 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v,
+                                rec += _pack2(lead, n.faddr, other._v,
                                               head + self._slot * _SLOT, slot, z)
+                                tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
                         else:
@@ -229,10 +238,11 @@ class ScalarOperators:
                             return _untracked_scalar(out)
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
-                            out._slot = len(rec) // 24
+                            out._slot = slot = tape.n
                             rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            tape.n = slot + 1
                         elif n.page is not None and self._rg:
-                            slot = len(rec) // 24
+                            slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
                                 lead = _LEAF_S32 + len(leaves) * _SLOT
@@ -245,8 +255,9 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v,
+                            rec += _pack2(lead, n.faddr, self._v,
                                           head + slot * _SLOT, other._slot, z)
+                            tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
                     out._tape = tape
@@ -271,8 +282,9 @@ class ScalarOperators:
                     tape = self._tape
                     if tape is not None and tape.live:
                         rec = tape.rec
-                        out._slot = len(rec) // 24
+                        out._slot = slot = tape.n
                         rec += _pack(head + self._slot * _SLOT, other, z)
+                        tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
                         return out
@@ -303,8 +315,9 @@ class ScalarOperators:
                     tape = self._tape
                     if tape is not None and tape.live:
                         rec = tape.rec
-                        out._slot = len(rec) // 24
+                        out._slot = slot = tape.n
                         rec += _pack(head + self._slot * _SLOT, other, z)
+                        tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
                         return out
@@ -338,14 +351,16 @@ class ScalarOperators:
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
                         if other._tape is tape:
-                            out._slot = len(rec) // 24
+                            out._slot = slot = tape.n
                             rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
-                                out._slot = len(rec) // 24
+                                out._slot = slot = tape.n
                                 rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                tape.n = slot + 1
                             elif n.page is not None and other._rg:
-                                slot = len(rec) // 24
+                                slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
                                     lead = _LEAF_S32 + len(leaves) * _SLOT
@@ -358,8 +373,9 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v,
+                                rec += _pack2(lead, n.faddr, other._v,
                                               head + self._slot * _SLOT, slot, z)
+                                tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
                         else:
@@ -373,10 +389,11 @@ class ScalarOperators:
                             return _untracked_scalar(out)
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
-                            out._slot = len(rec) // 24
+                            out._slot = slot = tape.n
                             rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            tape.n = slot + 1
                         elif n.page is not None and self._rg:
-                            slot = len(rec) // 24
+                            slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
                                 lead = _LEAF_S32 + len(leaves) * _SLOT
@@ -389,8 +406,9 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v,
+                            rec += _pack2(lead, n.faddr, self._v,
                                           head + slot * _SLOT, other._slot, z)
+                            tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
                     out._tape = tape
@@ -415,8 +433,9 @@ class ScalarOperators:
                     tape = self._tape
                     if tape is not None and tape.live:
                         rec = tape.rec
-                        out._slot = len(rec) // 24
+                        out._slot = slot = tape.n
                         rec += _pack(head + self._slot * _SLOT, other, z)
+                        tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
                         return out
@@ -452,14 +471,16 @@ class ScalarOperators:
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
                         if other._tape is tape:
-                            out._slot = len(rec) // 24
+                            out._slot = slot = tape.n
                             rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
-                                out._slot = len(rec) // 24
+                                out._slot = slot = tape.n
                                 rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                tape.n = slot + 1
                             elif n.page is not None and other._rg:
-                                slot = len(rec) // 24
+                                slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
                                     lead = _LEAF_S32 + len(leaves) * _SLOT
@@ -472,8 +493,9 @@ class ScalarOperators:
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.addr, other._v,
+                                rec += _pack2(lead, n.faddr, other._v,
                                               head + self._slot * _SLOT, slot, z)
+                                tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
                         else:
@@ -487,10 +509,11 @@ class ScalarOperators:
                             return _untracked_scalar(out)
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
-                            out._slot = len(rec) // 24
+                            out._slot = slot = tape.n
                             rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            tape.n = slot + 1
                         elif n.page is not None and self._rg:
-                            slot = len(rec) // 24
+                            slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
                                 lead = _LEAF_S32 + len(leaves) * _SLOT
@@ -503,8 +526,9 @@ class ScalarOperators:
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.addr, self._v,
+                            rec += _pack2(lead, n.faddr, self._v,
                                           head + slot * _SLOT, other._slot, z)
+                            tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
                     out._tape = tape
@@ -529,8 +553,9 @@ class ScalarOperators:
                     tape = self._tape
                     if tape is not None and tape.live:
                         rec = tape.rec
-                        out._slot = len(rec) // 24
+                        out._slot = slot = tape.n
                         rec += _pack(head + self._slot * _SLOT, other, z)
+                        tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
                         return out
