@@ -92,7 +92,8 @@ def _source(t, tape):
                 node.cell = i = p.next                  # other thread runs in between)
                 p.next = i + 1
                 node.addr = a = p.addr + i * CELL
-                node.faddr = float(a)
+                node.faddr = a + 0.0            # (float(a) would be a call: a thread
+                #                                  switch there gave a leaf two cells)
                 node.page = p
             else:
                 attach(node, (), None)
