@@ -1,5 +1,7 @@
 """What every Numba kernel module shares: the jit decorator (cached on disk where a cache
 directory is writable) and the per-element helpers the generated code calls."""
+import functools
+import importlib
 import os
 import warnings
 
@@ -41,17 +43,78 @@ CACHE = _cache_ok()
 
 def jit(fn):
     """A kernel Python calls (no C wrapper: nothing takes its address)."""
-    return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True)(fn)
+    return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True)(fn))
+
+
+# Every kernel the decorators below make, so that a light library can find the kernel
+# (and signature) behind each library it calls (see _LightLibrary).
+_KERNELS = []
+
+
+def _kernel(dispatcher):
+    _KERNELS.append(dispatcher)
+    return dispatcher
+
+
+def _load_kernel(module, name, args):
+    """Compiles kernel ``module.name`` for ``args``, or loads it from the disk cache: what a
+    light library's machine code calls must be in the process before that code is loaded."""
+    getattr(importlib.import_module(module), name).compile(args)
+
+
+def _kernel_loaders(libraries):
+    """{library: a picklable loader of its kernel} for the libraries of our kernels (each a
+    module attribute under its own name) among ``libraries``."""
+    found = {}
+    for disp in _KERNELS:
+        fn = disp.py_func
+        if getattr(importlib.import_module(fn.__module__), fn.__name__, None) is not disp:
+            continue
+        for args, cres in list(disp.overloads.items()):
+            if cres.library in libraries:
+                found[cres.library] = functools.partial(_load_kernel, fn.__module__,
+                                                        fn.__name__, tuple(args))
+    return found
 
 
 if _LIGHT:
     class _LightLibrary(JITCodeLibrary):
-        """A code library whose final module (its function, already optimized on its own, and
-        a copy of every kernel it calls, each already optimized in its own library) is not
-        optimized again as a whole: no -O3 module passes (inlining, vectorizing) over the
-        copies, only the reference-count pruning Numba runs at every level. (Numba reads its
-        level from ``config.OPT`` when it builds the passes; finalizing holds its compiler lock,
-        so no other compile sees the change.)"""
+        """A code library whose final module is not optimized again as a whole, and holds
+        no copy of the kernels it calls.
+
+        Its function is optimized on its own (-O3's function passes), then its final module
+        with no -O3 module passes (inlining, vectorizing), only the reference-count pruning
+        Numba runs at every level. (Numba reads its level from ``config.OPT`` when it builds
+        the passes; finalizing holds its compiler lock, so no other compile sees the change.)
+
+        Numba links a copy of every library a function calls into its final module and
+        compiles that whole module to machine code: each kernel's code compiled again in
+        every caller. Here the calls into our own kernels stay calls to their symbols, which
+        the JIT resolves against their code already loaded (each kernel is compiled, or
+        loaded from the disk cache, before any caller's code): on a load from the disk
+        cache, the loaders in ``_reload_init`` (Numba runs them before it loads the code)
+        load them first. A caller that links this library in (the engine's general path)
+        gets the copies all the same (``_get_module_for_linking``)."""
+        _external = ()
+
+        def finalize(self):
+            loaders = _kernel_loaders(set(self._linking_libraries))
+            self._external = [lib for lib in self._linking_libraries if lib in loaders]
+            self._linking_libraries = [lib for lib in self._linking_libraries
+                                       if lib not in loaders]
+            self._reload_init.update(loaders.values())
+            super().finalize()
+
+        def _get_module_for_linking(self):
+            if self._shared_module is None:
+                mod = super()._get_module_for_linking()
+                if self._external:
+                    if mod is self._final_module:
+                        mod = mod.clone()
+                    for lib in dict.fromkeys(self._external):
+                        mod.link_in(lib._get_module_for_linking(), preserve=True)
+                    self._shared_module = mod
+            return self._shared_module
 
         def _optimize_final_module(self):
             saved = config.OPT
@@ -95,10 +158,10 @@ def jit_light(fn, internal=False):
     half of its compile, and undo nothing those kernels' own optimization did.
     ``internal``: only other kernels call it (as ``jit_internal``)."""
     if not _LIGHT:                      # (a slower cold start, the same kernel)
-        return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
-                    no_cpython_wrapper=internal)(fn)
-    return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
-                no_cpython_wrapper=internal, pipeline_class=_LightCompiler)(fn)
+        return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
+                            no_cpython_wrapper=internal)(fn))
+    return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
+                        no_cpython_wrapper=internal, pipeline_class=_LightCompiler)(fn))
 
 
 def jit_sums(fn):
@@ -106,8 +169,8 @@ def jit_sums(fn):
     and add fused): LLVM then vectorizes a dot product's loop (3.5x on 32-long rows). The
     sums come out in another order; NaN and infinity keep their meaning (no 'fast' flags
     beyond these two)."""
-    return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
-                fastmath={"reassoc", "contract"})(fn)
+    return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
+                        fastmath={"reassoc", "contract"})(fn))
 
 
 def jit_internal(fn):
@@ -115,8 +178,8 @@ def jit_internal(fn):
     Python and C call a jitted function (Numba builds, optimizes and caches both for
     every function, several hundred lines of LLVM each: a good part of a cold start).
     Python cannot call it."""
-    return njit(cache=CACHE, error_model="numpy", no_cpython_wrapper=True,
-                no_cfunc_wrapper=True)(fn)
+    return _kernel(njit(cache=CACHE, error_model="numpy", no_cpython_wrapper=True,
+                        no_cfunc_wrapper=True)(fn))
 
 
 def jit_inline(fn):
@@ -133,7 +196,7 @@ def jit_inline_into(*callers):
     compile its whole call tree twice (once for each library)."""
     def cost_model(expr, caller_ir, callee_ir):
         return caller_ir.func_id.func_name in callers
-    return njit(cache=CACHE, error_model="numpy", inline=cost_model)
+    return lambda fn: _kernel(njit(cache=CACHE, error_model="numpy", inline=cost_model)(fn))
 
 
 def _f(value, like):

@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: cdeb7c1908691c28
+# kernel sources: 3124d8bf98d4e6d9
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
