@@ -7,7 +7,14 @@ import warnings
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+try:                    # what Numba's np.empty emits (the intrinsics ``empty``, ``zeros``)
+    from numba.np.arrayobj import get_itemsize, make_array, populate_array
+    _ARRAYS = True
+except ImportError:
+    _ARRAYS = False
 
 try:                    # Numba internals (jit_light); another Numba may lack them
     from numba.core import config
@@ -197,6 +204,61 @@ def jit_inline_into(*callers):
     def cost_model(expr, caller_ir, callee_ir):
         return caller_ir.func_id.func_name in callers
     return lambda fn: _kernel(njit(cache=CACHE, error_model="numpy", inline=cost_model)(fn))
+
+
+# ----- arrays allocated in the kernel's own code -----------------------------------------
+# np.empty and np.zeros are Numba overloads: each compiles as a function of its own, once per
+# element type (and per set of caller flags), then is linked and compiled again into every
+# kernel that calls it (about 0.15 s of a cold start per dtype). These intrinsics emit the
+# allocation where they are called, as Numba's own np.empty does inside its overload.
+def _new_array(zero):
+    @intrinsic
+    def new(typingctx, n, dtype):
+        if isinstance(dtype, types.DType):
+            elem = dtype.dtype
+        elif isinstance(dtype, types.NumberClass):
+            elem = dtype.instance_type
+        else:
+            return None
+        arrty = types.Array(elem, 1, "C")
+
+        def codegen(context, builder, sig, args):
+            count = context.cast(builder, args[0], sig.args[0], types.intp)
+            with builder.if_then(builder.icmp_signed("<", count, count.type(0)),
+                                 likely=False):
+                context.call_conv.return_user_exc(builder, ValueError,
+                                                  ("negative dimensions not allowed",))
+            itemsize = context.get_constant(types.intp, get_itemsize(context, arrty))
+            nbytes = builder.mul(count, itemsize)
+            align = context.get_constant(types.uint32,
+                                         context.get_preferred_array_alignment(elem))
+            meminfo = context.nrt.meminfo_alloc_aligned(builder, nbytes, align)
+            data = context.nrt.meminfo_data(builder, meminfo)
+            ary = make_array(arrty)(context, builder)
+            intp = context.get_value_type(types.intp)
+            populate_array(ary, data=builder.bitcast(data, context.get_data_type(
+                elem).as_pointer()), shape=cgutils.pack_array(builder, [count], ty=intp),
+                strides=cgutils.pack_array(builder, [itemsize], ty=intp),
+                itemsize=itemsize, meminfo=meminfo)
+            if zero:
+                cgutils.memset(builder, ary.data, nbytes, 0)
+            return ary._getvalue()
+        return arrty(n, dtype), codegen
+    return new
+
+
+if _ARRAYS:
+    empty, zeros = _new_array(False), _new_array(True)
+    empty.__doc__ = "np.empty(n, dtype) for a 1-d array, emitted in place."
+    zeros.__doc__ = "np.zeros(n, dtype) for a 1-d array, emitted in place."
+else:                       # another Numba: its own overloads (a slower cold start)
+    @njit(inline="always")
+    def empty(n, dtype):
+        return np.empty(n, dtype)
+
+    @njit(inline="always")
+    def zeros(n, dtype):
+        return np.zeros(n, dtype)
 
 
 def _f(value, like):

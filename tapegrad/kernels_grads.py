@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: 3124d8bf98d4e6d9
+# kernel sources: a6e6ec988c54f897
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
@@ -10,7 +10,7 @@ from .ops import (ADD, AMAX, AMIN, CAST, CLAMP, CLONE, LOGSOFTMAX, LOGSUMEXP, MA
                   PRODDIM, RELU, SOFTMAX, STD, SUB,
                   TANH, VAR, WHERE)
 from ._generated.elementwise import binary_grad, unary_grad
-from .kernels_base import jit_inline, jit_internal, jit_light
+from .kernels_base import empty, jit_inline, jit_internal, jit_light, zeros
 
 
 from .kernels_tape import (COL_A, COL_B, COL_Y, GATHER, I0, I1, I2, NDIM, SCATTER,
@@ -27,7 +27,7 @@ from .kernels_tape import (COL_A, COL_B, COL_Y, GATHER, I0, I1, I2, NDIM, SCATTE
 def _binary_kernel(general):
     def _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
         a = h >> SHIFT
-        b = -1 if h & (CONST_A | CONST_B) else int(rd[3 * r + 1])
+        b = -1 if h & (CONST_A | CONST_B) else np.int64(rd[3 * r + 1])
         if h & CONST_A:          # the number stands first: x = c, y = the tensor in a
             a, b = b, a
         g = _adjoint(rq, rd, ms, md, sg, off, work, r)
@@ -52,7 +52,7 @@ def _binary_kernel(general):
             xy = _saved(rq, rd, ms, md, ptrs, r, COL_Y, r, cbuf, I2)
             if op == WHERE:                 # the condition, as 0/1 in the sweep's dtype
                 cond = _int_list(md, ptrs, _row(rd, r))
-                xw = np.empty(cond.shape[0], cbuf.dtype)
+                xw = empty(cond.shape[0], cbuf.dtype)
                 for i in range(cond.shape[0]):
                     xw[i] = cond[i]
         grad_a = _needs_grad(rq, a)
@@ -70,11 +70,11 @@ def _binary_kernel(general):
         # Broadcasting, handled once for every op: + and - sum the adjoint straight back
         # to each operand's shape; the others read the operands out to the output's shape,
         # differentiate elementwise, then sum each share back.
-        shp = np.zeros(NDIM, np.int64)
-        sa = np.zeros(NDIM, np.int64)
-        sb = np.zeros(NDIM, np.int64)
+        shp = zeros(NDIM, np.int64)
+        sa = zeros(NDIM, np.int64)
+        sb = zeros(NDIM, np.int64)
         nd = _shape(rq, rd, ms, r, shp)
-        tmp = np.zeros(NDIM, np.int64)
+        tmp = zeros(NDIM, np.int64)
         _bcast_strides(tmp, _shape(rq, rd, ms, a, tmp), nd, sa)
         _bcast_strides(tmp, _shape(rq, rd, ms, b, tmp), nd, sb)
         if op == ADD or op == SUB:
@@ -83,8 +83,8 @@ def _binary_kernel(general):
             if grad_b:
                 _stride_walk(nd, shp, sb, I0, g, gb, SCATTER, 1.0 if op == ADD else -1.0)
             return
-        fa = np.zeros(n, cbuf.dtype)
-        fb = np.zeros(n, cbuf.dtype)
+        fa = zeros(n, cbuf.dtype)
+        fb = zeros(n, cbuf.dtype)
         if xa.shape[0] > 0:
             _stride_walk(nd, shp, sa, I0, xa, fa, GATHER, 1.0)
         else:
@@ -93,8 +93,8 @@ def _binary_kernel(general):
             _stride_walk(nd, shp, sb, I0, xb, fb, GATHER, 1.0)
         else:
             fb = fb[0:0]
-        ta = np.zeros(n, cbuf.dtype)
-        tb = np.zeros(n, cbuf.dtype)
+        ta = zeros(n, cbuf.dtype)
+        tb = zeros(n, cbuf.dtype)
         same(op, n, g, fa, fb, xy, xw, ta, tb, grad_a, grad_b)
         if grad_a:
             _stride_walk(nd, shp, sa, I0, ta, ga, SCATTER, 1.0)
@@ -146,7 +146,7 @@ def _binary_same_kernel(general):
             nb = xb.shape[0] > 0
             ny = xy.shape[0] > 0
             nw = xw.shape[0] > 0
-            zero = np.zeros(1, g.dtype)[0]
+            zero = zeros(1, g.dtype)[0]
             for i in range(n):
                 da, db = binary_grad(op, g[i], xa[i] if na else zero, xb[i] if nb else zero,
                                      xy[i] if ny else zero, xw[i] if nw else zero)
@@ -205,11 +205,11 @@ _unary, _unary_b = _unary_kernel(True), _unary_kernel(False)
 @jit_internal
 def _lane_index(ms, k, n):
     """For each of the n input elements, the index of its lane (its reduced output)."""
-    kidx = np.zeros(n, np.int64)
+    kidx = zeros(n, np.int64)
     nd = ms[k, AUX_ND]
     if nd == 0 or n == 0:
         return kidx
-    idx = np.zeros(NDIM, np.int64)
+    idx = zeros(NDIM, np.int64)
     o = 0
     for i in range(n):
         kidx[i] = o
@@ -241,9 +241,10 @@ def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     kidx = _lane_index(ms, _row(rd, r), n)
     nk = 0
     for i in range(n):
-        nk = max(nk, kidx[i] + 1)
-    acc = np.zeros(nk)
-    cnt = np.zeros(nk)
+        if kidx[i] >= nk:
+            nk = kidx[i] + 1
+    acc = zeros(nk, np.float64)
+    cnt = zeros(nk, np.float64)
     if op == MAXALL or op == MINALL or op == AMAX or op == AMIN:
         # ties share the gradient evenly; a NaN extreme goes to the NaNs
         for i in range(n):
@@ -349,7 +350,7 @@ def _multi(r, rq, rd, ms, md, ptrs, sg, off, work):
 def _copyslices(r, h, rq, rd, ms, md, ptrs, sg, off, work):
     """z = a with z[pos] = b: a gets g outside the positions, b gets g at them."""
     a = h >> SHIFT
-    b = -1 if h & CONST_B else int(rd[3 * r + 1])
+    b = -1 if h & CONST_B else np.int64(rd[3 * r + 1])
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
     pos = _int_list(md, ptrs, _row(rd, r))
     if _needs_grad(rq, b):
@@ -370,7 +371,7 @@ def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     (products.py does the large ones with BLAS). An operand's value is kept only when the
     other operand needs a gradient."""
     a = h >> SHIFT
-    b = int(rd[3 * r + 1])
+    b = np.int64(rd[3 * r + 1])
     k = _row(rd, r)
     batch, n, p, q = ms[k, PB], ms[k, PN], ms[k, PP], ms[k, PQ]
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
@@ -423,7 +424,7 @@ def _mm_gb(g, a, gb, n, p, q):
                     gb[k * uq + j] += aik * g[i * uq + j]
     else:                      # few columns: gb[k, j] += sum_i a[i, k] g[i, j], the sums in
         # float64, each over i in order, as one register each would; rows of a along k
-        acc = np.zeros(p * q, np.float64)
+        acc = zeros(p * q, np.float64)
         for i in range(un):
             for j in range(uq):
                 gij = g[i * uq + j]

@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 3124d8bf98d4e6d9
+# kernel sources: a6e6ec988c54f897
 from .kernels_base import jit
 from .replay_kernels import _val
 
