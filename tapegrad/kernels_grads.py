@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: a6e6ec988c54f897
+# kernel sources: 601432487c72401b
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
@@ -381,56 +381,57 @@ def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     gb = _adjoint(rq, rd, ms, md, sg, off, work, b) if grad_b else cbuf[0:0]
     xa = _saved(rq, rd, ms, md, ptrs, r, COL_A, a, cbuf, I0)
     xb = _saved(rq, rd, ms, md, ptrs, r, COL_B, b, cbuf, I1)
-    for t in range(batch):
-        oa = t * n * p
-        ob = t * p * q
-        og = t * n * q
+    for t in range(batch):      # batch t's matrices start at t * n * p, t * p * q, t * n * q
         if grad_a:
-            _mm_ga(g[og:og + n * q], xb[ob:ob + p * q], ga[oa:oa + n * p], n, p, q)
+            _mm_ga(g, xb, ga, t * n * q, t * p * q, t * n * p, n, p, q)
         if grad_b:
-            _mm_gb(g[og:og + n * q], xa[oa:oa + n * p], gb[ob:ob + p * q], n, p, q)
+            _mm_gb(g, xa, gb, t * n * q, t * n * p, t * p * q, n, p, q)
 
 
 @jit_inline
-def _mm_ga(g, b, ga, n, p, q):
-    """ga (n, p) += g (n, q) b (p, q)^T, the loop order picked by shape. Indices are
-    unsigned: with no wraparound test on them, the inner loops vectorize."""
+def _mm_ga(g, b, ga, og, ob, oa, n, p, q):
+    """ga (n, p) += g (n, q) b (p, q)^T, the matrices at offsets oa, og, ob of their arrays
+    (offsets, not slices: each slice is an array struct of its own to build), the loop order
+    picked by shape. Indices are unsigned: with no wraparound test on them, the inner loops
+    vectorize."""
     un, up, uq = np.uint64(n), np.uint64(p), np.uint64(q)
+    g0, b0, a0 = np.uint64(og), np.uint64(ob), np.uint64(oa)
     if q >= 8:                 # ga[i, k] += sum_j g[i, j] b[k, j]: dots along rows
         for i in range(un):
             for k in range(up):
                 acc = 0.0
                 for j in range(uq):
-                    acc += g[i * uq + j] * b[k * uq + j]
-                ga[i * up + k] += acc
+                    acc += g[g0 + i * uq + j] * b[b0 + k * uq + j]
+                ga[a0 + i * up + k] += acc
     else:                      # few columns: ga[i, :] += g[i, j] b[:, j]
         for i in range(un):
             for j in range(uq):
-                gij = g[i * uq + j]
+                gij = g[g0 + i * uq + j]
                 for k in range(up):
-                    ga[i * up + k] += gij * b[k * uq + j]
+                    ga[a0 + i * up + k] += gij * b[b0 + k * uq + j]
 
 
 @jit_inline
-def _mm_gb(g, a, gb, n, p, q):
-    """gb (p, q) += a (n, p)^T g (n, q), the loop order picked by shape (indices unsigned,
-    as in _mm_ga)."""
+def _mm_gb(g, a, gb, og, oa, ob, n, p, q):
+    """gb (p, q) += a (n, p)^T g (n, q), at offsets as in _mm_ga, the loop order picked by
+    shape (indices unsigned, as in _mm_ga)."""
     un, up, uq = np.uint64(n), np.uint64(p), np.uint64(q)
+    g0, a0, b0 = np.uint64(og), np.uint64(oa), np.uint64(ob)
     if q >= 8:                 # gb[k, :] += a[i, k] g[i, :]: rows, contiguous inner loops
         for i in range(un):
             for k in range(up):
-                aik = a[i * up + k]
+                aik = a[a0 + i * up + k]
                 for j in range(uq):
-                    gb[k * uq + j] += aik * g[i * uq + j]
+                    gb[b0 + k * uq + j] += aik * g[g0 + i * uq + j]
     else:                      # few columns: gb[k, j] += sum_i a[i, k] g[i, j], the sums in
         # float64, each over i in order, as one register each would; rows of a along k
         acc = zeros(p * q, np.float64)
         for i in range(un):
             for j in range(uq):
-                gij = g[i * uq + j]
+                gij = g[g0 + i * uq + j]
                 for k in range(up):
-                    acc[k * uq + j] += a[i * up + k] * gij
+                    acc[k * uq + j] += a[a0 + i * up + k] * gij
         for kj in range(p * q):
-            gb[kj] += acc[kj]
+            gb[ob + kj] += acc[kj]
 
 

@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: a6e6ec988c54f897
+# kernel sources: 601432487c72401b
 from .kernels_base import jit
 from .replay_kernels import _val
 
