@@ -23,7 +23,8 @@ try:                    # Numba internals (jit_light); another Numba may lack th
     from numba.core.compiler_machinery import register_pass
     from numba.core.typed_passes import NativeLowering
     _LIGHT = hasattr(config, "_OptLevel") and \
-        hasattr(JITCodeLibrary, "_optimize_final_module")
+        hasattr(JITCodeLibrary, "_optimize_final_module") and \
+        hasattr(JITCodeLibrary, "_get_module_for_linking")
 except ImportError:
     _LIGHT = False
 
@@ -48,11 +49,6 @@ def _probe():
 CACHE = _cache_ok()
 
 
-def jit(fn):
-    """A kernel Python calls (no C wrapper: nothing takes its address)."""
-    return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True)(fn))
-
-
 # Every kernel the decorators below make, so that a light library can find the kernel
 # (and signature) behind each library it calls (see _LightLibrary).
 _KERNELS = []
@@ -61,6 +57,11 @@ _KERNELS = []
 def _kernel(dispatcher):
     _KERNELS.append(dispatcher)
     return dispatcher
+
+
+def jit(fn):
+    """A kernel Python calls (no C wrapper: nothing takes its address)."""
+    return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True)(fn))
 
 
 def _load_kernel(module, name, args):
