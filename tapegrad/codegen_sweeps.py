@@ -21,7 +21,7 @@ optimized again at -O3 (half of a cold start's LLVM time).
 HEAD = '''@jit_inline_into("backward_all{tier}")
 def sweep{tier}(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
     """Accumulates adjoints from record ``start`` down to record ``stop`` (reached ones)."""
-    cbuf = np.zeros(CBUF, sg.dtype)
+    cbuf = zeros(CBUF, sg.dtype)
     for r in range(start, stop - 1, -1):
         if reach[r] == 0:
             continue
@@ -51,7 +51,7 @@ SCALAR = '''        if h & SCALAR:          # Python-float scalars: inline, no a
                     da, db = binary_grad(op, g, _f(c, g), x, out, zero)
                     sg[a] += db
                 else:
-                    b = int(c)
+                    b = np.int64(c)
                     da, db = binary_grad(op, g, x, _f(rd[3 * b + 2], g), out, zero)
                     sg[a] += da
                     sg[b] += db
@@ -97,15 +97,15 @@ def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, reta
     before (a reached record it freed must raise). Returns the number of records reached,
     or -1 (nothing done) when a reached record was freed before. A tape of scalars only,
     swept for the first time, needs no reach pass: the sweep marks as it goes."""
-    ptrs = np.empty(ids.shape[0], np.int64)
+    ptrs = empty(ids.shape[0], np.int64)
     data_pointers(ids, ptrs)
     n = rq.shape[0] // 3
-    reach = np.zeros(n, np.uint8)
-    off = np.empty(ms.shape[0], np.int64)      # np.empty and loops: no np.full to compile
+    reach = zeros(n, np.uint8)
+    off = empty(ms.shape[0], np.int64)      # empty and loops: no np.full to compile
     for k in range(ms.shape[0]):
         off[k] = M1
     if ms.shape[0] > 0 or check:
-        roots = np.empty(I1, np.int64)
+        roots = empty(I1, np.int64)
         roots[0] = root
         total = _prepare(rq, rd, ms, md, ptrs, roots, NO, like.itemsize == 4, reach, off)
         if check:
@@ -115,8 +115,8 @@ def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, reta
     else:
         reach[root] = 1
         total = 0
-    work = np.zeros(total, like.dtype)
-    sg = np.zeros(n, like.dtype)
+    work = zeros(total, like.dtype)
+    sg = zeros(n, like.dtype)
     g = _adjoint(rq, rd, ms, md, sg, off, work, root)
     for i in range(g.shape[0]):
         g[i] += seed[i]
@@ -129,7 +129,7 @@ TIERS = {"": (True, True, "", "", ""), "_full": (True, True, "", LANE, REST),
 IMPORTS = """import numpy as np
 
 from ..kernels import _leaf, _prepare, data_pointers
-from ..kernels_base import _f, jit, jit_inline_into, jit_light
+from ..kernels_base import _f, empty, jit, jit_inline_into, jit_light, zeros
 from ..kernels_grads import (_binary, _binary_b, _copyslices, _gather, _lane, _matmul,
                              _multi, _unary, _unary_b)
 from ..kernels_tape import (CBUF, GATHER, I0, I1, M1, NO, SCATTER, _adjoint, _mark_freed,

@@ -18,7 +18,7 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: cdeb7c1908691c28
+# kernel sources: 5b24c9b8643d9cbd
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
@@ -71,7 +71,7 @@ def _operands_reach(r, h, rq, rd, md, ptrs, reach):
         reach[a] = 1
     if (fam == F_BINARY or fam == F_MATMUL or fam == F_SETITEM) and \
             not (h & (CONST_A | CONST_B)):
-        b = int(rd[3 * r + 1])
+        b = np.int64(rd[3 * r + 1])
         if _needs_grad(rq, b):
             reach[b] = 1
 
@@ -85,7 +85,8 @@ def _prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
     top = -1
     for i in range(roots.shape[0]):
         reach[roots[i]] = 1
-        top = max(top, roots[i])
+        if roots[i] > top:               # (no max(): an overload compiled of its own)
+            top = roots[i]
     for r in range(top, -1, -1):
         if reach[r]:
             _operands_reach(r, rq[3 * r], rq, rd, md, ptrs, reach)

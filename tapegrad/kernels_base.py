@@ -1,11 +1,20 @@
 """What every Numba kernel module shares: the jit decorator (cached on disk where a cache
 directory is writable) and the per-element helpers the generated code calls."""
+import functools
+import importlib
 import os
 import warnings
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+try:                    # what Numba's np.empty emits (the intrinsics ``empty``, ``zeros``)
+    from numba.np.arrayobj import get_itemsize, make_array, populate_array
+    _ARRAYS = True
+except ImportError:
+    _ARRAYS = False
 
 try:                    # Numba internals (jit_light); another Numba may lack them
     from numba.core import config
@@ -14,7 +23,8 @@ try:                    # Numba internals (jit_light); another Numba may lack th
     from numba.core.compiler_machinery import register_pass
     from numba.core.typed_passes import NativeLowering
     _LIGHT = hasattr(config, "_OptLevel") and \
-        hasattr(JITCodeLibrary, "_optimize_final_module")
+        hasattr(JITCodeLibrary, "_optimize_final_module") and \
+        hasattr(JITCodeLibrary, "_get_module_for_linking")
 except ImportError:
     _LIGHT = False
 
@@ -39,19 +49,80 @@ def _probe():
 CACHE = _cache_ok()
 
 
+# Every kernel the decorators below make, so that a light library can find the kernel
+# (and signature) behind each library it calls (see _LightLibrary).
+_KERNELS = []
+
+
+def _kernel(dispatcher):
+    _KERNELS.append(dispatcher)
+    return dispatcher
+
+
 def jit(fn):
     """A kernel Python calls (no C wrapper: nothing takes its address)."""
-    return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True)(fn)
+    return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True)(fn))
+
+
+def _load_kernel(module, name, args):
+    """Compiles kernel ``module.name`` for ``args``, or loads it from the disk cache: what a
+    light library's machine code calls must be in the process before that code is loaded."""
+    getattr(importlib.import_module(module), name).compile(args)
+
+
+def _kernel_loaders(libraries):
+    """{library: a picklable loader of its kernel} for the libraries of our kernels (each a
+    module attribute under its own name) among ``libraries``."""
+    found = {}
+    for disp in _KERNELS:
+        fn = disp.py_func
+        if getattr(importlib.import_module(fn.__module__), fn.__name__, None) is not disp:
+            continue
+        for args, cres in list(disp.overloads.items()):
+            if cres.library in libraries:
+                found[cres.library] = functools.partial(_load_kernel, fn.__module__,
+                                                        fn.__name__, tuple(args))
+    return found
 
 
 if _LIGHT:
     class _LightLibrary(JITCodeLibrary):
-        """A code library whose final module (its function, already optimized on its own, and
-        a copy of every kernel it calls, each already optimized in its own library) is not
-        optimized again as a whole: no -O3 module passes (inlining, vectorizing) over the
-        copies, only the reference-count pruning Numba runs at every level. (Numba reads its
-        level from ``config.OPT`` when it builds the passes; finalizing holds its compiler lock,
-        so no other compile sees the change.)"""
+        """A code library whose final module is not optimized again as a whole, and holds
+        no copy of the kernels it calls.
+
+        Its function is optimized on its own (-O3's function passes), then its final module
+        with no -O3 module passes (inlining, vectorizing), only the reference-count pruning
+        Numba runs at every level. (Numba reads its level from ``config.OPT`` when it builds
+        the passes; finalizing holds its compiler lock, so no other compile sees the change.)
+
+        Numba links a copy of every library a function calls into its final module and
+        compiles that whole module to machine code: each kernel's code compiled again in
+        every caller. Here the calls into our own kernels stay calls to their symbols, which
+        the JIT resolves against their code already loaded (each kernel is compiled, or
+        loaded from the disk cache, before any caller's code): on a load from the disk
+        cache, the loaders in ``_reload_init`` (Numba runs them before it loads the code)
+        load them first. A caller that links this library in (the engine's general path)
+        gets the copies all the same (``_get_module_for_linking``)."""
+        _external = ()
+
+        def finalize(self):
+            loaders = _kernel_loaders(set(self._linking_libraries))
+            self._external = [lib for lib in self._linking_libraries if lib in loaders]
+            self._linking_libraries = [lib for lib in self._linking_libraries
+                                       if lib not in loaders]
+            self._reload_init.update(loaders.values())
+            super().finalize()
+
+        def _get_module_for_linking(self):
+            if self._shared_module is None:
+                mod = super()._get_module_for_linking()
+                if self._external:
+                    if mod is self._final_module:
+                        mod = mod.clone()
+                    for lib in dict.fromkeys(self._external):
+                        mod.link_in(lib._get_module_for_linking(), preserve=True)
+                    self._shared_module = mod
+            return self._shared_module
 
         def _optimize_final_module(self):
             saved = config.OPT
@@ -95,10 +166,10 @@ def jit_light(fn, internal=False):
     half of its compile, and undo nothing those kernels' own optimization did.
     ``internal``: only other kernels call it (as ``jit_internal``)."""
     if not _LIGHT:                      # (a slower cold start, the same kernel)
-        return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
-                    no_cpython_wrapper=internal)(fn)
-    return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
-                no_cpython_wrapper=internal, pipeline_class=_LightCompiler)(fn)
+        return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
+                            no_cpython_wrapper=internal)(fn))
+    return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
+                        no_cpython_wrapper=internal, pipeline_class=_LightCompiler)(fn))
 
 
 def jit_sums(fn):
@@ -106,8 +177,8 @@ def jit_sums(fn):
     and add fused): LLVM then vectorizes a dot product's loop (3.5x on 32-long rows). The
     sums come out in another order; NaN and infinity keep their meaning (no 'fast' flags
     beyond these two)."""
-    return njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
-                fastmath={"reassoc", "contract"})(fn)
+    return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
+                        fastmath={"reassoc", "contract"})(fn))
 
 
 def jit_internal(fn):
@@ -115,8 +186,8 @@ def jit_internal(fn):
     Python and C call a jitted function (Numba builds, optimizes and caches both for
     every function, several hundred lines of LLVM each: a good part of a cold start).
     Python cannot call it."""
-    return njit(cache=CACHE, error_model="numpy", no_cpython_wrapper=True,
-                no_cfunc_wrapper=True)(fn)
+    return _kernel(njit(cache=CACHE, error_model="numpy", no_cpython_wrapper=True,
+                        no_cfunc_wrapper=True)(fn))
 
 
 def jit_inline(fn):
@@ -133,7 +204,62 @@ def jit_inline_into(*callers):
     compile its whole call tree twice (once for each library)."""
     def cost_model(expr, caller_ir, callee_ir):
         return caller_ir.func_id.func_name in callers
-    return njit(cache=CACHE, error_model="numpy", inline=cost_model)
+    return lambda fn: _kernel(njit(cache=CACHE, error_model="numpy", inline=cost_model)(fn))
+
+
+# ----- arrays allocated in the kernel's own code -----------------------------------------
+# np.empty and np.zeros are Numba overloads: each compiles as a function of its own, once per
+# element type (and per set of caller flags), then is linked and compiled again into every
+# kernel that calls it (about 0.15 s of a cold start per dtype). These intrinsics emit the
+# allocation where they are called, as Numba's own np.empty does inside its overload.
+def _new_array(zero):
+    @intrinsic
+    def new(typingctx, n, dtype):
+        if isinstance(dtype, types.DType):
+            elem = dtype.dtype
+        elif isinstance(dtype, types.NumberClass):
+            elem = dtype.instance_type
+        else:
+            return None
+        arrty = types.Array(elem, 1, "C")
+
+        def codegen(context, builder, sig, args):
+            count = context.cast(builder, args[0], sig.args[0], types.intp)
+            with builder.if_then(builder.icmp_signed("<", count, count.type(0)),
+                                 likely=False):
+                context.call_conv.return_user_exc(builder, ValueError,
+                                                  ("negative dimensions not allowed",))
+            itemsize = context.get_constant(types.intp, get_itemsize(context, arrty))
+            nbytes = builder.mul(count, itemsize)
+            align = context.get_constant(types.uint32,
+                                         context.get_preferred_array_alignment(elem))
+            meminfo = context.nrt.meminfo_alloc_aligned(builder, nbytes, align)
+            data = context.nrt.meminfo_data(builder, meminfo)
+            ary = make_array(arrty)(context, builder)
+            intp = context.get_value_type(types.intp)
+            populate_array(ary, data=builder.bitcast(data, context.get_data_type(
+                elem).as_pointer()), shape=cgutils.pack_array(builder, [count], ty=intp),
+                strides=cgutils.pack_array(builder, [itemsize], ty=intp),
+                itemsize=itemsize, meminfo=meminfo)
+            if zero:
+                cgutils.memset(builder, ary.data, nbytes, 0)
+            return ary._getvalue()
+        return arrty(n, dtype), codegen
+    return new
+
+
+if _ARRAYS:
+    empty, zeros = _new_array(False), _new_array(True)
+    empty.__doc__ = "np.empty(n, dtype) for a 1-d array, emitted in place."
+    zeros.__doc__ = "np.zeros(n, dtype) for a 1-d array, emitted in place."
+else:                       # another Numba: its own overloads (a slower cold start)
+    @njit(inline="always")
+    def empty(n, dtype):
+        return np.empty(n, dtype)
+
+    @njit(inline="always")
+    def zeros(n, dtype):
+        return np.zeros(n, dtype)
 
 
 def _f(value, like):

@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: cdeb7c1908691c28
+# kernel sources: 5b24c9b8643d9cbd
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
@@ -10,7 +10,7 @@ from .ops import (ADD, AMAX, AMIN, CAST, CLAMP, CLONE, LOGSOFTMAX, LOGSUMEXP, MA
                   PRODDIM, RELU, SOFTMAX, STD, SUB,
                   TANH, VAR, WHERE)
 from ._generated.elementwise import binary_grad, unary_grad
-from .kernels_base import jit_inline, jit_internal, jit_light
+from .kernels_base import empty, jit_inline, jit_internal, jit_light, zeros
 
 
 from .kernels_tape import (COL_A, COL_B, COL_Y, GATHER, I0, I1, I2, NDIM, SCATTER,
@@ -27,7 +27,7 @@ from .kernels_tape import (COL_A, COL_B, COL_Y, GATHER, I0, I1, I2, NDIM, SCATTE
 def _binary_kernel(general):
     def _binary(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
         a = h >> SHIFT
-        b = -1 if h & (CONST_A | CONST_B) else int(rd[3 * r + 1])
+        b = -1 if h & (CONST_A | CONST_B) else np.int64(rd[3 * r + 1])
         if h & CONST_A:          # the number stands first: x = c, y = the tensor in a
             a, b = b, a
         g = _adjoint(rq, rd, ms, md, sg, off, work, r)
@@ -52,7 +52,7 @@ def _binary_kernel(general):
             xy = _saved(rq, rd, ms, md, ptrs, r, COL_Y, r, cbuf, I2)
             if op == WHERE:                 # the condition, as 0/1 in the sweep's dtype
                 cond = _int_list(md, ptrs, _row(rd, r))
-                xw = np.empty(cond.shape[0], cbuf.dtype)
+                xw = empty(cond.shape[0], cbuf.dtype)
                 for i in range(cond.shape[0]):
                     xw[i] = cond[i]
         grad_a = _needs_grad(rq, a)
@@ -70,11 +70,11 @@ def _binary_kernel(general):
         # Broadcasting, handled once for every op: + and - sum the adjoint straight back
         # to each operand's shape; the others read the operands out to the output's shape,
         # differentiate elementwise, then sum each share back.
-        shp = np.zeros(NDIM, np.int64)
-        sa = np.zeros(NDIM, np.int64)
-        sb = np.zeros(NDIM, np.int64)
+        shp = zeros(NDIM, np.int64)
+        sa = zeros(NDIM, np.int64)
+        sb = zeros(NDIM, np.int64)
         nd = _shape(rq, rd, ms, r, shp)
-        tmp = np.zeros(NDIM, np.int64)
+        tmp = zeros(NDIM, np.int64)
         _bcast_strides(tmp, _shape(rq, rd, ms, a, tmp), nd, sa)
         _bcast_strides(tmp, _shape(rq, rd, ms, b, tmp), nd, sb)
         if op == ADD or op == SUB:
@@ -83,8 +83,8 @@ def _binary_kernel(general):
             if grad_b:
                 _stride_walk(nd, shp, sb, I0, g, gb, SCATTER, 1.0 if op == ADD else -1.0)
             return
-        fa = np.zeros(n, cbuf.dtype)
-        fb = np.zeros(n, cbuf.dtype)
+        fa = zeros(n, cbuf.dtype)
+        fb = zeros(n, cbuf.dtype)
         if xa.shape[0] > 0:
             _stride_walk(nd, shp, sa, I0, xa, fa, GATHER, 1.0)
         else:
@@ -93,8 +93,8 @@ def _binary_kernel(general):
             _stride_walk(nd, shp, sb, I0, xb, fb, GATHER, 1.0)
         else:
             fb = fb[0:0]
-        ta = np.zeros(n, cbuf.dtype)
-        tb = np.zeros(n, cbuf.dtype)
+        ta = zeros(n, cbuf.dtype)
+        tb = zeros(n, cbuf.dtype)
         same(op, n, g, fa, fb, xy, xw, ta, tb, grad_a, grad_b)
         if grad_a:
             _stride_walk(nd, shp, sa, I0, ta, ga, SCATTER, 1.0)
@@ -146,7 +146,7 @@ def _binary_same_kernel(general):
             nb = xb.shape[0] > 0
             ny = xy.shape[0] > 0
             nw = xw.shape[0] > 0
-            zero = np.zeros(1, g.dtype)[0]
+            zero = zeros(1, g.dtype)[0]
             for i in range(n):
                 da, db = binary_grad(op, g[i], xa[i] if na else zero, xb[i] if nb else zero,
                                      xy[i] if ny else zero, xw[i] if nw else zero)
@@ -205,11 +205,11 @@ _unary, _unary_b = _unary_kernel(True), _unary_kernel(False)
 @jit_internal
 def _lane_index(ms, k, n):
     """For each of the n input elements, the index of its lane (its reduced output)."""
-    kidx = np.zeros(n, np.int64)
+    kidx = zeros(n, np.int64)
     nd = ms[k, AUX_ND]
     if nd == 0 or n == 0:
         return kidx
-    idx = np.zeros(NDIM, np.int64)
+    idx = zeros(NDIM, np.int64)
     o = 0
     for i in range(n):
         kidx[i] = o
@@ -241,9 +241,10 @@ def _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     kidx = _lane_index(ms, _row(rd, r), n)
     nk = 0
     for i in range(n):
-        nk = max(nk, kidx[i] + 1)
-    acc = np.zeros(nk)
-    cnt = np.zeros(nk)
+        if kidx[i] >= nk:
+            nk = kidx[i] + 1
+    acc = zeros(nk, np.float64)
+    cnt = zeros(nk, np.float64)
     if op == MAXALL or op == MINALL or op == AMAX or op == AMIN:
         # ties share the gradient evenly; a NaN extreme goes to the NaNs
         for i in range(n):
@@ -349,7 +350,7 @@ def _multi(r, rq, rd, ms, md, ptrs, sg, off, work):
 def _copyslices(r, h, rq, rd, ms, md, ptrs, sg, off, work):
     """z = a with z[pos] = b: a gets g outside the positions, b gets g at them."""
     a = h >> SHIFT
-    b = -1 if h & CONST_B else int(rd[3 * r + 1])
+    b = -1 if h & CONST_B else np.int64(rd[3 * r + 1])
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
     pos = _int_list(md, ptrs, _row(rd, r))
     if _needs_grad(rq, b):
@@ -370,7 +371,7 @@ def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     (products.py does the large ones with BLAS). An operand's value is kept only when the
     other operand needs a gradient."""
     a = h >> SHIFT
-    b = int(rd[3 * r + 1])
+    b = np.int64(rd[3 * r + 1])
     k = _row(rd, r)
     batch, n, p, q = ms[k, PB], ms[k, PN], ms[k, PP], ms[k, PQ]
     g = _adjoint(rq, rd, ms, md, sg, off, work, r)
@@ -380,56 +381,57 @@ def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     gb = _adjoint(rq, rd, ms, md, sg, off, work, b) if grad_b else cbuf[0:0]
     xa = _saved(rq, rd, ms, md, ptrs, r, COL_A, a, cbuf, I0)
     xb = _saved(rq, rd, ms, md, ptrs, r, COL_B, b, cbuf, I1)
-    for t in range(batch):
-        oa = t * n * p
-        ob = t * p * q
-        og = t * n * q
+    for t in range(batch):      # batch t's matrices start at t * n * p, t * p * q, t * n * q
         if grad_a:
-            _mm_ga(g[og:og + n * q], xb[ob:ob + p * q], ga[oa:oa + n * p], n, p, q)
+            _mm_ga(g, xb, ga, t * n * q, t * p * q, t * n * p, n, p, q)
         if grad_b:
-            _mm_gb(g[og:og + n * q], xa[oa:oa + n * p], gb[ob:ob + p * q], n, p, q)
+            _mm_gb(g, xa, gb, t * n * q, t * n * p, t * p * q, n, p, q)
 
 
 @jit_inline
-def _mm_ga(g, b, ga, n, p, q):
-    """ga (n, p) += g (n, q) b (p, q)^T, the loop order picked by shape. Indices are
-    unsigned: with no wraparound test on them, the inner loops vectorize."""
+def _mm_ga(g, b, ga, og, ob, oa, n, p, q):
+    """ga (n, p) += g (n, q) b (p, q)^T, the matrices at offsets oa, og, ob of their arrays
+    (offsets, not slices: each slice is an array struct of its own to build), the loop order
+    picked by shape. Indices are unsigned: with no wraparound test on them, the inner loops
+    vectorize."""
     un, up, uq = np.uint64(n), np.uint64(p), np.uint64(q)
+    g0, b0, a0 = np.uint64(og), np.uint64(ob), np.uint64(oa)
     if q >= 8:                 # ga[i, k] += sum_j g[i, j] b[k, j]: dots along rows
         for i in range(un):
             for k in range(up):
                 acc = 0.0
                 for j in range(uq):
-                    acc += g[i * uq + j] * b[k * uq + j]
-                ga[i * up + k] += acc
+                    acc += g[g0 + i * uq + j] * b[b0 + k * uq + j]
+                ga[a0 + i * up + k] += acc
     else:                      # few columns: ga[i, :] += g[i, j] b[:, j]
         for i in range(un):
             for j in range(uq):
-                gij = g[i * uq + j]
+                gij = g[g0 + i * uq + j]
                 for k in range(up):
-                    ga[i * up + k] += gij * b[k * uq + j]
+                    ga[a0 + i * up + k] += gij * b[b0 + k * uq + j]
 
 
 @jit_inline
-def _mm_gb(g, a, gb, n, p, q):
-    """gb (p, q) += a (n, p)^T g (n, q), the loop order picked by shape (indices unsigned,
-    as in _mm_ga)."""
+def _mm_gb(g, a, gb, og, oa, ob, n, p, q):
+    """gb (p, q) += a (n, p)^T g (n, q), at offsets as in _mm_ga, the loop order picked by
+    shape (indices unsigned, as in _mm_ga)."""
     un, up, uq = np.uint64(n), np.uint64(p), np.uint64(q)
+    g0, a0, b0 = np.uint64(og), np.uint64(oa), np.uint64(ob)
     if q >= 8:                 # gb[k, :] += a[i, k] g[i, :]: rows, contiguous inner loops
         for i in range(un):
             for k in range(up):
-                aik = a[i * up + k]
+                aik = a[a0 + i * up + k]
                 for j in range(uq):
-                    gb[k * uq + j] += aik * g[i * uq + j]
+                    gb[b0 + k * uq + j] += aik * g[g0 + i * uq + j]
     else:                      # few columns: gb[k, j] += sum_i a[i, k] g[i, j], the sums in
         # float64, each over i in order, as one register each would; rows of a along k
-        acc = np.zeros(p * q, np.float64)
+        acc = zeros(p * q, np.float64)
         for i in range(un):
             for j in range(uq):
-                gij = g[i * uq + j]
+                gij = g[g0 + i * uq + j]
                 for k in range(up):
-                    acc[k * uq + j] += a[i * up + k] * gij
+                    acc[k * uq + j] += a[a0 + i * up + k] * gij
         for kj in range(p * q):
-            gb[kj] += acc[kj]
+            gb[ob + kj] += acc[kj]
 
 

@@ -1,13 +1,13 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, strided walks, and what a
 whole backward marks freed."""
-# kernel sources: cdeb7c1908691c28
+# kernel sources: 5b24c9b8643d9cbd
 import numpy as np
 
 from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,
                      OPMASK, SCALAR, SHAPE, SIZE, YOBJ)
 from .ops import (CONST, MAXD, NEEDS)
-from .kernels_base import jit_inline, jit_internal
+from .kernels_base import empty, jit_inline, jit_internal, zeros
 from .ptr import view, view_i64
 
 # Arguments of a fixed type: a Python literal (0, True) passed to a jitted function is
@@ -24,7 +24,7 @@ NDIM, M1, CBUF = np.int64(MAXD), np.int64(-1), np.int64(8)
 @jit_inline
 def _row(rd, s):
     """The metadata row of array record s."""
-    return int(rd[3 * s + 2])
+    return np.int64(rd[3 * s + 2])
 
 
 @jit_inline
@@ -132,7 +132,7 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
     # The walk's own dims: size-1 dims dropped, and a dim merged into the next when the
     # two walk as one (stride[d] == stride[d + 1] * shape[d + 1]): fewer, longer rows
     # (a (100, 32) array walked whole is one row of 3,200; a (100, 1) one, one of 100).
-    w = np.zeros(3 * NDIM, np.int64)       # its shape, strides, and index
+    w = zeros(3 * NDIM, np.int64)       # its shape, strides, and index
     m = 0
     for d in range(nd):
         if shape[d] == 1:
@@ -158,7 +158,7 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
     # rows of the last dim: contiguous ones as views of their own (vectorized), a sum
     # along a broadcast one (si = 0) in a one-value buffer (a register; ga's element type,
     # so each step rounds as ga[o] += ... does); 2.5-4x faster than one loop for all
-    acc = np.empty(1, ga.dtype)
+    acc = empty(1, ga.dtype)
     sd, ss = (si, 1) if scatter else (1, si)       # strides of ga's and g's rows
     for _ in range(n // inner):
         d0, s0 = (o, i) if scatter else (i, o)     # where ga's and g's rows start

@@ -69,6 +69,14 @@ def _typed_ptr(nbtype):
     return typed
 
 
+try:    # what numba.carray calls: carray itself is an overload, compiled of its own for each
+    # pointer type on a cold start; its intrinsic is emitted where it is called
+    from numba.np.arrayobj import get_cfarray_intrinsic
+    _carray = get_cfarray_intrinsic("C", None)
+except ImportError:
+    _carray = numba.carray
+
+
 _f32_ptr = _typed_ptr(types.float32)
 _f64_ptr = _typed_ptr(types.float64)
 _i64_ptr = _typed_ptr(types.int64)
@@ -77,19 +85,19 @@ _i64_ptr = _typed_ptr(types.int64)
 @numba.njit(inline="always")
 def view(addr, n, like):
     """The n elements of like's dtype at address addr, as a 1-d array."""
-    return numba.carray(as_ptr(addr, like), (n,))
+    return _carray(as_ptr(addr, like), (n,))
 
 
 @numba.njit(inline="always")
 def view_f32(addr, n):
-    return numba.carray(_f32_ptr(addr), (n,))
+    return _carray(_f32_ptr(addr), (n,))
 
 
 @numba.njit(inline="always")
 def view_f64(addr, n):
-    return numba.carray(_f64_ptr(addr), (n,))
+    return _carray(_f64_ptr(addr), (n,))
 
 
 @numba.njit(inline="always")
 def view_i64(addr, n):
-    return numba.carray(_i64_ptr(addr), (n,))
+    return _carray(_i64_ptr(addr), (n,))
