@@ -236,6 +236,29 @@ def _gate(rg, x, y=None):
 
 def _binary(op, a, b):
     """``op(a, b)`` with broadcasting; ``a`` or ``b`` may be a Python number."""
+    if type(b) is _float and not a._rg and type(a._v) is _nd and a._dtype.is_floating_point:
+        # an array that needs no grad and a Python float (a step's update, LR * w.grad):
+        # the float keeps the array's dtype, and nothing is recorded outside tg.compile
+        st = _local.state
+        if st is not None and st.recording is None:
+            dt = a._dtype
+            tok = _hush()
+            try:
+                z = _ARRAY_F[op](a._v, b)
+            finally:
+                _unhush(tok)
+            if type(z) is not _nd or z.dtype is not dt.np and z.dtype != dt.np:
+                z = np.asarray(z, dt.np)        # (a 0-d array's result is a NumPy scalar)
+            out = _new_object(Tensor)
+            out._v = z
+            out._dtype = dt
+            out._rg = False
+            out._tape = None
+            out._slot = -1
+            out._grad = None
+            out._node = None
+            out._ver = None
+            return out
     ta = isinstance(a, Tensor)
     tb = isinstance(b, Tensor)
     va = a._v if ta else a
