@@ -37,6 +37,17 @@ def _round(v, dt):
     return _float(np.float32(v)) if dt is D.float32 else v
 
 
+_F32_BOUND = 3.4028235677973366e38  # float32's max + half an ulp: a cast from here is inf
+
+
+def _f32_number(x):
+    """Python number ``x`` cast to float32, as PyTorch casts a number operand to a float32
+    tensor's dtype (a wrapped number): inf past float32's range, without NumPy's warning."""
+    if -_F32_BOUND < x < _F32_BOUND:
+        return _float(np.float32(x))
+    return x if x != x else math.inf if x > 0 else -math.inf
+
+
 def _new(v, dt, rg=False):
     t = _new_object(Tensor)
     t._v = v
@@ -278,6 +289,11 @@ def _binary(op, a, b):
                 vb = _float(vb) if dt.is_floating_point else vb
             else:
                 va = _float(va) if dt.is_floating_point else va
+        if dt is D.float32:         # the number takes the tensor's dtype first, as PyTorch's
+            if ta:                  # wrapped numbers: t - 0.37 is t - float32(0.37)
+                vb = b = _f32_number(vb)
+            else:
+                va = a = _f32_number(va)
     if type(va) is _float and type(vb) is _float:          # the scalar fast path
         out = _new(_round(_SCALAR_F[op](va, vb), dt), dt)
     else:
