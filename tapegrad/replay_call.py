@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: c840f124355664c8
+# kernel sources: dd4f41ad923cc57e
 from .kernels_base import jit
 from .replay_kernels import _val
 

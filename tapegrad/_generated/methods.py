@@ -6,11 +6,11 @@ from .. import face as _face
 from ..base import TensorBase
 from ..dtypes import float32 as _F32, promote as _promote
 from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unary)
-from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT
+from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT
 from ..recording import _source
 from ..state import recording_active
 
-_pack = RECORD.pack
+_pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
 _f32 = __import__('numpy').float32
 from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH)
 
@@ -41,7 +41,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -72,7 +72,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -103,7 +103,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -134,7 +134,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -165,7 +165,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -196,7 +196,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -227,7 +227,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -258,7 +258,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -289,7 +289,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -320,7 +320,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -351,7 +351,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -382,7 +382,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -413,7 +413,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -444,7 +444,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -475,7 +475,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -506,7 +506,7 @@ class UnaryMethods:
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True

@@ -6,18 +6,15 @@ from .. import face as _face
 from ..base import TensorBase
 from ..dtypes import float32 as _F32, promote as _promote
 from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unary)
-from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT
+from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT
 from ..recording import _source
 from ..state import recording_active
 
-_pack = RECORD.pack
+_pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
 _f32 = __import__('numpy').float32
 from ..ops import ADD, DIV, LEAF, MUL, SUB
 
-_pack2 = __import__('struct').Struct('<' + 2 * RECORD.format[1:]).pack  # two records
-# head + slot * _SLOT is head | slot << SHIFT (op and flags fill the bits below
-# SHIFT), in two of the int operations Python specializes
-_SLOT = 1 << SHIFT
+_pack2 = __import__('struct').Struct('<' + 2 * SPLIT.format[1:]).pack  # two records
 _Tensor = None     # tensor.Tensor (set as it is defined, below)
 _LEAF_S = LEAF | SCALAR
 _LEAF_S32 = _LEAF_S | F32
@@ -81,29 +78,29 @@ class ScalarOperators:
                         rec = tape.rec
                         if other._tape is tape:
                             out._slot = slot = tape.n
-                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            rec += _pack(head, self._slot, other._slot, z)
                             tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = slot = tape.n
-                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                rec += _pack(head, self._slot, n.slot, z)
                                 tape.n = slot + 1
                             elif n.page is not None and other._rg:
                                 slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
-                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    lead = _LEAF_S32
                                     tape.dtypes |= 1
                                 else:
-                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    lead = _LEAF_S
                                     if tape.dtypes != 2:
                                         tape.dtypes |= 2
+                                rec += _pack2(lead, len(leaves), n.faddr, other._v,
+                                              head, self._slot, slot, z)
                                 leaves.append(n)
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.faddr, other._v,
-                                              head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
@@ -119,24 +116,24 @@ class ScalarOperators:
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
                             out._slot = slot = tape.n
-                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            rec += _pack(head, n.slot, other._slot, z)
                             tape.n = slot + 1
                         elif n.page is not None and self._rg:
                             slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
-                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                lead = _LEAF_S32
                                 tape.dtypes |= 1
                             else:
-                                lead = _LEAF_S + len(leaves) * _SLOT
+                                lead = _LEAF_S
                                 if tape.dtypes != 2:
                                     tape.dtypes |= 2
+                            rec += _pack2(lead, len(leaves), n.faddr, self._v,
+                                          head, slot, other._slot, z)
                             leaves.append(n)
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.faddr, self._v,
-                                          head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
@@ -163,7 +160,7 @@ class ScalarOperators:
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = slot = tape.n
-                        rec += _pack(head + self._slot * _SLOT, other, z)
+                        rec += _pack(head, self._slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
@@ -201,29 +198,29 @@ class ScalarOperators:
                         rec = tape.rec
                         if other._tape is tape:
                             out._slot = slot = tape.n
-                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            rec += _pack(head, self._slot, other._slot, z)
                             tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = slot = tape.n
-                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                rec += _pack(head, self._slot, n.slot, z)
                                 tape.n = slot + 1
                             elif n.page is not None and other._rg:
                                 slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
-                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    lead = _LEAF_S32
                                     tape.dtypes |= 1
                                 else:
-                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    lead = _LEAF_S
                                     if tape.dtypes != 2:
                                         tape.dtypes |= 2
+                                rec += _pack2(lead, len(leaves), n.faddr, other._v,
+                                              head, self._slot, slot, z)
                                 leaves.append(n)
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.faddr, other._v,
-                                              head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
@@ -239,24 +236,24 @@ class ScalarOperators:
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
                             out._slot = slot = tape.n
-                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            rec += _pack(head, n.slot, other._slot, z)
                             tape.n = slot + 1
                         elif n.page is not None and self._rg:
                             slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
-                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                lead = _LEAF_S32
                                 tape.dtypes |= 1
                             else:
-                                lead = _LEAF_S + len(leaves) * _SLOT
+                                lead = _LEAF_S
                                 if tape.dtypes != 2:
                                     tape.dtypes |= 2
+                            rec += _pack2(lead, len(leaves), n.faddr, self._v,
+                                          head, slot, other._slot, z)
                             leaves.append(n)
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.faddr, self._v,
-                                          head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
@@ -283,7 +280,7 @@ class ScalarOperators:
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = slot = tape.n
-                        rec += _pack(head + self._slot * _SLOT, other, z)
+                        rec += _pack(head, self._slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
@@ -316,7 +313,7 @@ class ScalarOperators:
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = slot = tape.n
-                        rec += _pack(head + self._slot * _SLOT, other, z)
+                        rec += _pack(head, self._slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
@@ -352,29 +349,29 @@ class ScalarOperators:
                         rec = tape.rec
                         if other._tape is tape:
                             out._slot = slot = tape.n
-                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            rec += _pack(head, self._slot, other._slot, z)
                             tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = slot = tape.n
-                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                rec += _pack(head, self._slot, n.slot, z)
                                 tape.n = slot + 1
                             elif n.page is not None and other._rg:
                                 slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
-                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    lead = _LEAF_S32
                                     tape.dtypes |= 1
                                 else:
-                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    lead = _LEAF_S
                                     if tape.dtypes != 2:
                                         tape.dtypes |= 2
+                                rec += _pack2(lead, len(leaves), n.faddr, other._v,
+                                              head, self._slot, slot, z)
                                 leaves.append(n)
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.faddr, other._v,
-                                              head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
@@ -390,24 +387,24 @@ class ScalarOperators:
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
                             out._slot = slot = tape.n
-                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            rec += _pack(head, n.slot, other._slot, z)
                             tape.n = slot + 1
                         elif n.page is not None and self._rg:
                             slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
-                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                lead = _LEAF_S32
                                 tape.dtypes |= 1
                             else:
-                                lead = _LEAF_S + len(leaves) * _SLOT
+                                lead = _LEAF_S
                                 if tape.dtypes != 2:
                                     tape.dtypes |= 2
+                            rec += _pack2(lead, len(leaves), n.faddr, self._v,
+                                          head, slot, other._slot, z)
                             leaves.append(n)
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.faddr, self._v,
-                                          head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
@@ -434,7 +431,7 @@ class ScalarOperators:
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = slot = tape.n
-                        rec += _pack(head + self._slot * _SLOT, other, z)
+                        rec += _pack(head, self._slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
@@ -472,29 +469,29 @@ class ScalarOperators:
                         rec = tape.rec
                         if other._tape is tape:
                             out._slot = slot = tape.n
-                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            rec += _pack(head, self._slot, other._slot, z)
                             tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = slot = tape.n
-                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                rec += _pack(head, self._slot, n.slot, z)
                                 tape.n = slot + 1
                             elif n.page is not None and other._rg:
                                 slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
-                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    lead = _LEAF_S32
                                     tape.dtypes |= 1
                                 else:
-                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    lead = _LEAF_S
                                     if tape.dtypes != 2:
                                         tape.dtypes |= 2
+                                rec += _pack2(lead, len(leaves), n.faddr, other._v,
+                                              head, self._slot, slot, z)
                                 leaves.append(n)
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.faddr, other._v,
-                                              head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
@@ -510,24 +507,24 @@ class ScalarOperators:
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
                             out._slot = slot = tape.n
-                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            rec += _pack(head, n.slot, other._slot, z)
                             tape.n = slot + 1
                         elif n.page is not None and self._rg:
                             slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
-                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                lead = _LEAF_S32
                                 tape.dtypes |= 1
                             else:
-                                lead = _LEAF_S + len(leaves) * _SLOT
+                                lead = _LEAF_S
                                 if tape.dtypes != 2:
                                     tape.dtypes |= 2
+                            rec += _pack2(lead, len(leaves), n.faddr, self._v,
+                                          head, slot, other._slot, z)
                             leaves.append(n)
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.faddr, self._v,
-                                          head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
@@ -554,7 +551,7 @@ class ScalarOperators:
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = slot = tape.n
-                        rec += _pack(head + self._slot * _SLOT, other, z)
+                        rec += _pack(head, self._slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
