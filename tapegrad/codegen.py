@@ -215,7 +215,10 @@ _PRELUDE = [
     "from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT",
     "from ..recording import _source",
     "from ..state import recording_active",
+    "from ..tape import LIVE, Tape",
     "",
+    "_tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)",
+    "_LIMIT = Tape.LIMIT",
     "_pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields",
     "_f32 = __import__('numpy').float32",
 ]
@@ -252,6 +255,19 @@ def _append(indent, a, b):
             f"{i}out._tape = tape",
             f"{i}out._rg = True",
             f"{i}return out"]
+
+
+def _leaf_on_tape(indent, b):
+    """Lines for a leaf operand (``self``) already recorded on the live tape (found by its
+    node's tape id): its record, no call (a training loop's weight times an input); else
+    the general path, whose tape (``face._live_tape``: the thread's live tape, short of its
+    size limit) this is."""
+    i = " " * indent
+    return [f"{i}elif tape is None and (n := self._node) is not None and \\",
+            f"{i}        (r := _tapes.get(n.tape_id)) is not None and \\",
+            f"{i}        (tape := r()) is not None and tape.live and \\",
+            f"{i}        tape.nbytes + len(tape.rec) <= _LIMIT:",
+            *_append(indent + 4, "n.slot", b)]
 
 
 def _tail(indent, rg, slow):
@@ -359,6 +375,7 @@ def _binary_method(name, code, value, rvalue, tensor_guard, const_guard, const_f
             "                    tape = self._tape",
             "                    if tape is not None and tape.live:"]
     out += _append(24, "self._slot", "other")
+    out += _leaf_on_tape(20, "other")
     out += _tail(16, "self._rg", "_record_scalar(out, head, self, other)")
     op = code
     args = "other, self" if const_first else "self, other"
@@ -433,6 +450,7 @@ def methods_source():
                 "                tape = self._tape",
                 "                if tape is not None and tape.live:"]
         out += _append(20, "self._slot", "0.0")
+        out += _leaf_on_tape(16, "0.0")
         out += _tail(12, "self._rg", "_record_scalar(out, head, self, None)")
         out += [f"        return unary({r.const}, self{keep})"]
     out += ["", "", "# tg.<name>(t) is t.<name>()",

@@ -9,7 +9,10 @@ from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unar
 from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT
 from ..recording import _source
 from ..state import recording_active
+from ..tape import LIVE, Tape
 
+_tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)
+_LIMIT = Tape.LIMIT
 _pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
 _f32 = __import__('numpy').float32
 from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH)
@@ -46,6 +49,17 @@ class UnaryMethods:
                     out._tape = tape
                     out._rg = True
                     return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
             if self._rg or recording_active():
                 return _record_scalar(out, head, self, None)
             return _untracked_scalar(out)
@@ -73,6 +87,17 @@ class UnaryMethods:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -108,6 +133,17 @@ class UnaryMethods:
                     out._tape = tape
                     out._rg = True
                     return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
             if self._rg or recording_active():
                 return _record_scalar(out, head, self, None)
             return _untracked_scalar(out)
@@ -135,6 +171,17 @@ class UnaryMethods:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -170,6 +217,17 @@ class UnaryMethods:
                     out._tape = tape
                     out._rg = True
                     return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
             if self._rg or recording_active():
                 return _record_scalar(out, head, self, None)
             return _untracked_scalar(out)
@@ -197,6 +255,17 @@ class UnaryMethods:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -232,6 +301,17 @@ class UnaryMethods:
                     out._tape = tape
                     out._rg = True
                     return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
             if self._rg or recording_active():
                 return _record_scalar(out, head, self, None)
             return _untracked_scalar(out)
@@ -259,6 +339,17 @@ class UnaryMethods:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -294,6 +385,17 @@ class UnaryMethods:
                     out._tape = tape
                     out._rg = True
                     return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
             if self._rg or recording_active():
                 return _record_scalar(out, head, self, None)
             return _untracked_scalar(out)
@@ -321,6 +423,17 @@ class UnaryMethods:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -356,6 +469,17 @@ class UnaryMethods:
                     out._tape = tape
                     out._rg = True
                     return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
             if self._rg or recording_active():
                 return _record_scalar(out, head, self, None)
             return _untracked_scalar(out)
@@ -383,6 +507,17 @@ class UnaryMethods:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -418,6 +553,17 @@ class UnaryMethods:
                     out._tape = tape
                     out._rg = True
                     return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
             if self._rg or recording_active():
                 return _record_scalar(out, head, self, None)
             return _untracked_scalar(out)
@@ -445,6 +591,17 @@ class UnaryMethods:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -480,6 +637,17 @@ class UnaryMethods:
                     out._tape = tape
                     out._rg = True
                     return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
             if self._rg or recording_active():
                 return _record_scalar(out, head, self, None)
             return _untracked_scalar(out)
@@ -507,6 +675,17 @@ class UnaryMethods:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
+                    tape.n = slot + 1
+                    out._tape = tape
+                    out._rg = True
+                    return out
+                elif tape is None and (n := self._node) is not None and \
+                        (r := _tapes.get(n.tape_id)) is not None and \
+                        (tape := r()) is not None and tape.live and \
+                        tape.nbytes + len(tape.rec) <= _LIMIT:
+                    rec = tape.rec
+                    out._slot = slot = tape.n
+                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True

@@ -9,7 +9,10 @@ from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unar
 from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT
 from ..recording import _source
 from ..state import recording_active
+from ..tape import LIVE, Tape
 
+_tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)
+_LIMIT = Tape.LIMIT
 _pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
 _f32 = __import__('numpy').float32
 from ..ops import ADD, DIV, LEAF, MUL, SUB
@@ -165,6 +168,17 @@ class ScalarOperators:
                         out._tape = tape
                         out._rg = True
                         return out
+                    elif tape is None and (n := self._node) is not None and \
+                            (r := _tapes.get(n.tape_id)) is not None and \
+                            (tape := r()) is not None and tape.live and \
+                            tape.nbytes + len(tape.rec) <= _LIMIT:
+                        rec = tape.rec
+                        out._slot = slot = tape.n
+                        rec += _pack(head, n.slot, other, z)
+                        tape.n = slot + 1
+                        out._tape = tape
+                        out._rg = True
+                        return out
                 if self._rg or recording_active():
                     return _record_scalar(out, head, self, other)
                 return _untracked_scalar(out)
@@ -285,6 +299,17 @@ class ScalarOperators:
                         out._tape = tape
                         out._rg = True
                         return out
+                    elif tape is None and (n := self._node) is not None and \
+                            (r := _tapes.get(n.tape_id)) is not None and \
+                            (tape := r()) is not None and tape.live and \
+                            tape.nbytes + len(tape.rec) <= _LIMIT:
+                        rec = tape.rec
+                        out._slot = slot = tape.n
+                        rec += _pack(head, n.slot, other, z)
+                        tape.n = slot + 1
+                        out._tape = tape
+                        out._rg = True
+                        return out
                 if self._rg or recording_active():
                     return _record_scalar(out, head, self, other)
                 return _untracked_scalar(out)
@@ -314,6 +339,17 @@ class ScalarOperators:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, self._slot, other, z)
+                        tape.n = slot + 1
+                        out._tape = tape
+                        out._rg = True
+                        return out
+                    elif tape is None and (n := self._node) is not None and \
+                            (r := _tapes.get(n.tape_id)) is not None and \
+                            (tape := r()) is not None and tape.live and \
+                            tape.nbytes + len(tape.rec) <= _LIMIT:
+                        rec = tape.rec
+                        out._slot = slot = tape.n
+                        rec += _pack(head, n.slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
@@ -436,6 +472,17 @@ class ScalarOperators:
                         out._tape = tape
                         out._rg = True
                         return out
+                    elif tape is None and (n := self._node) is not None and \
+                            (r := _tapes.get(n.tape_id)) is not None and \
+                            (tape := r()) is not None and tape.live and \
+                            tape.nbytes + len(tape.rec) <= _LIMIT:
+                        rec = tape.rec
+                        out._slot = slot = tape.n
+                        rec += _pack(head, n.slot, other, z)
+                        tape.n = slot + 1
+                        out._tape = tape
+                        out._rg = True
+                        return out
                 if self._rg or recording_active():
                     return _record_scalar(out, head, self, other)
                 return _untracked_scalar(out)
@@ -552,6 +599,17 @@ class ScalarOperators:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, self._slot, other, z)
+                        tape.n = slot + 1
+                        out._tape = tape
+                        out._rg = True
+                        return out
+                    elif tape is None and (n := self._node) is not None and \
+                            (r := _tapes.get(n.tape_id)) is not None and \
+                            (tape := r()) is not None and tape.live and \
+                            tape.nbytes + len(tape.rec) <= _LIMIT:
+                        rec = tape.rec
+                        out._slot = slot = tape.n
+                        rec += _pack(head, n.slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
