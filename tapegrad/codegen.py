@@ -239,9 +239,7 @@ def _scalar_out(indent, code, value, heads=None, cls="_face.Tensor"):
             f"{i}    head = {h64}",
             f"{i}out._v = z",
             f"{i}out._dtype = dt",
-            f"{i}out._grad = None",
-            f"{i}out._node = None",
-            f"{i}out._ver = None"]
+            f"{i}out._grad = out._node = out._ver = None"]
 
 
 def _append(indent, a, b):
@@ -263,10 +261,9 @@ def _leaf_on_tape(indent, b):
     the general path, whose tape (``face._live_tape``: the thread's live tape, short of its
     size limit) this is."""
     i = " " * indent
-    return [f"{i}elif tape is None and (n := self._node) is not None and \\",
-            f"{i}        (r := _tapes.get(n.tape_id)) is not None and \\",
-            f"{i}        (tape := r()) is not None and tape.live and \\",
-            f"{i}        tape.nbytes + len(tape.rec) <= _LIMIT:",
+    return [f"{i}elif tape is None and (n := self._node) is not None and (r := _tapes.get(",
+            f"{i}        n.tape_id)) is not None and (tape := r()) is not None and \\",
+            f"{i}        tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:",
             *_append(indent + 4, "n.slot", b)]
 
 
@@ -450,7 +447,6 @@ def methods_source():
                 "                tape = self._tape",
                 "                if tape is not None and tape.live:"]
         out += _append(20, "self._slot", "0.0")
-        out += _leaf_on_tape(16, "0.0")
         out += _tail(12, "self._rg", "_record_scalar(out, head, self, None)")
         out += [f"        return unary({r.const}, self{keep})"]
     out += ["", "", "# tg.<name>(t) is t.<name>()",

@@ -189,8 +189,8 @@ def test_fast_path_records_past_slot_2_17_name_their_operands():
 
 
 def test_a_leaf_and_a_number_on_the_live_tape_record_with_no_python_call():
-    """A leaf already recorded on the live tape, times (plus, ...) a number or through a
-    unary method, records inline: no call into the general path (face._record_scalar).
+    """A leaf already recorded on the live tape, times (plus, ...) a number, records
+    inline: no call into the general path (face._record_scalar).
     Its first use on a tape, or a tape past its size limit, still takes the general path."""
     w = tg.tensor(0.3, dtype=tg.float64, requires_grad=True)
     v = tg.tensor(-0.7, dtype=tg.float32, requires_grad=True)
@@ -199,7 +199,7 @@ def test_a_leaf_and_a_number_on_the_live_tape_record_with_no_python_call():
     outs = []
 
     def ops_():
-        outs.extend([w * 2.0, 3 - w, w / 4.0, w.relu(), w.exp(), v * 2.0, v.tanh()])
+        outs.extend([w * 2.0, 3 - w, w / 4.0, w + 1, w - 0.5, v * 2.0, 1.5 * v])
     calls = _python_calls(ops_)
     general = ("_record_scalar", "_live_tape", "_sx", "_source", "_finish", "current_tape")
     assert not [k for k in calls.calls if k[1] in general], calls
@@ -208,9 +208,8 @@ def test_a_leaf_and_a_number_on_the_live_tape_record_with_no_python_call():
     for o in outs:
         loss = loss + o
     loss.backward()
-    assert w.grad.item() == pytest.approx(2 * 0.3 + 2.0 - 1 + 0.25 + 1.0 + np.exp(0.3))
-    assert v.grad.item() == pytest.approx(1 + 2.0 + (1 - np.tanh(np.float32(-0.7)) ** 2),
-                                          rel=1e-6)
+    assert w.grad.item() == pytest.approx(2 * 0.3 + 2.0 - 1 + 0.25 + 1 + 1, rel=1e-15)
+    assert v.grad.item() == 1 + 2.0 + 1.5
     fresh = tg.tensor(0.5, dtype=tg.float64, requires_grad=True)      # first use
     calls = _python_calls(lambda: fresh * 2.0)
     assert any(k[1] == "_record_scalar" for k in calls.calls), calls

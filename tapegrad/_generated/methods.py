@@ -36,26 +36,13 @@ class UnaryMethods:
                 head = NEG | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -78,26 +65,13 @@ class UnaryMethods:
                 head = EXP | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -120,26 +94,13 @@ class UnaryMethods:
                 head = LOG | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -162,26 +123,13 @@ class UnaryMethods:
                 head = TANH | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -204,26 +152,13 @@ class UnaryMethods:
                 head = SIGMOID | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -246,26 +181,13 @@ class UnaryMethods:
                 head = SQRT | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -288,26 +210,13 @@ class UnaryMethods:
                 head = ABS | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -330,26 +239,13 @@ class UnaryMethods:
                 head = RELU | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -372,26 +268,13 @@ class UnaryMethods:
                 head = RECIP | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -414,26 +297,13 @@ class UnaryMethods:
                 head = SIN | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -456,26 +326,13 @@ class UnaryMethods:
                 head = COS | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -498,26 +355,13 @@ class UnaryMethods:
                 head = LOG1P | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -540,26 +384,13 @@ class UnaryMethods:
                 head = EXPM1 | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -582,26 +413,13 @@ class UnaryMethods:
                 head = RSQRT | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -624,26 +442,13 @@ class UnaryMethods:
                 head = ERF | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -666,26 +471,13 @@ class UnaryMethods:
                 head = ATAN | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
                     rec += _pack(head, self._slot, 0.0, z)
-                    tape.n = slot + 1
-                    out._tape = tape
-                    out._rg = True
-                    return out
-                elif tape is None and (n := self._node) is not None and \
-                        (r := _tapes.get(n.tape_id)) is not None and \
-                        (tape := r()) is not None and tape.live and \
-                        tape.nbytes + len(tape.rec) <= _LIMIT:
-                    rec = tape.rec
-                    out._slot = slot = tape.n
-                    rec += _pack(head, n.slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True

@@ -73,9 +73,7 @@ class ScalarOperators:
                         head = _ADD_S
                     out._v = z
                     out._dtype = dt
-                    out._grad = None
-                    out._node = None
-                    out._ver = None
+                    out._grad = out._node = out._ver = None
                     tape = self._tape
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
@@ -155,9 +153,7 @@ class ScalarOperators:
                     head = _ADD_SB
                 out._v = z
                 out._dtype = dt
-                out._grad = None
-                out._node = None
-                out._ver = None
+                out._grad = out._node = out._ver = None
                 if self._rg:
                     tape = self._tape
                     if tape is not None and tape.live:
@@ -168,10 +164,9 @@ class ScalarOperators:
                         out._tape = tape
                         out._rg = True
                         return out
-                    elif tape is None and (n := self._node) is not None and \
-                            (r := _tapes.get(n.tape_id)) is not None and \
-                            (tape := r()) is not None and tape.live and \
-                            tape.nbytes + len(tape.rec) <= _LIMIT:
+                    elif tape is None and (n := self._node) is not None and (r := _tapes.get(
+                            n.tape_id)) is not None and (tape := r()) is not None and \
+                            tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, n.slot, other, z)
@@ -204,9 +199,7 @@ class ScalarOperators:
                         head = _SUB_S
                     out._v = z
                     out._dtype = dt
-                    out._grad = None
-                    out._node = None
-                    out._ver = None
+                    out._grad = out._node = out._ver = None
                     tape = self._tape
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
@@ -286,9 +279,7 @@ class ScalarOperators:
                     head = _SUB_SB
                 out._v = z
                 out._dtype = dt
-                out._grad = None
-                out._node = None
-                out._ver = None
+                out._grad = out._node = out._ver = None
                 if self._rg:
                     tape = self._tape
                     if tape is not None and tape.live:
@@ -299,10 +290,9 @@ class ScalarOperators:
                         out._tape = tape
                         out._rg = True
                         return out
-                    elif tape is None and (n := self._node) is not None and \
-                            (r := _tapes.get(n.tape_id)) is not None and \
-                            (tape := r()) is not None and tape.live and \
-                            tape.nbytes + len(tape.rec) <= _LIMIT:
+                    elif tape is None and (n := self._node) is not None and (r := _tapes.get(
+                            n.tape_id)) is not None and (tape := r()) is not None and \
+                            tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, n.slot, other, z)
@@ -330,9 +320,7 @@ class ScalarOperators:
                     head = _SUB_SA
                 out._v = z
                 out._dtype = dt
-                out._grad = None
-                out._node = None
-                out._ver = None
+                out._grad = out._node = out._ver = None
                 if self._rg:
                     tape = self._tape
                     if tape is not None and tape.live:
@@ -343,10 +331,9 @@ class ScalarOperators:
                         out._tape = tape
                         out._rg = True
                         return out
-                    elif tape is None and (n := self._node) is not None and \
-                            (r := _tapes.get(n.tape_id)) is not None and \
-                            (tape := r()) is not None and tape.live and \
-                            tape.nbytes + len(tape.rec) <= _LIMIT:
+                    elif tape is None and (n := self._node) is not None and (r := _tapes.get(
+                            n.tape_id)) is not None and (tape := r()) is not None and \
+                            tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, n.slot, other, z)
@@ -377,9 +364,7 @@ class ScalarOperators:
                         head = _MUL_S
                     out._v = z
                     out._dtype = dt
-                    out._grad = None
-                    out._node = None
-                    out._ver = None
+                    out._grad = out._node = out._ver = None
                     tape = self._tape
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
@@ -459,9 +444,7 @@ class ScalarOperators:
                     head = _MUL_SB
                 out._v = z
                 out._dtype = dt
-                out._grad = None
-                out._node = None
-                out._ver = None
+                out._grad = out._node = out._ver = None
                 if self._rg:
                     tape = self._tape
                     if tape is not None and tape.live:
@@ -472,10 +455,9 @@ class ScalarOperators:
                         out._tape = tape
                         out._rg = True
                         return out
-                    elif tape is None and (n := self._node) is not None and \
-                            (r := _tapes.get(n.tape_id)) is not None and \
-                            (tape := r()) is not None and tape.live and \
-                            tape.nbytes + len(tape.rec) <= _LIMIT:
+                    elif tape is None and (n := self._node) is not None and (r := _tapes.get(
+                            n.tape_id)) is not None and (tape := r()) is not None and \
+                            tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, n.slot, other, z)
@@ -508,9 +490,7 @@ class ScalarOperators:
                         head = _DIV_S
                     out._v = z
                     out._dtype = dt
-                    out._grad = None
-                    out._node = None
-                    out._ver = None
+                    out._grad = out._node = out._ver = None
                     tape = self._tape
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
@@ -590,9 +570,7 @@ class ScalarOperators:
                     head = _DIV_SB
                 out._v = z
                 out._dtype = dt
-                out._grad = None
-                out._node = None
-                out._ver = None
+                out._grad = out._node = out._ver = None
                 if self._rg:
                     tape = self._tape
                     if tape is not None and tape.live:
@@ -603,10 +581,9 @@ class ScalarOperators:
                         out._tape = tape
                         out._rg = True
                         return out
-                    elif tape is None and (n := self._node) is not None and \
-                            (r := _tapes.get(n.tape_id)) is not None and \
-                            (tape := r()) is not None and tape.live and \
-                            tape.nbytes + len(tape.rec) <= _LIMIT:
+                    elif tape is None and (n := self._node) is not None and (r := _tapes.get(
+                            n.tape_id)) is not None and (tape := r()) is not None and \
+                            tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, n.slot, other, z)
