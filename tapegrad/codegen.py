@@ -215,10 +215,9 @@ _PRELUDE = [
     "from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT",
     "from ..recording import _source",
     "from ..state import recording_active",
-    "from ..tape import LIVE, Tape",
+    "from ..tape import LIVE",
     "",
     "_tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)",
-    "_LIMIT = Tape.LIMIT",
     "_pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields",
     "_f32 = __import__('numpy').float32",
 ]
@@ -263,7 +262,7 @@ def _leaf_on_tape(indent, b):
     i = " " * indent
     return [f"{i}elif tape is None and (n := self._node) is not None and (r := _tapes.get(",
             f"{i}        n.tape_id)) is not None and (tape := r()) is not None and \\",
-            f"{i}        tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:",
+            f"{i}        tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:",
             *_append(indent + 4, "n.slot", b)]
 
 

@@ -9,10 +9,9 @@ from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unar
 from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT
 from ..recording import _source
 from ..state import recording_active
-from ..tape import LIVE, Tape
+from ..tape import LIVE
 
 _tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)
-_LIMIT = Tape.LIMIT
 _pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
 _f32 = __import__('numpy').float32
 from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH)

@@ -9,10 +9,9 @@ from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unar
 from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT
 from ..recording import _source
 from ..state import recording_active
-from ..tape import LIVE, Tape
+from ..tape import LIVE
 
 _tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)
-_LIMIT = Tape.LIMIT
 _pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
 _f32 = __import__('numpy').float32
 from ..ops import ADD, DIV, LEAF, MUL, SUB
@@ -166,7 +165,7 @@ class ScalarOperators:
                         return out
                     elif tape is None and (n := self._node) is not None and (r := _tapes.get(
                             n.tape_id)) is not None and (tape := r()) is not None and \
-                            tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:
+                            tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, n.slot, other, z)
@@ -292,7 +291,7 @@ class ScalarOperators:
                         return out
                     elif tape is None and (n := self._node) is not None and (r := _tapes.get(
                             n.tape_id)) is not None and (tape := r()) is not None and \
-                            tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:
+                            tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, n.slot, other, z)
@@ -333,7 +332,7 @@ class ScalarOperators:
                         return out
                     elif tape is None and (n := self._node) is not None and (r := _tapes.get(
                             n.tape_id)) is not None and (tape := r()) is not None and \
-                            tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:
+                            tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, n.slot, other, z)
@@ -457,7 +456,7 @@ class ScalarOperators:
                         return out
                     elif tape is None and (n := self._node) is not None and (r := _tapes.get(
                             n.tape_id)) is not None and (tape := r()) is not None and \
-                            tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:
+                            tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, n.slot, other, z)
@@ -583,7 +582,7 @@ class ScalarOperators:
                         return out
                     elif tape is None and (n := self._node) is not None and (r := _tapes.get(
                             n.tape_id)) is not None and (tape := r()) is not None and \
-                            tape.live and tape.nbytes + len(tape.rec) <= _LIMIT:
+                            tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:
                         rec = tape.rec
                         out._slot = slot = tape.n
                         rec += _pack(head, n.slot, other, z)
