@@ -5,7 +5,8 @@ import math
 from .. import face as _face
 from ..base import TensorBase
 from ..dtypes import float32 as _F32, promote as _promote
-from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unary)
+from ..face import (_f32_number, _untracked_scalar, _new_object, _record_scalar, binary,
+                    unary)
 from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT
 from ..recording import _source
 from ..state import recording_active
@@ -28,11 +29,10 @@ class UnaryMethods:
             dt = self._dtype
             z = -x
             out = _new_object(_face.Tensor)
+            head = NEG | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = NEG | SCALAR | F32
-            else:
-                head = NEG | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -57,11 +57,10 @@ class UnaryMethods:
             dt = self._dtype
             z = math.exp(x)
             out = _new_object(_face.Tensor)
+            head = EXP | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = EXP | SCALAR | F32
-            else:
-                head = EXP | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -86,11 +85,10 @@ class UnaryMethods:
             dt = self._dtype
             z = math.log(x)
             out = _new_object(_face.Tensor)
+            head = LOG | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = LOG | SCALAR | F32
-            else:
-                head = LOG | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -115,11 +113,10 @@ class UnaryMethods:
             dt = self._dtype
             z = math.tanh(x)
             out = _new_object(_face.Tensor)
+            head = TANH | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = TANH | SCALAR | F32
-            else:
-                head = TANH | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -144,11 +141,10 @@ class UnaryMethods:
             dt = self._dtype
             z = 1.0 / (1.0 + math.exp(-x))
             out = _new_object(_face.Tensor)
+            head = SIGMOID | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = SIGMOID | SCALAR | F32
-            else:
-                head = SIGMOID | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -173,11 +169,10 @@ class UnaryMethods:
             dt = self._dtype
             z = math.sqrt(x)
             out = _new_object(_face.Tensor)
+            head = SQRT | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = SQRT | SCALAR | F32
-            else:
-                head = SQRT | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -202,11 +197,10 @@ class UnaryMethods:
             dt = self._dtype
             z = abs(x)
             out = _new_object(_face.Tensor)
+            head = ABS | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = ABS | SCALAR | F32
-            else:
-                head = ABS | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -231,11 +225,10 @@ class UnaryMethods:
             dt = self._dtype
             z = x if not x <= 0.0 else 0.0
             out = _new_object(_face.Tensor)
+            head = RELU | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = RELU | SCALAR | F32
-            else:
-                head = RELU | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -260,11 +253,10 @@ class UnaryMethods:
             dt = self._dtype
             z = 1.0 / x
             out = _new_object(_face.Tensor)
+            head = RECIP | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = RECIP | SCALAR | F32
-            else:
-                head = RECIP | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -289,11 +281,10 @@ class UnaryMethods:
             dt = self._dtype
             z = math.sin(x)
             out = _new_object(_face.Tensor)
+            head = SIN | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = SIN | SCALAR | F32
-            else:
-                head = SIN | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -318,11 +309,10 @@ class UnaryMethods:
             dt = self._dtype
             z = math.cos(x)
             out = _new_object(_face.Tensor)
+            head = COS | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = COS | SCALAR | F32
-            else:
-                head = COS | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -347,11 +337,10 @@ class UnaryMethods:
             dt = self._dtype
             z = math.log1p(x)
             out = _new_object(_face.Tensor)
+            head = LOG1P | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = LOG1P | SCALAR | F32
-            else:
-                head = LOG1P | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -376,11 +365,10 @@ class UnaryMethods:
             dt = self._dtype
             z = math.expm1(x)
             out = _new_object(_face.Tensor)
+            head = EXPM1 | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = EXPM1 | SCALAR | F32
-            else:
-                head = EXPM1 | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -405,11 +393,10 @@ class UnaryMethods:
             dt = self._dtype
             z = 1.0 / math.sqrt(x)
             out = _new_object(_face.Tensor)
+            head = RSQRT | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = RSQRT | SCALAR | F32
-            else:
-                head = RSQRT | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -434,11 +421,10 @@ class UnaryMethods:
             dt = self._dtype
             z = math.erf(x)
             out = _new_object(_face.Tensor)
+            head = ERF | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = ERF | SCALAR | F32
-            else:
-                head = ERF | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None
@@ -463,11 +449,10 @@ class UnaryMethods:
             dt = self._dtype
             z = math.atan(x)
             out = _new_object(_face.Tensor)
+            head = ATAN | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = ATAN | SCALAR | F32
-            else:
-                head = ATAN | SCALAR
             out._v = z
             out._dtype = dt
             out._grad = out._node = out._ver = None

@@ -5,7 +5,8 @@ import math
 from .. import face as _face
 from ..base import TensorBase
 from ..dtypes import float32 as _F32, promote as _promote
-from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unary)
+from ..face import (_f32_number, _untracked_scalar, _new_object, _record_scalar, binary,
+                    unary)
 from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT
 from ..recording import _source
 from ..state import recording_active
@@ -65,11 +66,10 @@ class ScalarOperators:
                         dt = _promote(dt, other._dtype)
                     z = a + b
                     out = _new_object(_Tensor)
+                    head = _ADD_S
                     if dt is _F32:
                         z = float(_f32(z))
                         head = _ADD_S32
-                    else:
-                        head = _ADD_S
                     out._v = z
                     out._dtype = dt
                     out._grad = out._node = out._ver = None
@@ -141,15 +141,15 @@ class ScalarOperators:
                     out._rg = True
                     return out
             t = type(other)
-            if (t is float or t is int):
+            if (t is float or t is int) and (self._dtype is not _F32 or
+                    (other := _f32_number(other)) is not None):
                 dt = self._dtype
                 z = a + other
                 out = _new_object(_Tensor)
+                head = _ADD_SB
                 if dt is _F32:
                     z = float(_f32(z))
                     head = _ADD_SB32
-                else:
-                    head = _ADD_SB
                 out._v = z
                 out._dtype = dt
                 out._grad = out._node = out._ver = None
@@ -191,11 +191,10 @@ class ScalarOperators:
                         dt = _promote(dt, other._dtype)
                     z = a - b
                     out = _new_object(_Tensor)
+                    head = _SUB_S
                     if dt is _F32:
                         z = float(_f32(z))
                         head = _SUB_S32
-                    else:
-                        head = _SUB_S
                     out._v = z
                     out._dtype = dt
                     out._grad = out._node = out._ver = None
@@ -267,15 +266,15 @@ class ScalarOperators:
                     out._rg = True
                     return out
             t = type(other)
-            if (t is float or t is int):
+            if (t is float or t is int) and (self._dtype is not _F32 or
+                    (other := _f32_number(other)) is not None):
                 dt = self._dtype
                 z = a - other
                 out = _new_object(_Tensor)
+                head = _SUB_SB
                 if dt is _F32:
                     z = float(_f32(z))
                     head = _SUB_SB32
-                else:
-                    head = _SUB_SB
                 out._v = z
                 out._dtype = dt
                 out._grad = out._node = out._ver = None
@@ -308,15 +307,15 @@ class ScalarOperators:
         a = self._v
         if type(a) is float:
             t = type(other)
-            if (t is float or t is int):
+            if (t is float or t is int) and (self._dtype is not _F32 or
+                    (other := _f32_number(other)) is not None):
                 dt = self._dtype
                 z = other - a
                 out = _new_object(_Tensor)
+                head = _SUB_SA
                 if dt is _F32:
                     z = float(_f32(z))
                     head = _SUB_SA32
-                else:
-                    head = _SUB_SA
                 out._v = z
                 out._dtype = dt
                 out._grad = out._node = out._ver = None
@@ -356,11 +355,10 @@ class ScalarOperators:
                         dt = _promote(dt, other._dtype)
                     z = a * b
                     out = _new_object(_Tensor)
+                    head = _MUL_S
                     if dt is _F32:
                         z = float(_f32(z))
                         head = _MUL_S32
-                    else:
-                        head = _MUL_S
                     out._v = z
                     out._dtype = dt
                     out._grad = out._node = out._ver = None
@@ -432,15 +430,15 @@ class ScalarOperators:
                     out._rg = True
                     return out
             t = type(other)
-            if (t is float or t is int):
+            if (t is float or t is int) and (self._dtype is not _F32 or
+                    (other := _f32_number(other)) is not None):
                 dt = self._dtype
                 z = a * other
                 out = _new_object(_Tensor)
+                head = _MUL_SB
                 if dt is _F32:
                     z = float(_f32(z))
                     head = _MUL_SB32
-                else:
-                    head = _MUL_SB
                 out._v = z
                 out._dtype = dt
                 out._grad = out._node = out._ver = None
@@ -482,11 +480,10 @@ class ScalarOperators:
                         dt = _promote(dt, other._dtype)
                     z = a / b
                     out = _new_object(_Tensor)
+                    head = _DIV_S
                     if dt is _F32:
                         z = float(_f32(z))
                         head = _DIV_S32
-                    else:
-                        head = _DIV_S
                     out._v = z
                     out._dtype = dt
                     out._grad = out._node = out._ver = None
@@ -558,15 +555,15 @@ class ScalarOperators:
                     out._rg = True
                     return out
             t = type(other)
-            if (t is float or t is int) and other != 0:
+            if (t is float or t is int) and (self._dtype is not _F32 or
+                    (other := _f32_number(other)) is not None) and other != 0:
                 dt = self._dtype
                 z = a / other
                 out = _new_object(_Tensor)
+                head = _DIV_SB
                 if dt is _F32:
                     z = float(_f32(z))
                     head = _DIV_SB32
-                else:
-                    head = _DIV_SB
                 out._v = z
                 out._dtype = dt
                 out._grad = out._node = out._ver = None
