@@ -213,11 +213,13 @@ _PRELUDE = [
     "from ..dtypes import float32 as _F32, promote as _promote",
     "from ..face import (_f32_number, _untracked_scalar, _new_object, _record_scalar, binary,",
     "                    unary)",
-    "from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT",
+    "from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT",
     "from ..recording import _source",
     "from ..state import recording_active",
+    "from ..tape import LIVE",
     "",
-    "_pack = RECORD.pack",
+    "_tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)",
+    "_pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields",
     "_f32 = __import__('numpy').float32",
 ]
 
@@ -230,28 +232,38 @@ def _scalar_out(indent, code, value, heads=None, cls="_face.Tensor"):
     h64, h32 = heads or (f"{code} | SCALAR", f"{code} | SCALAR | F32")
     return [f"{i}z = {value}",
             f"{i}out = _new_object({cls})",
+            f"{i}head = {h64}",
             f"{i}if dt is _F32:",
             f"{i}    z = float(_f32(z))",
             f"{i}    head = {h32}",
-            f"{i}else:",
-            f"{i}    head = {h64}",
             f"{i}out._v = z",
             f"{i}out._dtype = dt",
-            f"{i}out._grad = None",
-            f"{i}out._node = None",
-            f"{i}out._ver = None"]
+            f"{i}out._grad = out._node = out._ver = None"]
 
 
-def _append(indent, head, b):
-    """Lines appending the record of ``out`` to ``tape`` and returning out."""
+def _append(indent, a, b):
+    """Lines appending the record of ``out`` (head ``head``, operands ``a`` and ``b``) to
+    ``tape`` and returning out."""
     i = " " * indent
     return [f"{i}rec = tape.rec",
             f"{i}out._slot = slot = tape.n",
-            f"{i}rec += _pack({head}, {b}, z)",
+            f"{i}rec += _pack(head, {a}, {b}, z)",
             f"{i}tape.n = slot + 1",
             f"{i}out._tape = tape",
             f"{i}out._rg = True",
             f"{i}return out"]
+
+
+def _leaf_on_tape(indent, b):
+    """Lines for a leaf operand (``self``) already recorded on the live tape (found by its
+    node's tape id): its record, no call (a training loop's weight times an input); else
+    the general path, whose tape (``face._live_tape``: the thread's live tape, short of its
+    size limit) this is."""
+    i = " " * indent
+    return [f"{i}elif tape is None and (n := self._node) is not None and (r := _tapes.get(",
+            f"{i}        n.tape_id)) is not None and (tape := r()) is not None and \\",
+            f"{i}        tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:",
+            *_append(indent + 4, "n.slot", b)]
 
 
 def _tail(indent, rg, slow):
@@ -263,27 +275,28 @@ def _tail(indent, rg, slow):
             f"{i}return _untracked_scalar(out)"]
 
 
-def _fresh_leaf(indent, leaf, head, b):
+def _fresh_leaf(indent, leaf, a, b):
     """Lines appending, in one pack, the LEAF record of ``leaf`` (node ``n``: its first use
     on ``tape``, its grad cell attached on an earlier tape; recording._source's 0-d leaf
     branch: the leaf's index among the tape's leaves, its cell's address, its value) and
-    then the op's record (``head``, ``b``; ``slot`` is the leaf's slot)."""
+    then the op's record (``head``, operands ``a`` and ``b``; ``slot`` is the leaf's
+    slot). Both SPLIT-packed: the leaf's index is its record's a."""
     i = " " * indent
     return [f"{i}slot = tape.n",
             f"{i}leaves = tape.leaf_nodes",
             f"{i}if {leaf}._dtype is _F32:",
-            f"{i}    lead = _LEAF_S32 + len(leaves) * _SLOT",
+            f"{i}    lead = _LEAF_S32",
             f"{i}    tape.dtypes |= 1",
             f"{i}else:",
-            f"{i}    lead = _LEAF_S + len(leaves) * _SLOT",
+            f"{i}    lead = _LEAF_S",
             f"{i}    if tape.dtypes != 2:",
             f"{i}        tape.dtypes |= 2",
+            f"{i}rec += _pack2(lead, len(leaves), n.faddr, {leaf}._v,",
+            f"{i}              head, {a}, {b}, z)",
             f"{i}leaves.append(n)",
             f"{i}n.slot = slot",
             f"{i}n.tape_id = tape.id",
             f"{i}out._slot = slot + 1",
-            f"{i}rec += _pack2(lead, n.faddr, {leaf}._v,",
-            f"{i}              {head}, {b}, z)",
             f"{i}tape.n = slot + 2"]
 
 
@@ -301,16 +314,15 @@ def _record_pair(indent):
             f"{i}    rec = tape.rec",
             f"{i}    if other._tape is tape:",
             f"{i}        {one}",
-            f"{i}        rec += _pack(head + self._slot * _SLOT, other._slot, z)",
+            f"{i}        rec += _pack(head, self._slot, other._slot, z)",
             count,
             f"{i}    elif other._tape is None and (n := other._node) is not None:   # a leaf",
             f"{i}        if n.tape_id == tape.id:",
             f"{i}            {one}",
-            f"{i}            rec += _pack(head + self._slot * _SLOT, n.slot, z)",
+            f"{i}            rec += _pack(head, self._slot, n.slot, z)",
             "    " + count,
             f"{i}        elif n.page is not None and other._rg:",
-            *_fresh_leaf(indent + 12, "other", "head + self._slot * _SLOT",
-                         "slot"),
+            *_fresh_leaf(indent + 12, "other", "self._slot", "slot"),
             f"{i}        else:",
             "    " + slow,
             f"{i}    else:",
@@ -325,10 +337,10 @@ def _record_pair(indent):
             f"{i}    rec = tape.rec         # other: a result of the live tape; self: a leaf",
             f"{i}    if n.tape_id == tape.id:",
             f"{i}        {one}",
-            f"{i}        rec += _pack(head + n.slot * _SLOT, other._slot, z)",
+            f"{i}        rec += _pack(head, n.slot, other._slot, z)",
             count,
             f"{i}    elif n.page is not None and self._rg:",
-            *_fresh_leaf(indent + 8, "self", "head + slot * _SLOT", "other._slot"),
+            *_fresh_leaf(indent + 8, "self", "slot", "other._slot"),
             f"{i}    else:",
             slow,
             f"{i}out._tape = tape",
@@ -361,7 +373,8 @@ def _binary_method(name, code, value, rvalue, tensor_guard, const_guard, const_f
     out += ["                if self._rg:",
             "                    tape = self._tape",
             "                    if tape is not None and tape.live:"]
-    out += _append(24, "head + self._slot * _SLOT", "other")
+    out += _append(24, "self._slot", "other")
+    out += _leaf_on_tape(20, "other")
     out += _tail(16, "self._rg", "_record_scalar(out, head, self, other)")
     op = code
     args = "other, self" if const_first else "self, other"
@@ -389,10 +402,7 @@ def operators_source():
                       f"{h32} = {h64} | F32"]
     out = [HEADER] + _PRELUDE + [
         "from ..ops import ADD, DIV, LEAF, MUL, SUB", "",
-        "_pack2 = __import__('struct').Struct('<' + 2 * RECORD.format[1:]).pack  # two records",
-        "# head + slot * _SLOT is head | slot << SHIFT (op and flags fill the bits below",
-        "# SHIFT), in two of the int operations Python specializes",
-        "_SLOT = 1 << SHIFT",
+        "_pack2 = __import__('struct').Struct('<' + 2 * SPLIT.format[1:]).pack  # two records",
         "_Tensor = None     # tensor.Tensor (set as it is defined, below)",
         "_LEAF_S = LEAF | SCALAR", "_LEAF_S32 = _LEAF_S | F32", *heads, "", "",
         "class ScalarOperators:",
@@ -438,7 +448,7 @@ def methods_source():
         out += ["            if self._rg:",
                 "                tape = self._tape",
                 "                if tape is not None and tape.live:"]
-        out += _append(20, "head | self._slot << SHIFT", "0.0")
+        out += _append(20, "self._slot", "0.0")
         out += _tail(12, "self._rg", "_record_scalar(out, head, self, None)")
         out += [f"        return unary({r.const}, self{keep})"]
     out += ["", "", "# tg.<name>(t) is t.<name>()",

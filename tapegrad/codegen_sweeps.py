@@ -30,9 +30,16 @@ def sweep{tier}(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
         fam = FAMILY[op]
         if fam == F_SOURCE:
             if op == LEAF and not stage:
-                _leaf(r, h, rq, rd, ms, md, sg, off, work)
-            continue
+{leaf}            continue
 '''
+# a source: a 0-d leaf straight to _cell_add (numbers only: see its note), then any leaf
+LEAF_SCALAR = """                if h & SCALAR:
+                    _cell_add(h, np.int64(rd[3 * r + 1]), sg[r])
+                else:
+                    _leaf(r, h, rq, rd, ms, md, sg, off, work)
+"""
+LEAF_ANY = """                _leaf(r, h, rq, rd, ms, md, sg, off, work)
+"""
 SCALAR = '''        if h & SCALAR:          # Python-float scalars: inline, no array views
             g = sg[r]
             a = h >> SHIFT
@@ -134,7 +141,7 @@ TIERS = {"": (True, True, "", "", ""), "_full": (True, True, "", LANE, REST),
          "_basic": (False, True, "_b", "", ""), "_scalar": (True, False, "", "", "")}
 IMPORTS = """import numpy as np
 
-from ..kernels import _leaf, _prepare, data_pointers
+from ..kernels import _cell_add, _leaf, _prepare, data_pointers
 from ..kernels_base import _f, empty, jit, jit_inline_into, jit_light, zeros
 from ..kernels_grads import (_binary, _binary_b, _copyslices, _gather, _lane, _matmul,
                              _multi, _unary, _unary_b)
@@ -151,7 +158,7 @@ from .elementwise import binary_grad, unary_grad
 def tier_source(tier):
     """sweep<tier> and backward_all<tier>."""
     scalars, arrays, variant, lane, rest = TIERS[tier]
-    text = HEAD.format(tier=tier)
+    text = HEAD.format(tier=tier, leaf=LEAF_SCALAR if scalars else LEAF_ANY)
     if scalars:
         text += SCALAR
     if arrays:

@@ -18,7 +18,7 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: 18830ac8dd89389b
+# kernel sources: 578c171e23553791
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
@@ -115,30 +115,44 @@ def prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
 
 
 @jit_inline
-def _leaf(r, h, rq, rd, ms, md, sg, off, work):
-    """A reached leaf: add its adjoint into its grad (a cell, or its buffer when the
-    adjoint was staged because of a dtype other than the sweep's) and mark it as holding
-    a grad. Deferred leaves are left to the engine."""
-    cell = np.int64(rd[3 * r + 1])
+def _cell_add(h, cell, g):
+    """A reached 0-d leaf of head h: add its adjoint g into its grad cell (address
+    ``cell``; float32 for an F32 record) and mark it as holding a grad. Deferred leaves are
+    left to the engine. Numbers in, none out: each array argument of an inlined helper
+    costs the sweep an atomic incref and decref per call (NRT), twice the rest of a leaf."""
     state = as_u8_ptr(cell)
     if state[STATE_OFFSET] & DEFERRED:
         return
-    if h & SCALAR:
-        if h & F32:
-            view_f32(cell, I1)[0] += sg[r]
-        else:
-            view_f64(cell, I1)[0] += sg[r]
+    if h & F32:
+        view_f32(cell, I1)[0] += g
     else:
-        k = _row(rd, r)
-        o = off[k]
-        if o >= 0:                                  # staged: another dtype
-            g = work[o:o + ms[k, SIZE]]
-            if h & F32:
-                buf = view_f32(md[k, GADDR], ms[k, SIZE])
-                for i in range(g.shape[0]):
-                    buf[i] += g[i]
-            else:
-                buf64 = view_f64(md[k, GADDR], ms[k, SIZE])
-                for i in range(g.shape[0]):
-                    buf64[i] += g[i]
+        view_f64(cell, I1)[0] += g
+    state[STATE_OFFSET] |= HAS_GRAD
+
+
+@jit_inline
+def _leaf(r, h, rq, rd, ms, md, sg, off, work):
+    """A reached leaf: add its adjoint into its grad (a cell, or its buffer when the
+    adjoint was staged because of a dtype other than the sweep's) and mark it as holding
+    a grad. Deferred leaves are left to the engine. (The sweeps call ``_cell_add`` for a
+    0-d leaf themselves: see its note.)"""
+    cell = np.int64(rd[3 * r + 1])
+    if h & SCALAR:
+        _cell_add(h, cell, sg[r])
+        return
+    state = as_u8_ptr(cell)
+    if state[STATE_OFFSET] & DEFERRED:
+        return
+    k = _row(rd, r)
+    o = off[k]
+    if o >= 0:                                  # staged: another dtype
+        g = work[o:o + ms[k, SIZE]]
+        if h & F32:
+            buf = view_f32(md[k, GADDR], ms[k, SIZE])
+            for i in range(g.shape[0]):
+                buf[i] += g[i]
+        else:
+            buf64 = view_f64(md[k, GADDR], ms[k, SIZE])
+            for i in range(g.shape[0]):
+                buf64[i] += g[i]
     state[STATE_OFFSET] |= HAS_GRAD

@@ -1,7 +1,7 @@
 """The layout of a tape in memory: what the Numba kernels read (no Numba here: importing
 tapegrad does not import Numba; the kernels are compiled or loaded at the first backward).
 
-Records: 24 bytes each in one bytearray, packed ``<qdd`` as they are made:
+Records: 24 bytes each in one bytearray, packed ``<qdd`` (or ``SPLIT``) as they are made:
   head  op | flags | a << SHIFT   (op in the low byte; ``a``: first operand's slot, signed)
   b     the second operand's slot, or a constant (flags say which), or, for a leaf, the
         address of its grad cell
@@ -24,9 +24,15 @@ F32 = 1 << 9          # float32 value (and, for a leaf, a float32 grad cell)
 CONST_B = 1 << 10     # b holds a Python number standing in the second operand
 CONST_A = 1 << 11     # b holds a Python number standing in the first operand; a is the second
 BIG = 1 << 12         # a matrix product large enough for BLAS (the engine does it in NumPy)
-SHIFT = 13
+SHIFT = 16
 RECORD = struct.Struct("<qdd")
 RECORD_SIZE = RECORD.size
+# The same 24 bytes with the head in two fields, op | flags (16 bits) and a (32 bits, then
+# two zero bytes): little-endian, that is the int64 op | flags | a << 16 for 0 <= a < 2**32.
+# The scalar fast path packs its records so: no head arithmetic in Python (two int
+# operations, and a two-digit int once a << SHIFT passes 2**30), a third of its packing.
+SPLIT = struct.Struct("<HIxxdd")
+assert SPLIT.size == RECORD_SIZE and SHIFT == 16
 
 # ----- static metadata row (int64 columns; C2 holds a float64's bits) -----------------------
 SIZE, ND, SHAPE = 0, 1, 2

@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 18830ac8dd89389b
+# kernel sources: 578c171e23553791
 from .kernels_base import jit
 from .replay_kernels import _val
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad.layout import RECORD_SIZE
+from tapegrad import ops
+from tapegrad.layout import (CONST_A, CONST_B, F32, OPMASK, RECORD, RECORD_SIZE, SCALAR, SHIFT,
+                             SPLIT)
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -151,6 +153,78 @@ def test_a_scalar_record_is_24_bytes_born_typed():
     assert isinstance(tape.rec, bytearray)
     heads = np.frombuffer(tape.rec, np.int64)[0::3]          # no conversion: a view
     assert len(heads) == len(tape)
+
+
+def test_the_fast_path_packs_the_heads_the_general_path_packs():
+    """The scalar fast path packs a record with its head in two fields (layout.SPLIT: op |
+    flags, then a): the same 24 bytes as RECORD's int64 op | flags | a << SHIFT, for every a
+    below 2**32, past 2**17 too (where a << SHIFT needs a two-digit Python int)."""
+    for head in (0, ops.LEAF | SCALAR, ops.MUL | SCALAR | F32 | CONST_B,
+                 ops.SUB | SCALAR | CONST_A, (1 << SHIFT) - 1):
+        for a in (0, 1, 2 ** 17 - 1, 2 ** 17, 2 ** 30, 2 ** 31 + 5, 2 ** 32 - 1):
+            assert SPLIT.pack(head, a, -3.0, 0.5) == RECORD.pack(head | a << SHIFT, -3.0, 0.5)
+
+
+def test_fast_path_records_past_slot_2_17_name_their_operands():
+    """Horner's rule over 70,000 leaves (210,000 records): each record's operands, read back
+    from the packed heads, are the slots the fast path saw; every leaf's record names it."""
+    n = 70_000
+    c = [tg.tensor(1.0 / (i + 1), dtype=tg.float64, requires_grad=True) for i in range(n)]
+    x = tg.tensor(0.9995, dtype=tg.float64, requires_grad=True)
+    p = c[0]
+    for ci in c[1:]:
+        prev = p
+        q = p * x
+        p = q + ci
+    tape = p._tape
+    assert len(tape) > 2 ** 17 and prev._slot > 2 ** 17
+    assert tape.operands(q._slot) == (prev._slot, x._node.slot, False)
+    assert tape.operands(p._slot) == (q._slot, c[-1]._node.slot, False)
+    heads = np.frombuffer(tape.rec, np.int64)[0::3]
+    leaf = np.nonzero((heads & OPMASK) == ops.LEAF)[0]
+    assert len(leaf) == n + 1
+    assert all(tape.leaf_nodes[int(heads[s]) >> SHIFT].slot == s for s in leaf)
+    p.backward()
+    assert c[0].grad.item() == pytest.approx(0.9995 ** (n - 1), rel=1e-12)
+
+
+def test_a_leaf_and_a_number_on_the_live_tape_record_with_no_python_call():
+    """A leaf already recorded on the live tape, times (plus, ...) a number, records
+    inline: no call into the general path (face._record_scalar).
+    Its first use on a tape, or a tape past its size limit, still takes the general path."""
+    w = tg.tensor(0.3, dtype=tg.float64, requires_grad=True)
+    v = tg.tensor(-0.7, dtype=tg.float32, requires_grad=True)
+    h = w * w + v
+    tape = h._tape
+    outs = []
+
+    def ops_():
+        outs.extend([w * 2.0, 3 - w, w / 4.0, w + 1, w - 0.5, v * 2.0, 1.5 * v])
+    calls = _python_calls(ops_)
+    general = ("_record_scalar", "_live_tape", "_sx", "_source", "_finish", "current_tape")
+    assert not [k for k in calls.calls if k[1] in general], calls
+    assert all(o._tape is tape for o in outs)
+    loss = h
+    for o in outs:
+        loss = loss + o
+    loss.backward()
+    assert w.grad.item() == pytest.approx(2 * 0.3 + 2.0 - 1 + 0.25 + 1 + 1, rel=1e-15)
+    assert v.grad.item() == 1 + 2.0 + 1.5
+    fresh = tg.tensor(0.5, dtype=tg.float64, requires_grad=True)      # first use
+    calls = _python_calls(lambda: fresh * 2.0)
+    assert any(k[1] == "_record_scalar" for k in calls.calls), calls
+
+
+def test_a_leaf_and_a_number_past_the_tape_limit_start_a_new_tape(monkeypatch):
+    """As the general path does (state.current_tape): the leaf's op goes to a new tape."""
+    from tapegrad import tape as tape_mod
+    w = tg.tensor(0.3, dtype=tg.float64, requires_grad=True)
+    h = w * w
+    monkeypatch.setattr(tape_mod.Tape, "LIMIT", 0)
+    out = w * 2.0
+    assert out._tape is not h._tape
+    out.backward()
+    assert w.grad.item() == 2.0
 
 
 def test_a_float32_tape_is_swept_in_float32():

@@ -7,11 +7,13 @@ from ..base import TensorBase
 from ..dtypes import float32 as _F32, promote as _promote
 from ..face import (_f32_number, _untracked_scalar, _new_object, _record_scalar, binary,
                     unary)
-from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT
+from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT
 from ..recording import _source
 from ..state import recording_active
+from ..tape import LIVE
 
-_pack = RECORD.pack
+_tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)
+_pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
 _f32 = __import__('numpy').float32
 from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH)
 
@@ -27,22 +29,19 @@ class UnaryMethods:
             dt = self._dtype
             z = -x
             out = _new_object(_face.Tensor)
+            head = NEG | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = NEG | SCALAR | F32
-            else:
-                head = NEG | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -58,22 +57,19 @@ class UnaryMethods:
             dt = self._dtype
             z = math.exp(x)
             out = _new_object(_face.Tensor)
+            head = EXP | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = EXP | SCALAR | F32
-            else:
-                head = EXP | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -89,22 +85,19 @@ class UnaryMethods:
             dt = self._dtype
             z = math.log(x)
             out = _new_object(_face.Tensor)
+            head = LOG | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = LOG | SCALAR | F32
-            else:
-                head = LOG | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -120,22 +113,19 @@ class UnaryMethods:
             dt = self._dtype
             z = math.tanh(x)
             out = _new_object(_face.Tensor)
+            head = TANH | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = TANH | SCALAR | F32
-            else:
-                head = TANH | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -151,22 +141,19 @@ class UnaryMethods:
             dt = self._dtype
             z = 1.0 / (1.0 + math.exp(-x))
             out = _new_object(_face.Tensor)
+            head = SIGMOID | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = SIGMOID | SCALAR | F32
-            else:
-                head = SIGMOID | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -182,22 +169,19 @@ class UnaryMethods:
             dt = self._dtype
             z = math.sqrt(x)
             out = _new_object(_face.Tensor)
+            head = SQRT | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = SQRT | SCALAR | F32
-            else:
-                head = SQRT | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -213,22 +197,19 @@ class UnaryMethods:
             dt = self._dtype
             z = abs(x)
             out = _new_object(_face.Tensor)
+            head = ABS | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = ABS | SCALAR | F32
-            else:
-                head = ABS | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -244,22 +225,19 @@ class UnaryMethods:
             dt = self._dtype
             z = x if not x <= 0.0 else 0.0
             out = _new_object(_face.Tensor)
+            head = RELU | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = RELU | SCALAR | F32
-            else:
-                head = RELU | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -275,22 +253,19 @@ class UnaryMethods:
             dt = self._dtype
             z = 1.0 / x
             out = _new_object(_face.Tensor)
+            head = RECIP | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = RECIP | SCALAR | F32
-            else:
-                head = RECIP | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -306,22 +281,19 @@ class UnaryMethods:
             dt = self._dtype
             z = math.sin(x)
             out = _new_object(_face.Tensor)
+            head = SIN | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = SIN | SCALAR | F32
-            else:
-                head = SIN | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -337,22 +309,19 @@ class UnaryMethods:
             dt = self._dtype
             z = math.cos(x)
             out = _new_object(_face.Tensor)
+            head = COS | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = COS | SCALAR | F32
-            else:
-                head = COS | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -368,22 +337,19 @@ class UnaryMethods:
             dt = self._dtype
             z = math.log1p(x)
             out = _new_object(_face.Tensor)
+            head = LOG1P | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = LOG1P | SCALAR | F32
-            else:
-                head = LOG1P | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -399,22 +365,19 @@ class UnaryMethods:
             dt = self._dtype
             z = math.expm1(x)
             out = _new_object(_face.Tensor)
+            head = EXPM1 | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = EXPM1 | SCALAR | F32
-            else:
-                head = EXPM1 | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -430,22 +393,19 @@ class UnaryMethods:
             dt = self._dtype
             z = 1.0 / math.sqrt(x)
             out = _new_object(_face.Tensor)
+            head = RSQRT | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = RSQRT | SCALAR | F32
-            else:
-                head = RSQRT | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -461,22 +421,19 @@ class UnaryMethods:
             dt = self._dtype
             z = math.erf(x)
             out = _new_object(_face.Tensor)
+            head = ERF | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = ERF | SCALAR | F32
-            else:
-                head = ERF | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True
@@ -492,22 +449,19 @@ class UnaryMethods:
             dt = self._dtype
             z = math.atan(x)
             out = _new_object(_face.Tensor)
+            head = ATAN | SCALAR
             if dt is _F32:
                 z = float(_f32(z))
                 head = ATAN | SCALAR | F32
-            else:
-                head = ATAN | SCALAR
             out._v = z
             out._dtype = dt
-            out._grad = None
-            out._node = None
-            out._ver = None
+            out._grad = out._node = out._ver = None
             if self._rg:
                 tape = self._tape
                 if tape is not None and tape.live:
                     rec = tape.rec
                     out._slot = slot = tape.n
-                    rec += _pack(head | self._slot << SHIFT, 0.0, z)
+                    rec += _pack(head, self._slot, 0.0, z)
                     tape.n = slot + 1
                     out._tape = tape
                     out._rg = True

@@ -7,18 +7,17 @@ from ..base import TensorBase
 from ..dtypes import float32 as _F32, promote as _promote
 from ..face import (_f32_number, _untracked_scalar, _new_object, _record_scalar, binary,
                     unary)
-from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT
+from ..layout import CONST_A, CONST_B, F32, SCALAR, SPLIT
 from ..recording import _source
 from ..state import recording_active
+from ..tape import LIVE
 
-_pack = RECORD.pack
+_tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)
+_pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
 _f32 = __import__('numpy').float32
 from ..ops import ADD, DIV, LEAF, MUL, SUB
 
-_pack2 = __import__('struct').Struct('<' + 2 * RECORD.format[1:]).pack  # two records
-# head + slot * _SLOT is head | slot << SHIFT (op and flags fill the bits below
-# SHIFT), in two of the int operations Python specializes
-_SLOT = 1 << SHIFT
+_pack2 = __import__('struct').Struct('<' + 2 * SPLIT.format[1:]).pack  # two records
 _Tensor = None     # tensor.Tensor (set as it is defined, below)
 _LEAF_S = LEAF | SCALAR
 _LEAF_S32 = _LEAF_S | F32
@@ -67,44 +66,41 @@ class ScalarOperators:
                         dt = _promote(dt, other._dtype)
                     z = a + b
                     out = _new_object(_Tensor)
+                    head = _ADD_S
                     if dt is _F32:
                         z = float(_f32(z))
                         head = _ADD_S32
-                    else:
-                        head = _ADD_S
                     out._v = z
                     out._dtype = dt
-                    out._grad = None
-                    out._node = None
-                    out._ver = None
+                    out._grad = out._node = out._ver = None
                     tape = self._tape
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
                         if other._tape is tape:
                             out._slot = slot = tape.n
-                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            rec += _pack(head, self._slot, other._slot, z)
                             tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = slot = tape.n
-                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                rec += _pack(head, self._slot, n.slot, z)
                                 tape.n = slot + 1
                             elif n.page is not None and other._rg:
                                 slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
-                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    lead = _LEAF_S32
                                     tape.dtypes |= 1
                                 else:
-                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    lead = _LEAF_S
                                     if tape.dtypes != 2:
                                         tape.dtypes |= 2
+                                rec += _pack2(lead, len(leaves), n.faddr, other._v,
+                                              head, self._slot, slot, z)
                                 leaves.append(n)
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.faddr, other._v,
-                                              head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
@@ -120,24 +116,24 @@ class ScalarOperators:
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
                             out._slot = slot = tape.n
-                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            rec += _pack(head, n.slot, other._slot, z)
                             tape.n = slot + 1
                         elif n.page is not None and self._rg:
                             slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
-                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                lead = _LEAF_S32
                                 tape.dtypes |= 1
                             else:
-                                lead = _LEAF_S + len(leaves) * _SLOT
+                                lead = _LEAF_S
                                 if tape.dtypes != 2:
                                     tape.dtypes |= 2
+                            rec += _pack2(lead, len(leaves), n.faddr, self._v,
+                                          head, slot, other._slot, z)
                             leaves.append(n)
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.faddr, self._v,
-                                          head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
@@ -150,22 +146,29 @@ class ScalarOperators:
                 dt = self._dtype
                 z = a + other
                 out = _new_object(_Tensor)
+                head = _ADD_SB
                 if dt is _F32:
                     z = float(_f32(z))
                     head = _ADD_SB32
-                else:
-                    head = _ADD_SB
                 out._v = z
                 out._dtype = dt
-                out._grad = None
-                out._node = None
-                out._ver = None
+                out._grad = out._node = out._ver = None
                 if self._rg:
                     tape = self._tape
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = slot = tape.n
-                        rec += _pack(head + self._slot * _SLOT, other, z)
+                        rec += _pack(head, self._slot, other, z)
+                        tape.n = slot + 1
+                        out._tape = tape
+                        out._rg = True
+                        return out
+                    elif tape is None and (n := self._node) is not None and (r := _tapes.get(
+                            n.tape_id)) is not None and (tape := r()) is not None and \
+                            tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:
+                        rec = tape.rec
+                        out._slot = slot = tape.n
+                        rec += _pack(head, n.slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
@@ -188,44 +191,41 @@ class ScalarOperators:
                         dt = _promote(dt, other._dtype)
                     z = a - b
                     out = _new_object(_Tensor)
+                    head = _SUB_S
                     if dt is _F32:
                         z = float(_f32(z))
                         head = _SUB_S32
-                    else:
-                        head = _SUB_S
                     out._v = z
                     out._dtype = dt
-                    out._grad = None
-                    out._node = None
-                    out._ver = None
+                    out._grad = out._node = out._ver = None
                     tape = self._tape
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
                         if other._tape is tape:
                             out._slot = slot = tape.n
-                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            rec += _pack(head, self._slot, other._slot, z)
                             tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = slot = tape.n
-                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                rec += _pack(head, self._slot, n.slot, z)
                                 tape.n = slot + 1
                             elif n.page is not None and other._rg:
                                 slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
-                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    lead = _LEAF_S32
                                     tape.dtypes |= 1
                                 else:
-                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    lead = _LEAF_S
                                     if tape.dtypes != 2:
                                         tape.dtypes |= 2
+                                rec += _pack2(lead, len(leaves), n.faddr, other._v,
+                                              head, self._slot, slot, z)
                                 leaves.append(n)
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.faddr, other._v,
-                                              head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
@@ -241,24 +241,24 @@ class ScalarOperators:
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
                             out._slot = slot = tape.n
-                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            rec += _pack(head, n.slot, other._slot, z)
                             tape.n = slot + 1
                         elif n.page is not None and self._rg:
                             slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
-                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                lead = _LEAF_S32
                                 tape.dtypes |= 1
                             else:
-                                lead = _LEAF_S + len(leaves) * _SLOT
+                                lead = _LEAF_S
                                 if tape.dtypes != 2:
                                     tape.dtypes |= 2
+                            rec += _pack2(lead, len(leaves), n.faddr, self._v,
+                                          head, slot, other._slot, z)
                             leaves.append(n)
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.faddr, self._v,
-                                          head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
@@ -271,22 +271,29 @@ class ScalarOperators:
                 dt = self._dtype
                 z = a - other
                 out = _new_object(_Tensor)
+                head = _SUB_SB
                 if dt is _F32:
                     z = float(_f32(z))
                     head = _SUB_SB32
-                else:
-                    head = _SUB_SB
                 out._v = z
                 out._dtype = dt
-                out._grad = None
-                out._node = None
-                out._ver = None
+                out._grad = out._node = out._ver = None
                 if self._rg:
                     tape = self._tape
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = slot = tape.n
-                        rec += _pack(head + self._slot * _SLOT, other, z)
+                        rec += _pack(head, self._slot, other, z)
+                        tape.n = slot + 1
+                        out._tape = tape
+                        out._rg = True
+                        return out
+                    elif tape is None and (n := self._node) is not None and (r := _tapes.get(
+                            n.tape_id)) is not None and (tape := r()) is not None and \
+                            tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:
+                        rec = tape.rec
+                        out._slot = slot = tape.n
+                        rec += _pack(head, n.slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
@@ -305,22 +312,29 @@ class ScalarOperators:
                 dt = self._dtype
                 z = other - a
                 out = _new_object(_Tensor)
+                head = _SUB_SA
                 if dt is _F32:
                     z = float(_f32(z))
                     head = _SUB_SA32
-                else:
-                    head = _SUB_SA
                 out._v = z
                 out._dtype = dt
-                out._grad = None
-                out._node = None
-                out._ver = None
+                out._grad = out._node = out._ver = None
                 if self._rg:
                     tape = self._tape
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = slot = tape.n
-                        rec += _pack(head + self._slot * _SLOT, other, z)
+                        rec += _pack(head, self._slot, other, z)
+                        tape.n = slot + 1
+                        out._tape = tape
+                        out._rg = True
+                        return out
+                    elif tape is None and (n := self._node) is not None and (r := _tapes.get(
+                            n.tape_id)) is not None and (tape := r()) is not None and \
+                            tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:
+                        rec = tape.rec
+                        out._slot = slot = tape.n
+                        rec += _pack(head, n.slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
@@ -341,44 +355,41 @@ class ScalarOperators:
                         dt = _promote(dt, other._dtype)
                     z = a * b
                     out = _new_object(_Tensor)
+                    head = _MUL_S
                     if dt is _F32:
                         z = float(_f32(z))
                         head = _MUL_S32
-                    else:
-                        head = _MUL_S
                     out._v = z
                     out._dtype = dt
-                    out._grad = None
-                    out._node = None
-                    out._ver = None
+                    out._grad = out._node = out._ver = None
                     tape = self._tape
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
                         if other._tape is tape:
                             out._slot = slot = tape.n
-                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            rec += _pack(head, self._slot, other._slot, z)
                             tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = slot = tape.n
-                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                rec += _pack(head, self._slot, n.slot, z)
                                 tape.n = slot + 1
                             elif n.page is not None and other._rg:
                                 slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
-                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    lead = _LEAF_S32
                                     tape.dtypes |= 1
                                 else:
-                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    lead = _LEAF_S
                                     if tape.dtypes != 2:
                                         tape.dtypes |= 2
+                                rec += _pack2(lead, len(leaves), n.faddr, other._v,
+                                              head, self._slot, slot, z)
                                 leaves.append(n)
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.faddr, other._v,
-                                              head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
@@ -394,24 +405,24 @@ class ScalarOperators:
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
                             out._slot = slot = tape.n
-                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            rec += _pack(head, n.slot, other._slot, z)
                             tape.n = slot + 1
                         elif n.page is not None and self._rg:
                             slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
-                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                lead = _LEAF_S32
                                 tape.dtypes |= 1
                             else:
-                                lead = _LEAF_S + len(leaves) * _SLOT
+                                lead = _LEAF_S
                                 if tape.dtypes != 2:
                                     tape.dtypes |= 2
+                            rec += _pack2(lead, len(leaves), n.faddr, self._v,
+                                          head, slot, other._slot, z)
                             leaves.append(n)
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.faddr, self._v,
-                                          head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
@@ -424,22 +435,29 @@ class ScalarOperators:
                 dt = self._dtype
                 z = a * other
                 out = _new_object(_Tensor)
+                head = _MUL_SB
                 if dt is _F32:
                     z = float(_f32(z))
                     head = _MUL_SB32
-                else:
-                    head = _MUL_SB
                 out._v = z
                 out._dtype = dt
-                out._grad = None
-                out._node = None
-                out._ver = None
+                out._grad = out._node = out._ver = None
                 if self._rg:
                     tape = self._tape
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = slot = tape.n
-                        rec += _pack(head + self._slot * _SLOT, other, z)
+                        rec += _pack(head, self._slot, other, z)
+                        tape.n = slot + 1
+                        out._tape = tape
+                        out._rg = True
+                        return out
+                    elif tape is None and (n := self._node) is not None and (r := _tapes.get(
+                            n.tape_id)) is not None and (tape := r()) is not None and \
+                            tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:
+                        rec = tape.rec
+                        out._slot = slot = tape.n
+                        rec += _pack(head, n.slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
@@ -462,44 +480,41 @@ class ScalarOperators:
                         dt = _promote(dt, other._dtype)
                     z = a / b
                     out = _new_object(_Tensor)
+                    head = _DIV_S
                     if dt is _F32:
                         z = float(_f32(z))
                         head = _DIV_S32
-                    else:
-                        head = _DIV_S
                     out._v = z
                     out._dtype = dt
-                    out._grad = None
-                    out._node = None
-                    out._ver = None
+                    out._grad = out._node = out._ver = None
                     tape = self._tape
                     if tape is not None and tape.live:      # self: a result of the live tape
                         rec = tape.rec
                         if other._tape is tape:
                             out._slot = slot = tape.n
-                            rec += _pack(head + self._slot * _SLOT, other._slot, z)
+                            rec += _pack(head, self._slot, other._slot, z)
                             tape.n = slot + 1
                         elif other._tape is None and (n := other._node) is not None:   # a leaf
                             if n.tape_id == tape.id:
                                 out._slot = slot = tape.n
-                                rec += _pack(head + self._slot * _SLOT, n.slot, z)
+                                rec += _pack(head, self._slot, n.slot, z)
                                 tape.n = slot + 1
                             elif n.page is not None and other._rg:
                                 slot = tape.n
                                 leaves = tape.leaf_nodes
                                 if other._dtype is _F32:
-                                    lead = _LEAF_S32 + len(leaves) * _SLOT
+                                    lead = _LEAF_S32
                                     tape.dtypes |= 1
                                 else:
-                                    lead = _LEAF_S + len(leaves) * _SLOT
+                                    lead = _LEAF_S
                                     if tape.dtypes != 2:
                                         tape.dtypes |= 2
+                                rec += _pack2(lead, len(leaves), n.faddr, other._v,
+                                              head, self._slot, slot, z)
                                 leaves.append(n)
                                 n.slot = slot
                                 n.tape_id = tape.id
                                 out._slot = slot + 1
-                                rec += _pack2(lead, n.faddr, other._v,
-                                              head + self._slot * _SLOT, slot, z)
                                 tape.n = slot + 2
                             else:
                                 return _record_scalar(out, head, self, other)
@@ -515,24 +530,24 @@ class ScalarOperators:
                         rec = tape.rec         # other: a result of the live tape; self: a leaf
                         if n.tape_id == tape.id:
                             out._slot = slot = tape.n
-                            rec += _pack(head + n.slot * _SLOT, other._slot, z)
+                            rec += _pack(head, n.slot, other._slot, z)
                             tape.n = slot + 1
                         elif n.page is not None and self._rg:
                             slot = tape.n
                             leaves = tape.leaf_nodes
                             if self._dtype is _F32:
-                                lead = _LEAF_S32 + len(leaves) * _SLOT
+                                lead = _LEAF_S32
                                 tape.dtypes |= 1
                             else:
-                                lead = _LEAF_S + len(leaves) * _SLOT
+                                lead = _LEAF_S
                                 if tape.dtypes != 2:
                                     tape.dtypes |= 2
+                            rec += _pack2(lead, len(leaves), n.faddr, self._v,
+                                          head, slot, other._slot, z)
                             leaves.append(n)
                             n.slot = slot
                             n.tape_id = tape.id
                             out._slot = slot + 1
-                            rec += _pack2(lead, n.faddr, self._v,
-                                          head + slot * _SLOT, other._slot, z)
                             tape.n = slot + 2
                         else:
                             return _record_scalar(out, head, self, other)
@@ -545,22 +560,29 @@ class ScalarOperators:
                 dt = self._dtype
                 z = a / other
                 out = _new_object(_Tensor)
+                head = _DIV_SB
                 if dt is _F32:
                     z = float(_f32(z))
                     head = _DIV_SB32
-                else:
-                    head = _DIV_SB
                 out._v = z
                 out._dtype = dt
-                out._grad = None
-                out._node = None
-                out._ver = None
+                out._grad = out._node = out._ver = None
                 if self._rg:
                     tape = self._tape
                     if tape is not None and tape.live:
                         rec = tape.rec
                         out._slot = slot = tape.n
-                        rec += _pack(head + self._slot * _SLOT, other, z)
+                        rec += _pack(head, self._slot, other, z)
+                        tape.n = slot + 1
+                        out._tape = tape
+                        out._rg = True
+                        return out
+                    elif tape is None and (n := self._node) is not None and (r := _tapes.get(
+                            n.tape_id)) is not None and (tape := r()) is not None and \
+                            tape.live and tape.nbytes + len(tape.rec) <= tape.LIMIT:
+                        rec = tape.rec
+                        out._slot = slot = tape.n
+                        rec += _pack(head, n.slot, other, z)
                         tape.n = slot + 1
                         out._tape = tape
                         out._rg = True
