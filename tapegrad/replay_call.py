@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 18830ac8dd89389b
+# kernel sources: e2df5031ba7cfcc7
 from .kernels_base import jit
 from .replay_kernels import _val
 
