@@ -16,8 +16,8 @@ instead (ULPS below). The float64 gradients are checked against finite differenc
 test_ops.py and test_grad_faithful.py, and here against PyTorch's as well (the same
 formulas: the same order of operations in float64).
 
-``python tests/test_float32_faithful.py`` prints, per case, the mismatches at equal
-forward values (arrays / 0-d) and the largest distance in ulps.
+``PYTHONPATH=. python tests/test_float32_faithful.py [float64]`` prints, per case, the
+mismatches at equal forward values (arrays / 0-d) and the largest distance in ulps.
 """
 import numpy as np
 import pytest
