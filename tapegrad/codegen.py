@@ -16,8 +16,11 @@ stale kernels; ``tests/test_codegen.py`` regenerates them and fails on any diffe
 
 Formulas (``ops.Op.grads``) are Python expressions of g (the incoming gradient), x, y (the
 operands), out (the result), c, c2 (constants) and w (where's condition), with
-where(cond, a, b), sign(x) and exp/log/sqrt/sin/cos/tanh. A subexpression of constants
-only (c, c2, numbers) stays Python arithmetic in every target.
+where(cond, a, b), sign(x), exp/log/sqrt/sin/cos/tanh, fnma(a, b, c) (c - a*b rounded once,
+as a kernel of ATen's contracts it) and powc(x, e) (x ** e for a constant e, as ATen's pow
+with a Python number: x*x for 2, sqrt for 0.5, ...). A subexpression of constants only
+(c, c2, numbers) stays Python arithmetic (float64) in every target, as PyTorch's double
+Scalars: the Numba sweep rounds it into its dtype once, after (log(c) of float64 c).
 """
 import ast
 import re
@@ -60,11 +63,33 @@ def _constant(node):
                for n in ast.walk(node))
 
 
-class _Numba(ast.NodeTransformer):
-    """A formula as Numba per-element code: numbers in the sweep's dtype (``_f(v, g)``, so
-    a float32 sweep computes in float32), where() as a conditional, np.* functions."""
+def _call(name, args):
+    return ast.Call(func=ast.Name(name, ast.Load()), args=args, keywords=[])
+
+
+class _Float64(ast.NodeTransformer):
+    """A subexpression of constants as Numba code on float64: np.* functions."""
 
     def visit_Call(self, node):
+        self.generic_visit(node)
+        return ast.Call(func=ast.Attribute(ast.Name("np", ast.Load()), node.func.id,
+                                           ast.Load()), args=node.args, keywords=[])
+
+
+class _Numba(ast.NodeTransformer):
+    """A formula as Numba per-element code: numbers in the sweep's dtype (``_f(v, g)``, so
+    a float32 sweep computes in float32), where() as a conditional, np.* functions. A
+    computed constant (log(c), c - 1) is computed in float64 and rounded once: _f(.., g)."""
+
+    def visit(self, node):
+        if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Call)) and _constant(node) and \
+                any(isinstance(n, ast.Name) and n.id in CONSTANT_NAMES for n in ast.walk(node)):
+            return _call("_f", [_Float64().visit(node), ast.Name("g", ast.Load())])
+        return super().visit(node)
+
+    def visit_Call(self, node):
+        if node.func.id == "powc":      # the exponent stays float64: _powc tests its value
+            return _call("_powc", [self.visit(node.args[0]), _Float64().visit(node.args[1])])
         self.generic_visit(node)
         name = node.func.id
         if name == "where":
@@ -72,6 +97,9 @@ class _Numba(ast.NodeTransformer):
             return ast.IfExp(test=cond, body=a, orelse=b)
         if name == "sign":
             return ast.Call(func=ast.Name("_sign", ast.Load()), args=node.args, keywords=[])
+        if name == "fnma":              # c - a*b = fma(-a, b, c)
+            a, b, c = node.args
+            return _call("_fma", [ast.UnaryOp(ast.USub(), a), b, c])
         if name in FUNCS:
             return ast.Call(func=ast.Attribute(ast.Name("np", ast.Load()), name, ast.Load()),
                             args=node.args, keywords=[])
@@ -107,6 +135,11 @@ class _Tensor(ast.NodeTransformer):
                             keywords=[])
         if name in ("where", "sign"):
             return ast.Call(func=ast.Name("_" + name, ast.Load()), args=node.args, keywords=[])
+        if name == "fnma":              # c - a*b (recorded ops round each step)
+            a, b, c = node.args
+            return ast.BinOp(c, ast.Sub(), ast.BinOp(a, ast.Mult(), b))
+        if name == "powc":              # x ** e: the POWC op, which picks ATen's cases
+            return ast.BinOp(node.args[0], ast.Pow(), node.args[1])
         raise ValueError(f"unknown function {name} in a formula")
 
 
@@ -124,7 +157,7 @@ def _names(formula):
 
 def check_saves(row):
     """A formula may read only what its row saves (the backward has nothing else)."""
-    have = {"g", "c", "c2", "where", "sign", *FUNCS}
+    have = {"g", "c", "c2", "where", "sign", "fnma", "powc", *FUNCS}
     if "a" in row.saves:
         have.add("x")
     if "b" in row.saves:
@@ -153,6 +186,7 @@ def elementwise_source():
     ops = sorted({r.const for r in binary + unary})
     out = [HEADER, "import math\n\nimport numpy as np\n",
            "from ..kernels_base import _f, _sign, jit",
+           "from ..kernels_math import _fma, _powc",
            "from ..ops import (" + ", ".join(ops) + ")  # noqa: F401\n\n",
            "@jit",
            "def binary_grad(op, g, x, y, out, w):",
@@ -496,7 +530,8 @@ FILES = {"elementwise.py": elementwise_source, "tables.py": tables_source,
 # Numba's disk cache keys a function on its own file only: a kernel module must change
 # whenever any source its jitted code takes in changes, or a warm cache runs stale code.
 # Every kernel module carries a stamp line with a hash of all of them (stamps left out).
-KERNEL_SOURCES = ("ops.py", "layout.py", "ptr.py", "kernels_base.py", "kernels_tape.py",
+KERNEL_SOURCES = ("ops.py", "layout.py", "ptr.py", "kernels_base.py", "kernels_math.py",
+                  "kernels_tape.py",
                   "kernels_grads.py", "kernels.py", "replay_ptr.py", "replay_elementwise.py",
                   "replay_kernels.py", "replay_call.py", "replay_backward.py",
                   "replay_step_kernels.py",

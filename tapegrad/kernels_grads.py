@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: 578c171e23553791
+# kernel sources: 616790bf2ed5c2e2
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
@@ -10,7 +10,8 @@ from .ops import (ADD, AMAX, AMIN, CAST, CLAMP, CLONE, LOGSOFTMAX, LOGSUMEXP, MA
                   PRODDIM, RELU, SOFTMAX, STD, SUB,
                   TANH, VAR, WHERE)
 from ._generated.elementwise import binary_grad, unary_grad
-from .kernels_base import empty, jit_inline, jit_internal, jit_light, zeros
+from .kernels_base import _f, empty, jit_inline, jit_internal, jit_light, zeros
+from .kernels_math import _fma
 
 
 from .kernels_tape import (COL_A, COL_B, COL_Y, GATHER, I0, I1, I2, NDIM, SCATTER,
@@ -175,12 +176,12 @@ def _unary_kernel(general):
             for i in range(n):
                 if x[i] == y[i]:
                     ga[i] += g[i]
-        elif op == POWC and c == 2.0:
+        elif op == POWC and c == 2.0:           # g * (2 x), in the sweep's dtype
             for i in range(n):
-                ga[i] += 2.0 * x[i] * g[i]
-        elif op == TANH:
+                ga[i] += g[i] * (x[i] + x[i])
+        elif op == TANH:                        # g * (1 - y^2), 1 - y^2 one FMA: ops.py
             for i in range(n):
-                ga[i] += g[i] * (1.0 - y[i] * y[i])
+                ga[i] += g[i] * _fma(-y[i], y[i], _f(1.0, g[i]))
         elif op == NEG:
             for i in range(n):
                 ga[i] -= g[i]

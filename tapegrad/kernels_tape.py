@@ -1,7 +1,7 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, strided walks, and what a
 whole backward marks freed."""
-# kernel sources: 578c171e23553791
+# kernel sources: 616790bf2ed5c2e2
 import numpy as np
 
 from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,

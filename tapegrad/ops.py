@@ -32,7 +32,10 @@ Op = namedtuple("Op", "name const node arity family saves scalar array grads dom
 #   array   the forward on NumPy arrays,
 #   grads   each operand's gradient, an expression of g (the incoming gradient), x, y,
 #           out (the result), c, c2 and w (where's condition), with where(cond, a, b),
-#           sign(x) and exp/log/sqrt/sin/cos/tanh; what it reads must match ``saves``;
+#           sign(x), exp/log/sqrt/sin/cos/tanh, fnma(a, b, c) = c - a*b rounded once and
+#           powc(x, e) = ATen's x ** e (codegen.py); what it reads must match ``saves``.
+#           Each is PyTorch's (derivatives.yaml, FunctionsManual.cpp) in its order of
+#           operations, so that a float32 gradient rounds as PyTorch's does;
 #   domain  where the Python-float forward cannot raise (else NumPy computes it).
 _ROWS = [
     # name          constant     node                     arity family     saves
@@ -46,12 +49,12 @@ _ROWS = [
     Op("mul",        "MUL",        "MulBackward0",            2, "binary",  "ab",
        "x * y", "np.multiply(x, y)", ("g * y", "g * x")),
     Op("div",        "DIV",        "DivBackward0",            2, "binary",  "ab",
-       "x / y", "np.true_divide(x, y)", ("g / y", "-g * x / (y * y)"), "y != 0.0"),
+       "x / y", "np.true_divide(x, y)", ("g / y", "-g * ((x / y) / y)"), "y != 0.0"),
     # d/dx x^y = y x^(y-1) (0 where y == 0); d/dy x^y = x^y log x (0 where x == 0, y >= 0)
     Op("pow",        "POW",        "PowBackward1",            2, "binary",  "aby",
        "x ** y", "np.power(x, y)",
-       ("where(y == 0.0, 0.0, g * y * x ** (y - 1.0))",
-        "where(x == 0.0, where(y >= 0.0, 0.0, g * out * log(x)), g * out * log(x))"),
+       ("where(y == 0.0, 0.0, g * (y * x ** (y - 1.0)))",
+        "where(x == 0.0, where(y >= 0.0, 0.0, g * (out * log(x))), g * (out * log(x)))"),
        "x > 0.0"),
     # the larger gets the gradient, a tie splits it, NaN passes it (PyTorch's masks)
     Op("maximum",    "MAXIMUM",    "MaximumBackward0",        2, "binary",  "ab",
@@ -70,8 +73,9 @@ _ROWS = [
        "math.exp(x)", "np.exp(x)", ("g * out",), "x < 709.0"),
     Op("log",        "LOG",        "LogBackward0",            1, "unary",   "a",
        "math.log(x)", "np.log(x)", ("g / x",), "x > 0.0"),
+    # ATen's tanh_backward kernel a * (1 - b*b), its 1 - b*b contracted to one FMA by GCC
     Op("tanh",       "TANH",       "TanhBackward0",           1, "unary",   "y",
-       "math.tanh(x)", "np.tanh(x)", ("g * (1.0 - out * out)",)),
+       "math.tanh(x)", "np.tanh(x)", ("g * fnma(out, out, 1.0)",)),
     Op("sigmoid",    "SIGMOID",    "SigmoidBackward0",        1, "unary",   "y",
        "1.0 / (1.0 + math.exp(-x))", "0.5 * (np.tanh(0.5 * x) + 1.0)",
        ("g * (1.0 - out) * out",), "x > -709.0"),
@@ -87,10 +91,10 @@ _ROWS = [
        "min(max(x, c), c2)", "np.clip(x, c, c2)", ("where(x == out, g, 0.0)",)),
     Op("powc",       "POWC",       "PowBackward0",            1, "unary",   "a",
        "x ** c", "np.power(x, c)",
-       ("0.0 if c == 0.0 else g * c * x ** (c - 1.0)",), "x > 0.0"),
+       ("0.0 if c == 0.0 else g * (c * powc(x, c - 1.0))",), "x > 0.0"),
     Op("rpow",       "RPOW",       "PowBackward2",            1, "unary",   "ay",
        "c ** x", "np.power(c, x)",
-       ("where(x >= 0.0, 0.0, g * out * log(c)) if c == 0.0 else g * out * log(c)",),
+       ("where(x >= 0.0, 0.0, g * (out * log(c))) if c == 0.0 else g * (out * log(c))",),
        "c > 0.0"),
     Op("reciprocal", "RECIP",      "ReciprocalBackward0",     1, "unary",   "y",
        "1.0 / x", "np.reciprocal(x)", ("g * -(out * out)",), "x != 0.0"),   # PyTorch's order
@@ -103,14 +107,15 @@ _ROWS = [
     Op("expm1",      "EXPM1",      "Expm1Backward0",          1, "unary",   "y",
        "math.expm1(x)", "np.expm1(x)", ("g * (out + 1.0)",), "x < 709.0"),
     Op("rsqrt",      "RSQRT",      "RsqrtBackward0",          1, "unary",   "y",
-       "1.0 / math.sqrt(x)", "1.0 / np.sqrt(x)", ("-0.5 * g * out * out * out",), "x > 0.0"),
+       "1.0 / math.sqrt(x)", "1.0 / np.sqrt(x)", ("(-0.5 * g) * (out * out * out)",),
+       "x > 0.0"),
     Op("to",         "CAST",       "ToCopyBackward0",         1, "unary",   "",
        "x", "x", ("g",)),
     Op("clone",      "CLONE",      "CloneBackward0",          1, "unary",   "",
        "x", "np.copy(x)", ("g",)),
     # d/dx erf x = 2/sqrt(pi) e^(-x^2)
     Op("erf",        "ERF",        "ErfBackward0",            1, "unary",   "a",
-       "math.erf(x)", "_erf(x)", ("g * 1.1283791670955126 * exp(-(x * x))",)),
+       "math.erf(x)", "_erf(x)", ("g * (1.1283791670955126 * exp(-(x * x)))",)),
     # d/dx atan x = 1/(1 + x^2)
     Op("atan",       "ATAN",       "AtanBackward0",           1, "unary",   "a",
        "math.atan(x)", "np.arctan(x)", ("g / (1.0 + x * x)",)),

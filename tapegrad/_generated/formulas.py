@@ -17,11 +17,11 @@ def _grad_mul(g, x, y, out, w, need=(True, True)):  # noqa: ARG001
 
 
 def _grad_div(g, x, y, out, w, need=(True, True)):  # noqa: ARG001
-    return ((g / y) if need[0] else None, (-g * x / (y * y)) if need[1] else None,)
+    return ((g / y) if need[0] else None, (-g * (x / y / y)) if need[1] else None,)
 
 
 def _grad_pow(g, x, y, out, w, need=(True, True)):  # noqa: ARG001
-    return ((_where(y == 0.0, 0.0, g * y * x ** (y - 1.0))) if need[0] else None, (_where(x == 0.0, _where(y >= 0.0, 0.0, g * out * x.log()), g * out * x.log())) if need[1] else None,)
+    return ((_where(y == 0.0, 0.0, g * (y * x ** (y - 1.0)))) if need[0] else None, (_where(x == 0.0, _where(y >= 0.0, 0.0, g * (out * x.log())), g * (out * x.log()))) if need[1] else None,)
 
 
 def _grad_maximum(g, x, y, out, w, need=(True, True)):  # noqa: ARG001
@@ -73,11 +73,11 @@ def _grad_clamp(g, x, out, c):  # noqa: ARG001
 
 
 def _grad_powc(g, x, out, c):  # noqa: ARG001
-    return (0.0 if c == 0.0 else g * c * x ** (c - 1.0),)
+    return (0.0 if c == 0.0 else g * (c * x ** (c - 1.0)),)
 
 
 def _grad_rpow(g, x, out, c):  # noqa: ARG001
-    return (_where(x >= 0.0, 0.0, g * out * _cmath.log(c)) if c == 0.0 else g * out * _cmath.log(c),)
+    return (_where(x >= 0.0, 0.0, g * (out * _cmath.log(c))) if c == 0.0 else g * (out * _cmath.log(c)),)
 
 
 def _grad_reciprocal(g, x, out, c):  # noqa: ARG001
@@ -101,7 +101,7 @@ def _grad_expm1(g, x, out, c):  # noqa: ARG001
 
 
 def _grad_rsqrt(g, x, out, c):  # noqa: ARG001
-    return (-0.5 * g * out * out * out,)
+    return (-0.5 * g * (out * out * out),)
 
 
 def _grad_to(g, x, out, c):  # noqa: ARG001
@@ -113,7 +113,7 @@ def _grad_clone(g, x, out, c):  # noqa: ARG001
 
 
 def _grad_erf(g, x, out, c):  # noqa: ARG001
-    return (g * 1.1283791670955126 * (-(x * x)).exp(),)
+    return (g * (1.1283791670955126 * (-(x * x)).exp()),)
 
 
 def _grad_atan(g, x, out, c):  # noqa: ARG001
