@@ -27,7 +27,7 @@ def sweep{tier}(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
             continue
         h = rq[3 * r]
         op = h & OPMASK
-        fam = FAMILY[op]
+        fam = FAMILY_OF[op]
         if fam == F_SOURCE:
             if op == LEAF and not stage:
                 _leaf(r, h, rq, rd, ms, md, sg, off, work)
@@ -107,7 +107,7 @@ def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, reta
     if ms.shape[0] > 0 or check:
         roots = empty(I1, np.int64)
         roots[0] = root
-        total = _prepare(rq, rd, ms, md, ptrs, roots, NO, like.itemsize == 4, reach, off)
+        total = _prepare{prep}(rq, rd, ms, md, ptrs, roots, NO, like.itemsize == 4, reach, off)
         if check:
             for r in range(root + 1):
                 if reach[r] and freed[r]:
@@ -128,15 +128,15 @@ TIERS = {"": (True, True, "", "", ""), "_full": (True, True, "", LANE, REST),
          "_basic": (False, True, "_b", "", ""), "_scalar": (True, False, "", "", "")}
 IMPORTS = """import numpy as np
 
-from ..kernels import _leaf, _prepare, data_pointers
+from ..kernels import _leaf, _prepare, _prepare_p, data_pointers
 from ..kernels_base import _f, empty, jit, jit_inline_into, jit_light, zeros
 from ..kernels_grads import (_binary, _binary_b, _copyslices, _gather, _lane, _matmul,
                              _multi, _unary, _unary_b)
-from ..kernels_tape import (CBUF, GATHER, I0, I1, M1, NO, SCATTER, _adjoint, _mark_freed,
-                            _needs_grad, _row, _walk)
+from ..kernels_tape import (CBUF, FAMILY_OF, GATHER, I0, I1, M1, NO, SCATTER, _adjoint,
+                            _mark_freed, _needs_grad, _row, _walk)
 from ..layout import CONST_A, CONST_B, OPMASK, SCALAR, SHIFT
 from ..ops import (F_BINARY, F_GATHER, F_LANE, F_MATMUL, F_MULTI, F_REDUCE, F_SETITEM,
-                   F_SOURCE, F_STRIDED, F_UNARY, FAMILY, LEAF)
+                   F_SOURCE, F_STRIDED, F_UNARY, LEAF)
 from .elementwise import binary_grad, unary_grad
 
 """
@@ -152,7 +152,8 @@ def tier_source(tier):
         text += ARRAYS.format(variant=variant, lane=lane, rest=rest)
     # a tier with array records calls a kernel for each family (their loops): its own code
     # dispatches (jit_light); the scalar tier's arithmetic is its own (Numba's -O3)
-    return text.rstrip() + "\n" + BACKWARD_ALL.format(tier=tier,
+    # the reach pass of cat/stack records (int lists) in the full tier's _prepare only
+    return text.rstrip() + "\n" + BACKWARD_ALL.format(tier=tier, prep="" if rest else "_p",
                                                      jit="jit_light" if arrays else "jit")
 
 

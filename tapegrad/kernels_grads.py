@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: 5b24c9b8643d9cbd
+# kernel sources: bc98e74d0f0dbf51
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,

@@ -1,12 +1,12 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, strided walks, and what a
 whole backward marks freed."""
-# kernel sources: 5b24c9b8643d9cbd
+# kernel sources: bc98e74d0f0dbf51
 import numpy as np
 
 from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,
                      OPMASK, SCALAR, SHAPE, SIZE, YOBJ)
-from .ops import (CONST, MAXD, NEEDS)
+from .ops import (CONST, FAMILY, MAXD, NEEDS)
 from .kernels_base import empty, jit_inline, jit_internal, zeros
 from .ptr import view, view_i64
 
@@ -18,6 +18,12 @@ COL_A, COL_B, COL_Y = np.int64(AOBJ), np.int64(BOBJ), np.int64(YOBJ)
 SCATTER, GATHER = np.bool_(True), np.bool_(False)
 NO = np.bool_(False)
 NDIM, M1, CBUF = np.int64(MAXD), np.int64(-1), np.int64(8)
+
+# The per-opcode tables of ops.py as constant arrays: a global tuple indexed at run time
+# lowers to a switch over all its entries (some 400 lines of LLVM IR for each lookup, built,
+# optimized and compiled on a cold start); an array, to one load.
+FAMILY_OF = np.array(FAMILY, np.int64)
+NEEDS_OF = np.array(NEEDS, np.int64)
 
 
 # ----- reading the tape ---------------------------------------------------------------
@@ -202,6 +208,6 @@ def _mark_freed(rq, reach, root, retain, freed):
     for r in range(root + 1):
         if reach[r]:
             count += 1
-            if not retain and NEEDS[rq[3 * r] & OPMASK] != 0:
+            if not retain and NEEDS_OF[rq[3 * r] & OPMASK] != 0:
                 freed[r] = 1
     return count
