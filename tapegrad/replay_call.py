@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: bc98e74d0f0dbf51
+# kernel sources: 16ed90f83eda1c90
 from .kernels_base import jit
 from .replay_kernels import _val
 
