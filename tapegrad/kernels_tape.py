@@ -1,14 +1,17 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, strided walks, and what a
 whole backward marks freed."""
-# kernel sources: 16ed90f83eda1c90
+# kernel sources: 2632393205c24df9
 import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,
                      OPMASK, SCALAR, SHAPE, SIZE, YOBJ)
 from .ops import (CONST, FAMILY, MAXD, NEEDS)
 from .kernels_base import empty, jit_inline, jit_internal, zeros
-from .ptr import view, view_i64
+from .ptr import row_part, view, view_i64
 
 # Arguments of a fixed type: a Python literal (0, True) passed to a jitted function is
 # typed Literal[int](0) or Literal[bool](True), and Numba compiles the callee once per
@@ -27,21 +30,63 @@ NEEDS_OF = np.array(NEEDS, np.int64)
 
 
 # ----- reading the tape ---------------------------------------------------------------
-@jit_inline
-def _row(rd, s):
-    """The metadata row of array record s."""
-    return np.int64(rd[3 * s + 2])
+# The three smallest readers, emitted as LLVM where they are called (intrinsics): each is
+# called at a dozen places of one tier's kernels, and inlined as Numba IR each site cost
+# its IR's copy, typing, and a reference count taken and dropped on the array; here, a
+# multiply-add, a load and a compare. The records are written by the tape and read in
+# bounds (as the IR versions read them: without wraparound, as s >= 0 there).
+def _at(context, builder, sig, args, times, plus):
+    """The element ``times * s + plus`` of array args[0], s = args[1] (an int64)."""
+    s = args[1]
+    i = builder.add(builder.mul(s, s.type(times)), s.type(plus))
+    ary = context.make_array(sig.args[0])(context, builder, args[0])
+    return builder.load(cgutils.get_item_pointer(context, builder, sig.args[0], ary, [i],
+                                                 wraparound=False))
 
 
-@jit_inline
-def _is_scalar(rq, s):
-    return (rq[3 * s] & SCALAR) != 0
+def _vector(ary):
+    return isinstance(ary, types.Array) and ary.ndim == 1
 
 
-@jit_inline
-def _needs_grad(rq, s):
-    """False for Python constants (s < 0) and tensors recorded as constants."""
-    return s >= 0 and (rq[3 * s] & OPMASK) != CONST
+@intrinsic
+def _row(typingctx, rd, s):
+    """The metadata row of array record s: rd[3 s + 2] as int64."""
+    if not _vector(rd):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return context.cast(builder, _at(context, builder, sig, args, 3, 2), rd.dtype,
+                            types.int64)
+    return types.int64(rd, types.int64), codegen
+
+
+@intrinsic
+def _is_scalar(typingctx, rq, s):
+    """Is slot s a Python-float scalar record: rq[3 s] & SCALAR."""
+    if not _vector(rq):
+        return None
+
+    def codegen(context, builder, sig, args):
+        h = _at(context, builder, sig, args, 3, 0)
+        return builder.icmp_unsigned("!=", builder.and_(h, h.type(SCALAR)), h.type(0))
+    return types.boolean(rq, types.int64), codegen
+
+
+@intrinsic
+def _needs_grad(typingctx, rq, s):
+    """False for Python constants (s < 0) and tensors recorded as constants:
+    s >= 0 and (rq[3 s] & OPMASK) != CONST."""
+    if not _vector(rq):
+        return None
+
+    def codegen(context, builder, sig, args):
+        out = cgutils.alloca_once_value(builder, cgutils.false_bit)
+        with builder.if_then(builder.icmp_signed(">=", args[1], args[1].type(0))):
+            h = _at(context, builder, sig, args, 3, 0)
+            builder.store(builder.icmp_unsigned("!=", builder.and_(h, h.type(OPMASK)),
+                                                h.type(CONST)), out)
+        return builder.load(out)
+    return types.boolean(rq, types.int64), codegen
 
 
 @jit_inline
@@ -196,8 +241,8 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
 @jit_inline
 def _walk(ms, k, g, ga, scatter, scale):
     """The strided walk of metadata row k's aux map (views and reductions)."""
-    _stride_walk(ms[k, AUX_ND], ms[k, AUX_SHAPE:AUX_SHAPE + MAXD],
-                 ms[k, AUX_STR:AUX_STR + MAXD], ms[k, AUX_BASE], g, ga, scatter, scale)
+    _stride_walk(ms[k, AUX_ND], row_part(ms, k, AUX_SHAPE, MAXD),
+                 row_part(ms, k, AUX_STR, MAXD), ms[k, AUX_BASE], g, ga, scatter, scale)
 
 
 @jit_internal

@@ -15,6 +15,7 @@ import ctypes
 import numba
 import numpy as np
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 
@@ -69,12 +70,69 @@ def _typed_ptr(nbtype):
     return typed
 
 
-try:    # what numba.carray calls: carray itself is an overload, compiled of its own for each
-    # pointer type on a cold start; its intrinsic is emitted where it is called
-    from numba.np.arrayobj import get_cfarray_intrinsic
-    _carray = get_cfarray_intrinsic("C", None)
+try:    # what Numba's own array constructors use
+    from numba.np.arrayobj import get_itemsize, make_array, populate_array
+    _ARRAYS = True
 except ImportError:
-    _carray = numba.carray
+    _ARRAYS = False
+
+
+def _array_at(context, builder, arrty, ptr, n):
+    """A 1-d C array of n elements at data pointer ``ptr``, owned by no one (no meminfo,
+    no parent: its reference counting is nothing). Valid while the memory it views is."""
+    ary = make_array(arrty)(context, builder)
+    itemsize = context.get_constant(types.intp, get_itemsize(context, arrty))
+    populate_array(ary, data=builder.bitcast(ptr, context.get_data_type(arrty.dtype)
+                                             .as_pointer()),
+                   shape=[n], strides=[itemsize], itemsize=itemsize, meminfo=None)
+    return ary._getvalue()
+
+
+def _view_codegen(dtype):
+    arrty = types.Array(dtype, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        count = context.cast(builder, args[1], sig.args[1], types.intp)
+        ptr = builder.inttoptr(args[0], context.get_data_type(dtype).as_pointer())
+        return _array_at(context, builder, arrty, ptr, count)
+    return arrty, codegen
+
+
+def _typed_view(dtype):
+    """An intrinsic view of ``dtype`` elements (see ``view``)."""
+    @intrinsic
+    def typed_view(typingctx, addr, n):
+        if not isinstance(n, types.Integer):
+            return None
+        arrty, codegen = _view_codegen(dtype)
+        return arrty(types.int64, n), codegen
+    return typed_view
+
+
+@intrinsic
+def _view(typingctx, addr, n, like):
+    if not (isinstance(n, types.Integer) and isinstance(like, types.Array)):
+        return None
+    arrty, codegen = _view_codegen(like.dtype)
+    return arrty(types.int64, n, like), codegen
+
+
+@intrinsic
+def _row_part(typingctx, ary, k, at, n):
+    """ary[k, at:at + n] of a 2-d C array, as a view owned by no one (``_array_at``): valid
+    while ary is. (Numba's 2-d slicing emits the general slice arithmetic at each use.)"""
+    if not (isinstance(ary, types.Array) and ary.ndim == 2 and ary.layout == "C"):
+        return None
+    arrty = types.Array(ary.dtype, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        k_, at_, n_ = (context.cast(builder, v, t, types.intp)
+                       for v, t in zip(args[1:], sig.args[1:]))
+        a = make_array(sig.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], a, [k_, at_],
+                                       wraparound=False)
+        return _array_at(context, builder, arrty, ptr, n_)
+    return arrty(ary, k, at, n), codegen
 
 
 _f32_ptr = _typed_ptr(types.float32)
@@ -82,22 +140,29 @@ _f64_ptr = _typed_ptr(types.float64)
 _i64_ptr = _typed_ptr(types.int64)
 
 
-@numba.njit(inline="always")
-def view(addr, n, like):
-    """The n elements of like's dtype at address addr, as a 1-d array."""
-    return _carray(as_ptr(addr, like), (n,))
+if _ARRAYS:
+    # Views of raw memory: emitted where they are called, as one struct each (Numba's carray
+    # behind an njit was inlined as IR at each call: a tuple built, a reference counted).
+    view, view_f32, view_f64, view_i64 = (_view, _typed_view(types.float32),
+                                          _typed_view(types.float64), _typed_view(types.int64))
+    row_part = _row_part
+else:       # another Numba: through numba.carray
+    @numba.njit(inline="always")
+    def view(addr, n, like):
+        return numba.carray(as_ptr(addr, like), (n,))
 
+    @numba.njit(inline="always")
+    def view_f32(addr, n):
+        return numba.carray(_f32_ptr(addr), (n,))
 
-@numba.njit(inline="always")
-def view_f32(addr, n):
-    return _carray(_f32_ptr(addr), (n,))
+    @numba.njit(inline="always")
+    def view_f64(addr, n):
+        return numba.carray(_f64_ptr(addr), (n,))
 
+    @numba.njit(inline="always")
+    def view_i64(addr, n):
+        return numba.carray(_i64_ptr(addr), (n,))
 
-@numba.njit(inline="always")
-def view_f64(addr, n):
-    return _carray(_f64_ptr(addr), (n,))
-
-
-@numba.njit(inline="always")
-def view_i64(addr, n):
-    return _carray(_i64_ptr(addr), (n,))
+    @numba.njit(inline="always")
+    def row_part(ary, k, at, n):
+        return ary[k, at:at + n]
