@@ -1,7 +1,7 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
 the adjoint and the saved values of a slot, a record's int list, strided walks, and what a
 whole backward marks freed."""
-# kernel sources: 2632393205c24df9
+# kernel sources: 17b01342bd94dc6a
 import numpy as np
 from numba import types
 from numba.core import cgutils
@@ -30,18 +30,33 @@ NEEDS_OF = np.array(NEEDS, np.int64)
 
 
 # ----- reading the tape ---------------------------------------------------------------
-# The three smallest readers, emitted as LLVM where they are called (intrinsics): each is
-# called at a dozen places of one tier's kernels, and inlined as Numba IR each site cost
-# its IR's copy, typing, and a reference count taken and dropped on the array; here, a
-# multiply-add, a load and a compare. The records are written by the tape and read in
-# bounds (as the IR versions read them: without wraparound, as s >= 0 there).
-def _at(context, builder, sig, args, times, plus):
-    """The element ``times * s + plus`` of array args[0], s = args[1] (an int64)."""
-    s = args[1]
+# The smallest readers, emitted as LLVM where they are called (intrinsics): each is called
+# at several places of one tier's kernels, and inlined as Numba IR each site cost its IR's
+# copy, typing, and a reference count taken and dropped on each array passed; here, a
+# multiply-add, a load and a compare (and a loop, for _shape). The records are written by
+# the tape and read in bounds (as the IR versions read them: without wraparound, as s >= 0
+# there).
+def _at(context, builder, aryty, ary, s, times=1, plus=0, *more):
+    """The element ``[times * s + plus, *more]`` of array ``ary`` (an int64 s)."""
     i = builder.add(builder.mul(s, s.type(times)), s.type(plus))
-    ary = context.make_array(sig.args[0])(context, builder, args[0])
-    return builder.load(cgutils.get_item_pointer(context, builder, sig.args[0], ary, [i],
-                                                 wraparound=False))
+    a = context.make_array(aryty)(context, builder, ary)
+    return cgutils.get_item_pointer(context, builder, aryty, a, [i, *more], wraparound=False)
+
+
+def _load(context, builder, aryty, ary, s, times=1, plus=0, *more):
+    return builder.load(_at(context, builder, aryty, ary, s, times, plus, *more))
+
+
+def _if_array_slot(context, builder, sig, args, body):
+    """body(k) where slot s = args[3] is an array record (s >= 0, not a scalar's), k its
+    metadata row (args: rq, rd, ms, s, ...)."""
+    s = args[3]
+    with builder.if_then(builder.icmp_signed(">=", s, s.type(0))):
+        h = _load(context, builder, sig.args[0], args[0], s, 3, 0)
+        with builder.if_then(builder.icmp_unsigned("==", builder.and_(h, h.type(SCALAR)),
+                                                   h.type(0))):
+            body(context.cast(builder, _load(context, builder, sig.args[1], args[1], s, 3, 2),
+                              sig.args[1].dtype, types.int64))
 
 
 def _vector(ary):
@@ -55,8 +70,8 @@ def _row(typingctx, rd, s):
         return None
 
     def codegen(context, builder, sig, args):
-        return context.cast(builder, _at(context, builder, sig, args, 3, 2), rd.dtype,
-                            types.int64)
+        return context.cast(builder, _load(context, builder, rd, args[0], args[1], 3, 2),
+                            rd.dtype, types.int64)
     return types.int64(rd, types.int64), codegen
 
 
@@ -67,7 +82,7 @@ def _is_scalar(typingctx, rq, s):
         return None
 
     def codegen(context, builder, sig, args):
-        h = _at(context, builder, sig, args, 3, 0)
+        h = _load(context, builder, rq, args[0], args[1], 3, 0)
         return builder.icmp_unsigned("!=", builder.and_(h, h.type(SCALAR)), h.type(0))
     return types.boolean(rq, types.int64), codegen
 
@@ -82,31 +97,47 @@ def _needs_grad(typingctx, rq, s):
     def codegen(context, builder, sig, args):
         out = cgutils.alloca_once_value(builder, cgutils.false_bit)
         with builder.if_then(builder.icmp_signed(">=", args[1], args[1].type(0))):
-            h = _at(context, builder, sig, args, 3, 0)
+            h = _load(context, builder, rq, args[0], args[1], 3, 0)
             builder.store(builder.icmp_unsigned("!=", builder.and_(h, h.type(OPMASK)),
                                                 h.type(CONST)), out)
         return builder.load(out)
     return types.boolean(rq, types.int64), codegen
 
 
-@jit_inline
-def _size(rq, rd, ms, s):
+@intrinsic
+def _size(typingctx, rq, rd, ms, s):
     """Number of elements of operand slot s (1 for scalars and Python constants)."""
-    if s < 0 or _is_scalar(rq, s):
-        return 1
-    return ms[_row(rd, s), SIZE]
+    if not (_vector(rq) and _vector(rd) and isinstance(ms, types.Array)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        out = cgutils.alloca_once_value(builder, context.get_constant(types.int64, 1))
+        _if_array_slot(context, builder, sig, args, lambda k: builder.store(
+            _load(context, builder, sig.args[2], args[2], k, 1, 0, k.type(SIZE)), out))
+        return builder.load(out)
+    return types.int64(rq, rd, ms, types.int64), codegen
 
 
-@jit_inline
-def _shape(rq, rd, ms, s, out):
+@intrinsic
+def _shape(typingctx, rq, rd, ms, s, out):
     """Writes the shape of slot s into out; returns its ndim (0 for scalars, constants)."""
-    if s < 0 or _is_scalar(rq, s):
-        return 0
-    k = _row(rd, s)
-    nd = ms[k, ND]
-    for d in range(nd):
-        out[d] = ms[k, SHAPE + d]
-    return nd
+    if not (_vector(rq) and _vector(rd) and isinstance(ms, types.Array) and _vector(out)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        nd = cgutils.alloca_once_value(builder, context.get_constant(types.int64, 0))
+
+        def body(k):
+            n = _load(context, builder, sig.args[2], args[2], k, 1, 0, k.type(ND))
+            builder.store(n, nd)
+            with cgutils.for_range(builder, n) as loop:
+                d = loop.index
+                builder.store(_load(context, builder, sig.args[2], args[2], k, 1, 0,
+                                    builder.add(d, d.type(SHAPE))),
+                              _at(context, builder, sig.args[4], args[4], d))
+        _if_array_slot(context, builder, sig, args, body)
+        return builder.load(nd)
+    return types.int64(rq, rd, ms, types.int64, out), codegen
 
 
 @jit_internal

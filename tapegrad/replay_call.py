@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 2632393205c24df9
+# kernel sources: 17b01342bd94dc6a
 from .kernels_base import jit
 from .replay_kernels import _val
 

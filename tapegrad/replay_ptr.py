@@ -4,7 +4,7 @@ address (``ptr`` has the float64/float32/int64 views the sweeps use).
 ``FLOAT_OFFSET`` is where CPython's float object keeps its double (after the object
 header), checked at import against the float's own value, as ``ptr.DATA_OFFSET`` is.
 """
-# kernel sources: 2632393205c24df9
+# kernel sources: 17b01342bd94dc6a
 import ctypes
 
 import numpy as np
