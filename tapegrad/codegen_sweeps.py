@@ -60,23 +60,26 @@ SCALAR = '''        if h & SCALAR:          # Python-float scalars: inline, no a
                 sg[a] += unary_grad(op, g, x, out, c)
             continue
 '''
+# The strided walk of record r's aux map (sums, views): written out at each of its two uses
+# (an inlined helper would add a copy of its IR, and reference counts on its four arrays,
+# to each tier's compile).
+WALK = '''            a = h >> SHIFT
+            if _needs_grad(rq, a):
+                k = _row(rd, r)
+                _stride_walk(ms[k, AUX_ND], row_part(ms, k, AUX_SHAPE, NDIM),
+                             row_part(ms, k, AUX_STR, NDIM), ms[k, AUX_BASE],
+                             _adjoint(rq, rd, ms, md, sg, off, work, r),
+                             _adjoint(rq, rd, ms, md, sg, off, work, a), {how})
+'''
 ARRAYS = '''        if fam == F_BINARY:
             _binary{variant}(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
         elif fam == F_UNARY:
             _unary{variant}(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
         elif fam == F_REDUCE:   # d/dx sum = 1 (times 1/count for mean), broadcast back
-            a = h >> SHIFT
-            if _needs_grad(rq, a):
-                _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
-                      _adjoint(rq, rd, ms, md, sg, off, work, a), GATHER, rd[3 * r + 1])
-{lane}        elif fam == F_MATMUL:
+''' + WALK.format(how="GATHER, rd[3 * r + 1]") + '''{lane}        elif fam == F_MATMUL:
             _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
         elif fam == F_STRIDED:  # a view: scatter the adjoint back to where it came from
-            a = h >> SHIFT
-            if _needs_grad(rq, a):
-                _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
-                      _adjoint(rq, rd, ms, md, sg, off, work, a), SCATTER, 1.0)
-{rest}'''
+''' + WALK.format(how="SCATTER, 1.0") + '''{rest}'''
 LANE = """        elif fam == F_LANE:
             _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
 """
@@ -130,11 +133,13 @@ IMPORTS = """import numpy as np
 
 from ..kernels import _leaf, _prepare, _prepare_p, data_pointers
 from ..kernels_base import _f, empty, jit, jit_inline_into, jit_light, zeros
+from ..ptr import row_part
 from ..kernels_grads import (_binary, _binary_b, _copyslices, _gather, _lane, _matmul,
                              _multi, _unary, _unary_b)
-from ..kernels_tape import (CBUF, FAMILY_OF, GATHER, I0, I1, M1, NO, SCATTER, _adjoint,
-                            _mark_freed, _needs_grad, _row, _walk)
-from ..layout import CONST_A, CONST_B, OPMASK, SCALAR, SHIFT
+from ..kernels_tape import (CBUF, FAMILY_OF, GATHER, I0, I1, M1, NDIM, NO, SCATTER,
+                            _adjoint, _mark_freed, _needs_grad, _row, _stride_walk)
+from ..layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, OPMASK, SCALAR,
+                      SHIFT)
 from ..ops import (F_BINARY, F_GATHER, F_LANE, F_MATMUL, F_MULTI, F_REDUCE, F_SETITEM,
                    F_SOURCE, F_STRIDED, F_UNARY, LEAF)
 from .elementwise import binary_grad, unary_grad

@@ -18,7 +18,7 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: 17b01342bd94dc6a
+# kernel sources: 5f018bd44898cc8d
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
@@ -34,7 +34,7 @@ from .ptr import DATA_OFFSET, as_u8_ptr, load_i64, view_f32, view_f64
 
 from .kernels_tape import (FAMILY_OF, I1, _adjoint, _bcast_strides, _int_list,  # noqa: F401
                            _is_scalar, _needs_grad, _row, _saved, _shape, _size,
-                           _stride_walk, _walk)
+                           _stride_walk)
 
 
 # ----- the sweep ----------------------------------------------------------------------

@@ -1,17 +1,17 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
-the adjoint and the saved values of a slot, a record's int list, strided walks, and what a
-whole backward marks freed."""
-# kernel sources: 17b01342bd94dc6a
+the adjoint and the saved values of a slot, a record's int list, strided walks (the sweeps
+walk a record's aux map, ptr.row_part of its metadata row), and what a whole backward marks
+freed."""
+# kernel sources: 5f018bd44898cc8d
 import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,
-                     OPMASK, SCALAR, SHAPE, SIZE, YOBJ)
+from .layout import (AOBJ, BOBJ, GADDR, ILEN, IOBJ, ND, OPMASK, SCALAR, SHAPE, SIZE, YOBJ)
 from .ops import (CONST, FAMILY, MAXD, NEEDS)
 from .kernels_base import empty, jit_inline, jit_internal, zeros
-from .ptr import row_part, view, view_i64
+from .ptr import view, view_i64
 
 # Arguments of a fixed type: a Python literal (0, True) passed to a jitted function is
 # typed Literal[int](0) or Literal[bool](True), and Numba compiles the callee once per
@@ -267,13 +267,6 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
             o -= strides[d] * idx[d]
             idx[d] = 0
             d -= 1
-
-
-@jit_inline
-def _walk(ms, k, g, ga, scatter, scale):
-    """The strided walk of metadata row k's aux map (views and reductions)."""
-    _stride_walk(ms[k, AUX_ND], row_part(ms, k, AUX_SHAPE, MAXD),
-                 row_part(ms, k, AUX_STR, MAXD), ms[k, AUX_BASE], g, ga, scatter, scale)
 
 
 @jit_internal
