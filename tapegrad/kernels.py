@@ -18,7 +18,7 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: 5f018bd44898cc8d
+# kernel sources: 58e601eba9e8d7e1
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
@@ -83,8 +83,9 @@ def _prepare_kernel(general):
     """``_prepare`` in two variants, as the elementwise kernels (kernels_grads.py): general
     (cat/stack records, whose operands are an int list, and custom Functions' outputs), and
     plain, for the one-call backwards of tapes that hold neither (all tiers but full):
-    their cold start compiles no int-list reads."""
-    reach_of = _operands_reach if general else _operands_reach_p
+    their cold start compiles no int-list reads. (Its one closure variable is ``general``:
+    Numba's disk cache keys a closure by its variables pickled, and a dispatcher pickles
+    differently in each process.)"""
 
     def _prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
         """Marks in ``reach`` what the roots reach and gives each reached array record its
@@ -98,8 +99,10 @@ def _prepare_kernel(general):
             if roots[i] > top:               # (no max(): an overload compiled of its own)
                 top = roots[i]
         for r in range(top, -1, -1):
-            if reach[r]:
-                reach_of(r, rq[3 * r], rq, rd, md, ptrs, reach)
+            if reach[r] and general:
+                _operands_reach(r, rq[3 * r], rq, rd, md, ptrs, reach)
+            elif reach[r]:
+                _operands_reach_p(r, rq[3 * r], rq, rd, md, ptrs, reach)
         total = 0
         for r in range(top + 1):
             h = rq[3 * r]
