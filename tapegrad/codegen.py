@@ -211,7 +211,8 @@ _PRELUDE = [
     "from .. import face as _face",
     "from ..base import TensorBase",
     "from ..dtypes import float32 as _F32, promote as _promote",
-    "from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unary)",
+    "from ..face import (_f32_number, _untracked_scalar, _new_object, _record_scalar, binary,",
+    "                    unary)",
     "from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT",
     "from ..recording import _source",
     "from ..state import recording_active",
@@ -349,8 +350,11 @@ def _binary_method(name, code, value, rvalue, tensor_guard, const_guard, const_f
         out += _scalar_out(20, code, value, _heads(code, ""), "_Tensor")
         out += _record_pair(20)
     flag = "CONST_A" if const_first else "CONST_B"
+    # a number operand of a float32 tensor is cast to float32 first, as PyTorch casts a
+    # wrapped number to the tensor's dtype (t - 0.37 is t - float32(0.37), in float32)
     out += ["            t = type(other)",
-            f"            if (t is float or t is int){const_guard}:",
+            "            if (t is float or t is int) and (self._dtype is not _F32 or",
+            f"                    (other := _f32_number(other)) is not None){const_guard}:",
             "                dt = self._dtype"]
     out += _scalar_out(16, code, rvalue if const_first else value.replace("b", "other"),
                        _heads(code, flag), "_Tensor")

@@ -93,13 +93,19 @@ REST = """        elif fam == F_GATHER:
 BACKWARD_ALL = '''
 
 @{jit}
-def backward_all{tier}(rq, rd, ms, md, ids, root, seed, like, freed, check, retain):
+def backward_all{tier}(rec, static, dyn, ids, root, seed, like, freed, check, retain):
     """A whole backward in one call, for the common case (one root; no hooks, links,
     retained or deferred leaves, large products): reach, adjoints, sweep, leaves, and
     marking what it freed (``freed``; ``retain``: nothing). ``check``: the tape was swept
     before (a reached record it freed must raise). Returns the number of records reached,
     or -1 (nothing done) when a reached record was freed before. A tape of scalars only,
-    swept for the first time, needs no reach pass: the sweep marks as it goes."""
+    swept for the first time, needs no reach pass: the sweep marks as it goes.
+    rec, static, dyn: the tape's bytearrays, viewed here (Tape.arrays' four views cost
+    more in Python than the whole call's dispatch)."""
+    rq = np.frombuffer(rec, np.int64)
+    rd = rq.view(np.float64)
+    ms = np.frombuffer(static, np.int64).reshape(-1, STATIC_WIDTH)
+    md = np.frombuffer(dyn, np.int64).reshape(-1, DYN_WIDTH)
     ptrs = empty(ids.shape[0], np.int64)
     data_pointers(ids, ptrs)
     n = rq.shape[0] // 3
@@ -138,8 +144,8 @@ from ..kernels_grads import (_binary, _binary_b, _copyslices, _gather, _lane, _m
                              _multi, _unary, _unary_b)
 from ..kernels_tape import (CBUF, FAMILY_OF, GATHER, I0, I1, M1, NDIM, NO, SCATTER,
                             _adjoint, _mark_freed, _needs_grad, _row, _stride_walk)
-from ..layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, OPMASK, SCALAR,
-                      SHIFT)
+from ..layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, DYN_WIDTH, OPMASK,
+                      SCALAR, SHIFT, STATIC_WIDTH)
 from ..ops import (F_BINARY, F_GATHER, F_LANE, F_MATMUL, F_MULTI, F_REDUCE, F_SETITEM,
                    F_SOURCE, F_STRIDED, F_UNARY, LEAF)
 from .elementwise import binary_grad, unary_grad

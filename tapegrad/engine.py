@@ -222,12 +222,15 @@ def _backward_all(tape, root, retain):
             backward_all = tape.sweep_tier(sweeps)
             key = (backward_all, like is _F32)
             ids = np.fromiter(map(id, objs), np.int64, len(objs))
+            if seed.ndim != 1:
+                seed = seed.reshape(-1)
+            # the tape's bytearrays themselves: the kernel views them (no Python views)
             if key in _warm:                # (first_call's check, without its call)
-                reached = backward_all(*tape.arrays(), ids, slot, seed.reshape(-1), like,
-                                       freed, check, retain)
+                reached = backward_all(tape.rec, tape.static, tape.dyn, ids, slot, seed,
+                                       like, freed, check, retain)
             else:
-                reached = first_call(key, backward_all, *tape.arrays(), ids, slot,
-                                     seed.reshape(-1), like, freed, check, retain)
+                reached = first_call(key, backward_all, tape.rec, tape.static, tape.dyn, ids,
+                                     slot, seed, like, freed, check, retain)
     except BaseException:
         tape.left()
         raise

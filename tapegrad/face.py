@@ -37,6 +37,17 @@ def _round(v, dt):
     return _float(np.float32(v)) if dt is D.float32 else v
 
 
+_F32_BOUND = 3.4028235677973366e38  # float32's max + half an ulp: a cast from here is inf
+
+
+def _f32_number(x):
+    """Python number ``x`` cast to float32, as PyTorch casts a number operand to a float32
+    tensor's dtype (a wrapped number): inf past float32's range, without NumPy's warning."""
+    if -_F32_BOUND < x < _F32_BOUND:
+        return _float(np.float32(x))
+    return x if x != x else math.inf if x > 0 else -math.inf
+
+
 def _new(v, dt, rg=False):
     t = _new_object(Tensor)
     t._v = v
@@ -236,6 +247,29 @@ def _gate(rg, x, y=None):
 
 def _binary(op, a, b):
     """``op(a, b)`` with broadcasting; ``a`` or ``b`` may be a Python number."""
+    if type(b) is _float and not a._rg and type(a._v) is _nd and a._dtype.is_floating_point:
+        # an array that needs no grad and a Python float (a step's update, LR * w.grad):
+        # the float keeps the array's dtype, and nothing is recorded outside tg.compile
+        st = _local.state
+        if st is not None and st.recording is None:
+            dt = a._dtype
+            tok = _hush()
+            try:
+                z = _ARRAY_F[op](a._v, b)
+            finally:
+                _unhush(tok)
+            if type(z) is not _nd or z.dtype is not dt.np and z.dtype != dt.np:
+                z = np.asarray(z, dt.np)        # (a 0-d array's result is a NumPy scalar)
+            out = _new_object(Tensor)
+            out._v = z
+            out._dtype = dt
+            out._rg = False
+            out._tape = None
+            out._slot = -1
+            out._grad = None
+            out._node = None
+            out._ver = None
+            return out
     ta = isinstance(a, Tensor)
     tb = isinstance(b, Tensor)
     va = a._v if ta else a
@@ -255,6 +289,11 @@ def _binary(op, a, b):
                 vb = _float(vb) if dt.is_floating_point else vb
             else:
                 va = _float(va) if dt.is_floating_point else va
+        if dt is D.float32:         # the number takes the tensor's dtype first, as PyTorch's
+            if ta:                  # wrapped numbers: t - 0.37 is t - float32(0.37)
+                vb = b = _f32_number(vb)
+            else:
+                va = a = _f32_number(va)
     if type(va) is _float and type(vb) is _float:          # the scalar fast path
         out = _new(_round(_SCALAR_F[op](va, vb), dt), dt)
     else:

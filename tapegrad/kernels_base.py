@@ -65,7 +65,7 @@ _KERNELS = []
 
 def _kernel(dispatcher):
     _KERNELS.append(dispatcher)
-    return dispatcher
+    return _compile_when_stale(dispatcher)
 
 
 def jit(fn):
@@ -74,10 +74,39 @@ def jit(fn):
                         **_PIPELINE)(fn))
 
 
-def _load_kernel(module, name, args):
+class _StaleCallee(Exception):
+    """A light library's cached code calls a kernel under a symbol the kernel no longer has."""
+
+
+def _load_kernel(module, name, args, symbol=None):
     """Compiles kernel ``module.name`` for ``args``, or loads it from the disk cache: what a
-    light library's machine code calls must be in the process before that code is loaded."""
-    getattr(importlib.import_module(module), name).compile(args)
+    light library's machine code calls must be in the process before that code is loaded.
+    ``symbol``: the name that code calls it by. Numba's names carry a counter of the process
+    that compiled them, so a kernel compiled again since (in another process, racing on a
+    cold cache, or after its cache entry went stale alone) has another name: the caller's
+    cached code would call an address that is not there (a crash), so it is stale too."""
+    disp = getattr(importlib.import_module(module), name)
+    disp.compile(args)
+    if symbol is not None and disp.overloads[args].fndesc.mangled_name != symbol:
+        raise _StaleCallee(f"{module}.{name}{args}")
+
+
+def _compile_when_stale(disp):
+    """A kernel's disk cache with a stale entry (_StaleCallee while the kernels a light
+    library calls load: its own, or one it links in and inherits the loaders of) read as a
+    miss: the kernel compiles against the kernels in the process, and is saved again."""
+    cache = getattr(disp, "_cache", None)
+    load = getattr(cache, "load_overload", None)
+    if load is None:
+        return disp
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except _StaleCallee:
+            return None
+    cache.load_overload = load_overload
+    return disp
 
 
 def _kernel_loaders(libraries):
@@ -91,7 +120,8 @@ def _kernel_loaders(libraries):
         for args, cres in list(disp.overloads.items()):
             if cres.library in libraries:
                 found[cres.library] = functools.partial(_load_kernel, fn.__module__,
-                                                        fn.__name__, tuple(args))
+                                                        fn.__name__, tuple(args),
+                                                        cres.fndesc.mangled_name)
     return found
 
 

@@ -93,7 +93,7 @@ _ROWS = [
        ("where(x >= 0.0, 0.0, g * out * log(c)) if c == 0.0 else g * out * log(c)",),
        "c > 0.0"),
     Op("reciprocal", "RECIP",      "ReciprocalBackward0",     1, "unary",   "y",
-       "1.0 / x", "np.reciprocal(x)", ("-g * out * out",), "x != 0.0"),
+       "1.0 / x", "np.reciprocal(x)", ("g * -(out * out)",), "x != 0.0"),   # PyTorch's order
     Op("sin",        "SIN",        "SinBackward0",            1, "unary",   "a",
        "math.sin(x)", "np.sin(x)", ("g * cos(x)",), "abs(x) < 1e300"),
     Op("cos",        "COS",        "CosBackward0",            1, "unary",   "a",

@@ -81,7 +81,7 @@ def _grad_rpow(g, x, out, c):  # noqa: ARG001
 
 
 def _grad_reciprocal(g, x, out, c):  # noqa: ARG001
-    return (-g * out * out,)
+    return (g * -(out * out),)
 
 
 def _grad_sin(g, x, out, c):  # noqa: ARG001

@@ -5,7 +5,8 @@ import math
 from .. import face as _face
 from ..base import TensorBase
 from ..dtypes import float32 as _F32, promote as _promote
-from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unary)
+from ..face import (_f32_number, _untracked_scalar, _new_object, _record_scalar, binary,
+                    unary)
 from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT
 from ..recording import _source
 from ..state import recording_active

@@ -5,7 +5,8 @@ import math
 from .. import face as _face
 from ..base import TensorBase
 from ..dtypes import float32 as _F32, promote as _promote
-from ..face import (_untracked_scalar, _new_object, _record_scalar, binary, unary)
+from ..face import (_f32_number, _untracked_scalar, _new_object, _record_scalar, binary,
+                    unary)
 from ..layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT
 from ..recording import _source
 from ..state import recording_active
@@ -144,7 +145,8 @@ class ScalarOperators:
                     out._rg = True
                     return out
             t = type(other)
-            if (t is float or t is int):
+            if (t is float or t is int) and (self._dtype is not _F32 or
+                    (other := _f32_number(other)) is not None):
                 dt = self._dtype
                 z = a + other
                 out = _new_object(_Tensor)
@@ -264,7 +266,8 @@ class ScalarOperators:
                     out._rg = True
                     return out
             t = type(other)
-            if (t is float or t is int):
+            if (t is float or t is int) and (self._dtype is not _F32 or
+                    (other := _f32_number(other)) is not None):
                 dt = self._dtype
                 z = a - other
                 out = _new_object(_Tensor)
@@ -297,7 +300,8 @@ class ScalarOperators:
         a = self._v
         if type(a) is float:
             t = type(other)
-            if (t is float or t is int):
+            if (t is float or t is int) and (self._dtype is not _F32 or
+                    (other := _f32_number(other)) is not None):
                 dt = self._dtype
                 z = other - a
                 out = _new_object(_Tensor)
@@ -415,7 +419,8 @@ class ScalarOperators:
                     out._rg = True
                     return out
             t = type(other)
-            if (t is float or t is int):
+            if (t is float or t is int) and (self._dtype is not _F32 or
+                    (other := _f32_number(other)) is not None):
                 dt = self._dtype
                 z = a * other
                 out = _new_object(_Tensor)
@@ -535,7 +540,8 @@ class ScalarOperators:
                     out._rg = True
                     return out
             t = type(other)
-            if (t is float or t is int) and other != 0:
+            if (t is float or t is int) and (self._dtype is not _F32 or
+                    (other := _f32_number(other)) is not None) and other != 0:
                 dt = self._dtype
                 z = a / other
                 out = _new_object(_Tensor)
