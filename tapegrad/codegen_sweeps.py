@@ -102,10 +102,10 @@ def backward_all{tier}(rec, static, dyn, ids, root, seed, like, freed, check, re
     swept for the first time, needs no reach pass: the sweep marks as it goes.
     rec, static, dyn: the tape's bytearrays, viewed here (Tape.arrays' four views cost
     more in Python than the whole call's dispatch)."""
-    rq = np.frombuffer(rec, np.int64)
-    rd = rq.view(np.float64)
-    ms = np.frombuffer(static, np.int64).reshape(-1, STATIC_WIDTH)
-    md = np.frombuffer(dyn, np.int64).reshape(-1, DYN_WIDTH)
+    rq = buffer_array(rec, np.int64, 0)
+    rd = buffer_array(rec, np.float64, 0)
+    ms = buffer_array(static, np.int64, STATIC_WIDTH)
+    md = buffer_array(dyn, np.int64, DYN_WIDTH)
     ptrs = empty(ids.shape[0], np.int64)
     data_pointers(ids, ptrs)
     n = rq.shape[0] // 3
@@ -139,7 +139,7 @@ IMPORTS = """import numpy as np
 
 from ..kernels import _leaf, _prepare, _prepare_p, data_pointers
 from ..kernels_base import _f, empty, jit, jit_inline_into, jit_light, zeros
-from ..ptr import row_part
+from ..ptr import buffer_array, row_part
 from ..kernels_grads import (_binary, _binary_b, _copyslices, _gather, _lane, _matmul,
                              _multi, _unary, _unary_b)
 from ..kernels_tape import (CBUF, FAMILY_OF, GATHER, I0, I1, M1, NDIM, NO, SCATTER,

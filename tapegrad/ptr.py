@@ -72,6 +72,7 @@ def _typed_ptr(nbtype):
 
 try:    # what Numba's own array constructors use
     from numba.np.arrayobj import get_itemsize, make_array, populate_array
+    from numba.core.imputils import impl_ret_borrowed
     _ARRAYS = True
 except ImportError:
     _ARRAYS = False
@@ -133,6 +134,40 @@ def _row_part(typingctx, ary, k, at, n):
                                        wraparound=False)
         return _array_at(context, builder, arrty, ptr, n_)
     return arrty(ary, k, at, n), codegen
+
+
+@intrinsic(prefer_literal=True)
+def buffer_array(typingctx, buf, dtype, width):
+    """np.frombuffer(buf, dtype), as rows of ``width`` (width > 0) or flat (width 0): the
+    tape's bytearrays viewed in a kernel, emitted where called (np.frombuffer, .view and
+    .reshape compile as overloads of their own on a cold start). The view borrows the
+    buffer's meminfo, as np.frombuffer's does. Sizes are multiples of the row by
+    construction (tape.py)."""
+    if not (isinstance(buf, types.Buffer) and isinstance(dtype, (types.NumberClass,
+                                                                  types.DType))):
+        return None
+    elem = dtype.instance_type if isinstance(dtype, types.NumberClass) else dtype.dtype
+    ndim = 1 if isinstance(width, types.IntegerLiteral) and width.literal_value == 0 else 2
+    arrty = types.Array(elem, ndim, "C", readonly=not buf.mutable)
+
+    def codegen(context, builder, sig, args):
+        b = make_array(sig.args[0])(context, builder, value=args[0])
+        out = make_array(arrty)(context, builder)
+        itemsize = get_itemsize(context, arrty)
+        nbytes = builder.mul(b.nitems, b.itemsize)
+        count = builder.sdiv(nbytes, nbytes.type(itemsize))
+        if ndim == 1:
+            shape, strides = [count], [count.type(itemsize)]
+        else:
+            w = context.cast(builder, args[2], sig.args[2], types.intp)
+            shape, strides = [builder.sdiv(count, w), w], [builder.mul(w, w.type(itemsize)),
+                                                           w.type(itemsize)]
+        populate_array(out, data=builder.bitcast(b.data, context.get_data_type(elem)
+                                                 .as_pointer()),
+                       shape=shape, strides=strides, itemsize=count.type(itemsize),
+                       meminfo=b.meminfo, parent=b.parent)
+        return impl_ret_borrowed(context, builder, arrty, out._getvalue())
+    return arrty(buf, dtype, width), codegen
 
 
 _f32_ptr = _typed_ptr(types.float32)

@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 99529b0e3de4cb57
+# kernel sources: ef5013a72acd1f40
 from .kernels_base import jit
 from .replay_kernels import _val
 
