@@ -27,7 +27,7 @@ def sweep{tier}(rq, rd, ms, md, ptrs, sg, reach, off, work, start, stop, stage):
             continue
         h = rq[3 * r]
         op = h & OPMASK
-        fam = FAMILY[op]
+        fam = FAMILY_OF[op]
         if fam == F_SOURCE:
             if op == LEAF and not stage:
 {leaf}            continue
@@ -67,23 +67,26 @@ SCALAR = '''        if h & SCALAR:          # Python-float scalars: inline, no a
                 sg[a] += unary_grad(op, g, x, out, c)
             continue
 '''
+# The strided walk of record r's aux map (sums, views): written out at each of its two uses
+# (an inlined helper would add a copy of its IR, and reference counts on its four arrays,
+# to each tier's compile).
+WALK = '''            a = h >> SHIFT
+            if _needs_grad(rq, a):
+                k = _row(rd, r)
+                _stride_walk(ms[k, AUX_ND], row_part(ms, k, AUX_SHAPE, NDIM),
+                             row_part(ms, k, AUX_STR, NDIM), ms[k, AUX_BASE],
+                             _adjoint(rq, rd, ms, md, sg, off, work, r),
+                             _adjoint(rq, rd, ms, md, sg, off, work, a), {how})
+'''
 ARRAYS = '''        if fam == F_BINARY:
             _binary{variant}(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
         elif fam == F_UNARY:
             _unary{variant}(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
         elif fam == F_REDUCE:   # d/dx sum = 1 (times 1/count for mean), broadcast back
-            a = h >> SHIFT
-            if _needs_grad(rq, a):
-                _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
-                      _adjoint(rq, rd, ms, md, sg, off, work, a), GATHER, rd[3 * r + 1])
-{lane}        elif fam == F_MATMUL:
+''' + WALK.format(how="GATHER, rd[3 * r + 1]") + '''{lane}        elif fam == F_MATMUL:
             _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
         elif fam == F_STRIDED:  # a view: scatter the adjoint back to where it came from
-            a = h >> SHIFT
-            if _needs_grad(rq, a):
-                _walk(ms, _row(rd, r), _adjoint(rq, rd, ms, md, sg, off, work, r),
-                      _adjoint(rq, rd, ms, md, sg, off, work, a), SCATTER, 1.0)
-{rest}'''
+''' + WALK.format(how="SCATTER, 1.0") + '''{rest}'''
 LANE = """        elif fam == F_LANE:
             _lane(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
 """
@@ -106,10 +109,10 @@ def backward_all{tier}(rec, static, dyn, ids, root, seed, like, freed, check, re
     swept for the first time, needs no reach pass: the sweep marks as it goes.
     rec, static, dyn: the tape's bytearrays, viewed here (Tape.arrays' four views cost
     more in Python than the whole call's dispatch)."""
-    rq = np.frombuffer(rec, np.int64)
-    rd = rq.view(np.float64)
-    ms = np.frombuffer(static, np.int64).reshape(-1, STATIC_WIDTH)
-    md = np.frombuffer(dyn, np.int64).reshape(-1, DYN_WIDTH)
+    rq = buffer_array(rec, np.int64, 0)
+    rd = buffer_array(rec, np.float64, 0)
+    ms = buffer_array(static, np.int64, STATIC_WIDTH)
+    md = buffer_array(dyn, np.int64, DYN_WIDTH)
     ptrs = empty(ids.shape[0], np.int64)
     data_pointers(ids, ptrs)
     n = rq.shape[0] // 3
@@ -120,7 +123,7 @@ def backward_all{tier}(rec, static, dyn, ids, root, seed, like, freed, check, re
     if ms.shape[0] > 0 or check:
         roots = empty(I1, np.int64)
         roots[0] = root
-        total = _prepare(rq, rd, ms, md, ptrs, roots, NO, like.itemsize == 4, reach, off)
+        total = _prepare{prep}(rq, rd, ms, md, ptrs, roots, NO, like.itemsize == 4, reach, off)
         if check:
             for r in range(root + 1):
                 if reach[r] and freed[r]:
@@ -141,15 +144,17 @@ TIERS = {"": (True, True, "", "", ""), "_full": (True, True, "", LANE, REST),
          "_basic": (False, True, "_b", "", ""), "_scalar": (True, False, "", "", "")}
 IMPORTS = """import numpy as np
 
-from ..kernels import _cell_add, _leaf, _prepare, data_pointers
+from ..kernels import _cell_add, _leaf, _prepare, _prepare_p, data_pointers
 from ..kernels_base import _f, empty, jit, jit_inline_into, jit_light, zeros
+from ..ptr import buffer_array, row_part
 from ..kernels_grads import (_binary, _binary_b, _copyslices, _gather, _lane, _matmul,
                              _multi, _unary, _unary_b)
-from ..kernels_tape import (CBUF, GATHER, I0, I1, M1, NO, SCATTER, _adjoint, _mark_freed,
-                            _needs_grad, _row, _walk)
-from ..layout import CONST_A, CONST_B, DYN_WIDTH, OPMASK, SCALAR, SHIFT, STATIC_WIDTH
+from ..kernels_tape import (CBUF, FAMILY_OF, GATHER, I0, I1, M1, NDIM, NO, SCATTER,
+                            _adjoint, _mark_freed, _needs_grad, _row, _stride_walk)
+from ..layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, DYN_WIDTH, OPMASK,
+                      SCALAR, SHIFT, STATIC_WIDTH)
 from ..ops import (F_BINARY, F_GATHER, F_LANE, F_MATMUL, F_MULTI, F_REDUCE, F_SETITEM,
-                   F_SOURCE, F_STRIDED, F_UNARY, FAMILY, LEAF)
+                   F_SOURCE, F_STRIDED, F_UNARY, LEAF)
 from .elementwise import binary_grad, unary_grad
 
 """
@@ -165,7 +170,8 @@ def tier_source(tier):
         text += ARRAYS.format(variant=variant, lane=lane, rest=rest)
     # a tier with array records calls a kernel for each family (their loops): its own code
     # dispatches (jit_light); the scalar tier's arithmetic is its own (Numba's -O3)
-    return text.rstrip() + "\n" + BACKWARD_ALL.format(tier=tier,
+    # the reach pass of cat/stack records (int lists) in the full tier's _prepare only
+    return text.rstrip() + "\n" + BACKWARD_ALL.format(tier=tier, prep="" if rest else "_p",
                                                      jit="jit_light" if arrays else "jit")
 
 

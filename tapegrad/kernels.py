@@ -18,14 +18,13 @@ sg and work have the sweep's dtype: float32 for a float32 tape (its gradients ar
 computed in float32, as PyTorch does), float64 otherwise. No kernel returns an array:
 Python allocates them (boxing an array result costs more than the call).
 """
-# kernel sources: 616790bf2ed5c2e2
+# kernel sources: 6757f7b3c4b8374e
 import numpy as np
 
 from .layout import (DYN_WIDTH, STATIC_WIDTH, CONST_A, CONST_B,
                      DEFERRED, F32, GADDR, HAS_GRAD, OPMASK, SCALAR,
                      SHIFT, SIZE, STATE_OFFSET)
-from .ops import (NEEDS, FAMILY,
-                  F_BINARY, F_COMPARE, F_CUSTOM, F_GATHER, F_LANE, F_MATMUL, F_MULTI,
+from .ops import (F_BINARY, F_COMPARE, F_CUSTOM, F_GATHER, F_LANE, F_MATMUL, F_MULTI,
                   F_REDUCE, F_SETITEM,
                   F_SOURCE, F_STRIDED, F_UNARY, LEAF)
 from ._generated.elementwise import binary_grad, unary_grad
@@ -33,9 +32,9 @@ from .kernels_base import _f, jit, jit_inline, jit_internal
 from .ptr import DATA_OFFSET, as_u8_ptr, load_i64, view_f32, view_f64
 
 
-from .kernels_tape import (I1, _adjoint, _bcast_strides, _int_list, _is_scalar,  # noqa: F401
-                           _needs_grad, _row, _saved, _shape, _size, _stride_walk,
-                           _walk)
+from .kernels_tape import (FAMILY_OF, I1, _adjoint, _bcast_strides, _int_list,  # noqa: F401
+                           _is_scalar, _needs_grad, _row, _saved, _shape, _size,
+                           _stride_walk)
 
 
 # ----- the sweep ----------------------------------------------------------------------
@@ -46,64 +45,84 @@ def data_pointers(ids, out):
         out[i] = load_i64(ids[i] + DATA_OFFSET)
 
 
-@jit_inline
-def _operands_reach(r, h, rq, rd, md, ptrs, reach):
-    """Marks the operands of reached record r that need a gradient."""
-    op = h & OPMASK
-    fam = FAMILY[op]
-    if fam == F_SOURCE or fam == F_COMPARE:
-        return
-    if fam == F_MULTI:
-        ints = _int_list(md, ptrs, _row(rd, r))
-        for p in range((ints.shape[0] - 3) // 2):
-            s = ints[3 + 2 * p]
-            if _needs_grad(rq, s):
-                reach[s] = 1
-        return
-    if fam == F_CUSTOM:          # a Function's output: its inputs are its int list
-        ints = _int_list(md, ptrs, _row(rd, r))
-        for p in range(ints.shape[0]):
-            if _needs_grad(rq, ints[p]):
-                reach[ints[p]] = 1
-        return
-    a = h >> SHIFT
-    if _needs_grad(rq, a):
-        reach[a] = 1
-    if (fam == F_BINARY or fam == F_MATMUL or fam == F_SETITEM) and \
-            not (h & (CONST_A | CONST_B)):
-        b = np.int64(rd[3 * r + 1])
-        if _needs_grad(rq, b):
-            reach[b] = 1
+def _operands_reach_kernel(general):
+    def _operands_reach(r, h, rq, rd, md, ptrs, reach):
+        """Marks the operands of reached record r that need a gradient."""
+        op = h & OPMASK
+        fam = FAMILY_OF[op]
+        if fam == F_SOURCE or fam == F_COMPARE:
+            return
+        if general:                  # (pruned before typing in the plain variant)
+            if fam == F_MULTI:
+                ints = _int_list(md, ptrs, _row(rd, r))
+                for p in range((ints.shape[0] - 3) // 2):
+                    s = ints[3 + 2 * p]
+                    if _needs_grad(rq, s):
+                        reach[s] = 1
+                return
+            if fam == F_CUSTOM:      # a Function's output: its inputs are its int list
+                ints = _int_list(md, ptrs, _row(rd, r))
+                for p in range(ints.shape[0]):
+                    if _needs_grad(rq, ints[p]):
+                        reach[ints[p]] = 1
+                return
+        a = h >> SHIFT
+        if _needs_grad(rq, a):
+            reach[a] = 1
+        if (fam == F_BINARY or fam == F_MATMUL or fam == F_SETITEM) and \
+                not (h & (CONST_A | CONST_B)):
+            b = np.int64(rd[3 * r + 1])
+            if _needs_grad(rq, b):
+                reach[b] = 1
+    _operands_reach.__name__ = _operands_reach.__qualname__ = \
+        "_operands_reach" if general else "_operands_reach_p"
+    return jit_inline(_operands_reach)
 
 
-@jit_internal
-def _prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
-    """Marks in ``reach`` what the roots reach and gives each reached array record its
-    adjoint: ``off[k]``, an offset in the workspace (whose size it returns), or -1 for a
-    leaf whose grad buffer is its adjoint (unless staged: ``stage``, deferred, or a dtype
-    other than the sweep's, ``f32``). Buffers are sized by what a backward reaches."""
-    top = -1
-    for i in range(roots.shape[0]):
-        reach[roots[i]] = 1
-        if roots[i] > top:               # (no max(): an overload compiled of its own)
-            top = roots[i]
-    for r in range(top, -1, -1):
-        if reach[r]:
-            _operands_reach(r, rq[3 * r], rq, rd, md, ptrs, reach)
-    total = 0
-    for r in range(top + 1):
-        h = rq[3 * r]
-        if reach[r] == 0 or h & SCALAR:
-            continue
-        k = _row(rd, r)
-        off[k] = total
-        if (h & OPMASK) == LEAF and not stage and ((h & F32) != 0) == f32:
-            state = as_u8_ptr(np.int64(rd[3 * r + 1]))
-            if not (state[STATE_OFFSET] & DEFERRED):
-                off[k] = -1                  # accumulate straight into .grad
+def _prepare_kernel(general):
+    """``_prepare`` in two variants, as the elementwise kernels (kernels_grads.py): general
+    (cat/stack records, whose operands are an int list, and custom Functions' outputs), and
+    plain, for the one-call backwards of tapes that hold neither (all tiers but full):
+    their cold start compiles no int-list reads. (Its one closure variable is ``general``:
+    Numba's disk cache keys a closure by its variables pickled, and a dispatcher pickles
+    differently in each process.)"""
+
+    def _prepare(rq, rd, ms, md, ptrs, roots, stage, f32, reach, off):
+        """Marks in ``reach`` what the roots reach and gives each reached array record its
+        adjoint: ``off[k]``, an offset in the workspace (whose size it returns), or -1 for
+        a leaf whose grad buffer is its adjoint (unless staged: ``stage``, deferred, or a
+        dtype other than the sweep's, ``f32``). Buffers are sized by what a backward
+        reaches."""
+        top = -1
+        for i in range(roots.shape[0]):
+            reach[roots[i]] = 1
+            if roots[i] > top:               # (no max(): an overload compiled of its own)
+                top = roots[i]
+        for r in range(top, -1, -1):
+            if reach[r] and general:
+                _operands_reach(r, rq[3 * r], rq, rd, md, ptrs, reach)
+            elif reach[r]:
+                _operands_reach_p(r, rq[3 * r], rq, rd, md, ptrs, reach)
+        total = 0
+        for r in range(top + 1):
+            h = rq[3 * r]
+            if reach[r] == 0 or h & SCALAR:
                 continue
-        total += ms[k, SIZE]
-    return total
+            k = _row(rd, r)
+            off[k] = total
+            if (h & OPMASK) == LEAF and not stage and ((h & F32) != 0) == f32:
+                state = as_u8_ptr(np.int64(rd[3 * r + 1]))
+                if not (state[STATE_OFFSET] & DEFERRED):
+                    off[k] = -1                  # accumulate straight into .grad
+                    continue
+            total += ms[k, SIZE]
+        return total
+    _prepare.__name__ = _prepare.__qualname__ = "_prepare" if general else "_prepare_p"
+    return jit_internal(_prepare)
+
+
+_operands_reach, _operands_reach_p = _operands_reach_kernel(True), _operands_reach_kernel(False)
+_prepare, _prepare_p = _prepare_kernel(True), _prepare_kernel(False)
 
 
 @jit

@@ -18,15 +18,24 @@ except ImportError:
 
 try:                    # Numba internals (jit_light); another Numba may lack them
     from numba.core import config
-    from numba.core.compiler import CompilerBase, DefaultPassBuilder
+    from numba.core.compiler import CompilerBase, DefaultPassBuilder, Flags
     from numba.core.codegen import JITCodeLibrary
     from numba.core.compiler_machinery import register_pass
     from numba.core.typed_passes import NativeLowering
     _LIGHT = hasattr(config, "_OptLevel") and \
         hasattr(JITCodeLibrary, "_optimize_final_module") and \
-        hasattr(JITCodeLibrary, "_get_module_for_linking")
+        hasattr(JITCodeLibrary, "_get_module_for_linking") and \
+        hasattr(Flags, "options") and hasattr(Flags, "_values")
 except ImportError:
     _LIGHT = False
+
+try:                    # Numba internals (_CachedInlining); another Numba may lack them
+    from numba.core.untyped_passes import InlineInlinables
+    from numba.core.inline_closurecall import InlineWorker
+    _INLINING = _LIGHT and hasattr(InlineInlinables, "_do_work") and \
+        hasattr(InlineWorker, "run_untyped_passes")
+except ImportError:
+    _INLINING = False
 
 
 def _cache_ok():
@@ -61,7 +70,8 @@ def _kernel(dispatcher):
 
 def jit(fn):
     """A kernel Python calls (no C wrapper: nothing takes its address)."""
-    return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True)(fn))
+    return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
+                        **_PIPELINE)(fn))
 
 
 class _StaleCallee(Exception):
@@ -178,15 +188,92 @@ if _LIGHT:
             return super().run_pass(state)
 
 
-    class _LightCompiler(CompilerBase):
-        """Numba's nopython pipeline, lowering with ``_LightLowering``."""
+    class _Flags(Flags):
+        """Numba's compile flags, compared faster. Typing looks each overload up in a cache
+        keyed by the flags of the compile (``_OverloadFunctionTemplate._get_impl``), which
+        hashes and compares them thousands of times on a cold start: each time, a dict of
+        every option's value built through its property (0.3-0.5 s of a cold start). The
+        same comparison here reads that dict from a memo keyed by the options set; the hash
+        (Numba's: of the sorted option names, a constant) is computed once."""
+        __slots__ = ()
+        _memo = {}
+        _hash = hash(tuple(sorted(Flags.options)))
+
+        def _options(self):
+            try:
+                key = tuple(self._values.items())
+                found = self._memo.get(key)
+            except TypeError:               # an unhashable value: as Numba does
+                return Flags.values(self)
+            if found is None:
+                found = self._memo[key] = Flags.values(self)
+            return found
+
+        def values(self):
+            return dict(self._options())
+
+        def __eq__(self, other):
+            if isinstance(other, _Flags):
+                return self._options() == other._options()
+            return Flags.__eq__(self, other)
+
+        def __hash__(self):
+            return self._hash
+
+    _Flags.__name__ = _Flags.__qualname__ = "Flags"   # (its summary names the class: the
+    #                                                    symbols' mangled names stay Numba's)
+
+
+    class _Compiler(CompilerBase):
+        """Numba's nopython pipeline, its flags ``_Flags``, inlining with
+        ``_CachedInlining`` (where Numba has what it needs)."""
+        _swaps = {}
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if type(self.state.flags) is Flags:
+                self.state.flags.__class__ = _Flags
 
         def define_pipelines(self):
             pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
-            pm.passes = [(_LightLowering, d) if p is NativeLowering else (p, d)
-                         for p, d in pm.passes]
+            pm.passes = [(self._swaps.get(p, p), d) for p, d in pm.passes]
             pm.finalize()
             return [pm]
+
+
+    class _LightCompiler(_Compiler):
+        """``_Compiler``, lowering with ``_LightLowering``."""
+        _swaps = {NativeLowering: _LightLowering}
+
+
+if _INLINING:
+    # The untyped Numba IR of each function inlined (jit_inline, jit_inline_into) by its
+    # Python function: Numba builds it anew (bytecode, then a dozen untyped passes) at
+    # every call site it inlines, _row's a dozen times for one tier's sweep; it depends
+    # on nothing of the caller's, and InlineWorker.inline_ir copies it before changing it.
+    _UNTYPED = {}
+
+    def _untyped_ir(worker, func, enable_ssa=False):
+        """InlineWorker.run_untyped_passes, once for each function."""
+        worker.flags.enable_ssa = enable_ssa          # (as run_untyped_passes does)
+        key = (func, enable_ssa)
+        if key not in _UNTYPED:
+            _UNTYPED[key] = InlineWorker.run_untyped_passes(worker, func, enable_ssa)
+        return _UNTYPED[key]
+
+    @register_pass(mutates_CFG=True, analysis_only=False)
+    class _CachedInlining(InlineInlinables):
+        """Numba's inlining of jitted functions (``inline=``), their untyped IR built once
+        (``_untyped_ir``)."""
+        _name = "tapegrad_inline_inlinables"
+
+        def _do_work(self, state, work_list, block, i, expr, inline_worker):
+            inline_worker.run_untyped_passes = functools.partial(_untyped_ir, inline_worker)
+            return super()._do_work(state, work_list, block, i, expr, inline_worker)
+
+    _Compiler._swaps = {InlineInlinables: _CachedInlining}
+    _LightCompiler._swaps = {**_Compiler._swaps, NativeLowering: _LightLowering}
+_PIPELINE = {"pipeline_class": _Compiler} if _LIGHT else {}
 
 
 def jit_light(fn, internal=False):
@@ -208,7 +295,7 @@ def jit_sums(fn):
     sums come out in another order; NaN and infinity keep their meaning (no 'fast' flags
     beyond these two)."""
     return _kernel(njit(cache=CACHE, error_model="numpy", no_cfunc_wrapper=True,
-                        fastmath={"reassoc", "contract"})(fn))
+                        fastmath={"reassoc", "contract"}, **_PIPELINE)(fn))
 
 
 def jit_internal(fn):
@@ -217,14 +304,14 @@ def jit_internal(fn):
     every function, several hundred lines of LLVM each: a good part of a cold start).
     Python cannot call it."""
     return _kernel(njit(cache=CACHE, error_model="numpy", no_cpython_wrapper=True,
-                        no_cfunc_wrapper=True)(fn))
+                        no_cfunc_wrapper=True, **_PIPELINE)(fn))
 
 
 def jit_inline(fn):
     """A small helper inlined into its jitted callers (Numba IR), so that it is not
     compiled, optimized and linked as a function of its own in every caller's module.
     Called from Python, it is an ordinary cached kernel."""
-    return njit(cache=CACHE, error_model="numpy", inline="always")(fn)
+    return njit(cache=CACHE, error_model="numpy", inline="always", **_PIPELINE)(fn)
 
 
 def jit_inline_into(*callers):
@@ -234,7 +321,8 @@ def jit_inline_into(*callers):
     compile its whole call tree twice (once for each library)."""
     def cost_model(expr, caller_ir, callee_ir):
         return caller_ir.func_id.func_name in callers
-    return lambda fn: _kernel(njit(cache=CACHE, error_model="numpy", inline=cost_model)(fn))
+    return lambda fn: _kernel(njit(cache=CACHE, error_model="numpy", inline=cost_model,
+                                   **_PIPELINE)(fn))
 
 
 # ----- arrays allocated in the kernel's own code -----------------------------------------

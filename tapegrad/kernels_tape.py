@@ -1,12 +1,15 @@
 """Numba kernels: reading a tape (see layout.py): a record's metadata row, shape and size,
-the adjoint and the saved values of a slot, a record's int list, strided walks, and what a
-whole backward marks freed."""
-# kernel sources: 616790bf2ed5c2e2
+the adjoint and the saved values of a slot, a record's int list, strided walks (the sweeps
+walk a record's aux map, ptr.row_part of its metadata row), and what a whole backward marks
+freed."""
+# kernel sources: 6757f7b3c4b8374e
 import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
-from .layout import (AOBJ, AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, BOBJ, GADDR, ILEN, IOBJ, ND,
-                     OPMASK, SCALAR, SHAPE, SIZE, YOBJ)
-from .ops import (CONST, MAXD, NEEDS)
+from .layout import (AOBJ, BOBJ, GADDR, ILEN, IOBJ, ND, OPMASK, SCALAR, SHAPE, SIZE, YOBJ)
+from .ops import (CONST, FAMILY, MAXD, NEEDS)
 from .kernels_base import empty, jit_inline, jit_internal, zeros
 from .ptr import view, view_i64
 
@@ -19,43 +22,122 @@ SCATTER, GATHER = np.bool_(True), np.bool_(False)
 NO = np.bool_(False)
 NDIM, M1, CBUF = np.int64(MAXD), np.int64(-1), np.int64(8)
 
+# The per-opcode tables of ops.py as constant arrays: a global tuple indexed at run time
+# lowers to a switch over all its entries (some 400 lines of LLVM IR for each lookup, built,
+# optimized and compiled on a cold start); an array, to one load.
+FAMILY_OF = np.array(FAMILY, np.int64)
+NEEDS_OF = np.array(NEEDS, np.int64)
+
 
 # ----- reading the tape ---------------------------------------------------------------
-@jit_inline
-def _row(rd, s):
-    """The metadata row of array record s."""
-    return np.int64(rd[3 * s + 2])
+# The smallest readers, emitted as LLVM where they are called (intrinsics): each is called
+# at several places of one tier's kernels, and inlined as Numba IR each site cost its IR's
+# copy, typing, and a reference count taken and dropped on each array passed; here, a
+# multiply-add, a load and a compare (and a loop, for _shape). The records are written by
+# the tape and read in bounds (as the IR versions read them: without wraparound, as s >= 0
+# there).
+def _at(context, builder, aryty, ary, s, times=1, plus=0, *more):
+    """The element ``[times * s + plus, *more]`` of array ``ary`` (an int64 s)."""
+    i = builder.add(builder.mul(s, s.type(times)), s.type(plus))
+    a = context.make_array(aryty)(context, builder, ary)
+    return cgutils.get_item_pointer(context, builder, aryty, a, [i, *more], wraparound=False)
 
 
-@jit_inline
-def _is_scalar(rq, s):
-    return (rq[3 * s] & SCALAR) != 0
+def _load(context, builder, aryty, ary, s, times=1, plus=0, *more):
+    return builder.load(_at(context, builder, aryty, ary, s, times, plus, *more))
 
 
-@jit_inline
-def _needs_grad(rq, s):
-    """False for Python constants (s < 0) and tensors recorded as constants."""
-    return s >= 0 and (rq[3 * s] & OPMASK) != CONST
+def _if_array_slot(context, builder, sig, args, body):
+    """body(k) where slot s = args[3] is an array record (s >= 0, not a scalar's), k its
+    metadata row (args: rq, rd, ms, s, ...)."""
+    s = args[3]
+    with builder.if_then(builder.icmp_signed(">=", s, s.type(0))):
+        h = _load(context, builder, sig.args[0], args[0], s, 3, 0)
+        with builder.if_then(builder.icmp_unsigned("==", builder.and_(h, h.type(SCALAR)),
+                                                   h.type(0))):
+            body(context.cast(builder, _load(context, builder, sig.args[1], args[1], s, 3, 2),
+                              sig.args[1].dtype, types.int64))
 
 
-@jit_inline
-def _size(rq, rd, ms, s):
+def _vector(ary):
+    return isinstance(ary, types.Array) and ary.ndim == 1
+
+
+@intrinsic
+def _row(typingctx, rd, s):
+    """The metadata row of array record s: rd[3 s + 2] as int64."""
+    if not _vector(rd):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return context.cast(builder, _load(context, builder, rd, args[0], args[1], 3, 2),
+                            rd.dtype, types.int64)
+    return types.int64(rd, types.int64), codegen
+
+
+@intrinsic
+def _is_scalar(typingctx, rq, s):
+    """Is slot s a Python-float scalar record: rq[3 s] & SCALAR."""
+    if not _vector(rq):
+        return None
+
+    def codegen(context, builder, sig, args):
+        h = _load(context, builder, rq, args[0], args[1], 3, 0)
+        return builder.icmp_unsigned("!=", builder.and_(h, h.type(SCALAR)), h.type(0))
+    return types.boolean(rq, types.int64), codegen
+
+
+@intrinsic
+def _needs_grad(typingctx, rq, s):
+    """False for Python constants (s < 0) and tensors recorded as constants:
+    s >= 0 and (rq[3 s] & OPMASK) != CONST."""
+    if not _vector(rq):
+        return None
+
+    def codegen(context, builder, sig, args):
+        out = cgutils.alloca_once_value(builder, cgutils.false_bit)
+        with builder.if_then(builder.icmp_signed(">=", args[1], args[1].type(0))):
+            h = _load(context, builder, rq, args[0], args[1], 3, 0)
+            builder.store(builder.icmp_unsigned("!=", builder.and_(h, h.type(OPMASK)),
+                                                h.type(CONST)), out)
+        return builder.load(out)
+    return types.boolean(rq, types.int64), codegen
+
+
+@intrinsic
+def _size(typingctx, rq, rd, ms, s):
     """Number of elements of operand slot s (1 for scalars and Python constants)."""
-    if s < 0 or _is_scalar(rq, s):
-        return 1
-    return ms[_row(rd, s), SIZE]
+    if not (_vector(rq) and _vector(rd) and isinstance(ms, types.Array)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        out = cgutils.alloca_once_value(builder, context.get_constant(types.int64, 1))
+        _if_array_slot(context, builder, sig, args, lambda k: builder.store(
+            _load(context, builder, sig.args[2], args[2], k, 1, 0, k.type(SIZE)), out))
+        return builder.load(out)
+    return types.int64(rq, rd, ms, types.int64), codegen
 
 
-@jit_inline
-def _shape(rq, rd, ms, s, out):
+@intrinsic
+def _shape(typingctx, rq, rd, ms, s, out):
     """Writes the shape of slot s into out; returns its ndim (0 for scalars, constants)."""
-    if s < 0 or _is_scalar(rq, s):
-        return 0
-    k = _row(rd, s)
-    nd = ms[k, ND]
-    for d in range(nd):
-        out[d] = ms[k, SHAPE + d]
-    return nd
+    if not (_vector(rq) and _vector(rd) and isinstance(ms, types.Array) and _vector(out)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        nd = cgutils.alloca_once_value(builder, context.get_constant(types.int64, 0))
+
+        def body(k):
+            n = _load(context, builder, sig.args[2], args[2], k, 1, 0, k.type(ND))
+            builder.store(n, nd)
+            with cgutils.for_range(builder, n) as loop:
+                d = loop.index
+                builder.store(_load(context, builder, sig.args[2], args[2], k, 1, 0,
+                                    builder.add(d, d.type(SHAPE))),
+                              _at(context, builder, sig.args[4], args[4], d))
+        _if_array_slot(context, builder, sig, args, body)
+        return builder.load(nd)
+    return types.int64(rq, rd, ms, types.int64, out), codegen
 
 
 @jit_internal
@@ -187,13 +269,6 @@ def _stride_walk(nd, shape, strides, base, g, ga, scatter, scale):
             d -= 1
 
 
-@jit_inline
-def _walk(ms, k, g, ga, scatter, scale):
-    """The strided walk of metadata row k's aux map (views and reductions)."""
-    _stride_walk(ms[k, AUX_ND], ms[k, AUX_SHAPE:AUX_SHAPE + MAXD],
-                 ms[k, AUX_STR:AUX_STR + MAXD], ms[k, AUX_BASE], g, ga, scatter, scale)
-
-
 @jit_internal
 def _mark_freed(rq, reach, root, retain, freed):
     """The end of a whole backward from ``root``: the number of records it reached; without
@@ -202,6 +277,6 @@ def _mark_freed(rq, reach, root, retain, freed):
     for r in range(root + 1):
         if reach[r]:
             count += 1
-            if not retain and NEEDS[rq[3 * r] & OPMASK] != 0:
+            if not retain and NEEDS_OF[rq[3 * r] & OPMASK] != 0:
                 freed[r] = 1
     return count

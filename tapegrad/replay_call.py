@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 616790bf2ed5c2e2
+# kernel sources: 6757f7b3c4b8374e
 from .kernels_base import jit
 from .replay_kernels import _val
 

@@ -3,7 +3,7 @@ the tape): binary ops with broadcasting (resolved to rows by the recording where
 ``Program.fx``), comparisons, unary ops and CASTNG, reading values where the tape says
 they are (``_val``: a scalar's from its record, an array's from the call's arena).
 """
-# kernel sources: 616790bf2ed5c2e2
+# kernel sources: 6757f7b3c4b8374e
 import numpy as np
 from numba import njit
 
