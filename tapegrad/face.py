@@ -260,16 +260,7 @@ def _binary(op, a, b):
                 _unhush(tok)
             if type(z) is not _nd or z.dtype is not dt.np and z.dtype != dt.np:
                 z = np.asarray(z, dt.np)        # (a 0-d array's result is a NumPy scalar)
-            out = _new_object(Tensor)
-            out._v = z
-            out._dtype = dt
-            out._rg = False
-            out._tape = None
-            out._slot = -1
-            out._grad = None
-            out._node = None
-            out._ver = None
-            return out
+            return _new(z, dt)
     ta = isinstance(a, Tensor)
     tb = isinstance(b, Tensor)
     va = a._v if ta else a
