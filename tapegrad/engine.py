@@ -215,9 +215,10 @@ def _backward_all(tape, root, retain):
     like = _F32 if tape.dtypes == 1 else _F64
     try:
         if tape.ptrs is not None:           # a tg.compile replay's tape: its addresses given
-            from .replay_backward import backward_all_at
-            reached = backward_all_at(*tape.arrays(), tape.ptrs, slot, seed.reshape(-1),
-                                      like, freed, check, retain)
+            from .replay_backward import backward_all_at, backward_scalars_at
+            run = backward_scalars_at if tape.rows == 0 and not tape.full else backward_all_at
+            reached = run(*tape.arrays(), tape.ptrs, slot, seed.reshape(-1), like, freed, check,
+                          retain)
         else:
             backward_all = tape.sweep_tier(sweeps)
             key = (backward_all, like is _F32)

@@ -14,10 +14,10 @@ arrays it cannot tell that they do not overlap), sums kept in arrays of the func
 Everything else, and these with other shapes, goes to ``kernels.sweep`` (the derivative
 math lives there once), called for each stretch of records between two done here.
 """
-# kernel sources: 6757f7b3c4b8374e
+# kernel sources: d0fa704d674fac21
 import numpy as np
 
-from ._generated.sweeps import sweep_full as sweep
+from ._generated.sweeps import sweep_full as sweep, sweep_scalar
 from .kernels import prepare
 from .kernels_base import jit
 from .kernels_tape import _adjoint, _mark_freed, _needs_grad
@@ -205,4 +205,29 @@ def backward_all_at(rq, rd, ms, md, ptrs, root, seed, like, freed, check, retain
     for i in range(g.shape[0]):
         g[i] += seed[i]
     sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, root, 0, False)
+    return _mark_freed(rq, reach, root, retain, freed)
+
+
+@jit
+def backward_scalars_at(rq, rd, ms, md, ptrs, root, seed, like, freed, check, retain):
+    """``backward_all_at`` for a call of scalar records only (no array record): the scalar
+    tier's sweep, the one eager tapes of scalars take (``backward_all_scalar``), which marks
+    what it reaches as it goes and adds each 0-d leaf's adjoint into its grad cell. The
+    general sweep costs such a tape about six times as much. A reach pass runs only to
+    check a second backward."""
+    n = rq.shape[0] // 3
+    reach = np.zeros(n, np.uint8)
+    off = np.empty(0, np.int64)
+    if check:
+        roots = np.full(1, root, np.int64)
+        prepare(rq, rd, ms, md, ptrs, roots, False, like.itemsize == 4, reach, off)
+        for r in range(root + 1):
+            if reach[r] and freed[r]:
+                return -1
+    else:
+        reach[root] = 1
+    work = np.zeros(0, like.dtype)
+    sg = np.zeros(n, like.dtype)
+    sg[root] += seed[0]
+    sweep_scalar(rq, rd, ms, md, ptrs, sg, reach, off, work, root, 0, False)
     return _mark_freed(rq, reach, root, retain, freed)
