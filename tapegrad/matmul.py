@@ -8,6 +8,7 @@ from . import dtypes as D
 from .base import TensorBase as Tensor
 from .face import _as_tensor, _product, _shape
 from .ops import BMM, DOT, MM, MV
+from .quiet import quietly
 from .shapes import _broadcast
 
 
@@ -28,7 +29,7 @@ class MatmulMethods:
         if p != q:
             raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{p} and "
                                f"{q}x{r})")
-        return _product(MM, self, mat2, np.matmul(va, vb))
+        return _product(MM, self, mat2, quietly(np.matmul, va, vb))
 
     def matmul(self, other):
         """``@`` as PyTorch: dot, mv, mm, bmm, and broadcast batches of matrices."""
@@ -72,7 +73,7 @@ class MatmulMethods:
         if b != b2 or p != q:
             raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be:"
                                f" [{b}, {p}] but got: [{b2}, {q}].")
-        return _product(BMM, self, mat2, np.matmul(self._v, mat2._v))
+        return _product(BMM, self, mat2, quietly(np.matmul, self._v, mat2._v))
 
     def dot(self, other):
         if self.ndim != 1 or other.ndim != 1:
@@ -86,7 +87,7 @@ class MatmulMethods:
             raise RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] "
                                f"to have the same number of elements, but got {n} and {m} "
                                "elements respectively")
-        return _product(DOT, self, other, np.asarray(np.dot(self._v, other._v)))
+        return _product(DOT, self, other, np.asarray(quietly(np.dot, self._v, other._v)))
 
     def mv(self, vec):
         if self.ndim != 2 or vec.ndim != 1:
@@ -95,4 +96,4 @@ class MatmulMethods:
         (n, p), q = self._v.shape, vec._v.shape[0]
         if p != q:
             raise RuntimeError(f"size mismatch, got input ({n}), mat ({n}x{p}), vec ({q})")
-        return _product(MV, self, vec, np.dot(self._v, vec._v))
+        return _product(MV, self, vec, quietly(np.dot, self._v, vec._v))

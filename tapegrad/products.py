@@ -9,10 +9,20 @@ import numpy as np
 
 from .layout import AOBJ, BOBJ, OPMASK, PB, PQ, SHIFT
 from .ops import BMM, CONST, DOT, MM, MV
+from .quiet import hush, quietly, unhush
 
 
 def backward(sweep_state, r):
-    """ga += g b^T and gb += a^T g for record r (batch by batch for bmm)."""
+    """ga += g b^T and gb += a^T g for record r (batch by batch for bmm), with NumPy's
+    floating-point warnings off (an overflow gives inf, silently, as PyTorch's)."""
+    tok = hush()
+    try:
+        _backward(sweep_state, r)
+    finally:
+        unhush(tok)
+
+
+def _backward(sweep_state, r):
     s = sweep_state
     h = int(s.rq[3 * r])
     a, b = h >> SHIFT, int(s.rd[3 * r + 1])
@@ -30,7 +40,5 @@ def backward(sweep_state, r):
 
 def forward(op, xa, xb):
     """The value of a product record from its operands' values (for replays)."""
-    if op in (DOT, MV, MM):
-        return np.dot(xa, xb)
-    assert op == BMM
-    return np.matmul(xa, xb)
+    assert op in (DOT, MV, MM, BMM)
+    return quietly(np.dot if op != BMM else np.matmul, xa, xb)

@@ -22,3 +22,13 @@ except (ImportError, AttributeError):          # an older or changed NumPy
 
     def unhush(token):
         token.__exit__(None, None, None)
+
+
+def quietly(f, *args, **kwargs):
+    """``f(*args, **kwargs)`` with NumPy's floating-point warnings off (a matrix product
+    that overflows: PyTorch gives inf and says nothing)."""
+    tok = hush()
+    try:
+        return f(*args, **kwargs)
+    finally:
+        unhush(tok)

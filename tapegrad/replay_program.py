@@ -24,6 +24,7 @@ from .layout import (AOBJ, BIG, BOBJ, CONST_A, CONST_B, DYN_WIDTH, F32, ILEN, IO
                      OPMASK, PB, PQ, SCALAR, SHAPE, SHIFT, SIZE, STATIC_WIDTH, YOBJ)
 from .ops import (CASTNG, CLAMP, FAMILY, F_BINARY, F_COMPARE, F_MATMUL, F_SETITEM, F_SOURCE,
                   MAXDIM, MINDIM, NEEDS, WHERE)
+from .quiet import quietly
 
 _FAMILY = np.array(FAMILY, np.int64)
 
@@ -229,8 +230,8 @@ class Program:
                 continue
             forward_sweep(*args, lo, r, cbuf, ib)
             y = self.value(arena, rec, r).reshape(batch, n, q)
-            np.matmul(self.value(arena, rec, a).reshape(batch, n, p),
-                      self.value(arena, rec, b).reshape(batch, p, q), out=y)
+            quietly(np.matmul, self.value(arena, rec, a).reshape(batch, n, p),
+                    self.value(arena, rec, b).reshape(batch, p, q), out=y)
             if self.f32[r] and y.dtype != np.float32:
                 y[...] = y.astype(np.float32)
             lo = r + 1
