@@ -38,7 +38,8 @@ if sys.path[:1] != [ROOT]:
     sys.path.insert(0, ROOT)
 
 # The order of the sections in RESULTS.md (a script not listed goes at the end).
-SECTIONS = ["walkthrough_mlp", "compiled_step", "scalar_graph", "sweep", "large", "startup"]
+SECTIONS = ["walkthrough_mlp", "walkthrough_parts", "compiled_step", "scalar_graph", "sweep", "large",
+            "startup"]
 
 
 # ----- command line ------------------------------------------------------------------

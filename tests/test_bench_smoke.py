@@ -12,7 +12,8 @@ import tempfile
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = ["walkthrough_mlp", "compiled_step", "scalar_graph", "sweep", "large", "startup"]
+SCRIPTS = ["walkthrough_mlp", "walkthrough_parts", "compiled_step", "scalar_graph", "sweep",
+           "large", "startup"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
