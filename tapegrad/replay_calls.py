@@ -12,13 +12,14 @@ from operator import attrgetter, is_
 
 import numpy as np
 
-from .face import _cell, _new
+from .face import _cell
 from .hooks import _DEFERRED
 from .layout import GADDR, SHIFT, T_DYN, T_EXT
 from .ops import MAXD
 from .recording import _INPLACE
 from .replay_pack import Layout, packed
 from .replay_ptr import DIRECT
+from .replay_tape import ReplayTape
 from .state import _local, thread_state
 
 _node_of = attrgetter("_node")
@@ -76,19 +77,7 @@ class Calls:
                 status = run(b.rec, b.tables, b.kscratch, ids, defer)
                 if status:
                     return _EAGER if status == 2 else None
-                one = self.output.one
-                if one is not None:     # one tensor: its value copied out
-                    slot, o, n, shape, dt, rg = one
-                    if o >= 0:
-                        out = _new(b.arena[o:o + n].reshape(shape).astype(dt.np), dt)
-                    else:
-                        out = _new(float(b.rec.view(np.float64)[3 * slot + 2]), dt)
-                    if rg:
-                        out._rg = True
-                        out._tape = b.tape
-                        out._slot = slot
-                else:
-                    out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
+                out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
             finally:
                 b.lock.release()
             if self.after:
@@ -97,7 +86,7 @@ class Calls:
         arena = P.new_arena()
         rec = b.rec.copy() if self.scalar_rec else b.rec
         scratch = b.scratch_layout.new()
-        ptrs, xs = b.scratch_layout.views(scratch)[:2]
+        ptrs, xs = b.scratch_layout.views(scratch, 2)
         P.pointers(arena, ptrs)
         status = run(rec, b.tables, scratch.view(P.dtype), ids, defer)
         if status:
@@ -115,7 +104,7 @@ class Calls:
         arena = P.new_arena()
         rec = b.rec.copy()
         scratch = b.scratch_layout.new(zero=True)
-        ptrs, xs = b.scratch_layout.views(scratch)[:2]
+        ptrs, xs = b.scratch_layout.views(scratch, 2)
         P.pointers(arena, ptrs)
         tables = b.tables.copy()
         ext = b.table_layout.views(tables)[T_EXT]
@@ -163,21 +152,7 @@ class Calls:
         try:
             if _run(b.rec, b.tables, b.kscratch, ids, _NO_DEFER):
                 return None             # a guard failed (nothing changed): the general way
-            one = self.output.one
-            if one is not None:
-                slot, o, n, shape, dt, rg = one
-                if o < 0:
-                    out = _new(float(b.rec.view(np.float64)[3 * slot + 2]), dt)
-                elif not shape:
-                    out = _new(np.array(b.arena.item(o), dt.np), dt)
-                else:
-                    out = _new(b.arena[o:o + n].reshape(shape).astype(dt.np), dt)
-                if rg:
-                    out._rg = True
-                    out._tape = b.tape
-                    out._slot = slot
-            else:
-                out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
+            out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
         finally:
             b.lock.release()
         if self.after:
@@ -226,7 +201,7 @@ class Calls:
                  for n, (c, s, j) in enumerate(self.saved_in)]
         shown = [vals[j] for _, _, j in self.saved_in]
         tape = _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, _INPLACE[0])
-        if self.plan.freed.any():
+        if self.plan.any_freed:
             tape.freed = self.plan.freed.copy()
         return tape
 
@@ -310,7 +285,7 @@ class Calls:
             b.arena = P.new_arena()
             b.scratch = b.scratch_layout.new()
             b.kscratch = b.scratch.view(P.dtype)    # as the kernel takes it (run)
-            b.ptrs, b.xs = b.scratch_layout.views(b.scratch)[:2]
+            b.ptrs, b.xs = b.scratch_layout.views(b.scratch, 2)
             P.pointers(b.arena, b.ptrs)
             b.tape = None
             if self.output.requires:    # the outputs' graphs are freed: one tape for all
@@ -353,7 +328,6 @@ _EAGER = object()             # a replay that must run fn eagerly (leaf hooks)
 
 
 def _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, epoch):
-    from .replay_tape import ReplayTape
     return ReplayTape(P, b, rec, arena, ptrs, links, saved, shown, epoch)
 
 

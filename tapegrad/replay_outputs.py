@@ -39,7 +39,29 @@ class _Outputs:
                         int(P.ms[k, 0]) if k >= 0 else 1, P.shape(slot), dt, rg)
 
     def build(self, P, arena, rec, tape, args, copy=False):
+        """The outputs of a call: views of its arena (copies when ``copy``: the call's
+        buffers are shared with the next), its tape for those that require grad."""
+        if self.one is not None:
+            return self._one(arena, rec, tape, copy)
         return _build(self.marked, P, arena, rec, tape, args, {}, copy)
+
+    def _one(self, arena, rec, tape, copy):
+        """``_build`` of the one tensor ``prepare`` found, from its numbers."""
+        slot, o, n, shape, dt, rg = self.one
+        if o < 0:                                   # a scalar record's float
+            v = _float(rec.view(np.float64)[3 * slot + 2])
+            if not dt.is_floating_point:
+                v = np.array(v, dt.np)
+        else:
+            v = arena[o:o + n].reshape(shape)
+            if copy or v.dtype != dt.np:
+                v = v.astype(dt.np)
+        out = _new(v, dt)
+        if rg:
+            out._rg = True
+            out._tape = tape
+            out._slot = slot
+        return out
 
 
 def _mark_outputs(result, tape, arg_of, requires):

@@ -5,6 +5,8 @@ cols = 1) and gives back views of them there, so Python keeps using the tables a
 ``replay_step_kernels`` finds them again by number (layout.py ``T_*``, ``S_*``)."""
 import numpy as np
 
+_I64 = np.dtype(np.int64)
+
 
 class Layout:
     """Where tables of these dtypes and shapes sit in a packed buffer."""
@@ -30,10 +32,16 @@ class Layout:
         buf[:len(self.header)] = self.header
         return buf
 
-    def views(self, buf):
-        """The tables of ``buf`` as arrays of their dtypes and shapes (views, not copies)."""
-        return [buf[at:at + words].view(dt)[:n].reshape(shape)
-                for (at, words, n), (dt, shape) in zip(self.spans, self.specs)]
+    def views(self, buf, count=None):
+        """The tables of ``buf`` (the first ``count`` of them) as arrays of their dtypes and
+        shapes (views, not copies; an int64 row is a plain slice of the buffer)."""
+        out = []
+        for (at, words, n), (dt, shape) in zip(self.spans[:count], self.specs):
+            v = buf[at:at + words]
+            if dt is not _I64:
+                v = v.view(dt)[:n]
+            out.append(v if len(shape) == 1 else v.reshape(shape))
+        return out
 
 
 def packed(arrays):

@@ -118,6 +118,7 @@ class Plan:
                 lv.append((b, r, int(heads[r]) >> SHIFT))
             if not retain:
                 self.freed |= ((reached > 0) & (_NEEDS[heads & OPMASK] != 0)).view(np.uint8)
+        self.any_freed = bool(self.freed.any())   # (a call's tape copies freed when so)
         self.roots = np.array(roots, np.int64).reshape(-1, 3)
         self.lv = np.array(lv, np.int64).reshape(-1, 3)
         self.work_size = max(int(self.bw_meta[:, 0].max()), 1)

@@ -27,6 +27,7 @@ from .ops import (CASTNG, CLAMP, FAMILY, F_BINARY, F_COMPARE, F_MATMUL, F_SETITE
 from .quiet import quietly
 
 _FAMILY = np.array(FAMILY, np.int64)
+_PLACE = [None]           # replay_call.place, once imported
 
 
 class Program:
@@ -164,7 +165,10 @@ class Program:
 
     def pointers(self, arena, ptrs=None):
         """The data addresses of a call whose arena is ``arena`` (written into ``ptrs``)."""
-        from .replay_call import place
+        place = _PLACE[0]
+        if place is None:               # Numba loads at the first call, not at import
+            from .replay_call import place
+            _PLACE[0] = place
         if ptrs is None:
             ptrs = np.empty(self.nptrs, np.int64)
         place(self.ptr_base, self.ptr_rel, arena, ptrs)
