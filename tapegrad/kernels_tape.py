@@ -2,7 +2,7 @@
 the adjoint and the saved values of a slot, a record's int list, strided walks (the sweeps
 walk a record's aux map, ptr.row_part of its metadata row), and what a whole backward marks
 freed."""
-# kernel sources: 6757f7b3c4b8374e
+# kernel sources: 9c7b067d349300af
 import numpy as np
 from numba import types
 from numba.core import cgutils

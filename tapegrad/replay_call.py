@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 6757f7b3c4b8374e
+# kernel sources: 9c7b067d349300af
 from .kernels_base import jit
 from .replay_kernels import _val
 
