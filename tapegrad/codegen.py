@@ -531,7 +531,7 @@ FILES = {"elementwise.py": elementwise_source, "tables.py": tables_source,
 # whenever any source its jitted code takes in changes, or a warm cache runs stale code.
 # Every kernel module carries a stamp line with a hash of all of them (stamps left out).
 KERNEL_SOURCES = ("ops.py", "layout.py", "ptr.py", "kernels_base.py", "kernels_math.py",
-                  "kernels_tape.py",
+                  "kernels_tape.py", "numpy_loops.py",
                   "kernels_grads.py", "kernels.py", "replay_ptr.py", "replay_elementwise.py",
                   "replay_kernels.py", "replay_call.py", "replay_backward.py",
                   "replay_step_kernels.py",

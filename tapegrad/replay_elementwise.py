@@ -3,16 +3,17 @@ the tape): binary ops with broadcasting (resolved to rows by the recording where
 ``Program.fx``), comparisons, unary ops and CASTNG, reading values where the tape says
 they are (``_val``: a scalar's from its record, an array's from the call's arena).
 """
-# kernel sources: d0fa704d674fac21
+# kernel sources: fcbc0f30b5e7f6e7
 import numpy as np
 from numba import njit
 
 from ._generated.elementwise import binary_value, unary_value
-from .kernels_base import jit
+from .kernels_base import _f, jit
 from .kernels_tape import _bcast_strides, _shape, _size
-from .layout import C2, CONST_A, CONST_B, ILEN, IOBJ, SCALAR, SHIFT, SIZE
-from .ops import (ADD, CASTNG, CLAMP, DIV, EQ, EXP, FAMILY, F_BINARY, F_UNARY, GE, GT, LE,
-                  LT, MUL, NE, NEG, POWC, RELU, SIGMOID, SUB, TANH, WHERE)
+from .layout import C2, CONST_A, CONST_B, F32, ILEN, IOBJ, SCALAR, SHIFT, SIZE
+from .numpy_loops import LOOP_OF, _call_loop
+from .ops import (ADD, CASTNG, CLAMP, DIV, EQ, FAMILY, F_BINARY, F_UNARY, GE, GT, LE, LT, MUL,
+                  NE, NEG, POWC, RELU, RPOW, RSQRT, SIGMOID, SUB, WHERE)
 from .ptr import view, view_i64
 
 
@@ -52,6 +53,96 @@ def value_of(op, x, y, c, c2):
             return np.trunc(x)
         return x
     return x                # views of a scalar: identity
+
+
+# ----- eager's own loops: ops whose array forward is not exactly rounded ----------------
+# (numpy_loops.LOOP_OF: exp, log, tanh, sigmoid, sin, cos, log1p, expm1, atan, pow, powc,
+# rpow; rsqrt, exact steps in the result's dtype). A float32 result of float32 operands
+# in a float64 arena runs the float32 loop (eager's) on the values rounded to float32,
+# exactly, and widens the result; a float32 result of other operands (an integer tensor's
+# exp) runs the float64 loop, which the sweep rounds, as NumPy promotes and the eager op
+# rounds.
+@njit(inline="always")
+def _f32_loop(h, rq, sa, sb, cbuf):
+    """True for a float32 binary result in a float64 arena whose operands are float32
+    arrays, scalars or Python numbers (NumPy takes a number in the array's dtype)."""
+    if h & F32 == 0 or cbuf.itemsize != 8:
+        return False
+    if sa >= 0 and rq[3 * sa] & (F32 | SCALAR) == 0:
+        return False
+    return sb < 0 or rq[3 * sb] & (F32 | SCALAR) != 0
+
+
+@jit
+def _by_loop1(op, y, x, c, f32):
+    """y = f(x) as the eager array forward computes it (f32: see above)."""
+    n = y.shape[0]
+    if n == 0:
+        return
+    if not f32:
+        _eager_unary(op, y, x, c)
+        return
+    x32 = np.empty(n, np.float32)
+    y32 = np.empty(n, np.float32)
+    for i in range(n):
+        x32[i] = x[i]
+    _eager_unary(op, y32, x32, c)
+    for i in range(n):
+        y[i] = y32[i]
+
+
+@jit
+def _eager_unary(op, y, x, c):
+    """The op table's array forward of op, in the dtype of x and y: NumPy's loop for that
+    dtype, the arithmetic around it in that dtype (c: powc's exponent, rpow's base, in
+    that dtype as NumPy takes a Python number)."""
+    n = y.shape[0]
+    s = y.itemsize
+    k = 2 * LOOP_OF[op] + (1 if s == 8 else 0)
+    if op == RSQRT:                         # 1.0 / np.sqrt(x)
+        one = _f(1.0, x[0])
+        for i in range(n):
+            y[i] = one / np.sqrt(x[i])
+    elif op == SIGMOID:                     # 0.5 * (np.tanh(0.5 * x) + 1.0)
+        half = _f(0.5, x[0])
+        one = _f(1.0, x[0])
+        for i in range(n):
+            y[i] = half * x[i]
+        _call_loop(k, n, y, s, y, s, y, 0)
+        for i in range(n):
+            y[i] = half * (y[i] + one)
+    elif op == POWC or op == RPOW:          # np.power(x, c), np.power(c, x)
+        cb = y[:1].copy()
+        cb[0] = c
+        if op == POWC:
+            _call_loop(k, n, x, s, cb, 0, y, s)
+        else:
+            _call_loop(k, n, cb, 0, x, s, y, s)
+    else:
+        _call_loop(k, n, x, s, y, s, y, 0)
+
+
+@jit
+def _by_loop2(op, z, a, ea, b, eb, f32):
+    """z = f(a, b) by eager's NumPy loop; ea, eb: each operand's step in values (0: one
+    value for all, as NumPy steps over a broadcast operand)."""
+    n = z.shape[0]
+    if n == 0:
+        return
+    if not f32:
+        s = z.itemsize
+        _call_loop(2 * LOOP_OF[op] + (1 if s == 8 else 0), n, a, s * ea, b, s * eb, z, s)
+        return
+    a32 = np.empty(a.shape[0], np.float32)
+    b32 = np.empty(b.shape[0], np.float32)
+    z32 = np.empty(n, np.float32)
+    for i in range(a.shape[0]):
+        a32[i] = a[i]
+    for i in range(b.shape[0]):
+        b32[i] = b[i]
+    _call_loop(2 * LOOP_OF[op], n, a32, 4 * ea, b32, 4 * eb, z32, 4)
+    for i in range(n):
+        z[i] = z32[i]
 
 
 # ----- reading the tape ---------------------------------------------------------------
@@ -97,6 +188,7 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib):
     k = int(rd[3 * r + 2])
     z = view(ptrs[k], ms[k, SIZE], cbuf)
     xw = cbuf[1:1]
+    f32 = _f32_loop(h, rq, sa, sb, cbuf)
     if op == WHERE:             # the condition (the output's shape); its int list too
         xw = _val(rq, rd, ms, ptrs, cond[k], cbuf[4:5])
         flags = _ints(md, ptrs, k)
@@ -106,10 +198,10 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib):
     if n == 0:
         return
     if _size(rq, rd, ms, sa) == n and _size(rq, rd, ms, sb) == n:
-        _binary_same(op, n, z, xa, xb, xw)
+        _binary_same(op, n, z, xa, xb, xw, f32)
         return
     if fx[k, 0] != 0:           # a broadcast the recording resolved to rows (fx)
-        _binary_rows(op, fx[k, 0], fx[k, 1], fx[k, 2], z, xa, xb, xw)
+        _binary_rows(op, fx[k, 0], fx[k, 1], fx[k, 2], z, xa, xb, xw, f32)
         return
     shp = ib[0]
     ta = ib[1]
@@ -135,7 +227,7 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib):
             nd2 += 1
     nd = nd2
     if nd == 0:                 # one element, operands broadcast from one element
-        _binary_same(op, 1, z, xa, xb, xw)
+        _binary_same(op, 1, z, xa, xb, xw, f32)
         return
     for d in range(nd):
         idx[d] = 0
@@ -159,7 +251,7 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib):
             rowb[:] = xb[ob]
             rb = rowb
         _binary_same(op, inner, z[i:i + inner], ra, rb, xw[i:i + inner] if op == WHERE
-                     else xw)
+                     else xw, f32)
         i += inner
         # odometer over the outer dimensions, carrying the operands' offsets along
         d = nd - 2
@@ -176,7 +268,7 @@ def _binary(op, r, h, rq, rd, ms, md, ptrs, cond, fx, cbuf, ib):
 
 
 @jit
-def _binary_rows(op, kind, outer, inner, z, xa, xb, xw):
+def _binary_rows(op, kind, outer, inner, z, xa, xb, xw, f32):
     """A broadcast binary op as ``outer`` rows of ``inner`` values (``Program.fx``): kind 1
     a full, b one row; 2 a full, b one value per row; 3 a one row, b full; 4 a one value
     per row, b full; 5 a full, b one value; 6 a one value, b full. One loop nest (a call
@@ -184,15 +276,15 @@ def _binary_rows(op, kind, outer, inner, z, xa, xb, xw):
     ra = inner if kind in (1, 2, 5) else (1 if kind == 4 else 0)   # a's step per row
     rb = inner if kind in (3, 4, 6) else (1 if kind == 2 else 0)
     if kind == 1 or kind == 3:          # both run along the row
-        _rows_vv(op, outer, inner, z, xa, ra, xb, rb, xw)
+        _rows_vv(op, outer, inner, z, xa, ra, xb, rb, xw, f32)
     elif kind == 2 or kind == 5:        # a runs, b one value per row
-        _rows_vs(op, outer, inner, z, xa, ra, xb, rb, False, xw)
+        _rows_vs(op, outer, inner, z, xa, ra, xb, rb, False, xw, f32)
     else:                               # b runs, a one value per row
-        _rows_vs(op, outer, inner, z, xb, rb, xa, ra, True, xw)
+        _rows_vs(op, outer, inner, z, xb, rb, xa, ra, True, xw, f32)
 
 
 @jit
-def _rows_vv(op, outer, inner, z, a, ra, b, rb, xw):
+def _rows_vv(op, outer, inner, z, a, ra, b, rb, xw, f32):
     """z[i, j] = f(a[i ra + j], b[i rb + j]); each row taken as a view of its own (LLVM
     then vectorizes the row: with offsets into the whole arrays it cannot tell that they
     do not overlap), the op chosen once, outside the rows (a choice per row costs twice
@@ -218,6 +310,10 @@ def _rows_vv(op, outer, inner, z, a, ra, b, rb, xw):
             wr = _row(xw, i * inner, inner)
             for j in range(inner):
                 zr[j] = ar[j] if wr[j] != 0.0 else br[j]
+    elif LOOP_OF[op] >= 0:              # eager's own NumPy loop, a row at a time
+        for i in range(outer):
+            _by_loop2(op, _row(z, i * inner, inner), _row(a, i * ra, inner), 1,
+                      _row(b, i * rb, inner), 1, f32)
     else:
         for i in range(outer):
             zr, ar, br = _row(z, i * inner, inner), _row(a, i * ra, inner), _row(b, i * rb, inner)
@@ -226,7 +322,7 @@ def _rows_vv(op, outer, inner, z, a, ra, b, rb, xw):
 
 
 @jit
-def _rows_vs(op, outer, inner, z, x, rx, s, rs, first, xw):
+def _rows_vs(op, outer, inner, z, x, rx, s, rs, first, xw, f32):
     """z[i, j] = f(x[i rx + j], s[i rs]), or f(s[i rs], x[i rx + j]) when ``first`` (the
     op chosen once, as in ``_rows_vv``)."""
     if op == ADD:
@@ -258,6 +354,13 @@ def _rows_vs(op, outer, inner, z, x, rx, s, rs, first, xw):
                     zr[j] = v if wr[j] != 0.0 else xr[j]
                 else:
                     zr[j] = xr[j] if wr[j] != 0.0 else v
+    elif LOOP_OF[op] >= 0:              # eager's own NumPy loop, the value with step 0
+        for i in range(outer):
+            zr, xr, v = _row(z, i * inner, inner), _row(x, i * rx, inner), _row(s, i * rs, 1)
+            if first:
+                _by_loop2(op, zr, v, 0, xr, 1, f32)
+            else:
+                _by_loop2(op, zr, xr, 1, v, 0, f32)
     else:
         for i in range(outer):
             zr, xr, v = _row(z, i * inner, inner), _row(x, i * rx, inner), s[i * rs]
@@ -274,7 +377,7 @@ def _row(x, at, n):
 
 
 @jit
-def _binary_same(op, n, z, xa, xb, xw):
+def _binary_same(op, n, z, xa, xb, xw, f32):
     """The binary forward when no operand is broadcast: dedicated loops for + - * /."""
     if op == ADD:
         for i in range(n):
@@ -291,6 +394,9 @@ def _binary_same(op, n, z, xa, xb, xw):
     elif op == WHERE:           # a where the condition holds, b elsewhere
         for i in range(n):
             z[i] = xa[i] if xw[i] != 0.0 else xb[i]
+    elif LOOP_OF[op] >= 0:      # eager's own NumPy loop (a one-value operand: step 0)
+        _by_loop2(op, z[:n], xa, 1 if xa.shape[0] == n else 0, xb,
+                  1 if xb.shape[0] == n else 0, f32)
     else:
         for i in range(n):
             z[i] = value_of(op, _f64(xa[i]), _f64(xb[i]), 0.0, 0.0)
@@ -319,15 +425,9 @@ def _unary(op, r, h, rq, rd, ms, msd, ptrs, cbuf):
     elif op == POWC and c == 2.0:
         for i in range(n):
             y[i] = x[i] * x[i]
-    elif op == SIGMOID:         # the eager array formula: no overflow for large |x|
-        for i in range(n):
-            y[i] = 0.5 * (np.tanh(0.5 * x[i]) + 1.0)
-    elif op == TANH:
-        for i in range(n):
-            y[i] = np.tanh(x[i])
-    elif op == EXP:
-        for i in range(n):
-            y[i] = np.exp(x[i])
+    elif LOOP_OF[op] >= 0 or op == RSQRT:     # as the eager array forward, in its dtype
+        f32 = h & F32 != 0 and cbuf.itemsize == 8 and rq[3 * a] & F32 != 0
+        _by_loop1(op, y, x, c, f32)
     elif op == NEG:
         for i in range(n):
             y[i] = -x[i]

@@ -13,7 +13,8 @@ IOBJ at its int list, so the reverse sweep of a replayed call reads that call's 
 A call allocates an arena, computes ``ptrs`` from its address in one step (``place``),
 writes its inputs, and runs the forward sweep.
 
-The arena's element type (``dtype``) is float32 when every record is a float32 value:
+The arena's element type (``dtype``) is float32 when every record is a float32 value
+(or a comparison's 0/1):
 the replay then computes, stores and sweeps in float32, as eager float32 does; otherwise
 float64 (a float32 result rounded to float32 as it is made). An int list in a float32
 arena takes two places per int, from an even place (8-byte aligned).
@@ -64,7 +65,10 @@ class Program:
         for k in np.nonzero(self.alias)[0].tolist():
             voff[k] = voff[row_of[first_of_row[k]]]
         self.f32 = (heads & F32) != 0
-        self.dtype = np.dtype(np.float32 if self.f32.all() else np.float64)
+        # a comparison's 0/1 (a cast to bool's too) is exact in float32: it keeps a float32
+        # arena, whose reverse sweeps then run in float32 as eager's do (where's condition)
+        bool01 = (_FAMILY[ops] == F_COMPARE) & ((ops != CASTNG) | (rd[1::3] == 0.0))
+        self.dtype = np.dtype(np.float32 if (self.f32 | bool01).all() else np.float64)
         isz = self.dtype.itemsize
         total = int(sizes.sum())
         # ----- int lists: the recomputed ones in the arena, the others as recorded
