@@ -4,7 +4,7 @@ from .device import device
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import (bool_ as bool, dtype, float32, float64, int8, int16, int32,  # noqa: A004
                      int64, uint8)
-from .factory import (arange, empty, empty_like, eye, from_numpy, full, full_like, linspace,
+from .factory import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
                       logspace, manual_seed, ones, ones_like, rand, rand_like, randn,
                       randn_like, tensor, zeros, zeros_like)
 from .indexing import cat, concat, concatenate, stack, where

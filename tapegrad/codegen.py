@@ -254,7 +254,6 @@ _PRELUDE = [
     "",
     "_tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)",
     "_pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields",
-    "_f32 = __import__('numpy').float32",
 ]
 
 
@@ -268,7 +267,7 @@ def _scalar_out(indent, code, value, heads=None, cls="_face.Tensor"):
             f"{i}out = _new_object({cls})",
             f"{i}head = {h64}",
             f"{i}if dt is _F32:",
-            f"{i}    z = float(_f32(z))",
+            f"{i}    z = _f32_number(z)",
             f"{i}    head = {h32}",
             f"{i}out._v = z",
             f"{i}out._dtype = dt",

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import dtypes as D
 from .base import TensorBase
+from .quiet import quietly
 
 _NUMBERS = {bool, int, float}
 
@@ -146,6 +147,19 @@ def _overflow(dt):
     return RuntimeError(f"value cannot be converted to type {dt.name} without overflow")
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def checked_fill(x, dt):
+    """Python number ``x`` as a fill of dtype ``dt`` (full, fill_, t[k] = x, linspace's
+    ends), checked as PyTorch's fills check it (c10::checked_convert): a finite number
+    beyond float32's range is an error there, not inf."""
+    if dt is D.float32 and isinstance(x, (float, np.floating)) and \
+            math.isfinite(x) and abs(x) > _F32_MAX:
+        raise RuntimeError("value cannot be converted to type float without overflow")
+    return x
+
+
 def _checked(a, dt):
     """``a`` as dtype ``dt``; a value that does not fit an integer dtype is PyTorch's error."""
     if dt.category == 1 and a.size and a.dtype.kind in "fi":
@@ -158,7 +172,7 @@ def _checked(a, dt):
             bad = (a < low) | (a > high)
         if bad.any():
             raise _overflow(dt)
-    return a if a.dtype == dt.np else a.astype(dt.np)
+    return a if a.dtype == dt.np else quietly(a.astype, dt.np)     # (inf, silently)
 
 
 def _number(x, dt):
@@ -175,7 +189,7 @@ def _number(x, dt):
             raise _overflow(dt)                 # NaN fails every comparison
         if x < 0 and not low:
             return np.array(x, np.int64).astype(dt.np)      # negatives wrap, as PyTorch
-    return np.array(x, dt.np)
+    return quietly(np.array, x, dt.np)          # (past float32's range: inf, silently)
 
 
 def from_python(data, dt=None):

@@ -18,7 +18,7 @@ from .conversion import from_python
 from ._generated.tables import ARRAY_F as _ARRAY_F, SCALAR_F as _SCALAR_F
 from .layout import CONST_A, CONST_B, F32, RECORD, SCALAR, SHIFT
 from .ops import (ADD, CLAMP, DIV, DOT, MM, MUL, MV, POW, POWC, RPOW, SUB)
-from .quiet import hush as _hush, unhush as _unhush
+from .quiet import hush as _hush, quietly, unhush as _unhush
 from .recording import _INPLACE, _link, _source, no_grad_result, record, slot_of
 from .shapes import _broadcast, _cstrides, _dim, _lane_aux, _reduced_dims  # noqa: F401
 from .state import _local, current_tape, recording_active, thread_state
@@ -32,12 +32,13 @@ _new_object = object.__new__
 Tensor = TensorBase     # tensor.py puts the class users see here
 
 
-def _round(v, dt):
-    """A Python float rounded to the precision of dtype ``dt``."""
-    return _float(np.float32(v)) if dt is D.float32 else v
-
-
 _F32_BOUND = 3.4028235677973366e38  # float32's max + half an ulp: a cast from here is inf
+
+
+def _round(v, dt):
+    """A Python float rounded to the precision of dtype ``dt`` (inf past float32's range,
+    silently, as PyTorch's cast)."""
+    return _f32_number(v) if dt is D.float32 else v
 
 
 def _f32_number(x):
@@ -67,7 +68,7 @@ def _from_array(a, dt=None, rg=False):
     if a.ndim == 0 and dt.is_floating_point:
         return _new(_float(a), dt, rg)
     if a.dtype != dt.np:
-        a = a.astype(dt.np)
+        a = quietly(a.astype, dt.np)            # (an overflow is inf, silently)
     return _new(a, dt, rg)
 
 
@@ -124,7 +125,7 @@ _pack = RECORD.pack
 def _scalar_out(dt, z):
     out = _new_object(Tensor)
     if dt is _F32:
-        out._v = _float(np.float32(z))
+        out._v = _f32_number(z)
         out._dtype = dt
     else:
         out._v = z

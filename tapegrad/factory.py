@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from . import dtypes as D
+from .conversion import checked_fill
 from .device import on_cpu
 from .state import refuse_while_recording
 from .base import TensorBase as Tensor
@@ -45,7 +46,7 @@ def tensor(data, dtype=None, requires_grad=False):
 
 def _filled(fill, size, dtype, requires_grad):
     dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
-    t = _from_array(np.full(_nonnegative(_sizes(size)), fill, dt.np), dt)
+    t = _from_array(np.full(_nonnegative(_sizes(size)), checked_fill(fill, dt), dt.np), dt)
     return _grad_leaf(t, requires_grad)
 
 
@@ -215,6 +216,7 @@ def _spaced(start, end, steps, dtype):
 def linspace(start, end, steps, dtype=None, requires_grad=False):
     """``steps`` values evenly spaced from start to end (both included)."""
     dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
+    checked_fill(start, dt), checked_fill(end, dt)
     t = _from_array(_spaced(start, end, steps, dt).astype(dt.np), dt)
     return _grad_leaf(t, requires_grad)
 
@@ -237,6 +239,20 @@ def eye(n, m=None, dtype=None, requires_grad=False):
     dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
     t = _from_array(np.eye(n, n if m is None else m, dtype=dt.np), dt)
     return _grad_leaf(t, requires_grad)
+
+
+@on_cpu
+def as_tensor(data, dtype=None):
+    """``data`` as a tensor, copying only when it must (``torch.as_tensor``): a tensor of
+    that dtype is itself (in another dtype, ``to(dtype)``, its graph kept), a NumPy array
+    of that dtype is shared (``from_numpy``), anything else a new tensor."""
+    dt = D.as_dtype(dtype)
+    if isinstance(data, Tensor):
+        return data if dt is None or dt is data._dtype else data.to(dt)
+    if isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and \
+            (dt is None or data.dtype == dt.np):
+        return from_numpy(data)
+    return _tensor_from(data, dt)
 
 
 def from_numpy(a):

@@ -9,12 +9,14 @@ import math
 import numpy as np
 
 from . import dtypes as D
+from .conversion import checked_fill
 from .ops import CAT, COPYSLICES, EXPAND, GATHER, INDEX, INDEXSELECT, STACK, TRANSPOSE, WHERE
 from .state import current_tape, recording_active, refuse_while_recording, thread_state
 from .face import (TensorBase as Tensor, _array, _as_tensor, _bump, _from_array, _guard,
                    _new, _record, _result_dtype, _shape, _slot, _strided, _tracks)
 from .shapes import _broadcast, _cstrides, _dim, _sizes
 from .inplace import VIEW_OF_LEAF, moved, rebase, refuse_overlap, refuse_view_of_leaf
+from .quiet import quietly
 from .views import _index_key
 
 
@@ -256,6 +258,8 @@ def setitem(x, key, value):
     if not _shape(x):
         _index_key(key, 0)                # PyTorch's words for an int, a slice, too many
     val = value if isinstance(value, Tensor) else None
+    if val is None:
+        checked_fill(value, x._dtype)
     recording = thread_state().enabled and (x._rg or (val is not None and val._rg))
     leaf = recording and x._rg and x._tape is None
     shape = _shape(x)
@@ -289,7 +293,8 @@ def setitem(x, key, value):
         refuse_view_of_leaf(x)
     refuse_overlap(x)
     if not recording:
-        x._v[_np_key(key)] = np.reshape(src, fits)     # (leading 1s dropped, as PyTorch)
+        quietly(x._v.__setitem__, _np_key(key), np.reshape(src, fits))   # (leading 1s
+        #                                      dropped, as PyTorch's; an overflow is inf)
         _bump(x)
         return
     if val is not None and _shape(val) != pos.shape:

@@ -7,8 +7,10 @@ import numpy as np
 
 from .face import (_array, _as_tensor, _binary, _bump, _cell, _float, _hush, _nd, _new, _record,
                    _result_dtype, _round, _shape, _unhush, Tensor)
+from .conversion import checked_fill
 from .layout import F32, RECORD, RECORD_SIZE
 from .ops import ADD, ASSTRIDED, BY_CODE, COPYSLICES, DIV, MUL, SUB
+from .quiet import quietly
 from .shapes import _broadcast
 from .recording import _INPLACE
 from .state import _local, refuse_while_recording, thread_state
@@ -225,7 +227,7 @@ def _assign(self, res, limit=None, recorded=False):
         self._v = _round(_float(res._v), self._dtype)
         _mark_dirty(self, limit, recorded)
     else:
-        np.copyto(self._v, _array(res), casting="unsafe")
+        quietly(np.copyto, self._v, _array(res), casting="unsafe")   # (inf, silently)
 
 
 def _mark_dirty(t, limit=None, recorded=False):
@@ -294,6 +296,7 @@ class InPlaceMethods:
                                "in-place operation." if self._tape is None else
                                "tapegrad: fill_ on a tensor that requires grad is not "
                                "supported yet")
+        checked_fill(value, self._dtype)
         c = self._ver                       # _bump, inline (zero_ of each grad every step)
         if c is None:
             c = self._ver = [0]

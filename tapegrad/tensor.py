@@ -17,6 +17,8 @@ from .grads import AutogradMethods
 from .indexing import IndexingMethods
 from .inplace import InPlaceMethods, scaled
 from .matmul import MatmulMethods
+from .quiet import quietly
+from ._generated.tables import SCALAR_F as _SCALAR_F
 from .ops import (ADD, CAST, CASTNG, CLAMP, CLONE, DIV, EQ, GE, GT, LE, LT, MAXIMUM, MINIMUM, MUL, NE, POW, POWC, RECIP, RPOW, SUB)
 from .reductions import ReductionMethods
 from .shapes import Size, _broadcast, _dim  # noqa: F401  (tg.Size)
@@ -180,7 +182,8 @@ class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulM
     def pow(self, exponent):
         a = self._v
         if type(a) is _float and _is_num(type(exponent)) and a > 0.0:
-            return _sconst(S_POWC, self, _float(exponent), a ** exponent)
+            c = _float(exponent)        # (an overflow is inf, as PyTorch's: _SCALAR_F)
+            return _sconst(S_POWC, self, c, _SCALAR_F[POW](a, c))
         if isinstance(exponent, Tensor):
             return _binary(POW, self, exponent)
         if isinstance(exponent, _int) and exponent < 0 and not self._dtype.is_floating_point:
@@ -247,7 +250,7 @@ class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulM
         if type(v) is _float and dt.is_floating_point:
             out = _new(_round(v, dt), dt)
         else:
-            out = _from_array(np.array(_array(self), dt.np), dt)
+            out = _from_array(quietly(np.array, _array(self), dt.np), dt)   # (inf, silently)
         if _tracks(self._rg):
             if dt.is_floating_point:
                 out._rg = True

@@ -14,7 +14,6 @@ from ..tape import LIVE
 
 _tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)
 _pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
-_f32 = __import__('numpy').float32
 from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH)
 
 
@@ -31,7 +30,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = NEG | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = NEG | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -59,7 +58,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = EXP | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = EXP | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -87,7 +86,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = LOG | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = LOG | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -115,7 +114,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = TANH | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = TANH | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -143,7 +142,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = SIGMOID | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = SIGMOID | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -171,7 +170,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = SQRT | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = SQRT | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -199,7 +198,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = ABS | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = ABS | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -227,7 +226,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = RELU | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = RELU | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -255,7 +254,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = RECIP | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = RECIP | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -283,7 +282,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = SIN | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = SIN | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -311,7 +310,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = COS | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = COS | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -339,7 +338,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = LOG1P | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = LOG1P | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -367,7 +366,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = EXPM1 | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = EXPM1 | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -395,7 +394,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = RSQRT | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = RSQRT | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -423,7 +422,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = ERF | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = ERF | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -451,7 +450,7 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = ATAN | SCALAR
             if dt is _F32:
-                z = float(_f32(z))
+                z = _f32_number(z)
                 head = ATAN | SCALAR | F32
             out._v = z
             out._dtype = dt

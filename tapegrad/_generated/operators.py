@@ -14,7 +14,6 @@ from ..tape import LIVE
 
 _tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)
 _pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
-_f32 = __import__('numpy').float32
 from ..ops import ADD, DIV, LEAF, MUL, SUB
 
 _pack2 = __import__('struct').Struct('<' + 2 * SPLIT.format[1:]).pack  # two records
@@ -68,7 +67,7 @@ class ScalarOperators:
                     out = _new_object(_Tensor)
                     head = _ADD_S
                     if dt is _F32:
-                        z = float(_f32(z))
+                        z = _f32_number(z)
                         head = _ADD_S32
                     out._v = z
                     out._dtype = dt
@@ -148,7 +147,7 @@ class ScalarOperators:
                 out = _new_object(_Tensor)
                 head = _ADD_SB
                 if dt is _F32:
-                    z = float(_f32(z))
+                    z = _f32_number(z)
                     head = _ADD_SB32
                 out._v = z
                 out._dtype = dt
@@ -193,7 +192,7 @@ class ScalarOperators:
                     out = _new_object(_Tensor)
                     head = _SUB_S
                     if dt is _F32:
-                        z = float(_f32(z))
+                        z = _f32_number(z)
                         head = _SUB_S32
                     out._v = z
                     out._dtype = dt
@@ -273,7 +272,7 @@ class ScalarOperators:
                 out = _new_object(_Tensor)
                 head = _SUB_SB
                 if dt is _F32:
-                    z = float(_f32(z))
+                    z = _f32_number(z)
                     head = _SUB_SB32
                 out._v = z
                 out._dtype = dt
@@ -314,7 +313,7 @@ class ScalarOperators:
                 out = _new_object(_Tensor)
                 head = _SUB_SA
                 if dt is _F32:
-                    z = float(_f32(z))
+                    z = _f32_number(z)
                     head = _SUB_SA32
                 out._v = z
                 out._dtype = dt
@@ -357,7 +356,7 @@ class ScalarOperators:
                     out = _new_object(_Tensor)
                     head = _MUL_S
                     if dt is _F32:
-                        z = float(_f32(z))
+                        z = _f32_number(z)
                         head = _MUL_S32
                     out._v = z
                     out._dtype = dt
@@ -437,7 +436,7 @@ class ScalarOperators:
                 out = _new_object(_Tensor)
                 head = _MUL_SB
                 if dt is _F32:
-                    z = float(_f32(z))
+                    z = _f32_number(z)
                     head = _MUL_SB32
                 out._v = z
                 out._dtype = dt
@@ -482,7 +481,7 @@ class ScalarOperators:
                     out = _new_object(_Tensor)
                     head = _DIV_S
                     if dt is _F32:
-                        z = float(_f32(z))
+                        z = _f32_number(z)
                         head = _DIV_S32
                     out._v = z
                     out._dtype = dt
@@ -562,7 +561,7 @@ class ScalarOperators:
                 out = _new_object(_Tensor)
                 head = _DIV_SB
                 if dt is _F32:
-                    z = float(_f32(z))
+                    z = _f32_number(z)
                     head = _DIV_SB32
                 out._v = z
                 out._dtype = dt
