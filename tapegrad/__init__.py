@@ -2,6 +2,7 @@
 from . import autograd, cuda, func, graph, indexing, linalg, nn, optim, reductions
 from .device import device
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import no_grad as inference_mode   # (no tensors of a kind of their own)
 from .dtypes import (bool_ as bool, dtype, float32, float64, int8, int16, int32,  # noqa: A004
                      int64, uint8)
 from .factory import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
@@ -42,6 +43,8 @@ for _name in _UNARY_NAMES + tuple(
         "add sub mul div pow mm matmul clamp clip sum mean reshape t unsqueeze squeeze "
         "permute square maximum minimum max min amax amin prod var std norm logsumexp softmax "
         "log_softmax transpose expand flatten index_select gather clone bmm dot mv argmax "
-        "argmin allclose isclose equal numel".split()):
+        "argmin allclose isclose equal numel eq ne lt le gt ge logical_and logical_or "
+        "logical_xor logical_not isnan isinf isfinite all any masked_fill "
+        "narrow split chunk tril triu outer".split()):
     globals()[_name] = _function(_name)
 del _name

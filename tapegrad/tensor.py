@@ -9,6 +9,7 @@ from . import dtypes as D
 from . import face
 from ._generated.methods import UnaryMethods
 from ._generated.operators import ScalarOperators
+from .composite import CompositeMethods
 from .device import CPU, to_args
 from .face import (S_POWC, TensorBase, _array, _as_tensor, _binary, _from_array, _guard,
                    _is_num, _new, _record, _recorded_here, _round, _sconst, _shape, _tracks,
@@ -31,7 +32,7 @@ _int = int
 
 
 class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulMethods, ReductionMethods,
-             IndexingMethods, AutogradMethods, TensorAPI, TensorBase):
+             IndexingMethods, AutogradMethods, TensorAPI, CompositeMethods, TensorBase):
     """A multi-dimensional array that records the operations on it for ``backward()``."""
     __slots__ = ()
 

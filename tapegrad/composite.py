@@ -1,0 +1,201 @@
+"""Tensor methods composed from the recorded primitives, so that their gradients, their
+tg.compile replays and their errors come from those: comparisons by name, logical ops on
+bool tensors, NaN/inf tests, ``all``/``any``, ``masked_fill``, ``repeat``, ``split``,
+``chunk``, ``narrow``, ``tril``/``triu``, ``outer``, ``type_as``/``view_as``.
+
+Their nodes are the primitives' (``masked_fill`` records ``WhereBackward0`` where PyTorch has
+``MaskedFillBackward0``), as for the layers of ``tg.nn``.
+"""
+import math
+
+import numpy as np
+
+from . import dtypes as D
+from .face import _array, _from_array, _shape, TensorBase as Tensor
+from .shapes import _dim
+
+
+def _bool_operand(t, name):
+    if type(t) is bool:
+        return _from_array(np.array(int(t)), D.int64)
+    if not isinstance(t, Tensor) or t.dtype is not D.bool_:
+        kind = type(t).__name__ if not isinstance(t, Tensor) else str(t.dtype)
+        raise NotImplementedError(f"tapegrad: {name} is supported on bool tensors only "
+                                  f"(got {kind}); integer bitwise ops are not")
+    return t.to(D.int64)
+
+
+class CompositeMethods:
+    """The composed methods of Tensor (see the module docstring)."""
+    __slots__ = ()
+
+    # ----- comparisons by name, logical ops -------------------------------------------
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
+    def logical_and(self, other):
+        # bool tensors as 0/1 integers: a and b = a * b != 0 (compare records replay)
+        return (_bool_operand(self, "&") * _bool_operand(other, "&")) != 0
+
+    def logical_or(self, other):
+        return (_bool_operand(self, "|") + _bool_operand(other, "|")) != 0
+
+    def logical_xor(self, other):
+        return _bool_operand(self, "^") != _bool_operand(other, "^")
+
+    def logical_not(self):
+        return _bool_operand(self, "~") == 0
+
+    __and__ = __rand__ = logical_and
+    __or__ = __ror__ = logical_or
+    __xor__ = __rxor__ = logical_xor
+    __invert__ = logical_not
+
+    # ----- NaN and inf ----------------------------------------------------------------
+    def isnan(self):
+        return self != self                     # NaN is the one value unequal to itself
+
+    def isinf(self):
+        if not self.dtype.is_floating_point:
+            return self != self                 # (all False)
+        return self.abs() == math.inf
+
+    def isfinite(self):
+        if not self.dtype.is_floating_point:
+            return self == self                 # (all True)
+        return (self - self) == 0.0             # x - x is NaN for inf and NaN, else 0
+
+    def all(self, dim=None, keepdim=False):
+        """True where every element (along ``dim``) is nonzero; a bool tensor."""
+        zero = (self != 0).logical_not().to(D.int64)
+        n = zero.sum() if dim is None else zero.sum(dim, keepdim=keepdim)
+        return n == 0
+
+    def any(self, dim=None, keepdim=False):
+        nz = (self != 0).to(D.int64)
+        n = nz.sum() if dim is None else nz.sum(dim, keepdim=keepdim)
+        return n != 0
+
+    # ----- masks and copies ---------------------------------------------------------
+    def masked_fill(self, mask, value):
+        """``value`` where ``mask`` is True, self elsewhere (mask broadcast to self)."""
+        from .indexing import where
+        if not isinstance(mask, Tensor):
+            raise TypeError(f"masked_fill(): argument 'mask' (position 1) must be Tensor, not "
+                            f"{type(mask).__name__}")
+        if mask.dtype is not D.bool_:
+            raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with "
+                               f"dtype {D.cpp_name(mask.dtype)}")
+        if isinstance(value, Tensor) and value.ndim:
+            raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but "
+                               f"got tensor with {value.ndim} dimension(s).")
+        out = where(mask, value if isinstance(value, Tensor) else float(value)
+                    if self.dtype.is_floating_point else value, self)
+        return out if out.dtype is self.dtype else out.to(self.dtype)
+
+    def repeat(self, *sizes):
+        """The tensor tiled ``sizes[i]`` times along dim i (new leading dims when there are
+        more sizes than dims): an expand of interleaved new dims, then a reshape."""
+        if not sizes:
+            raise TypeError('repeat() missing 1 required positional arguments: "repeats"')
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = tuple(sizes[0])
+        shape = _shape(self)
+        if len(sizes) < len(shape):
+            raise RuntimeError("Number of dimensions of repeat dims can not be smaller than "
+                               "number of dimensions of tensor")
+        shape = (1,) * (len(sizes) - len(shape)) + tuple(shape)
+        spread = [d for s in shape for d in (1, s)]
+        tiled = [d for r, s in zip(sizes, shape) for d in (r, s)]
+        return self.reshape(*spread).expand(*tiled).reshape(
+            *[r * s for r, s in zip(sizes, shape)])
+
+    def narrow(self, dim, start, length):
+        n = len(_shape(self))
+        d = _dim(dim, n)
+        size = _shape(self)[d]
+        start = start + size if start < 0 else start
+        if not 0 <= start <= size or length < 0 or start + length > size:
+            raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                               f"({size}).")
+        return self[(slice(None),) * d + (slice(start, start + length),)]
+
+    def split(self, split_size_or_sections, dim=0):
+        """Views of consecutive pieces along ``dim``: of ``split_size`` each (the last
+        smaller), or of the sizes listed."""
+        d = _dim(dim, len(_shape(self)))
+        size = _shape(self)[d]
+        if isinstance(split_size_or_sections, int):
+            step = split_size_or_sections
+            if step <= 0 and not (step == 0 and size == 0):
+                raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
+                                   f"dimension size of {size}" if step == 0 else
+                                   f"split expects split_size be non-negative, but got "
+                                   f"split_size={step}")
+            sizes = [min(step, size - at) for at in range(0, size, step)] or [0]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != size:
+                raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to "
+                                   f"{size} (input tensor's size at dimension {d}), but got "
+                                   f"split_sizes={sizes}")
+        out, at = [], 0
+        for s in sizes:
+            out.append(self.narrow(d, at, s))
+            at += s
+        return tuple(out)
+
+    def chunk(self, chunks, dim=0):
+        if chunks <= 0:
+            raise RuntimeError("chunk expects `chunks` to be greater than 0, got: "
+                               f"{chunks}")
+        size = _shape(self)[_dim(dim, len(_shape(self)))]
+        return self.split(max(-(-size // chunks), 1) if size else 1, dim)
+
+    def _triangle(self, diagonal, keep):
+        from .indexing import where
+        shape = _shape(self)
+        if len(shape) < 2:
+            raise RuntimeError(f"{keep.__name__}: input tensor must have at least 2 dimensions")
+        mask = keep(np.ones(shape[-2:], bool), diagonal)     # over the last two dims
+        return where(_from_array(mask, D.bool_), self, self.new_zeros(()))
+
+    def tril(self, diagonal=0):
+        """Elements on and below the ``diagonal``-th diagonal, zeros above."""
+        return self._triangle(diagonal, np.tril)
+
+    def triu(self, diagonal=0):
+        return self._triangle(diagonal, np.triu)
+
+    # ----- shapes and dtypes of another tensor --------------------------------------
+    def outer(self, vec2):
+        if self.ndim != 1 or vec2.ndim != 1:
+            bad = self if self.ndim != 1 else vec2
+            which = "self" if bad is self else "vec2"
+            raise RuntimeError(f"outer: Expected 1-D argument {which}, but got {bad.ndim}-D")
+        return self.unsqueeze(1) * vec2.unsqueeze(0)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def view_as(self, other):
+        return self.view(*_shape(other))
+
+    def is_contiguous(self):
+        v = self._v
+        return type(v) is float or bool(_array(self).flags.c_contiguous)
