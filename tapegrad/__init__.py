@@ -6,8 +6,8 @@ from .grad_mode import no_grad as inference_mode   # (no tensors of a kind of th
 from .dtypes import (bool_ as bool, dtype, float32, float64, int8, int16, int32,  # noqa: A004
                      int64, uint8)
 from .factory import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
-                      logspace, manual_seed, ones, ones_like, rand, rand_like, randn,
-                      randn_like, tensor, zeros, zeros_like)
+                      logspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn,
+                      randn_like, randperm, tensor, zeros, zeros_like)
 from .indexing import cat, concat, concatenate, stack, where
 from .reductions import vector_norm
 from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)

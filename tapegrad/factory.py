@@ -146,6 +146,40 @@ def rand(*sizes, size=None, dtype=None, requires_grad=False):
 
 
 @on_cpu
+def randint(*args, size=None, dtype=None, requires_grad=False):
+    """Integers drawn uniformly from [low, high): ``randint(high, size)`` or
+    ``randint(low, high, size)`` (int64 unless ``dtype`` says otherwise)."""
+    if size is not None:
+        args = args + (size,)
+    if len(args) == 2:
+        args = (0,) + args
+    if len(args) != 3:
+        raise TypeError("randint() received an invalid combination of arguments: give "
+                        "(high, size) or (low, high, size)")
+    low, high, size = args
+    if not isinstance(size, (tuple, list)):
+        raise TypeError(f"randint(): argument 'size' (position {len(args) - 1}) must be "
+                        f"tuple of ints, not {type(size).__name__}")
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got "
+                           f"from={low} >= to={high}")
+    refuse_while_recording("a random draw (a replay would reuse the recorded numbers)")
+    dt = D.as_dtype(dtype) or D.int64
+    a = _rng[0].integers(low, high, _nonnegative(_sizes((tuple(size),))))
+    return _grad_leaf(_from_array(np.asarray(a, dt.np), dt), requires_grad)
+
+
+@on_cpu
+def randperm(n, dtype=None, requires_grad=False):
+    """A random permutation of 0, ..., n - 1 (int64 unless ``dtype`` says otherwise)."""
+    _nonnegative((n,))
+    refuse_while_recording("a random draw (a replay would reuse the recorded numbers)")
+    dt = D.as_dtype(dtype) or D.int64
+    return _grad_leaf(_from_array(np.asarray(_rng[0].permutation(n), dt.np), dt),
+                      requires_grad)
+
+
+@on_cpu
 def randn_like(input, dtype=None, requires_grad=False):
     return _random(_normal, _like("randn_like", input), dtype or input.dtype, requires_grad)
 

@@ -182,3 +182,39 @@ def test_tg_compile_replays_bool_composites():
         want = (((data > 0) & (data < 1)) | np.isnan(data)).any(0)
         np.testing.assert_array_equal(comp(_x(tg, data.tolist())).numpy(), want)
     assert comp.counts["replays"] >= 2
+
+
+# ----- randint, randperm ------------------------------------------------------------------
+def test_randint_and_randperm_draw_what_they_say():
+    tg.manual_seed(5)
+    a = tg.randint(2, 5, (2000,)).numpy()
+    assert a.dtype == np.int64 and a.min() == 2 and a.max() == 4 and len(set(a)) == 3
+    assert tg.randint(3, (2, 3)).shape == (2, 3) and tg.randint(10, ()).shape == ()
+    assert tg.randint(-2, 3, size=(4,), dtype=tg.float32).dtype is tg.float32
+    p = tg.randperm(50)
+    assert p.dtype is tg.int64 and sorted(p.tolist()) == list(range(50))
+    tg.manual_seed(5)
+    assert (tg.randint(2, 5, (2000,)).numpy() == a).all()      # the seed replays the draws
+
+
+RANDOM_ERRORS = [
+    (lambda L: L.randint(0, 0, (3,)), RuntimeError,
+     "random_ expects 'from' to be less than 'to', but got from=0 >= to=0"),
+    (lambda L: L.randint(3, 4), TypeError,
+     "randint(): argument 'size' (position 2) must be tuple of ints, not int"),
+    (lambda L: L.randperm(-1), RuntimeError,
+     "Trying to create tensor with negative dimension -1: [-1]"),
+    (lambda L: L.randint(3, (2,), requires_grad=True), RuntimeError,
+     "Only Tensors of floating point and complex dtype can require gradients"),
+]
+
+
+@pytest.mark.parametrize("make,kind,words", RANDOM_ERRORS)
+def test_random_errors_in_pytorchs_words(make, kind, words):
+    with pytest.raises(kind) as info:
+        make(tg)
+    assert str(info.value) == words
+    torch = pytest.importorskip("torch")
+    with pytest.raises(kind) as info:
+        make(torch)
+    assert str(info.value) == words
