@@ -24,9 +24,9 @@ The arena's element type is float32 for a recording of float32 values only, floa
 otherwise (``Program.dtype``); the kernels see it as that of ``cbuf`` (``sweep_scratch``).
 In a float64 arena a record of a float32 result is rounded to float32 after it is
 computed, as the eager float32 operation rounds its result; a float32 arena rounds as it
-stores. Sums accumulate in float64 either way.
+stores. Reductions run NumPy's own loops in eager's dtype (``reduce_like``).
 """
-# kernel sources: 4eed6596b19be47a
+# kernel sources: b9fdbbcc497dca06
 import numpy as np
 
 from numba import njit
