@@ -48,8 +48,12 @@ def _ufuncs_of(row):
     return names
 
 
-UFUNCS = tuple(sorted(set().union(*(_ufuncs_of(BY_CODE[op]) for op in range(NUM_OPS)
-                                    if FAMILY[op] in (F_BINARY, F_UNARY)))))
+# the ufuncs whose loops the replay's reductions and softmaxes call (``reduce_like``, and
+# exp/log/power elementwise inside logsumexp, softmax and norm), as eager's NumPy calls
+REDUCING = ("add", "multiply", "maximum", "minimum", "exp", "log", "power")
+UFUNCS = tuple(sorted(set(REDUCING).union(*(_ufuncs_of(BY_CODE[op]) for op in range(NUM_OPS)
+                                            if FAMILY[op] in (F_BINARY, F_UNARY)))))
+U_ADD, U_MUL, U_MAX, U_MIN, U_EXP, U_LOG, U_POW = (UFUNCS.index(u) for u in REDUCING)
 LOOP_OF = tuple(UFUNCS.index(next(iter(_ufuncs_of(BY_CODE[op]))))
                 if FAMILY[op] in (F_BINARY, F_UNARY) and _ufuncs_of(BY_CODE[op]) else -1
                 for op in range(NUM_OPS))

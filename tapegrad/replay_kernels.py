@@ -24,12 +24,14 @@ The arena's element type is float32 for a recording of float32 values only, floa
 otherwise (``Program.dtype``); the kernels see it as that of ``cbuf`` (``sweep_scratch``).
 In a float64 arena a record of a float32 result is rounded to float32 after it is
 computed, as the eager float32 operation rounds its result; a float32 arena rounds as it
-stores. Sums accumulate in float64 either way.
+stores. Reductions run NumPy's own loops in eager's dtype (``reduce_like``).
 """
-# kernel sources: fcbc0f30b5e7f6e7
+# kernel sources: b9fdbbcc497dca06
 import numpy as np
 
-from .kernels_base import jit, jit_sums
+from numba import njit
+
+from .kernels_base import jit, jit_internal, jit_sums
 from .kernels_grads import _lane_index
 from .kernels_tape import _stride_walk
 from .layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32, OPMASK,
@@ -42,6 +44,7 @@ from .ops import (AMAX, AMIN, ASSTRIDED, BMM, CASTNG, CAT, CLAMP, COPYSLICES, DO
                   SOFTMAX, SQUEEZE, SQUEEZEDIM, STACK, STD, SUM, SUMDIM, T, TRANSPOSE,
                   UNSQUEEZE, VAR, VIEW)
 from .ptr import view, view_f64
+from .numpy_loops import U_ADD, U_EXP, U_LOG, U_MAX, U_MIN, U_MUL, U_POW, _call_loop
 from .replay_elementwise import _binary, _ints, _unary, _val, value_of
 from .replay_ptr import _copy
 
@@ -62,24 +65,139 @@ ALL_FORWARD_OPCODES = tuple(op for op in range(NUM_OPS) if FAMILY[op] in (F_BINA
 
 
 # ----- reductions, views and gathers --------------------------------------------------
+# Every sum, product, max and min (and the exp, log and power inside logsumexp, softmax and
+# norm) runs NumPy's own loop (numpy_loops) the way NumPy's reduce runs it, so that a
+# replayed reduction equals eager's to the bit: x (C order) walked in its dims, size-1
+# dims dropped and neighbours alike (both reduced or both kept) merged; the innermost dim
+# reduced, one call of the loop per lane in reduce mode (steps 0, s, 0: add's pairwise
+# summation), else one elementwise call per row (out += row: lanes summed row by row);
+# out starts at the identity (0 for add, 1 for multiply) or, for max and min, at each
+# lane's first element, which a single reduced dim then skips.
+@jit_internal
+def reduce_like(u, x, out, ms, k):
+    """out[lane] = NumPy's ufunc u (numpy_loops.UFUNCS) reduced over the lanes of array
+    row k (its lane map: x's shape, out's keepdim strides, 0 on reduced dims); x and out
+    of one dtype, float32 or float64."""
+    sz = x.itemsize
+    w = np.zeros((4, MAXD + 1), np.int64)       # merged dims: extent, x and out strides, index
+    m = 0
+    xs = 1
+    for d in range(ms[k, AUX_ND] - 1, -1, -1):
+        e = ms[k, AUX_SHAPE + d]
+        if e != 1:
+            if m > 0 and (ms[k, AUX_STR + d] == 0) == (w[2, m - 1] == 0):
+                w[0, m - 1] *= e
+            else:
+                w[0, m] = e
+                w[1, m] = xs
+                w[2, m] = ms[k, AUX_STR + d]
+                m += 1
+            xs *= e
+    if m == 0:                                  # one element per lane
+        w[0, 0] = 1
+        m = 1
+    first = u == U_MAX or u == U_MIN
+    for j in range(out.shape[0]):
+        out[j] = 0.0 if u == U_ADD else 1.0
+    if x.shape[0] == 0:
+        return
+    skip = -1                                   # the one reduced dim starts at 1
+    if first:
+        seen = np.zeros(out.shape[0], np.bool_)
+        for i in range(x.shape[0]):             # (w's index row walks x)
+            o = 0
+            for a in range(m):
+                o += w[3, a] * w[2, a]
+            if not seen[o]:
+                seen[o] = True
+                out[o] = x[i]
+            _next(w, 0, m, -1)
+        nred = 0
+        for a in range(m):
+            if w[2, a] == 0:
+                nred += 1
+                skip = a
+        skip = skip if nred == 1 else -1
+        if skip > 0:
+            w[3, skip] = 1
+    s0 = 1 if skip == 0 else 0
+    while True:
+        xo = s0 * w[1, 0]
+        oo = 0
+        for a in range(1, m):
+            xo += w[3, a] * w[1, a]
+            oo += w[3, a] * w[2, a]
+        if w[0, 0] > s0:
+            _call_loop(2 * u + (1 if sz == 8 else 0), w[0, 0] - s0, out[oo:], w[2, 0] * sz,
+                       x[xo:], w[1, 0] * sz, out[oo:], w[2, 0] * sz)
+        if _next(w, 1, m, skip):
+            break
+
+
+@njit(inline="always")
+def _next(w, a, m, skip):
+    """Steps the index w[3] over dims a, ..., m - 1 (dim skip from 1); True past the end."""
+    while a < m:
+        w[3, a] += 1
+        if w[3, a] < w[0, a]:
+            return False
+        w[3, a] = 1 if a == skip else 0
+        a += 1
+    return True
+
+
 @jit
 def _reduce(r, h, rq, rd, ms, ptrs, cbuf):
-    """sum/mean: y[lane] = c * sum of x over the lane (c: 1, or 1/count for mean), summed
-    in float64."""
+    """sum/mean (``_in_dtype``)."""
     k = int(rd[3 * r + 2])
     x = _val(rq, rd, ms, ptrs, h >> SHIFT, cbuf[2:3])
-    y = view(ptrs[k], ms[k, SIZE], cbuf)
-    if cbuf.itemsize == 8:      # a float64 arena: summed in place
-        acc = view_f64(ptrs[k], ms[k, SIZE])
-    else:
-        acc = np.empty(y.shape[0])
-    acc[:] = 0.0
-    _stride_walk(ms[k, AUX_ND], ms[k, AUX_SHAPE:AUX_SHAPE + MAXD],
-                 ms[k, AUX_STR:AUX_STR + MAXD], ms[k, AUX_BASE], x, acc, True, 1.0)
-    c = rd[3 * r + 1]
-    if c != 1.0 or cbuf.itemsize != 8:
+    _result_dtype(h & OPMASK, x, view(ptrs[k], ms[k, SIZE], cbuf), ms, k, rd[3 * r + 1],
+                  h & F32)
+
+
+@jit_internal
+def _result_dtype(op, x, y, ms, k, c, f32):
+    """``_in_dtype`` in the result's dtype: on float32 copies in a float64 arena."""
+    if f32 and x.itemsize == 8:
+        y32 = np.empty(y.shape[0], np.float32)
+        _in_dtype(op, x.astype(np.float32), y32, ms, k, c)
         for i in range(y.shape[0]):
-            y[i] = acc[i] * c
+            y[i] = y32[i]
+    else:
+        _in_dtype(op, x, y, ms, k, c)
+
+
+@jit_internal
+def _in_dtype(op, x, y, ms, k, c):
+    """What eager computes in the result's dtype: sum, mean (the sum over the lane's count,
+    as np.mean: its float64 quotient, rounded), max/min, prod, and var/std as np.var (the
+    mean, then the sum of squared deviations over N - correction = c)."""
+    u = U_MAX if op == MAXALL or op == AMAX else U_MIN if op == MINALL or op == AMIN else \
+        U_MUL if op == PROD or op == PRODDIM else U_ADD
+    reduce_like(u, x, y, ms, k)
+    nk = y.shape[0]
+    cnt = np.float64(x.shape[0] // nk if nk else 0)
+    if op == MEAN or op == MEANDIM or op == VAR or op == STD:
+        for j in range(nk):
+            y[j] = y[j] / cnt
+    if op != VAR and op != STD:
+        return
+    kidx = _lane_index(ms, k, x.shape[0])
+    dev = np.empty_like(x)
+    for i in range(x.shape[0]):
+        d = x[i] - y[kidx[i]]
+        dev[i] = d * d
+    top = np.empty_like(y)
+    low = np.empty_like(y)
+    reduce_like(U_MAX, x, top, ms, k)
+    reduce_like(U_MIN, x, low, ms, k)
+    reduce_like(U_ADD, dev, y, ms, k)
+    for j in range(nk):
+        y[j] = y[j] / c if c > 0.0 else np.nan
+        if c > 0.0 and top[j] == low[j] and np.isfinite(top[j]):
+            y[j] = 0.0      # a lane of equal values: exactly 0, as eager (PyTorch's Welford)
+        if op == STD:
+            y[j] = np.sqrt(y[j])
 
 
 @jit
@@ -95,96 +213,62 @@ def _view(r, h, rq, rd, ms, ptrs, cbuf):
 
 @jit
 def _lane(op, r, h, rq, rd, ms, ptrs, cbuf):
-    """Nonlinear reductions and softmaxes: x has n elements in lanes (``_lane_index``), y
-    one value per lane (one per element for the softmaxes); c: var's N - correction,
-    norm's p."""
+    """Nonlinear reductions and softmaxes, as eager computes them with NumPy: norm (p = c),
+    logsumexp and the softmaxes in float64 (|x| ** p, x - max and their sums, exp, log
+    and powers by NumPy's loops), the others in the result's dtype (``_in_dtype``)."""
     k = int(rd[3 * r + 2])
     c = rd[3 * r + 1]
     x = _val(rq, rd, ms, ptrs, h >> SHIFT, cbuf[2:3])
     y = view(ptrs[k], ms[k, SIZE], cbuf)
+    if op != NORM and op != LOGSUMEXP and op != SOFTMAX and op != LOGSOFTMAX:
+        _result_dtype(op, x, y, ms, k, c, h & F32)
+        return
     n = x.shape[0]
     kidx = _lane_index(ms, k, n)
-    soft = op == SOFTMAX or op == LOGSOFTMAX
-    nk = n if soft else y.shape[0]
-    acc = np.zeros(nk)
-    if op == MAXALL or op == AMAX or op == LOGSUMEXP or soft:
-        acc[:] = -np.inf      # the lane max, NaN propagating as np.max
+    nk = y.shape[0]
+    if op == SOFTMAX or op == LOGSOFTMAX:
+        nk = 0
         for i in range(n):
-            j = kidx[i]
-            if x[i] > acc[j] or x[i] != x[i]:
-                if acc[j] == acc[j]:
-                    acc[j] = x[i]
-        if op == MAXALL or op == AMAX:
-            for j in range(nk):
-                y[j] = acc[j]
-            return
-        # logsumexp and the softmaxes: shifted by the lane max (0 where it is not finite)
-        s = np.zeros(nk)
-        for j in range(nk):
-            if not np.isfinite(acc[j]):
-                acc[j] = 0.0
+            nk = max(nk, kidx[i] + 1)
+    acc = np.empty(nk)
+    t = np.empty(n)                             # eager's float64 copy, then its terms
+    for i in range(n):
+        t[i] = x[i]
+    if op == NORM:                              # |x| ** p (x * x for 2), summed, ** (1/p)
         for i in range(n):
-            s[kidx[i]] += np.exp(x[i] - acc[kidx[i]])
-        if op == LOGSUMEXP:
-            for j in range(nk):
-                y[j] = acc[j] + np.log(s[j])
-        elif op == SOFTMAX:
-            for i in range(n):
-                j = kidx[i]
-                y[i] = np.exp(x[i] - acc[j]) / s[j]
-        else:
-            for i in range(n):
-                j = kidx[i]
-                y[i] = (x[i] - acc[j]) - np.log(s[j])
-    elif op == MINALL or op == AMIN:
-        acc[:] = np.inf
-        for i in range(n):
-            j = kidx[i]
-            if x[i] < acc[j] or x[i] != x[i]:
-                if acc[j] == acc[j]:
-                    acc[j] = x[i]
-        for j in range(nk):
-            y[j] = acc[j]
-    elif op == PROD or op == PRODDIM:
-        acc[:] = 1.0
-        for i in range(n):
-            acc[kidx[i]] *= x[i]
-        for j in range(nk):
-            y[j] = acc[j]
-    elif op == VAR or op == STD:
-        # np.var: the mean, then the sum of squared deviations over N - correction (= c)
-        cnt = np.zeros(nk)
-        for i in range(n):
-            acc[kidx[i]] += x[i]
-            cnt[kidx[i]] += 1.0
-        for j in range(nk):
-            acc[j] /= cnt[j]
-        ss = np.zeros(nk)
-        top = np.full(nk, -np.inf)
-        low = np.full(nk, np.inf)
-        for i in range(n):
-            k = kidx[i]
-            dev = x[i] - acc[k]
-            ss[k] += dev * dev
-            top[k] = max(top[k], x[i])
-            low[k] = min(low[k], x[i])
-        for j in range(nk):
-            v = ss[j] / c if c > 0.0 else np.nan
-            if c > 0.0 and top[j] == low[j] and np.isfinite(top[j]):
-                v = 0.0     # a lane of equal values: exactly 0, as eager (PyTorch's Welford)
-            y[j] = v if op == VAR else np.sqrt(v)
-    elif op == NORM:
-        # p = c: sqrt(sum x^2) for 2, (sum |x|^p)^(1/p) otherwise
+            t[i] = abs(t[i]) * abs(t[i]) if c == 2.0 else abs(t[i])
+        if c != 2.0:
+            _call_loop(2 * U_POW + 1, n, t, 8, np.full(1, c), 0, t, 8)
+        reduce_like(U_ADD, t, acc, ms, k)
         if c == 2.0:
-            for i in range(n):
-                acc[kidx[i]] += x[i] * x[i]
             for j in range(nk):
-                y[j] = np.sqrt(acc[j])
+                acc[j] = np.sqrt(acc[j])
         else:
-            for i in range(n):
-                acc[kidx[i]] += abs(x[i]) ** c
-            for j in range(nk):
-                y[j] = acc[j] ** (1.0 / c)
+            _call_loop(2 * U_POW + 1, nk, acc, 8, np.full(1, 1.0 / c), 0, acc, 8)
+        for j in range(nk):
+            y[j] = acc[j]
+        return
+    mk = np.empty(nk)                           # shifted by the lane max (0 if not finite)
+    reduce_like(U_MAX, t, mk, ms, k)
+    for j in range(nk):
+        if not np.isfinite(mk[j]):
+            mk[j] = 0.0
+    for i in range(n):
+        t[i] = t[i] - mk[kidx[i]]
+    e = np.empty(n)
+    _call_loop(2 * U_EXP + 1, n, t, 8, e, 8, e, 0)
+    reduce_like(U_ADD, e, acc, ms, k)
+    if op == SOFTMAX:
+        for i in range(n):
+            y[i] = e[i] / acc[kidx[i]]
+        return
+    _call_loop(2 * U_LOG + 1, nk, acc, 8, acc, 8, acc, 0)
+    for j in range(nk):
+        if op == LOGSUMEXP:
+            y[j] = mk[j] + acc[j]
+    if op == LOGSOFTMAX:
+        for i in range(n):
+            y[i] = t[i] - acc[kidx[i]]
 
 
 @jit
