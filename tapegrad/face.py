@@ -78,6 +78,16 @@ def _array(t):
     return np.array(v, t._dtype.np) if type(v) is _float else v
 
 
+def _c_array(t, dtype=None):
+    """The value of ``t`` as a C-ordered array (of ``dtype``): what a reduction walks, so
+    that it adds in the order a tg.compile replay (which holds values C-ordered) adds
+    (a transposed view summed in memory order would differ in the last bit)."""
+    v = t._v
+    if type(v) is _float:
+        return np.array(v, dtype or t._dtype.np)
+    return np.ascontiguousarray(v, dtype)        # (the array itself when it already is)
+
+
 def _cell(t):
     """The version counter of ``t`` (shared with the tensors that view its memory)."""
     c = t._ver
@@ -424,6 +434,8 @@ def _reduce(op, x, dim, keepdim, mean):
     if not dt.is_floating_point:
         dt = D.int64
     v = x._v
+    if type(v) is _nd and not v.flags.c_contiguous:
+        v = np.ascontiguousarray(v)           # reduced in C order, as a replay reduces
     tok = _hush()
     try:
         if dim is None and type(v) is _nd and not keepdim:     # the common full reduction
@@ -433,7 +445,8 @@ def _reduce(op, x, dim, keepdim, mean):
         else:
             shape = _shape(x)
             dims = _reduced_dims(shape, dim)
-            z = (np.mean if mean else np.sum)(_array(x), axis=dims, keepdims=bool(keepdim))
+            z = (np.mean if mean else np.sum)(v if type(v) is _nd else _array(x), axis=dims,
+                                              keepdims=bool(keepdim))
     finally:
         _unhush(tok)
     if type(z) is not _nd or z.dtype != dt.np:

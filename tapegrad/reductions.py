@@ -9,9 +9,10 @@ import numpy as np
 from . import dtypes as D
 from .ops import (AMAX, AMIN, LOGSOFTMAX, LOGSUMEXP, MAXALL, MAXDIM, MAXIMUM, MINALL, MINDIM,
                   MINIMUM, NORM, PROD, PRODDIM, SOFTMAX, STD, VAR)
-from .face import (TensorBase as Tensor, _array, _binary, _guard_extremes, _new, _record,
+from .face import (TensorBase as Tensor, _array, _binary, _c_array, _guard_extremes, _new, _record,
                    _reduce, _shape, _tracks)
 from .ops import MEAN, MEANDIM, SUM, SUMDIM
+from .quiet import quietly
 from .shapes import _dim, _lane_aux, _reduced_dims
 
 # torch.return_types.max / min
@@ -42,7 +43,7 @@ def _float_input(x, name):
 def _extreme(x, dim, keepdim, largest, other):
     if isinstance(dim, Tensor) or other is not None:      # max(a, b): elementwise
         return _binary(MAXIMUM if largest else MINIMUM, x, dim if other is None else other)
-    v = _array(x)
+    v = _c_array(x)
     name = "max" if largest else "min"
     if dim is None:
         if v.size == 0:
@@ -80,7 +81,7 @@ def min(input, dim=None, keepdim=False, other=None):  # noqa: A001
 
 def _amax(x, dim, keepdim, largest):
     dims = _reduced_dims(_shape(x), dim)
-    v = _array(x)
+    v = _c_array(x)
     name = "amax" if largest else "amin"
     if v.size == 0 and (dim is None or dim == () or any(v.shape[d] == 0 for d in dims)):
         raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
@@ -100,7 +101,7 @@ def amin(input, dim=(), keepdim=False):
 
 def prod(input, dim=None, keepdim=False):
     dims = _reduced_dims(_shape(input), dim)
-    value = np.prod(_array(input), axis=dims, keepdims=True)
+    value = quietly(np.prod, _c_array(input), axis=dims, keepdims=True)   # (inf, NaN: silently)
     return _lane_op(PROD if dim is None else PRODDIM, input, dims, value, keepdim=bool(keepdim))
 
 
@@ -118,7 +119,7 @@ def _moment(x, dim, unbiased, keepdim, correction, op):
     dims = _reduced_dims(shape, dim)
     corr = _correction(unbiased, correction)
     n = math.prod(shape[d] for d in dims)
-    a = _array(x)
+    a = _c_array(x)
     with np.errstate(all="ignore"):
         if n > corr:
             v = np.asarray(np.var(a, axis=dims, ddof=corr, keepdims=True))
@@ -154,16 +155,17 @@ def vector_norm(x, ord=2, dim=None, keepdim=False):  # noqa: A002 (PyTorch's nam
     if ord <= 0:
         raise NotImplementedError("tapegrad: vector_norm supports ord > 0 and +-inf")
     dims = _reduced_dims(_shape(x), dim)
-    a = np.abs(_array(x)).astype(np.float64)
-    value = np.sqrt((a * a).sum(axis=dims, keepdims=True)) if ord == 2 else \
-        (a ** ord).sum(axis=dims, keepdims=True) ** (1.0 / ord)
+    a = np.abs(_c_array(x, np.float64))
+    with np.errstate(all="ignore"):                     # (an overflow is inf, silently)
+        value = np.sqrt((a * a).sum(axis=dims, keepdims=True)) if ord == 2 else \
+            (a ** ord).sum(axis=dims, keepdims=True) ** (1.0 / ord)
     return _lane_op(NORM, x, dims, value, c=float(ord), keepdim=keepdim)
 
 
 def logsumexp(input, dim, keepdim=False):
     """log(sum(exp(x))) over ``dim``, computed stably (shifted by the lane's max)."""
     dims = _reduced_dims(_shape(input), dim)
-    v = _array(input).astype(np.float64)
+    v = _c_array(input, np.float64)
     m = np.max(v, axis=dims, keepdims=True) if v.size else np.zeros(())
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(all="ignore"):
@@ -174,7 +176,7 @@ def logsumexp(input, dim, keepdim=False):
 def _softmax(x, dim, op):
     shape = _shape(x)
     d = _dim(dim, len(shape))
-    v = _array(x).astype(np.float64)
+    v = _c_array(x, np.float64)
     if len(shape) == 0:
         v = v.reshape(1)
     if v.size == 0:

@@ -26,7 +26,7 @@ In a float64 arena a record of a float32 result is rounded to float32 after it i
 computed, as the eager float32 operation rounds its result; a float32 arena rounds as it
 stores. Reductions run NumPy's own loops in eager's dtype (``reduce_like``).
 """
-# kernel sources: b9fdbbcc497dca06
+# kernel sources: 88e81a56664ca4b8
 import numpy as np
 
 from numba import njit
@@ -206,7 +206,7 @@ def _view(r, h, rq, rd, ms, ptrs, cbuf):
     k = int(rd[3 * r + 2])
     x = _val(rq, rd, ms, ptrs, h >> SHIFT, cbuf[2:3])
     y = view(ptrs[k], ms[k, SIZE], cbuf)
-    y[:] = 0.0
+    y[:] = -0.0                     # -0.0 + x is x to the bit (0.0 + -0.0 would be 0.0)
     _stride_walk(ms[k, AUX_ND], ms[k, AUX_SHAPE:AUX_SHAPE + MAXD],
                  ms[k, AUX_STR:AUX_STR + MAXD], ms[k, AUX_BASE], x, y, False, 1.0)
 

@@ -4,7 +4,7 @@ address (``ptr`` has the float64/float32/int64 views the sweeps use).
 ``FLOAT_OFFSET`` is where CPython's float object keeps its double (after the object
 header), checked at import against the float's own value, as ``ptr.DATA_OFFSET`` is.
 """
-# kernel sources: b9fdbbcc497dca06
+# kernel sources: 88e81a56664ca4b8
 import ctypes
 
 import numpy as np

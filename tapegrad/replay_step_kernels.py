@@ -21,7 +21,7 @@ keeps it (``DEFERRED``: a grad the user assigned), into ``defer[leaf number]`` (
 address of the user's grad array, float64 or float32 as the leaf); a deferred leaf with
 no such address (hooks) stops the call (status 2) before anything changed.
 """
-# kernel sources: b9fdbbcc497dca06
+# kernel sources: 88e81a56664ca4b8
 import numpy as np
 
 from .kernels_base import jit

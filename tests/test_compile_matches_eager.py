@@ -233,3 +233,17 @@ def test_numpy_loops_are_the_ufuncs(dt):
                 bad[(name, n, i)] = _differ(ref, z)
     bad = {k: v for k, v in bad.items() if v}
     assert not bad, bad
+
+
+@pytest.mark.parametrize("view", [lambda x: x.t(), lambda x: x.reshape(-1),
+                                  lambda x: x[:, :1], lambda x: x[:1].expand(3, 2),
+                                  lambda x: -x.t(), lambda x: x.t().prod(0)],
+                         ids=["t", "reshape", "slice", "expand", "neg_t", "t_prod"])
+def test_replayed_views_keep_the_sign_of_zero(view):
+    compiled = tg.compile(view)
+    for k in range(1, 4):                      # a recording, then replays
+        a = np.array([[-0.0, 2.0], [3.0, -0.0], [-1.0, 0.0]]) * k
+        ye = view(tg.tensor(a, requires_grad=True)).detach().numpy()
+        yc = compiled(tg.tensor(a, requires_grad=True)).detach().numpy()
+        assert _differ(ye, yc) == 0, (ye.tolist(), yc.tolist())
+    assert compiled.stats()["replays"] >= 1

@@ -134,3 +134,23 @@ def sweep(dtype, mixed=False):
 def test_reductions_replay_equal_eager_to_the_bit(dtype, mixed):
     bad = sweep(dtype, mixed)
     assert not bad, f"{dtype}: (values, grads) that differ from eager: {bad}"
+
+
+# a transposed view (its memory order is not its C order) and an expanded one (stride 0)
+VIEWS = [("x.t() dim 0", (33, 5), 0, lambda x: x.t()), ("x.t() dim 1", (33, 5), 1, lambda x: x.t()),
+         ("x.t().expand dim 1", (33, 5), 1, lambda x: x.t().expand(2, 5, 33)),
+         ("x.t().expand dim 2", (33, 5), 2, lambda x: x.t().expand(2, 5, 33))]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_reductions_of_views_replay_equal_eager_to_the_bit(dtype):
+    """Eager reduces a view in C order, as the replay (which holds it C-ordered) does."""
+    bad = {}
+    for case in CASES:
+        for label, shape, d, view in VIEWS:
+            f = case[2]
+            vcase = (case[0], case[1], lambda x, dd, f=f, view=view: f(view(x), dd))
+            dv, dg = mismatches(vcase, dtype, (label, shape, d), True, sets=1)
+            if dv or dg:
+                bad[f"{case[1]} {label}"] = (dv, dg)
+    assert not bad, f"{dtype}: (values, grads) that differ from eager: {bad}"

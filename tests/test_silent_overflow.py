@@ -40,6 +40,9 @@ CASES = {
     "mul_exp_div": lambda L: (
         [L.tensor([BIG, 0.0, -1.0, 800.0], dtype=L.float64, requires_grad=True)],
         lambda x: (x * x + x.exp() + 1.0 / x + x.log() + x.sqrt()).sum()),
+    "prod_norm": lambda L: (
+        [L.tensor([BIG, BIG, 0.5, 0.0], dtype=L.float64, requires_grad=True)],
+        lambda x: x.prod() + x.norm() + x.norm(3) + x[:3].prod()),
     "scalar_mul": lambda L: (
         [L.tensor(BIG, dtype=L.float64, requires_grad=True)],
         lambda x: x * x * 10.0),
