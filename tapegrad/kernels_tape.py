@@ -2,7 +2,7 @@
 the adjoint and the saved values of a slot, a record's int list, strided walks (the sweeps
 walk a record's aux map, ptr.row_part of its metadata row), and what a whole backward marks
 freed."""
-# kernel sources: fcbc0f30b5e7f6e7
+# kernel sources: 8f15ec3ce9439348
 import numpy as np
 from numba import types
 from numba.core import cgutils

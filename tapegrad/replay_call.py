@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: fcbc0f30b5e7f6e7
+# kernel sources: 8f15ec3ce9439348
 from .kernels_base import jit
 from .replay_kernels import _val
 

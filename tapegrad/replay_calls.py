@@ -12,14 +12,17 @@ from operator import attrgetter, is_
 
 import numpy as np
 
+from .base import TensorBase as Tensor
 from .face import _cell
 from .hooks import _DEFERRED
 from .layout import GADDR, SHIFT, T_DYN, T_EXT
 from .ops import MAXD
 from .recording import _INPLACE
 from .replay_pack import Layout, packed
-from .replay_ptr import DIRECT
+from .replay_ptr import ARGS_DIRECT, DIRECT
 from .replay_tape import ReplayTape
+
+NO_SLOT = -1                  # replay_step_kernels.NO_SLOT (no Numba at import here)
 from .state import _local, thread_state
 
 _node_of = attrgetter("_node")
@@ -74,7 +77,7 @@ class Calls:
             return self._replay_by_address(args, b, ins, vals, defer)
         if self.shared and b.lock.acquire(False):
             try:                        # the binding's buffers: no output keeps them
-                status = run(b.rec, b.tables, b.kscratch, ids, defer)
+                status = run(b.rec, b.tables, b.kscratch, ids, defer, 0)
                 if status:
                     return _EAGER if status == 2 else None
                 out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
@@ -88,11 +91,80 @@ class Calls:
         scratch = b.scratch_layout.new()
         ptrs, xs = b.scratch_layout.views(scratch, 2)
         P.pointers(arena, ptrs)
-        status = run(rec, b.tables, scratch.view(P.dtype), ids, defer)
+        status = run(rec, b.tables, scratch.view(P.dtype), ids, defer, 0)
         if status:
             return _EAGER if status == 2 else None
         self._after(b, ins, xs)
         tape = self._output_tape(b, rec, arena, ptrs, ins, vals)
+        return self.output.build(P, arena, rec, tape, args)
+
+    def check_table(self, args, state):
+        """What the step kernel checks of a later call with these arguments in this state
+        (``replay._states``, taken before this call) for it to replay with the current
+        binding as this call did (``replay_step_kernels._gather``): an int64 table, with
+        the list of the objects whose addresses it holds that neither the arguments nor
+        the state hold. None when the kernel cannot read the objects (then every call
+        checks in Python) or the binding is not these arguments'."""
+        b = self.binding
+        if not ARGS_DIRECT or b is None or len(b.ins) != len(self.types):
+            return None
+        na = len(args)
+        chk = np.zeros(2 + 4 * na + 4 * len(b.ins), np.int64)
+        chk[0], chk[1] = na, len(b.ins)
+        rows = chk[2:2 + 4 * na].reshape(na, 4)
+        rows[:, 0] = np.fromiter(map(id, args), np.int64, na)
+        rows[:, 1] = NO_SLOT
+        for p, a in enumerate(args):
+            if isinstance(a, Tensor):
+                rows[p, 1:] = list(map(id, state[p]))
+        ins_rows = chk[2 + 4 * na:].reshape(-1, 4)
+        ins_rows[:, 0] = np.fromiter(map(id, b.ins), np.int64, len(b.ins))
+        ins_rows[:, 1] = np.fromiter(map(id, b.nodes), np.int64, len(b.ins))
+        for j, i in enumerate(self.arg_in):     # an argument's row checks its node
+            if rows[i, 0] != ins_rows[j, 0] or rows[i, 1] != ins_rows[j, 1]:
+                return None
+            ins_rows[j, 1] = NO_SLOT
+        ins_rows[:, 2] = np.fromiter(map(id, self.types), np.int64, len(b.ins))
+        for j in self.arr_pos:                  # the very arrays checked last, or none
+            ins_rows[j, 3] = -1 if b.vals[j] is None else id(b.vals[j])
+        return chk, (b, list(b.vals))
+
+    def replay_checked(self, args, check):
+        """``replay`` for arguments the step kernel checks against ``check`` (made by
+        check_table at an earlier call): no Python per argument. _MISS when they do not fit
+        (nothing was done: the caller then checks them in Python)."""
+        chk, (b, _) = check
+        if b is not self.binding:
+            return _MISS
+        run = _run or _kernels()
+        P, plan = self.program, self.plan
+        defer = _NO_DEFER
+        if _DEFERRED and len(plan.lv):
+            defer = self._deferred(b)   # (for b: the kernel checks b is the arguments')
+            if defer is None:
+                return _MISS
+        argt = id(args)
+        if self.shared and b.lock.acquire(False):
+            try:
+                status = run(b.rec, b.tables, b.kscratch, chk, defer, argt)
+                if status:
+                    return _STATUS[status]
+                out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
+            finally:
+                b.lock.release()
+            if self.after:
+                self._after(b, b.ins, b.xs)
+            return out
+        arena = P.new_arena()
+        rec = b.rec.copy() if self.scalar_rec else b.rec
+        scratch = b.scratch_layout.new()
+        ptrs, xs = b.scratch_layout.views(scratch, 2)
+        P.pointers(arena, ptrs)
+        status = run(rec, b.tables, scratch.view(P.dtype), chk, defer, argt)
+        if status:
+            return _STATUS[status]
+        self._after(b, b.ins, xs)
+        tape = self._output_tape(b, rec, arena, ptrs, b.ins)
         return self.output.build(P, arena, rec, tape, args)
 
     def _replay_by_address(self, args, b, ins, vals, defer):
@@ -114,7 +186,8 @@ class Calls:
                 ext[j] = (1, -1, 1, xs.ctypes.data + 8 * j)
             else:
                 ext[j] = (1, ext[j, 1], ext[j, 2], v.__array_interface__["data"][0])
-        status = run(rec, tables, scratch.view(P.dtype), np.zeros(len(vals), np.int64), defer)
+        status = run(rec, tables, scratch.view(P.dtype), np.zeros(len(vals), np.int64), defer,
+                     0)
         if status:
             return _EAGER if status == 2 else None
         self._after(b, ins, xs)
@@ -150,7 +223,7 @@ class Calls:
             return None
         P = self.program
         try:
-            if _run(b.rec, b.tables, b.kscratch, ids, _NO_DEFER):
+            if _run(b.rec, b.tables, b.kscratch, ids, _NO_DEFER, 0):
                 return None             # a guard failed (nothing changed): the general way
             out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
         finally:
@@ -199,7 +272,7 @@ class Calls:
                 links[s] = _TapeNode(t._tape, t._slot)
         saved = [(c, s, b.cells[j], b.cells[j][0], P.nptrs + n, None)
                  for n, (c, s, j) in enumerate(self.saved_in)]
-        shown = [vals[j] for _, _, j in self.saved_in]
+        shown = [vals[j] if vals is not None else ins[j]._v for _, _, j in self.saved_in]
         tape = _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, _INPLACE[0])
         if self.plan.any_freed:
             tape.freed = self.plan.freed.copy()
@@ -267,7 +340,7 @@ class Calls:
         b.scratch_layout = Layout([(np.int64, (P.nptrs,)), (np.float64, (n_keys,)),
                                    (np.int64, (n_keys,)), (np.float64, (plan.sg_size,)),
                                    (np.float64, (plan.work_size,)), (np.float64, (8,)),
-                                   (np.int64, (5, MAXD))])
+                                   (np.int64, (5, MAXD)), (np.int64, (len(ins),))])
         b.nodes = list(map(_node_of, ins))
         b.probe = [(t._node, None, t._rg) for t in ins]     # what Calls.fast expects
         b.state = list(map(_state_of, ins))
@@ -325,6 +398,8 @@ def _picker(positions):
     from operator import itemgetter
     return itemgetter(*positions)
 _EAGER = object()             # a replay that must run fn eagerly (leaf hooks)
+_MISS = object()              # a checked replay whose arguments changed: check in Python
+_STATUS = {1: None, 2: _EAGER, 3: _MISS}      # what run's statuses mean to the caller
 
 
 def _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, epoch):

@@ -3,7 +3,7 @@ the tape): binary ops with broadcasting (resolved to rows by the recording where
 ``Program.fx``), comparisons, unary ops and CASTNG, reading values where the tape says
 they are (``_val``: a scalar's from its record, an array's from the call's arena).
 """
-# kernel sources: fcbc0f30b5e7f6e7
+# kernel sources: 8f15ec3ce9439348
 import numpy as np
 from numba import njit
 
