@@ -280,13 +280,18 @@ class Calls:
 
     def _deferred(self, b):
         """Leaves whose grad the engine keeps (a grad the user assigned: the call adds into
-        it; hooks: None, the call runs eagerly)."""
+        it; hooks: None, the call runs eagerly). None too when the recording reads a leaf's
+        grad: it reads the leaf's own storage, not the user's tensor the call added into
+        (an optimizer's step after backward would skip the user's grad)."""
+        from .replay_plan import GRAD
         from .replay_step_kernels import deferred_leaves
         plan = self.plan
         marks = np.zeros(plan.n_leaves, np.int64)
         rec = b.rec
         if not deferred_leaves(rec.view(np.int64), rec.view(np.float64), plan.lv, marks):
             return _NO_DEFER
+        if any(k[0] == GRAD for k in plan.keys if k is not None):
+            return None
         defer = np.zeros(plan.n_leaves, np.int64)
         for i in np.nonzero(marks)[0].tolist():
             node = b.leaf_nodes[i]
