@@ -303,6 +303,28 @@ def test_captured_tensor_value_replaced():
     assert _counts(f) == (1, 5, 0, 0)
 
 
+def test_captured_leaf_given_a_new_node():
+    """A captured leaf whose requires_grad went off and on again (a new leaf node, its
+    grad in new storage): the replay must write its grad there."""
+    w = tg.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+
+    def fn(a):
+        return (a * w).sum()
+    f = tg.compile(fn)
+    a = tg.tensor(0.5, dtype=F64, requires_grad=True)
+    for k in range(6):
+        if k == 3:
+            w.requires_grad_(False)
+            w.requires_grad_(True)
+        a.grad = w.grad = None
+        f(a).backward()
+        got = (a.grad.item(), w.grad.numpy().tolist())
+        a.grad = w.grad = None
+        fn(a).backward()
+        assert got == (a.grad.item(), w.grad.numpy().tolist())
+    assert _counts(f) == (1, 5, 0, 0)
+
+
 def test_more_arguments_than_the_last_call():
     f = tg.compile(lambda *xs: _poly(*xs))
     xs = _scalars(6)()
