@@ -112,7 +112,7 @@ class Compiled:
         if rec.shared and not kwargs and b is not None and \
                 ((last is not None and last[4][1][0] is b) or
                  all(map(is_, b.ins, [args[i] for i in rec.arg_in] + rec.cap_in))):
-            b.args = args
+            b.fast = (args, rec.fast_table(b, args))
             self._fast = rec
         else:
             self._fast = None

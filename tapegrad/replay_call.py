@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 8f15ec3ce9439348
+# kernel sources: 981a4a43fa0cb7c3
 from .kernels_base import jit
 from .replay_kernels import _val
 

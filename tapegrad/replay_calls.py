@@ -101,33 +101,62 @@ class Calls:
     def check_table(self, args, state):
         """What the step kernel checks of a later call with these arguments in this state
         (``replay._states``, taken before this call) for it to replay with the current
-        binding as this call did (``replay_step_kernels._gather``): an int64 table, with
-        the list of the objects whose addresses it holds that neither the arguments nor
-        the state hold. None when the kernel cannot read the objects (then every call
-        checks in Python) or the binding is not these arguments'."""
+        binding as this call did (``replay_step_kernels._gather``): the same objects, the
+        tensors' nodes, tapes and requires_grad as in ``state``, the inputs' value types,
+        the arrays checked last. (table, (binding, the arrays)): the objects whose
+        addresses it holds are held by the arguments, the state or these. None when the
+        kernel cannot read the objects (then every call checks in Python) or the binding
+        is not these arguments'."""
         b = self.binding
         if not ARGS_DIRECT or b is None or len(b.ins) != len(self.types):
             return None
-        na = len(args)
-        chk = np.zeros(2 + 4 * na + 4 * len(b.ins), np.int64)
-        chk[0], chk[1] = na, len(b.ins)
-        rows = chk[2:2 + 4 * na].reshape(na, 4)
-        rows[:, 0] = np.fromiter(map(id, args), np.int64, na)
-        rows[:, 1] = NO_SLOT
+        chk, rows, ins_rows = self._new_table(b, args)
         for p, a in enumerate(args):
             if isinstance(a, Tensor):
-                rows[p, 1:] = list(map(id, state[p]))
-        ins_rows = chk[2 + 4 * na:].reshape(-1, 4)
-        ins_rows[:, 0] = np.fromiter(map(id, b.ins), np.int64, len(b.ins))
-        ins_rows[:, 1] = np.fromiter(map(id, b.nodes), np.int64, len(b.ins))
-        for j, i in enumerate(self.arg_in):     # an argument's row checks its node
-            if rows[i, 0] != ins_rows[j, 0] or rows[i, 1] != ins_rows[j, 1]:
+                rows[p, 1:4] = list(map(id, state[p]))
+        for j, i in enumerate(self.arg_in):     # an argument's row checks its input
+            if rows[i, 0] != id(b.ins[j]) or rows[i, 1] != id(b.nodes[j]):
                 return None
-            ins_rows[j, 1] = NO_SLOT
-        ins_rows[:, 2] = np.fromiter(map(id, self.types), np.int64, len(b.ins))
-        for j in self.arr_pos:                  # the very arrays checked last, or none
-            ins_rows[j, 3] = -1 if b.vals[j] is None else id(b.vals[j])
+            rows[i, 4] = j
+        n = len(self.arg_in)                    # captured tensors: their nodes
+        ins_rows[n:, 1] = np.fromiter(map(id, b.nodes[n:]), np.int64, len(b.ins) - n)
         return chk, (b, list(b.vals))
+
+    def fast_table(self, b, args):
+        """The table with which the step kernel checks a call of ``Calls.fast``: the very
+        arguments of this call (whose inputs are b.ins), the inputs' nodes, no tapes and
+        requires_grad as when bound (``b.probe``), their value types and arrays. None when
+        the kernel cannot read the objects."""
+        if not ARGS_DIRECT or len(b.ins) != len(self.types):
+            return None
+        chk, rows, ins_rows = self._new_table(b, args)
+        probe = np.array([list(map(id, p)) for p in b.probe], np.int64).reshape(-1, 3)
+        n = len(self.arg_in)
+        for j, i in enumerate(self.arg_in):
+            rows[i, 1:4] = probe[j]
+            rows[i, 4] = j
+        ins_rows[n:, 1:4] = probe[n:]
+        return chk
+
+    def _new_table(self, b, args):
+        """A check table for these arguments and b's inputs (``_gather``): the arguments'
+        addresses, the captured inputs' addresses, the inputs' value types and arrays; no
+        slot checked yet (the callers fill in which)."""
+        from .replay_step_kernels import ARG_W, IN_W
+        na, ni, n = len(args), len(b.ins), len(self.arg_in)
+        chk = np.full(2 + ARG_W * na + IN_W * ni, NO_SLOT, np.int64)
+        chk[0], chk[1] = na, ni
+        rows = chk[2:2 + ARG_W * na].reshape(na, ARG_W)
+        ins_rows = chk[2 + ARG_W * na:].reshape(ni, IN_W)
+        rows[:, 0] = np.fromiter(map(id, args), np.int64, na)
+        rows[:, 4] = -1
+        ins_rows[:n, 0] = 0                     # an argument: checked in its row
+        ins_rows[n:, 0] = np.fromiter(map(id, b.ins[n:]), np.int64, ni - n)
+        ins_rows[:, 4] = np.fromiter(map(id, self.types), np.int64, ni)
+        ins_rows[:, 5] = 0
+        for j in self.arr_pos:                  # the very arrays checked last, or none
+            ins_rows[j, 5] = -1 if b.vals[j] is None else id(b.vals[j])
+        return chk, rows, ins_rows
 
     def replay_checked(self, args, check):
         """``replay`` for arguments the step kernel checks against ``check`` (made by
@@ -200,12 +229,28 @@ class Calls:
         constant number of Python calls. None when anything differs (the caller then goes
         the general way, which checks and rebinds)."""
         b = self.binding
-        if len(args) != len(b.args) or not all(map(is_, args, b.args)) or not DIRECT:
+        fa = b.fast                     # (the arguments, their check table)
+        if fa is None or len(args) != len(fa[0]) or not DIRECT:
             return None
         st = _local.state
         if st is None or not st._enabled or st.recording is not None:
             return None
         ins = b.ins
+        if fa[1] is not None:           # the step kernel checks them
+            if ((self.names or self.watches) and not self.valid()) or \
+                    not b.lock.acquire(False):
+                return None
+            try:
+                if _run(b.rec, b.tables, b.kscratch, fa[1], _NO_DEFER, id(args)):
+                    return None         # they changed, or a guard failed: the general way
+                out = self.output.build(self.program, b.arena, b.rec, b.tape, args, True)
+            finally:
+                b.lock.release()
+            if self.after:
+                self._after(b, ins, b.xs)
+            return out
+        if not all(map(is_, args, fa[0])):
+            return None
         if list(map(_probe, ins)) != b.probe:     # the same nodes, requires_grad; no tapes
             return None
         if self.arrays_only:                      # the very arrays (b.vals holds them)
@@ -349,7 +394,7 @@ class Calls:
         b.nodes = list(map(_node_of, ins))
         b.probe = [(t._node, None, t._rg) for t in ins]     # what Calls.fast expects
         b.state = list(map(_state_of, ins))
-        b.args = ()
+        b.fast = None                   # (arguments, check table) of Calls.fast
         b.vals = [None] * len(ins)
         b.cells = [_cell(t) for t in ins]
         b.bump_cells = [b.cells[j] for j, _ in self.bumps]
@@ -376,7 +421,7 @@ class Calls:
 class _Binding:
     """The leaves and inputs one run of calls is made with (see Recording._bind)."""
     __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes", "ext",
-                 "cleared", "lock", "arena", "ptrs", "xs", "tape", "state", "args",
+                 "cleared", "lock", "arena", "ptrs", "xs", "tape", "state", "fast",
                  "bump_cells", "bump_counts", "ids", "cleared_ids", "tables", "table_layout",
                  "scratch", "kscratch", "scratch_layout", "probe")
 

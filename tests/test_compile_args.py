@@ -196,8 +196,8 @@ def test_constant_argument_replaced_by_another():
     assert _counts(f) == (1, 6, 0, 0)
 
 
-def _step_fn(w, b):
-    loss = ((w * 2.0 - 1.0) ** 2).sum() + (b * w.sum()) ** 2
+def _step_fn(w, b, x):
+    loss = ((w * x - 1.0) ** 2).sum() + (b * w.sum()) ** 2
     loss.backward()
     with tg.no_grad():
         for t in (w, b):
@@ -207,16 +207,18 @@ def _step_fn(w, b):
     return loss.detach()
 
 
-@pytest.mark.parametrize("what", ["grad", "hook", "post_hook", "requires_grad"])
+@pytest.mark.parametrize("what", ["grad", "hook", "post_hook", "requires_grad", "strided"])
 def test_step_with_a_leaf_changed_between_calls(what):
     """A compiled step (backward inside): a leaf given a grad of the user's, hooks, or
-    requires_grad switched off between calls. (A grad of the user's: the step reads
+    requires_grad switched off, a non-contiguous array made an input's value between
+    calls. (A grad of the user's: the step reads
     w.grad after backward, which eagerly is the user's tensor with the backward's grad
     added; the replay read the leaf's own storage, without the user's part, so that call
     runs eagerly.)"""
     def make():
         return [tg.tensor([0.5, -1.0, 2.0], dtype=F64, requires_grad=True),
-                tg.tensor(0.3, dtype=F64, requires_grad=True)]
+                tg.tensor(0.3, dtype=F64, requires_grad=True),
+                tg.tensor([2.0, 1.0, -1.0], dtype=F64)]
     seen = []
 
     def change(args, keep):
@@ -228,6 +230,8 @@ def test_step_with_a_leaf_changed_between_calls(what):
             w.register_hook(lambda g: seen.append(1) or g * 0.5)
         elif what == "post_hook":
             w.register_post_accumulate_grad_hook(lambda t: seen.append(2))
+        elif what == "strided":     # x's values now every other element of an array
+            args[2].data = tg.tensor([0.25, 9.0, -0.5, 9.0, 1.5, 9.0], dtype=F64)[::2]
         else:
             args[1].requires_grad_(False)
     f = _run_both(_step_fn, make, change, backward=False)
@@ -236,7 +240,7 @@ def test_step_with_a_leaf_changed_between_calls(what):
     global LAST
     LAST = _counts(f)
     assert LAST == {"grad": (2, 4, 0, 1), "hook": (2, 2, 0, 3), "post_hook": (2, 2, 0, 3),
-                    "requires_grad": (4, 3, 0, 0)}[what]
+                    "requires_grad": (4, 3, 0, 0), "strided": (2, 5, 0, 0)}[what]
 
 
 def test_user_assigned_grad_is_added_into():
