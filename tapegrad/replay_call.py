@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 981a4a43fa0cb7c3
+# kernel sources: cdc4f981360959e6
 from .kernels_base import jit
 from .replay_kernels import _val
 

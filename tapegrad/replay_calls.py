@@ -114,10 +114,9 @@ class Calls:
         for p, a in enumerate(args):
             if isinstance(a, Tensor):
                 rows[p, 1:4] = list(map(id, state[p]))
-        for j, i in enumerate(self.arg_in):     # an argument's row checks its input
+        for j, i in enumerate(self.arg_in):     # an argument's row checks its input's node
             if rows[i, 0] != id(b.ins[j]) or rows[i, 1] != id(b.nodes[j]):
                 return None
-            rows[i, 4] = j
         n = len(self.arg_in)                    # captured tensors: their nodes
         ins_rows[n:, 1] = np.fromiter(map(id, b.nodes[n:]), np.int64, len(b.ins) - n)
         return chk, (b, list(b.vals))
@@ -134,24 +133,21 @@ class Calls:
         n = len(self.arg_in)
         for j, i in enumerate(self.arg_in):
             rows[i, 1:4] = probe[j]
-            rows[i, 4] = j
         ins_rows[n:, 1:4] = probe[n:]
         return chk
 
     def _new_table(self, b, args):
-        """A check table for these arguments and b's inputs (``_gather``): the arguments'
-        addresses, the captured inputs' addresses, the inputs' value types and arrays; no
-        slot checked yet (the callers fill in which)."""
+        """A check table for these arguments and b's inputs (``_gather``): their addresses,
+        the inputs' value types and arrays; no slot checked yet (the callers fill in
+        which)."""
         from .replay_step_kernels import ARG_W, IN_W
-        na, ni, n = len(args), len(b.ins), len(self.arg_in)
+        na, ni = len(args), len(b.ins)
         chk = np.full(2 + ARG_W * na + IN_W * ni, NO_SLOT, np.int64)
         chk[0], chk[1] = na, ni
         rows = chk[2:2 + ARG_W * na].reshape(na, ARG_W)
         ins_rows = chk[2 + ARG_W * na:].reshape(ni, IN_W)
         rows[:, 0] = np.fromiter(map(id, args), np.int64, na)
-        rows[:, 4] = -1
-        ins_rows[:n, 0] = 0                     # an argument: checked in its row
-        ins_rows[n:, 0] = np.fromiter(map(id, b.ins[n:]), np.int64, ni - n)
+        ins_rows[:, 0] = np.fromiter(map(id, b.ins), np.int64, ni)
         ins_rows[:, 4] = np.fromiter(map(id, self.types), np.int64, ni)
         ins_rows[:, 5] = 0
         for j in self.arr_pos:                  # the very arrays checked last, or none

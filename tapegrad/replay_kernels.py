@@ -26,7 +26,7 @@ In a float64 arena a record of a float32 result is rounded to float32 after it i
 computed, as the eager float32 operation rounds its result; a float32 arena rounds as it
 stores. Sums accumulate in float64 either way.
 """
-# kernel sources: 981a4a43fa0cb7c3
+# kernel sources: cdc4f981360959e6
 import numpy as np
 
 from .kernels_base import jit, jit_sums

@@ -11,7 +11,7 @@ A replayed call's arguments are checked by the step kernel itself (``replay_step
 way, on objects whose contents are known; ``ARGS_DIRECT`` is False when any is not found
 (the calls then check their arguments in Python).
 """
-# kernel sources: 981a4a43fa0cb7c3
+# kernel sources: cdc4f981360959e6
 import ctypes
 
 import numpy as np

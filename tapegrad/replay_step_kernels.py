@@ -28,7 +28,7 @@ the recorded types, the arrays checked last) and finds the inputs' values itself
 scratch (``S_IDS``); a mismatch stops the call (status 3) before anything was read or
 changed, and the caller checks and binds in Python.
 """
-# kernel sources: 981a4a43fa0cb7c3
+# kernel sources: cdc4f981360959e6
 import numpy as np
 
 from .kernels_base import jit
@@ -48,30 +48,7 @@ from .replay_kernels import forward_sweep
 
 S_IDS = 7                   # the scratch's table of the inputs' values (after layout's S_*)
 NO_SLOT = -1                # a check table's slot column: nothing to check there
-ARG_W, IN_W = 5, 6          # a check table's row widths (see _gather)
-
-
-@jit
-def _slots_hold(o, chk, r):
-    """Tensor o's _node, _tape and _rg slots hold the addresses chk[r:r + 3] (a column
-    NO_SLOT: that slot is not checked)."""
-    return (chk[r] == NO_SLOT or load_i64(o + _S_NODE) == chk[r]) and \
-        (chk[r + 1] == NO_SLOT or load_i64(o + _S_TAPE) == chk[r + 1]) and \
-        (chk[r + 2] == NO_SLOT or load_i64(o + _S_RG) == chk[r + 2])
-
-
-@jit
-def _value_fits(o, chk, r, ids, j):
-    """Tensor o's value is of the type chk[r] (its type object's address) and, when
-    chk[r + 1] is not 0, that very object (an array checked before); its address goes to
-    ids[j]."""
-    v = load_i64(o + _S_V)
-    if v == 0 or load_i64(v + _T_OFF) != chk[r]:
-        return False
-    if chk[r + 1] != 0 and v != chk[r + 1]:
-        return False
-    ids[j] = v
-    return True
+ARG_W, IN_W = 4, 6          # a check table's row widths (see _gather)
 
 
 @jit
@@ -79,27 +56,41 @@ def _gather(argt, chk, ids):
     """Do the arguments at tuple address ``argt`` fit the table ``chk`` (made by
     replay_calls.check_table or fast_table)? Header (number of arguments na, of inputs
     ni); per argument ARG_W columns: its address, the addresses its tensor's _node, _tape,
-    _rg slots must hold (see _slots_hold), the input it is (or -1); per input IN_W columns:
-    the tensor's address (0: an argument, checked in its row), its slots' addresses, its
-    value's type and array (see _value_fits). The inputs' values go to ids. Addresses are
-    read and compared, and the values' headers read: every object is held by the argument
-    tuple or by the table's owner."""
+    _rg slots must hold (a column NO_SLOT: that slot is not checked); per input IN_W columns: the tensor's address,
+    its slots' addresses, its value's type (the type object's address) and, when not 0,
+    the very value it must be (an array checked before). The inputs' values go to ids.
+    Addresses are read and compared, and the values' headers read: every object is held
+    by the argument tuple or by the table's owner. (No call in the loops: a jitted call
+    taking an array counts its references, atomically, each time.)"""
     na, ni = chk[0], chk[1]
     items = argt + _TUPLE
-    r0 = 2 + ARG_W * na
     for p in range(na):
         r = 2 + ARG_W * p
         o = load_i64(items + 8 * p)
-        if o != chk[r] or not _slots_hold(o, chk, r + 1):
+        if o != chk[r]:
             return False
-        j = chk[r + 4]          # its value while the object is in the cache
-        if j >= 0 and not _value_fits(o, chk, r0 + IN_W * j + 4, ids, j):
+        if chk[r + 1] != NO_SLOT and load_i64(o + _S_NODE) != chk[r + 1]:
             return False
+        if chk[r + 2] != NO_SLOT and load_i64(o + _S_TAPE) != chk[r + 2]:
+            return False
+        if chk[r + 3] != NO_SLOT and load_i64(o + _S_RG) != chk[r + 3]:
+            return False
+    r0 = 2 + ARG_W * na
     for j in range(ni):
         r = r0 + IN_W * j
         o = chk[r]
-        if o != 0 and not (_slots_hold(o, chk, r + 1) and _value_fits(o, chk, r + 4, ids, j)):
+        if chk[r + 1] != NO_SLOT and load_i64(o + _S_NODE) != chk[r + 1]:
             return False
+        if chk[r + 2] != NO_SLOT and load_i64(o + _S_TAPE) != chk[r + 2]:
+            return False
+        if chk[r + 3] != NO_SLOT and load_i64(o + _S_RG) != chk[r + 3]:
+            return False
+        v = load_i64(o + _S_V)
+        if v == 0 or load_i64(v + _T_OFF) != chk[r + 4]:
+            return False
+        if chk[r + 5] != 0 and v != chk[r + 5]:
+            return False
+        ids[j] = v
     return True
 
 
