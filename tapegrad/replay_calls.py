@@ -6,6 +6,12 @@ and dynamic rows with those tensors' grad cells and buffers written in, the addr
 their grad storages, and (a step whose outputs keep no graph) the buffers of the calls.
 ``Calls.fast`` is the call with the very tensors of the last one: a constant number of
 Python calls; ``Calls.replay`` checks everything, binds anew when the tensors changed.
+Neither makes a pass over the arguments in Python: ``Calls.replay_checked`` (a call with
+the arguments of the last one, ``tg.compile``'s usual call) and ``Calls.fast`` hand the
+step kernel the argument tuple's address and a check table made by the last call that
+checked them in Python (``check_table``, ``fast_table``): the kernel reads the tensors'
+slots and values from their memory (``replay_ptr``), and gives up (status 3, nothing done)
+when anything differs, for ``Calls.replay`` to check, bind or record again.
 """
 import itertools
 from operator import attrgetter, is_
@@ -21,9 +27,9 @@ from .recording import _INPLACE
 from .replay_pack import Layout, packed
 from .replay_ptr import ARGS_DIRECT, DIRECT
 from .replay_tape import ReplayTape
+from .state import _local, thread_state
 
 NO_SLOT = -1                  # replay_step_kernels.NO_SLOT (no Numba at import here)
-from .state import _local, thread_state
 
 _node_of = attrgetter("_node")
 _V, _GRAD = itertools.repeat("_v"), itertools.repeat("_grad")
