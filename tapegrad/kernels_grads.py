@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: 88e81a56664ca4b8
+# kernel sources: bdf5806f85298bc1
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,

@@ -23,7 +23,7 @@ from operator import attrgetter, is_
 
 from .base import TensorBase as Tensor
 from .face import _shape
-from .replay_calls import _EAGER
+from .replay_calls import _EAGER, _MISS
 from .replay_recording import Recording
 from .state import thread_state
 
@@ -65,9 +65,18 @@ class Compiled:
         if not st.enabled or st.recording is not None:
             self.counts["eager"] += 1
             return self.fn(*args, **kwargs)     # nothing to replay: run it as it is
+        last = self._last
+        # the same tensors as the last call, in the same state: the step kernel checks it
+        # (Calls.replay_checked: no Python per argument)
+        if last is not None and last[4] is not None and not kwargs and \
+                len(args) == len(last[0]):
+            rec = last[3]
+            if rec.confirmed and not rec.eager_only and rec.valid():
+                out = rec.replay_checked(args, last[4])
+                if out is not _MISS:
+                    return self._replayed(out, args, kwargs, last[1], last[2], rec, last)
         # the same tensors as the last call, in the same state: the same recording
         state = _states(args)
-        last = self._last
         if last is not None and not kwargs and len(args) == len(last[0]) \
                 and all(map(is_, args, last[0])) and state == last[1]:
             key, rec = last[2], last[3]
@@ -83,23 +92,34 @@ class Compiled:
             if rec.eager_only:          # a branch on a value after a change: never replayed
                 self.counts["eager"] += 1
                 return self.fn(*args, **kwargs)
-            out = rec.replay(args)
-            if out is _EAGER:           # leaf hooks: the engine must run them
-                self.counts["eager"] += 1
-                return self.fn(*args, **kwargs)
-            if out is not None:
-                self.counts["replays"] += 1
-                self._last = (args, state, key, rec) if not kwargs else None
-                if rec.shared and not kwargs and rec.binding is not None and \
-                        all(map(is_, rec.binding.ins, [args[i] for i in rec.arg_in]
-                                + rec.cap_in)):
-                    rec.binding.args = args
-                    self._fast = rec
-                else:
-                    self._fast = None
-                return out
+            return self._replayed(rec.replay(args), args, kwargs, state, key, rec, None)
+        return self._record(args, kwargs, state, key, rec)
+
+    def _replayed(self, out, args, kwargs, state, key, rec, last):
+        """After a replay (``last``: the _last it was checked against, None when it was
+        checked in Python): its outputs, or fn run eagerly, or a recording made anew."""
+        if out is _EAGER:               # leaf hooks: the engine must run them
+            self.counts["eager"] += 1
+            return self.fn(*args, **kwargs)
+        if out is None:                 # a guard failed
             self.counts["guard_failures"] += 1
-            key = _signature(args, kwargs)
+            return self._record(args, kwargs, state, _signature(args, kwargs), rec)
+        self.counts["replays"] += 1
+        b = rec.binding
+        if last is None:
+            self._last = (args, state, key, rec, rec.check_table(args, state)) \
+                if not kwargs else None
+        if rec.shared and not kwargs and b is not None and \
+                ((last is not None and last[4][1][0] is b) or
+                 all(map(is_, b.ins, [args[i] for i in rec.arg_in] + rec.cap_in))):
+            b.fast = (args, rec.fast_table(b, args))
+            self._fast = rec
+        else:
+            self._fast = None
+        return out
+
+    def _record(self, args, kwargs, state, key, rec):
+        """A new recording of fn at these arguments (rec: the one for this key, if any)."""
         self._fast = None
         new = Recording()
         result = new.record(self.fn, args, kwargs)
@@ -112,7 +132,8 @@ class Compiled:
         self.recordings.move_to_end(key)
         while len(self.recordings) > self.cache_size:
             self.recordings.popitem(last=False)
-        self._last = (args, state, key, rec) if not kwargs else None
+        self._last = (args, state, key, rec, rec.check_table(args, state)
+                      if rec.binding is not None else None) if not kwargs else None
         return result
 
     def stats(self):

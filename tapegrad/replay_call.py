@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 88e81a56664ca4b8
+# kernel sources: bdf5806f85298bc1
 from .kernels_base import jit
 from .replay_kernels import _val
 

@@ -6,21 +6,30 @@ and dynamic rows with those tensors' grad cells and buffers written in, the addr
 their grad storages, and (a step whose outputs keep no graph) the buffers of the calls.
 ``Calls.fast`` is the call with the very tensors of the last one: a constant number of
 Python calls; ``Calls.replay`` checks everything, binds anew when the tensors changed.
+Neither makes a pass over the arguments in Python: ``Calls.replay_checked`` (a call with
+the arguments of the last one, ``tg.compile``'s usual call) and ``Calls.fast`` hand the
+step kernel the argument tuple's address and a check table made by the last call that
+checked them in Python (``check_table``, ``fast_table``): the kernel reads the tensors'
+slots and values from their memory (``replay_ptr``), and gives up (status 3, nothing done)
+when anything differs, for ``Calls.replay`` to check, bind or record again.
 """
 import itertools
 from operator import attrgetter, is_
 
 import numpy as np
 
+from .base import TensorBase as Tensor
 from .face import _cell
 from .hooks import _DEFERRED
 from .layout import GADDR, SHIFT, T_DYN, T_EXT
 from .ops import MAXD
 from .recording import _INPLACE
 from .replay_pack import Layout, packed
-from .replay_ptr import DIRECT
+from .replay_ptr import ARGS_DIRECT, DIRECT
 from .replay_tape import ReplayTape
 from .state import _local, thread_state
+
+NO_SLOT = -1                  # replay_step_kernels.NO_SLOT (no Numba at import here)
 
 _node_of = attrgetter("_node")
 _V, _GRAD = itertools.repeat("_v"), itertools.repeat("_grad")
@@ -74,7 +83,7 @@ class Calls:
             return self._replay_by_address(args, b, ins, vals, defer)
         if self.shared and b.lock.acquire(False):
             try:                        # the binding's buffers: no output keeps them
-                status = run(b.rec, b.tables, b.kscratch, ids, defer)
+                status = run(b.rec, b.tables, b.kscratch, ids, defer, 0)
                 if status:
                     return _EAGER if status == 2 else None
                 out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
@@ -88,11 +97,105 @@ class Calls:
         scratch = b.scratch_layout.new()
         ptrs, xs = b.scratch_layout.views(scratch, 2)
         P.pointers(arena, ptrs)
-        status = run(rec, b.tables, scratch.view(P.dtype), ids, defer)
+        status = run(rec, b.tables, scratch.view(P.dtype), ids, defer, 0)
         if status:
             return _EAGER if status == 2 else None
         self._after(b, ins, xs)
         tape = self._output_tape(b, rec, arena, ptrs, ins, vals)
+        return self.output.build(P, arena, rec, tape, args)
+
+    def check_table(self, args, state):
+        """What the step kernel checks of a later call with these arguments in this state
+        (``replay._states``, taken before this call) for it to replay with the current
+        binding as this call did (``replay_step_kernels._gather``): the same objects, the
+        tensors' nodes, tapes and requires_grad as in ``state``, the inputs' value types,
+        the arrays checked last. (table, (binding, the arrays)): the objects whose
+        addresses it holds are held by the arguments, the state or these. None when the
+        kernel cannot read the objects (then every call checks in Python) or the binding
+        is not these arguments'."""
+        b = self.binding
+        if not ARGS_DIRECT or b is None or len(b.ins) != len(self.types):
+            return None
+        chk, rows, ins_rows = self._new_table(b, args)
+        for p, a in enumerate(args):
+            if isinstance(a, Tensor):
+                rows[p, 1:4] = list(map(id, state[p]))
+        for j, i in enumerate(self.arg_in):     # an argument's row checks its input's node
+            if rows[i, 0] != id(b.ins[j]) or rows[i, 1] != id(b.nodes[j]):
+                return None
+        n = len(self.arg_in)                    # captured tensors: their nodes
+        ins_rows[n:, 1] = np.fromiter(map(id, b.nodes[n:]), np.int64, len(b.ins) - n)
+        return chk, (b, list(b.vals))
+
+    def fast_table(self, b, args):
+        """The table with which the step kernel checks a call of ``Calls.fast``: the very
+        arguments of this call (whose inputs are b.ins), the inputs' nodes, no tapes and
+        requires_grad as when bound (``b.probe``), their value types and arrays. None when
+        the kernel cannot read the objects."""
+        if not ARGS_DIRECT or len(b.ins) != len(self.types):
+            return None
+        chk, rows, ins_rows = self._new_table(b, args)
+        probe = np.array([list(map(id, p)) for p in b.probe], np.int64).reshape(-1, 3)
+        n = len(self.arg_in)
+        for j, i in enumerate(self.arg_in):
+            rows[i, 1:4] = probe[j]
+        ins_rows[n:, 1:4] = probe[n:]
+        return chk
+
+    def _new_table(self, b, args):
+        """A check table for these arguments and b's inputs (``_gather``): their addresses,
+        the inputs' value types and arrays; no slot checked yet (the callers fill in
+        which)."""
+        from .replay_step_kernels import ARG_W, IN_W
+        na, ni = len(args), len(b.ins)
+        chk = np.full(2 + ARG_W * na + IN_W * ni, NO_SLOT, np.int64)
+        chk[0], chk[1] = na, ni
+        rows = chk[2:2 + ARG_W * na].reshape(na, ARG_W)
+        ins_rows = chk[2 + ARG_W * na:].reshape(ni, IN_W)
+        rows[:, 0] = np.fromiter(map(id, args), np.int64, na)
+        ins_rows[:, 0] = np.fromiter(map(id, b.ins), np.int64, ni)
+        ins_rows[:, 4] = np.fromiter(map(id, self.types), np.int64, ni)
+        ins_rows[:, 5] = 0
+        for j in self.arr_pos:                  # the very arrays checked last, or none
+            ins_rows[j, 5] = -1 if b.vals[j] is None else id(b.vals[j])
+        return chk, rows, ins_rows
+
+    def replay_checked(self, args, check):
+        """``replay`` for arguments the step kernel checks against ``check`` (made by
+        check_table at an earlier call): no Python per argument. _MISS when they do not fit
+        (nothing was done: the caller then checks them in Python)."""
+        chk, (b, _) = check
+        if b is not self.binding:
+            return _MISS
+        run = _run or _kernels()
+        P, plan = self.program, self.plan
+        defer = _NO_DEFER
+        if _DEFERRED and len(plan.lv):
+            defer = self._deferred(b)   # (for b: the kernel checks b is the arguments')
+            if defer is None:
+                return _MISS
+        argt = id(args)
+        if self.shared and b.lock.acquire(False):
+            try:
+                status = run(b.rec, b.tables, b.kscratch, chk, defer, argt)
+                if status:
+                    return _STATUS[status]
+                out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
+            finally:
+                b.lock.release()
+            if self.after:
+                self._after(b, b.ins, b.xs)
+            return out
+        arena = P.new_arena()
+        rec = b.rec.copy() if self.scalar_rec else b.rec
+        scratch = b.scratch_layout.new()
+        ptrs, xs = b.scratch_layout.views(scratch, 2)
+        P.pointers(arena, ptrs)
+        status = run(rec, b.tables, scratch.view(P.dtype), chk, defer, argt)
+        if status:
+            return _STATUS[status]
+        self._after(b, b.ins, xs)
+        tape = self._output_tape(b, rec, arena, ptrs, b.ins)
         return self.output.build(P, arena, rec, tape, args)
 
     def _replay_by_address(self, args, b, ins, vals, defer):
@@ -114,7 +217,8 @@ class Calls:
                 ext[j] = (1, -1, 1, xs.ctypes.data + 8 * j)
             else:
                 ext[j] = (1, ext[j, 1], ext[j, 2], v.__array_interface__["data"][0])
-        status = run(rec, tables, scratch.view(P.dtype), np.zeros(len(vals), np.int64), defer)
+        status = run(rec, tables, scratch.view(P.dtype), np.zeros(len(vals), np.int64), defer,
+                     0)
         if status:
             return _EAGER if status == 2 else None
         self._after(b, ins, xs)
@@ -127,12 +231,28 @@ class Calls:
         constant number of Python calls. None when anything differs (the caller then goes
         the general way, which checks and rebinds)."""
         b = self.binding
-        if len(args) != len(b.args) or not all(map(is_, args, b.args)) or not DIRECT:
+        fa = b.fast                     # (the arguments, their check table)
+        if fa is None or len(args) != len(fa[0]) or not DIRECT:
             return None
         st = _local.state
         if st is None or not st._enabled or st.recording is not None:
             return None
         ins = b.ins
+        if fa[1] is not None:           # the step kernel checks them
+            if ((self.names or self.watches) and not self.valid()) or \
+                    not b.lock.acquire(False):
+                return None
+            try:
+                if _run(b.rec, b.tables, b.kscratch, fa[1], _NO_DEFER, id(args)):
+                    return None         # they changed, or a guard failed: the general way
+                out = self.output.build(self.program, b.arena, b.rec, b.tape, args, True)
+            finally:
+                b.lock.release()
+            if self.after:
+                self._after(b, ins, b.xs)
+            return out
+        if not all(map(is_, args, fa[0])):
+            return None
         if list(map(_probe, ins)) != b.probe:     # the same nodes, requires_grad; no tapes
             return None
         if self.arrays_only:                      # the very arrays (b.vals holds them)
@@ -150,7 +270,7 @@ class Calls:
             return None
         P = self.program
         try:
-            if _run(b.rec, b.tables, b.kscratch, ids, _NO_DEFER):
+            if _run(b.rec, b.tables, b.kscratch, ids, _NO_DEFER, 0):
                 return None             # a guard failed (nothing changed): the general way
             out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
         finally:
@@ -199,7 +319,7 @@ class Calls:
                 links[s] = _TapeNode(t._tape, t._slot)
         saved = [(c, s, b.cells[j], b.cells[j][0], P.nptrs + n, None)
                  for n, (c, s, j) in enumerate(self.saved_in)]
-        shown = [vals[j] for _, _, j in self.saved_in]
+        shown = [vals[j] if vals is not None else ins[j]._v for _, _, j in self.saved_in]
         tape = _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, _INPLACE[0])
         if self.plan.any_freed:
             tape.freed = self.plan.freed.copy()
@@ -207,13 +327,18 @@ class Calls:
 
     def _deferred(self, b):
         """Leaves whose grad the engine keeps (a grad the user assigned: the call adds into
-        it; hooks: None, the call runs eagerly)."""
+        it; hooks: None, the call runs eagerly). None too when the recording reads a leaf's
+        grad: it reads the leaf's own storage, not the user's tensor the call added into
+        (an optimizer's step after backward would skip the user's grad)."""
+        from .replay_plan import GRAD
         from .replay_step_kernels import deferred_leaves
         plan = self.plan
         marks = np.zeros(plan.n_leaves, np.int64)
         rec = b.rec
         if not deferred_leaves(rec.view(np.int64), rec.view(np.float64), plan.lv, marks):
             return _NO_DEFER
+        if any(k[0] == GRAD for k in plan.keys if k is not None):
+            return None
         defer = np.zeros(plan.n_leaves, np.int64)
         for i in np.nonzero(marks)[0].tolist():
             node = b.leaf_nodes[i]
@@ -267,11 +392,11 @@ class Calls:
         b.scratch_layout = Layout([(np.int64, (P.nptrs,)), (np.float64, (n_keys,)),
                                    (np.int64, (n_keys,)), (np.float64, (plan.sg_size,)),
                                    (np.float64, (plan.work_size,)), (np.float64, (8,)),
-                                   (np.int64, (5, MAXD))])
+                                   (np.int64, (5, MAXD)), (np.int64, (len(ins),))])
         b.nodes = list(map(_node_of, ins))
         b.probe = [(t._node, None, t._rg) for t in ins]     # what Calls.fast expects
         b.state = list(map(_state_of, ins))
-        b.args = ()
+        b.fast = None                   # (arguments, check table) of Calls.fast
         b.vals = [None] * len(ins)
         b.cells = [_cell(t) for t in ins]
         b.bump_cells = [b.cells[j] for j, _ in self.bumps]
@@ -298,7 +423,7 @@ class Calls:
 class _Binding:
     """The leaves and inputs one run of calls is made with (see Recording._bind)."""
     __slots__ = ("ins", "nodes", "vals", "cells", "rec", "dyn", "leaf_nodes", "ext",
-                 "cleared", "lock", "arena", "ptrs", "xs", "tape", "state", "args",
+                 "cleared", "lock", "arena", "ptrs", "xs", "tape", "state", "fast",
                  "bump_cells", "bump_counts", "ids", "cleared_ids", "tables", "table_layout",
                  "scratch", "kscratch", "scratch_layout", "probe")
 
@@ -325,6 +450,8 @@ def _picker(positions):
     from operator import itemgetter
     return itemgetter(*positions)
 _EAGER = object()             # a replay that must run fn eagerly (leaf hooks)
+_MISS = object()              # a checked replay whose arguments changed: check in Python
+_STATUS = {1: None, 2: _EAGER, 3: _MISS}      # what run's statuses mean to the caller
 
 
 def _replay_tape(P, b, rec, arena, ptrs, links, saved, shown, epoch):

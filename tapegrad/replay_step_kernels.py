@@ -20,8 +20,15 @@ grad goes into its storage (the record's cell, its GADDR buffer), or, when the e
 keeps it (``DEFERRED``: a grad the user assigned), into ``defer[leaf number]`` (the
 address of the user's grad array, float64 or float32 as the leaf); a deferred leaf with
 no such address (hooks) stops the call (status 2) before anything changed.
+
+A call may hand in its argument tuple's address (``argt``, else 0) and, in ``ids``'s place,
+what the arguments must be (``check_table``): the kernel then checks them (``_gather``:
+the same objects as the last call, the same leaf nodes, tapes and requires_grad, values of
+the recorded types, the arrays checked last) and finds the inputs' values itself, into the
+scratch (``S_IDS``); a mismatch stops the call (status 3) before anything was read or
+changed, and the caller checks and binds in Python.
 """
-# kernel sources: 88e81a56664ca4b8
+# kernel sources: bdf5806f85298bc1
 import numpy as np
 
 from .kernels_base import jit
@@ -32,10 +39,59 @@ from .layout import (DYN_WIDTH, F32, GADDR, HAS_GRAD, DEFERRED, SCALAR, SIZE, ST
                      T_SRC_EXT, T_STATIC)
 from .ptr import as_u8_ptr, load_i64, view, view_f32, view_f64, view_i64
 from .replay_call import guards_hold
-from .replay_ptr import _D_OFF, _F_OFF, _f64, _i16, _i32, _i64, _i8, _u8
+from .replay_ptr import (_D_OFF, _F_OFF, _S_NODE, _S_RG, _S_TAPE, _S_V, _T_OFF, _TUPLE,
+                         _f64, _i16, _i32, _i64, _i8, _u8)
 from .replay_backward import reverse
 from .replay_elementwise import _val
 from .replay_kernels import forward_sweep
+
+
+S_IDS = 7                   # the scratch's table of the inputs' values (after layout's S_*)
+NO_SLOT = -1                # a check table's slot column: nothing to check there
+ARG_W, IN_W = 4, 6          # a check table's row widths (see _gather)
+
+
+@jit
+def _gather(argt, chk, ids):
+    """Do the arguments at tuple address ``argt`` fit the table ``chk`` (made by
+    replay_calls.check_table or fast_table)? Header (number of arguments na, of inputs
+    ni); per argument ARG_W columns: its address, the addresses its tensor's _node, _tape,
+    _rg slots must hold (a column NO_SLOT: that slot is not checked); per input IN_W columns: the tensor's address,
+    its slots' addresses, its value's type (the type object's address) and, when not 0,
+    the very value it must be (an array checked before). The inputs' values go to ids.
+    Addresses are read and compared, and the values' headers read: every object is held
+    by the argument tuple or by the table's owner. (No call in the loops: a jitted call
+    taking an array counts its references, atomically, each time.)"""
+    na, ni = chk[0], chk[1]
+    items = argt + _TUPLE
+    for p in range(na):
+        r = 2 + ARG_W * p
+        o = load_i64(items + 8 * p)
+        if o != chk[r]:
+            return False
+        if chk[r + 1] != NO_SLOT and load_i64(o + _S_NODE) != chk[r + 1]:
+            return False
+        if chk[r + 2] != NO_SLOT and load_i64(o + _S_TAPE) != chk[r + 2]:
+            return False
+        if chk[r + 3] != NO_SLOT and load_i64(o + _S_RG) != chk[r + 3]:
+            return False
+    r0 = 2 + ARG_W * na
+    for j in range(ni):
+        r = r0 + IN_W * j
+        o = chk[r]
+        if chk[r + 1] != NO_SLOT and load_i64(o + _S_NODE) != chk[r + 1]:
+            return False
+        if chk[r + 2] != NO_SLOT and load_i64(o + _S_TAPE) != chk[r + 2]:
+            return False
+        if chk[r + 3] != NO_SLOT and load_i64(o + _S_RG) != chk[r + 3]:
+            return False
+        v = load_i64(o + _S_V)
+        if v == 0 or load_i64(v + _T_OFF) != chk[r + 4]:
+            return False
+        if chk[r + 5] != 0 and v != chk[r + 5]:
+            return False
+        ids[j] = v
+    return True
 
 
 @jit
@@ -228,12 +284,14 @@ def _typed(p, k, like):
 
 
 @jit
-def run(rec, tables, scratch, ids, defer):
+def run(rec, tables, scratch, ids, defer, argt):
     """One call (see the module docstring): ``tables`` the call's tables and ``scratch`` its
     scratch, each packed in one buffer (replay_pack.py); scratch is given as an array of
     the arena's element type (``Program.dtype``), in which the sweeps then run. Returns 0;
     1 when a guard fails, 2 when a leaf's grad is kept by the engine and ``defer`` has no
-    address for it (nothing outside the call was changed)."""
+    address for it (nothing outside the call was changed), 3 when ``argt`` (the argument
+    tuple's address, else 0) was given and the arguments do not fit the check table given
+    as ``ids`` (see _gather; nothing was done)."""
     # the buffers seen through raw pointers: views of them carry no reference count (a
     # view of an array from Python increments and decrements its count, atomically, and
     # the sweeps take thousands of row views a call)
@@ -259,9 +317,17 @@ def run(rec, tables, scratch, ids, defer):
     # in the arena's element type, the scratch's (forward_sweep's cbuf, ib: sweep_scratch)
     sg, work = _typed(sc, S_SG, scratch), _typed(sc, S_WORK, scratch)
     cbuf, ib = _typed(sc, S_CBUF, scratch), _i2(sc, S_IB)
-    if _deferred_unknown(rq, rd, lv, defer):
-        return 2                        # a grad the engine keeps, with no address given
-    _resolve(ext, ids, xs, addr)
+    if argt != 0:
+        got = _i1(sc, S_IDS)
+        if not _gather(argt, ids, got):
+            return 3                    # the arguments changed: checked again in Python
+        if _deferred_unknown(rq, rd, lv, defer):
+            return 2
+        _resolve(ext, got, xs, addr)
+    else:
+        if _deferred_unknown(rq, rd, lv, defer):
+            return 2                    # a grad the engine keeps, with no address given
+        _resolve(ext, ids, xs, addr)
     n = rq.shape[0] // 3
     at = 0
     for e in range(eff.shape[0] + 1):
