@@ -85,7 +85,8 @@ def _c_array(t, dtype=None):
     v = t._v
     if type(v) is _float:
         return np.array(v, dtype or t._dtype.np)
-    return np.ascontiguousarray(v, dtype)        # (the array itself when it already is)
+    return np.asarray(v, dtype, order="C")       # (the array itself when it already is;
+    #                                              ascontiguousarray would make 0-d 1-d)
 
 
 def _cell(t):
@@ -435,7 +436,7 @@ def _reduce(op, x, dim, keepdim, mean):
         dt = D.int64
     v = x._v
     if type(v) is _nd and not v.flags.c_contiguous:
-        v = np.ascontiguousarray(v)           # reduced in C order, as a replay reduces
+        v = np.asarray(v, order="C")          # reduced in C order, as a replay reduces
     tok = _hush()
     try:
         if dim is None and type(v) is _nd and not keepdim:     # the common full reduction

@@ -148,10 +148,16 @@ class AutogradMethods:
     def data(self, value):
         """Swaps in another tensor's value (shared, unrecorded), as PyTorch's ``.data =``."""
         refuse_while_recording("assigning .data")
+        v = value._v
         if self._tape is None and (value._dtype is not self._dtype
                                    or _shape(value) != _shape(self)):
             self._node = None        # a leaf's grad storage has the old dtype and shape
-        self._v = value._v
+        elif self._node is not None and (type(v) is float) != (type(self._v) is float):
+            # a 0-d leaf keeps the kind of value its grad storage was made for (a Python
+            # float's is a scalar cell, a 0-d array's a buffer: the sweep would write a cell
+            # as a buffer), so its grad carries on, as PyTorch's: the number is copied
+            v = float(v) if type(self._v) is float else np.array(v, value._dtype.np)
+        self._v = v
         self._dtype = value._dtype
         self._ver = _cell(value)
 

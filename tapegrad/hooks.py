@@ -181,7 +181,7 @@ def _leaf_node(t):
     if node is None:
         node = leaves.leaf_node(t)
     if node.page is None:
-        leaves.attach(node, _shape(t), t._dtype.np)
+        leaves.attach(node, None if type(t._v) is float else _shape(t), t._dtype.np)
     return node
 
 

@@ -78,8 +78,8 @@ def attach(node, shape, np_dtype):
         page, cell = _POOL.cell()
         node.cell, node.addr = cell, page.addr + cell * CELL
         node.faddr = float(node.addr)
-        if shape:
-            node.buf = np.zeros(shape, np_dtype)
+        if shape is not None:               # an array leaf (0-d too): a buffer; a Python
+            node.buf = np.zeros(shape, np_dtype)    # float's (shape None): the cell alone
             node.buf_addr = node.buf.ctypes.data
         node.page = page                    # last: a node with a page is complete
 

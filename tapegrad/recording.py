@@ -96,7 +96,7 @@ def _source(t, tape):
                 #                                  switch there gave a leaf two cells)
                 node.page = p
             else:
-                attach(node, (), None)
+                attach(node, None, None)
         leaves = tape.leaf_nodes
         if t._dtype is _F32:
             head = LEAF | SCALAR | F32 | len(leaves) << SHIFT
@@ -135,7 +135,7 @@ def _source(t, tape):
         dims_ok(v.shape)
     if t._rg:
         if node.page is None:
-            attach(node, () if scalar else v.shape, t._dtype.np)
+            attach(node, None if scalar else v.shape, t._dtype.np)
         head = LEAF | flag
         b, gaddr = node.addr, node.buf_addr
     else:
