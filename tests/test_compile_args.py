@@ -170,18 +170,22 @@ def test_value_array_replaced_by_a_non_contiguous_one():
     assert _counts(f) == (1, 6, 0, 0)
 
 
-def test_scalar_value_replaced_by_a_0d_array_value():
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_scalar_value_replaced_by_a_0d_array_value(requires_grad):
+    # the leaf keeps the kind of value its grad storage was made for (a Python float):
+    # the call replays (a leaf that requires grad crashed here before 7295bc9)
     def make():
         args = _scalars()()
-        args[1].requires_grad_(False)   # (a leaf that requires grad crashes eagerly so)
+        args[1].requires_grad_(requires_grad)
         return args
 
     def change(args, keep):
         value = tg.tensor([0.75], dtype=F64).reshape(())
         assert type(value._v) is np.ndarray     # (a 0-d tensor whose value is an array)
         args[1].data = value
+        assert type(args[1]._v) is float and args[1].item() == 0.75
     f = _run_both(_poly, make, change)
-    assert _counts(f) == (2, 5, 1, 0)
+    assert _counts(f) == (1, 6, 0, 0)
 
 
 def test_constant_argument_replaced_by_another():
