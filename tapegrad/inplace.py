@@ -296,7 +296,8 @@ class InPlaceMethods:
                                "in-place operation." if self._tape is None else
                                "tapegrad: fill_ on a tensor that requires grad is not "
                                "supported yet")
-        checked_fill(value, self._dtype)
+        if value:                           # (zero_, every step: nothing to check)
+            checked_fill(value, self._dtype)
         c = self._ver                       # _bump, inline (zero_ of each grad every step)
         if c is None:
             c = self._ver = [0]
