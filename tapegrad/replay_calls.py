@@ -45,8 +45,7 @@ class Calls:
     def replay(self, args):
         """The outputs at new input values, or None when the inputs no longer fit the
         recording (a captured tensor changed shape) or a guard fails."""
-        run = _run or _kernels()
-        P, plan = self.program, self.plan
+        plan = self.plan
         ins = [args[i] for i in self.arg_in]
         ins += self.cap_in
         b = self.binding
@@ -81,11 +80,20 @@ class Calls:
             b.ids = ids                 # the arrays Recording.fast finds again
         if not DIRECT:                  # object layouts unchecked: addresses from NumPy
             return self._replay_by_address(args, b, ins, vals, defer)
+        out = self._call(args, b, ins, vals, ids, defer, 0)
+        return _STATUS[out] if type(out) is int else out
+
+    def _call(self, args, b, ins, vals, table, defer, argt):
+        """The kernel call of a replay on binding b (``table``: the inputs' ids, or a check
+        table and the arguments' address ``argt``): in the binding's own buffers when no
+        output keeps them, else in a new arena whose tape the outputs get. run's status
+        (an int) when it did not finish."""
+        P, run = self.program, _run or _kernels()
         if self.shared and b.lock.acquire(False):
             try:                        # the binding's buffers: no output keeps them
-                status = run(b.rec, b.tables, b.kscratch, ids, defer, 0)
+                status = run(b.rec, b.tables, b.kscratch, table, defer, argt)
                 if status:
-                    return _EAGER if status == 2 else None
+                    return status
                 out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
             finally:
                 b.lock.release()
@@ -97,9 +105,9 @@ class Calls:
         scratch = b.scratch_layout.new()
         ptrs, xs = b.scratch_layout.views(scratch, 2)
         P.pointers(arena, ptrs)
-        status = run(rec, b.tables, scratch.view(P.dtype), ids, defer, 0)
+        status = run(rec, b.tables, scratch.view(P.dtype), table, defer, argt)
         if status:
-            return _EAGER if status == 2 else None
+            return status
         self._after(b, ins, xs)
         tape = self._output_tape(b, rec, arena, ptrs, ins, vals)
         return self.output.build(P, arena, rec, tape, args)
@@ -167,36 +175,14 @@ class Calls:
         chk, (b, _) = check
         if b is not self.binding:
             return _MISS
-        run = _run or _kernels()
-        P, plan = self.program, self.plan
+        plan = self.plan
         defer = _NO_DEFER
         if _DEFERRED and len(plan.lv):
             defer = self._deferred(b)   # (for b: the kernel checks b is the arguments')
             if defer is None:
                 return _MISS
-        argt = id(args)
-        if self.shared and b.lock.acquire(False):
-            try:
-                status = run(b.rec, b.tables, b.kscratch, chk, defer, argt)
-                if status:
-                    return _STATUS[status]
-                out = self.output.build(P, b.arena, b.rec, b.tape, args, True)
-            finally:
-                b.lock.release()
-            if self.after:
-                self._after(b, b.ins, b.xs)
-            return out
-        arena = P.new_arena()
-        rec = b.rec.copy() if self.scalar_rec else b.rec
-        scratch = b.scratch_layout.new()
-        ptrs, xs = b.scratch_layout.views(scratch, 2)
-        P.pointers(arena, ptrs)
-        status = run(rec, b.tables, scratch.view(P.dtype), chk, defer, argt)
-        if status:
-            return _STATUS[status]
-        self._after(b, b.ins, xs)
-        tape = self._output_tape(b, rec, arena, ptrs, b.ins)
-        return self.output.build(P, arena, rec, tape, args)
+        out = self._call(args, b, b.ins, None, chk, defer, id(args))
+        return _STATUS[out] if type(out) is int else out
 
     def _replay_by_address(self, args, b, ins, vals, defer):
         """The call where the object layouts could not be checked at import (see
