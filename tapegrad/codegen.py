@@ -1,7 +1,6 @@
 """The generator: from the op table, the code every elementwise op needs, written once.
 
-``python tapegrad/codegen.py`` (or ``python -m tapegrad.codegen``) writes, into
-``tapegrad/_generated/``:
+``python -m tapegrad.codegen`` (or ``python tapegrad/codegen.py``) writes, into ``_generated/``:
   elementwise.py   the Numba per-element switches of both sweeps: each operand's gradient
                    (``unary_grad``, ``binary_grad``) and each op's value (``unary_value``,
                    ``binary_value``, for replays); an opcode with no branch traps;
@@ -267,7 +266,8 @@ def _scalar_out(indent, code, value, heads=None, cls="_face.Tensor"):
             f"{i}out = _new_object({cls})",
             f"{i}head = {h64}",
             f"{i}if dt is _F32:",
-            f"{i}    z = _f32_number(z)",
+            *([] if code in ("RELU", "NEG", "ABS")      # exact on float32 numbers
+              else [f"{i}    z = _f32_number(z)"]),
             f"{i}    head = {h32}",
             f"{i}out._v = z",
             f"{i}out._dtype = dt",

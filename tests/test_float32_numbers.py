@@ -103,3 +103,36 @@ def test_matches_pytorch_to_the_bit(name, op, oracle):
             ya.backward()
             yb.backward()
             assert _bits(a.grad.item()) == _bits(b.grad.item()), (name, c, v)
+
+
+def test_the_float32_cast_of_a_number_is_numpys_to_the_bit():
+    """face._f32_number (the cast of every float32 scalar result and number operand) is
+    NumPy's float32 cast: round to nearest even, subnormals, the overflow edge, -0.0."""
+    from tapegrad.face import _f32_number
+    rng = np.random.default_rng(1)
+    xs = list(rng.standard_normal(20000) * 10.0 ** rng.integers(-50, 40, 20000))
+    top = float(np.finfo(F).max)
+    xs += [0.0, -0.0, 5e-324, 1e-46, -1e-46, 7.006e-46, 1.4e-45, 2.0 ** -149 * 1.5, top,
+           -top, np.nextafter(3.4028235677973366e38, 0), 3.4028235677973366e38, 1e39, -1e39,
+           3, -7, 2 ** 60 + 1]
+    for x in xs:
+        with np.errstate(over="ignore"):
+            want = F(x)
+        got = _f32_number(x)
+        assert type(got) is float
+        assert np.array(got, F).view(np.uint32) == want.view(np.uint32), x
+    assert _f32_number(float("nan")) != _f32_number(float("nan"))
+
+
+@pytest.mark.parametrize("name", ["relu", "neg", "abs"])
+def test_sign_and_magnitude_ops_of_a_float32_scalar_keep_its_bits(name):
+    """relu, neg and abs of a float32 0-d tensor skip the cast (their result is a float32
+    number already): the value and its record are those of the float32 input."""
+    for v in VALUES:
+        t = tg.tensor(float(v), requires_grad=True)
+        out = getattr(t, name)()
+        want = {"relu": max(v, F(0)), "neg": -v, "abs": abs(v)}[name]
+        assert out.dtype == tg.float32
+        assert _bits(out.item()) == _bits(want)
+        out.backward()
+        assert t.grad.item() == {"relu": float(v > 0), "neg": -1.0, "abs": np.sign(v)}[name]

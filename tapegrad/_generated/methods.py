@@ -30,7 +30,6 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = NEG | SCALAR
             if dt is _F32:
-                z = _f32_number(z)
                 head = NEG | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -198,7 +197,6 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = ABS | SCALAR
             if dt is _F32:
-                z = _f32_number(z)
                 head = ABS | SCALAR | F32
             out._v = z
             out._dtype = dt
@@ -226,7 +224,6 @@ class UnaryMethods:
             out = _new_object(_face.Tensor)
             head = RELU | SCALAR
             if dt is _F32:
-                z = _f32_number(z)
                 head = RELU | SCALAR | F32
             out._v = z
             out._dtype = dt
