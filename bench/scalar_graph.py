@@ -124,6 +124,38 @@ class Count:
         return self._op(0.0, lambda a, _: a if a > 0 else 0.0)
 
 
+class Bare:
+    """One Python object per operation and nothing else (no tape, no gradient): the least
+    that an operator-overloading library pays per op with this interpreter on this machine,
+    the floor under the record column of every tape here."""
+    __slots__ = ("v",)
+
+    def __init__(self, v):
+        self.v = v
+
+    def __add__(self, o):
+        r = _new_object(Bare)
+        r.v = self.v + (o.v if type(o) is Bare else o)
+        return r
+
+    __radd__ = __add__
+
+    def __mul__(self, o):
+        r = _new_object(Bare)
+        r.v = self.v * (o.v if type(o) is Bare else o)
+        return r
+
+    __rmul__ = __mul__
+
+    def relu(self):
+        r = _new_object(Bare)
+        r.v = self.v if self.v > 0 else 0.0
+        return r
+
+
+_new_object = object.__new__
+
+
 def count_ops(graph):
     Count.n = 0
     graph(Count)
@@ -225,6 +257,9 @@ def make_peers(notes, with_bug_row):
         p.repeats_cap = 3
         p.warmup = 0            # pure Python, nothing to warm up; 10-30 s a run
         peers.append(p)
+    peers.append(Peer("one Python object per op (no tape, no autodiff)",
+                      lambda vs: [Bare(v) for v in vs], _method_relu, None, None,
+                      lambda ps: None))
     peers.append(Peer("plain Python floats (no autodiff)", lambda vs: list(vs), _float_relu,
                       None, None, lambda ps: None))
     return peers
@@ -567,6 +602,11 @@ def main():
                  "number type; leaves are made before timing. record = building the "
                  "graph (the forward pass); backward = backward() (autograd: make_vjp, "
                  "then the vjp call). Plain floats have no backward.")
+    notes.append("'one Python object per op' runs the same code on a number class that "
+                 "makes one object per op and nothing else: what operator overloading "
+                 "alone costs with this interpreter on this machine, the floor under "
+                 "every tape's record column (the 700 ns/op goal of issue 10 was set on a "
+                 "faster machine: compare the ratios).")
     notes.append("micrograd's Values hold reference cycles (each _backward closure refers "
                  "to its output), so Python's cyclic garbage collector rescans the growing "
                  "graph while it is recorded: the row with gc.disable() around record and "
