@@ -87,10 +87,12 @@ def loop_of(ufunc, dtype):
     raise LookupError(f"tapegrad: np.{ufunc.__name__} has no {np.dtype(dtype).name} loop")
 
 
-def _table():
-    """The loops in memory that is never freed (a module imported again finds it by its
+def _table(find=loop_of):
+    """(The loops in memory that is never freed (a module imported again finds it by its
     symbol, and code linked before keeps reading the same place): entry 2k is loop k's
-    address, 2k + 1 its data."""
+    address, 2k + 1 its data; None, or why the loops cannot be found). A NumPy whose
+    ufuncs are laid out otherwise leaves the table empty, and tg.compile then runs
+    functions eagerly (replay.py) rather than replay them with other loops."""
     n = 4 * len(UFUNCS)
     at = _ll.address_of_symbol(SYMBOL)
     if not at:
@@ -99,13 +101,16 @@ def _table():
         at = libc.malloc(ctypes.sizeof(ctypes.c_void_p) * max(n, 1))
         _ll.add_symbol(SYMBOL, at)
     table = (ctypes.c_void_p * n).from_address(at)
-    for u, name in enumerate(UFUNCS):
-        for d, dt in enumerate(DTYPES):
-            table[4 * u + 2 * d], table[4 * u + 2 * d + 1] = loop_of(getattr(np, name), dt)
-    return table
+    try:
+        loops = [find(getattr(np, name), dt) for name in UFUNCS for dt in DTYPES]
+    except (RuntimeError, LookupError) as e:
+        return table, str(e)
+    for k, (fn, data) in enumerate(loops):
+        table[2 * k], table[2 * k + 1] = fn, data
+    return table, None
 
 
-TABLE = _table()
+TABLE, UNAVAILABLE = _table()
 
 
 @intrinsic

@@ -19,8 +19,10 @@ records again instead of returning the result of a path the new values would not
 import collections
 import functools
 import itertools
+import warnings
 from operator import attrgetter, is_
 
+from . import numpy_loops
 from .base import TensorBase as Tensor
 from .face import _shape
 from .replay_calls import _EAGER, _MISS
@@ -38,6 +40,17 @@ def _states(args):
     if all(map(isinstance, args, _TENSOR)):
         return list(map(_probe, args))
     return [_probe(a) if isinstance(a, Tensor) else a for a in args]
+
+
+_warned = []
+
+
+def _warn_eager(reason):
+    """Once a process: tg.compile cannot replay here, so it runs functions eagerly."""
+    if not _warned:
+        _warned.append(reason)
+        warnings.warn(f"{reason}: tg.compile runs functions eagerly (same results, without "
+                      "the speed of a replay)", RuntimeWarning, stacklevel=4)
 
 
 # ----- tg.compile ------------------------------------------------------------------------
@@ -120,6 +133,10 @@ class Compiled:
 
     def _record(self, args, kwargs, state, key, rec):
         """A new recording of fn at these arguments (rec: the one for this key, if any)."""
+        if numpy_loops.UNAVAILABLE is not None:     # a replay could not be eager's to the bit
+            _warn_eager(numpy_loops.UNAVAILABLE)
+            self.counts["eager"] += 1
+            return self.fn(*args, **kwargs)
         self._fast = None
         new = Recording()
         result = new.record(self.fn, args, kwargs)

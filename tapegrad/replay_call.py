@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: bdf5806f85298bc1
+# kernel sources: fb7e1e51e38eb810
 from .kernels_base import jit
 from .replay_kernels import _val
 

@@ -3,7 +3,7 @@ the tape): binary ops with broadcasting (resolved to rows by the recording where
 ``Program.fx``), comparisons, unary ops and CASTNG, reading values where the tape says
 they are (``_val``: a scalar's from its record, an array's from the call's arena).
 """
-# kernel sources: bdf5806f85298bc1
+# kernel sources: fb7e1e51e38eb810
 import numpy as np
 from numba import njit
 
