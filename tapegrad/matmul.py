@@ -12,6 +12,13 @@ from .quiet import quietly
 from .shapes import _broadcast
 
 
+def _matmul(a, b):
+    """np.matmul of a and b as C-ordered arrays (a transposed view is copied first): the
+    product a tg.compile replay computes with the same loop (replay_kernels._product) on
+    values it holds C-ordered, so that the two agree to the bit; overflow is inf, silently."""
+    return quietly(np.matmul, np.asarray(a, order="C"), np.asarray(b, order="C"))
+
+
 class MatmulMethods:
     """The matrix-product methods of Tensor."""
     __slots__ = ()
@@ -29,7 +36,7 @@ class MatmulMethods:
         if p != q:
             raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{p} and "
                                f"{q}x{r})")
-        return _product(MM, self, mat2, quietly(np.matmul, va, vb))
+        return _product(MM, self, mat2, _matmul(va, vb))
 
     def matmul(self, other):
         """``@`` as PyTorch: dot, mv, mm, bmm, and broadcast batches of matrices."""
@@ -73,7 +80,7 @@ class MatmulMethods:
         if b != b2 or p != q:
             raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be:"
                                f" [{b}, {p}] but got: [{b2}, {q}].")
-        return _product(BMM, self, mat2, quietly(np.matmul, self._v, mat2._v))
+        return _product(BMM, self, mat2, _matmul(self._v, mat2._v))
 
     def dot(self, other):
         if self.ndim != 1 or other.ndim != 1:
@@ -87,7 +94,7 @@ class MatmulMethods:
             raise RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] "
                                f"to have the same number of elements, but got {n} and {m} "
                                "elements respectively")
-        return _product(DOT, self, other, np.asarray(quietly(np.dot, self._v, other._v)))
+        return _product(DOT, self, other, np.asarray(_matmul(self._v, other._v)))
 
     def mv(self, vec):
         if self.ndim != 2 or vec.ndim != 1:
@@ -96,4 +103,4 @@ class MatmulMethods:
         (n, p), q = self._v.shape, vec._v.shape[0]
         if p != q:
             raise RuntimeError(f"size mismatch, got input ({n}), mat ({n}x{p}), vec ({q})")
-        return _product(MV, self, vec, quietly(np.dot, self._v, vec._v))
+        return _product(MV, self, vec, _matmul(self._v, vec._v))

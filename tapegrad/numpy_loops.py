@@ -51,9 +51,11 @@ def _ufuncs_of(row):
 # the ufuncs whose loops the replay's reductions and softmaxes call (``reduce_like``, and
 # exp/log/power elementwise inside logsumexp, softmax and norm), as eager's NumPy calls
 REDUCING = ("add", "multiply", "maximum", "minimum", "exp", "log", "power")
-UFUNCS = tuple(sorted(set(REDUCING).union(*(_ufuncs_of(BY_CODE[op]) for op in range(NUM_OPS)
-                                            if FAMILY[op] in (F_BINARY, F_UNARY)))))
+# and matmul's, whose loop the matrix products call (BLAS or NumPy's own loop, as it picks)
+UFUNCS = tuple(sorted(set(REDUCING + ("matmul",)).union(
+    *(_ufuncs_of(BY_CODE[op]) for op in range(NUM_OPS) if FAMILY[op] in (F_BINARY, F_UNARY)))))
 U_ADD, U_MUL, U_MAX, U_MIN, U_EXP, U_LOG, U_POW = (UFUNCS.index(u) for u in REDUCING)
+U_MATMUL = UFUNCS.index("matmul")
 LOOP_OF = tuple(UFUNCS.index(next(iter(_ufuncs_of(BY_CODE[op]))))
                 if FAMILY[op] in (F_BINARY, F_UNARY) and _ufuncs_of(BY_CODE[op]) else -1
                 for op in range(NUM_OPS))
@@ -113,6 +115,38 @@ def _table(find=loop_of):
 TABLE, UNAVAILABLE = _table()
 
 
+def _emit_call(context, builder, k, arrays, dims, steps):
+    """Calls loop ``k`` of the table on the data of Numba arrays ``arrays`` (type, value
+    pairs), with int64 LLVM values ``dims`` and ``steps``: NumPy's inner-loop signature
+    ``void loop(char **args, npy_intp *dims, npy_intp *steps, void *data)``."""
+    i8p = ir.IntType(8).as_pointer()
+    i64 = ir.IntType(64)
+    mod = builder.module
+    table = mod.globals.get(SYMBOL)
+    if table is None:
+        table = ir.GlobalVariable(mod, i8p, SYMBOL)     # external: found by its symbol
+    at = builder.mul(k, i64(2))
+    fn = builder.load(builder.gep(table, [at]))
+    data = builder.load(builder.gep(table, [builder.add(at, i64(1))]))
+    fnty = ir.FunctionType(ir.VoidType(), [i8p.as_pointer(), i64.as_pointer(),
+                                           i64.as_pointer(), i8p])
+    argv = cgutils.alloca_once(builder, i8p, size=len(arrays))
+    for j, (ty, val) in enumerate(arrays):
+        arr = context.make_array(ty)(context, builder, val)
+        builder.store(builder.bitcast(arr.data, i8p), builder.gep(argv, [i64(j)]))
+    at_dims = cgutils.alloca_once(builder, i64, size=len(dims))
+    at_steps = cgutils.alloca_once(builder, i64, size=len(steps))
+    for j, v in enumerate(dims):
+        builder.store(v, builder.gep(at_dims, [i64(j)]))
+    for j, v in enumerate(steps):
+        builder.store(v, builder.gep(at_steps, [i64(j)]))
+    builder.call(builder.bitcast(fn, fnty.as_pointer()), [argv, at_dims, at_steps, data])
+
+
+def _ints64(context, builder, sig, args, which):
+    return [context.cast(builder, args[i], sig.args[i], types.int64) for i in which]
+
+
 @intrinsic
 def _call_loop(typingctx, k, n, a, sa, b, sb, z, sz):
     """NumPy's loop k (``2u + d``) over n elements of the 1-d arrays a, b -> z, each with
@@ -122,27 +156,29 @@ def _call_loop(typingctx, k, n, a, sa, b, sb, z, sz):
         return None
 
     def codegen(context, builder, sig, args):
-        i8p = ir.IntType(8).as_pointer()
-        i64 = ir.IntType(64)
-        mod = builder.module
-        table = mod.globals.get(SYMBOL)
-        if table is None:
-            table = ir.GlobalVariable(mod, i8p, SYMBOL)     # external: found by its symbol
-        kk = context.cast(builder, args[0], sig.args[0], types.int64)
-        at = builder.mul(kk, i64(2))
-        fn = builder.load(builder.gep(table, [at]))
-        data = builder.load(builder.gep(table, [builder.add(at, i64(1))]))
-        fnty = ir.FunctionType(ir.VoidType(), [i8p.as_pointer(), i64.as_pointer(),
-                                               i64.as_pointer(), i8p])
-        argv = cgutils.alloca_once(builder, i8p, size=3)
-        steps = cgutils.alloca_once(builder, i64, size=3)
-        for j, (ai, si) in enumerate(((2, 3), (4, 5), (6, 7))):
-            arr = context.make_array(sig.args[ai])(context, builder, args[ai])
-            builder.store(builder.bitcast(arr.data, i8p), builder.gep(argv, [i64(j)]))
-            builder.store(context.cast(builder, args[si], sig.args[si], types.int64),
-                          builder.gep(steps, [i64(j)]))
-        dims = cgutils.alloca_once(builder, i64)
-        builder.store(context.cast(builder, args[1], sig.args[1], types.int64), dims)
-        builder.call(builder.bitcast(fn, fnty.as_pointer()), [argv, dims, steps, data])
+        kk, nn, s1, s2, s3 = _ints64(context, builder, sig, args, (0, 1, 3, 5, 7))
+        _emit_call(context, builder, kk, [(sig.args[i], args[i]) for i in (2, 4, 6)],
+                   [nn], [s1, s2, s3])
         return context.get_dummy_value()
     return types.void(k, n, a, sa, b, sb, z, sz), codegen
+
+
+@intrinsic
+def _call_matmul(typingctx, k, m, n, p, a, b, z, s1m, s1n, s2n, s2p, som, sop):
+    """NumPy's matmul loop k (``2 U_MATMUL + d``) on one product z (m, p) = a (m, n) @
+    b (n, p), the arrays' data at element 0, with the byte steps of each core dimension
+    (0 for a dimension a 1-d operand lacks, as NumPy passes it): the gufunc's inner loop,
+    which calls BLAS or NumPy's own loop exactly as eager np.matmul does."""
+    ints = (k, m, n, p, s1m, s1n, s2n, s2p, som, sop)
+    if not (all(isinstance(t, types.Integer) for t in ints)
+            and all(isinstance(t, types.Array) for t in (a, b, z))):
+        return None
+
+    def codegen(context, builder, sig, args):
+        kk, mm, nn, pp, *core = _ints64(context, builder, sig, args,
+                                        (0, 1, 2, 3, 7, 8, 9, 10, 11, 12))
+        i64 = ir.IntType(64)
+        _emit_call(context, builder, kk, [(sig.args[i], args[i]) for i in (4, 5, 6)],
+                   [i64(1), mm, nn, pp], [i64(0), i64(0), i64(0)] + core)
+        return context.get_dummy_value()
+    return types.void(k, m, n, p, a, b, z, s1m, s1n, s2n, s2p, som, sop), codegen

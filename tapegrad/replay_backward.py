@@ -7,23 +7,22 @@ rows, each row a view of its own (so that LLVM vectorizes it: with offsets into 
 arrays it cannot tell that they do not overlap), sums kept in arrays of the function's own:
 
 - ``+``/``-`` with one operand broadcast: the full operand gets the adjoint, the other its
-  sum over the broadcast rows or columns (d(a + b)/db = 1 on each element b reaches);
-- mm and mv (one batch): ga += g b^T (dot products of rows of g and b, or, for one column,
-  g[i] times b), gb += a^T g (rows of a^T g summed row by row of a).
+  sum over the broadcast rows or columns (d(a + b)/db = 1 on each element b reaches).
 
-Everything else, and these with other shapes, goes to ``kernels.sweep`` (the derivative
-math lives there once), called for each stretch of records between two done here.
+Everything else goes to ``kernels.sweep`` (the derivative math lives there once), called
+for each stretch of records between two done here; matrix products too, so that their
+gradients are eager's to the bit (the sweep's loops for small ones, NumPy's matmul loop
+for the ones eager hands to products.py).
 """
-# kernel sources: fb7e1e51e38eb810
+# kernel sources: ab2ce11b7ceafbbb
 import numpy as np
 
 from ._generated.sweeps import sweep_full as sweep, sweep_scalar
 from .kernels import prepare
 from .kernels_base import jit
 from .kernels_tape import _adjoint, _mark_freed, _needs_grad
-from .layout import CONST_A, CONST_B, OPMASK, PB, PN, PP, PQ, SCALAR, SHIFT
-from .ops import ADD, FAMILY, F_BINARY, F_MATMUL, MM, MV, SUB
-from .replay_kernels import _val
+from .layout import CONST_A, CONST_B, OPMASK, SCALAR, SHIFT
+from .ops import ADD, FAMILY, F_BINARY, SUB
 
 
 @jit
@@ -45,11 +44,6 @@ def reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, work, start, cbuf):
             if top > r:
                 sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, top, r + 1, True)
             _add_rows(op, r, h, rq, rd, ms, md, fx, sg, off, work)
-            top = r - 1
-        elif fam == F_MATMUL and (op == MM or op == MV) and ms[int(rd[3 * r + 2]), PB] == 1:
-            if top > r:
-                sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, top, r + 1, True)
-            _product(r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
             top = r - 1
     if top >= 0:
         sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, top, 0, True)
@@ -81,107 +75,21 @@ def _add_rows(op, r, h, rq, rd, ms, md, fx, sg, off, work):
     if not _needs_grad(rq, part):
         return
     gp = _adjoint(rq, rd, ms, md, sg, off, work, part)
-    if kind == 1 or kind == 3:          # the part is one row: summed over the rows
-        acc = np.zeros(inner)
+    # g's values added into the part one by one in g's order, in the arena's type: as the
+    # core sweep (and so eager's backward) adds them, to the bit
+    if kind == 1 or kind == 3:          # the part is one row: each row of g added in
         for i in range(outer):
             gr = g[i * inner:(i + 1) * inner]
             for j in range(inner):
-                acc[j] += gr[j]
-        for j in range(inner):
-            gp[j] += sp * acc[j]
-    elif kind == 2 or kind == 4:        # one value per row: each row summed
+                gp[j] += sp * gr[j]
+    elif kind == 2 or kind == 4:        # one value per row: the row's values added in
         for i in range(outer):
             gr = g[i * inner:(i + 1) * inner]
-            s = 0.0
             for j in range(inner):
-                s += gr[j]
-            gp[i] += sp * s
-    else:                               # one value: everything summed
-        s = 0.0
+                gp[i] += sp * gr[j]
+    else:                               # one value: every value added in
         for i in range(g.shape[0]):
-            s += g[i]
-        gp[0] += sp * s
-
-
-@jit
-def _product(r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
-    """mm (n,p)@(p,q) and mv (q = 1): ga += g b^T, gb += a^T g (values read from the
-    call's arena)."""
-    a = h >> SHIFT
-    b = int(rd[3 * r + 1])
-    k = int(rd[3 * r + 2])
-    n, p, q = ms[k, PN], ms[k, PP], ms[k, PQ]
-    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
-    if _needs_grad(rq, a):
-        ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
-        xb = _val(rq, rd, ms, ptrs, b, cbuf[3:4])
-        if q == 1:
-            _outer_add(g, xb, ga, n, p)
-        else:
-            _rows_dot(g, xb, ga, n, p, q)
-    if _needs_grad(rq, b):
-        gb = _adjoint(rq, rd, ms, md, sg, off, work, b)
-        xa = _val(rq, rd, ms, ptrs, a, cbuf[2:3])
-        _at_g(xa, g, gb, n, p, q)
-
-
-@jit
-def _outer_add(g, b, ga, n, p):
-    """ga (n, p) += g (n) b (p)^T."""
-    for i in range(n):
-        gi = g[i]
-        row = ga[i * p:(i + 1) * p]
-        for kk in range(p):
-            row[kk] += gi * b[kk]
-
-
-@jit
-def _rows_dot(g, b, ga, n, p, q):
-    """ga[i, k] += sum_j g[i, j] b[k, j]: dot products of rows."""
-    for i in range(n):
-        gi = g[i * q:(i + 1) * q]
-        for kk in range(p):
-            bk = b[kk * q:(kk + 1) * q]
-            s = 0.0
-            for j in range(q):
-                s += gi[j] * bk[j]
-            ga[i * p + kk] += s
-
-
-@jit
-def _at_g(a, g, gb, n, p, q):
-    """gb (p, q) += a (n, p)^T g (n, q), accumulated in an array of its own, then added:
-    row k of it takes a[i, k] g[i, :] four rows i at a time (one load and store of the
-    row per four multiply-adds)."""
-    acc = np.zeros(p * q)
-    if q == 1:                          # gb[k] += sum_i a[i, k] g[i]
-        for i in range(n):
-            gi = g[i]
-            ai = a[i * p:(i + 1) * p]
-            for kk in range(p):
-                acc[kk] += ai[kk] * gi
-    else:
-        n4 = n - n % 4
-        for kk in range(p):
-            row = acc[kk * q:(kk + 1) * q]
-            for i in range(0, n4, 4):
-                a0 = a[i * p + kk]
-                a1 = a[(i + 1) * p + kk]
-                a2 = a[(i + 2) * p + kk]
-                a3 = a[(i + 3) * p + kk]
-                g0 = g[i * q:(i + 1) * q]
-                g1 = g[(i + 1) * q:(i + 2) * q]
-                g2 = g[(i + 2) * q:(i + 3) * q]
-                g3 = g[(i + 3) * q:(i + 4) * q]
-                for j in range(q):
-                    row[j] += a0 * g0[j] + a1 * g1[j] + a2 * g2[j] + a3 * g3[j]
-            for i in range(n4, n):
-                aik = a[i * p + kk]
-                gi = g[i * q:(i + 1) * q]
-                for j in range(q):
-                    row[j] += aik * gi[j]
-    for m in range(p * q):
-        gb[m] += acc[m]
+            gp[0] += sp * g[i]
 
 
 @jit

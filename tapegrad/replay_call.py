@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: fb7e1e51e38eb810
+# kernel sources: ab2ce11b7ceafbbb
 from .kernels_base import jit
 from .replay_kernels import _val
 

@@ -26,12 +26,12 @@ In a float64 arena a record of a float32 result is rounded to float32 after it i
 computed, as the eager float32 operation rounds its result; a float32 arena rounds as it
 stores. Reductions run NumPy's own loops in eager's dtype (``reduce_like``).
 """
-# kernel sources: fb7e1e51e38eb810
+# kernel sources: ab2ce11b7ceafbbb
 import numpy as np
 
 from numba import njit
 
-from .kernels_base import jit, jit_internal, jit_sums
+from .kernels_base import jit, jit_internal
 from .kernels_grads import _lane_index
 from .kernels_tape import _stride_walk
 from .layout import (AUX_BASE, AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32, OPMASK,
@@ -44,7 +44,8 @@ from .ops import (AMAX, AMIN, ASSTRIDED, BMM, CASTNG, CAT, CLAMP, COPYSLICES, DO
                   SOFTMAX, SQUEEZE, SQUEEZEDIM, STACK, STD, SUM, SUMDIM, T, TRANSPOSE,
                   UNSQUEEZE, VAR, VIEW)
 from .ptr import view, view_f64
-from .numpy_loops import U_ADD, U_EXP, U_LOG, U_MAX, U_MIN, U_MUL, U_POW, _call_loop
+from .numpy_loops import (U_ADD, U_EXP, U_LOG, U_MATMUL, U_MAX, U_MIN, U_MUL, U_POW,
+                          _call_loop, _call_matmul)
 from .replay_elementwise import _binary, _ints, _unary, _val, value_of
 from .replay_ptr import _copy
 
@@ -344,92 +345,49 @@ def _copyslices(r, h, rq, rd, ms, md, ptrs, cbuf):
 
 @jit
 def _matmul(r, h, rq, rd, ms, ptrs, cbuf):
-    """mm (n,p)@(p,q), bmm (B,n,p)@(B,p,q), dot (p)@(p), mv (n,p)@(p), batch by batch, in
-    plain loops (the sizes (B, n, p, q) are in the record's static row)."""
+    """mm (n,p)@(p,q), bmm (B,n,p)@(B,p,q), dot (p)@(p), mv (n,p)@(p), batch by batch,
+    by NumPy's matmul loop, which eager np.matmul runs (BLAS or NumPy's own loop, as it
+    picks for these sizes and steps): the replay's products are eager's to the bit. The
+    sizes (B, n, p, q) are in the record's static row; a float32 product held in a
+    float64 arena runs float32's loop on float32 copies, as eager's does."""
     k = int(rd[3 * r + 2])
     xa = _val(rq, rd, ms, ptrs, h >> SHIFT, cbuf[2:3])
     xb = _val(rq, rd, ms, ptrs, int(rd[3 * r + 1]), cbuf[3:4])
     y = view(ptrs[k], ms[k, SIZE], cbuf)
     batch, n, p, q = ms[k, PB], ms[k, PN], ms[k, PP], ms[k, PQ]
-    if batch == 1:              # (a loop around the calls, even of one turn, costs 4x)
-        if q == 1:
-            _mv(xa, 0, xb, 0, y, 0, n, p)
-        else:
-            _mm(xa, 0, xb, 0, y, 0, n, p, q)
-        return
-    for t in range(batch):
-        if q == 1:
-            _mv(xa, t * n * p, xb, t * p, y, t * n, n, p)
-        else:
-            _mm(xa, t * n * p, xb, t * p * q, y, t * n * q, n, p, q)
+    if h & F32 and cbuf.itemsize == 8:
+        _product_f32(h & OPMASK, xa, xb, y, batch, n, p, q)
+    else:
+        _product(h & OPMASK, xa, xb, y, batch, n, p, q)
 
 
 @jit
-def _mm(a, oa, b, ob, y, oy, n, p, q):
-    """y (n, q) = a (n, p) b (p, q), row by row of y: the first p mod 4 terms set the row
-    (one loop per count, b's rows taken once: a branch or a slice per row would cost as
-    much as a short row), then four rows of b a pass add into it (one load and store of
-    y's row per four multiply-adds)."""
-    rest = p % 4
-    b0 = b[ob:ob + q]
-    if rest == 0:
-        for i in range(n):
-            yi = y[oy + i * q:oy + (i + 1) * q]
-            for j in range(q):
-                yi[j] = 0.0
-    elif rest == 1:
-        for i in range(n):
-            a0 = a[oa + i * p]
-            yi = y[oy + i * q:oy + (i + 1) * q]
-            for j in range(q):
-                yi[j] = a0 * b0[j]
-    elif rest == 2:
-        b1 = b[ob + q:ob + 2 * q]
-        for i in range(n):
-            a0 = a[oa + i * p]
-            a1 = a[oa + i * p + 1]
-            yi = y[oy + i * q:oy + (i + 1) * q]
-            for j in range(q):
-                yi[j] = a0 * b0[j] + a1 * b1[j]
-    else:
-        b1 = b[ob + q:ob + 2 * q]
-        b2 = b[ob + 2 * q:ob + 3 * q]
-        for i in range(n):
-            a0 = a[oa + i * p]
-            a1 = a[oa + i * p + 1]
-            a2 = a[oa + i * p + 2]
-            yi = y[oy + i * q:oy + (i + 1) * q]
-            for j in range(q):
-                yi[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j]
-    if p < 4:
-        return
-    for i in range(n):
-        ai = oa + i * p
-        yi = y[oy + i * q:oy + (i + 1) * q]
-        for kk in range(rest, p, 4):
-            a0 = a[ai + kk]
-            a1 = a[ai + kk + 1]
-            a2 = a[ai + kk + 2]
-            a3 = a[ai + kk + 3]
-            o = ob + kk * q
-            c0 = b[o:o + q]
-            c1 = b[o + q:o + 2 * q]
-            c2 = b[o + 2 * q:o + 3 * q]
-            c3 = b[o + 3 * q:o + 4 * q]
-            for j in range(q):
-                yi[j] += a0 * c0[j] + a1 * c1[j] + a2 * c2[j] + a3 * c3[j]
+def _product(op, a, b, y, batch, n, p, q):
+    """y = a @ b, matrix by matrix, with the steps np.matmul gives its loop for the
+    operands' shapes: a 1-d operand lacks a core dimension (step 0), as dot's both and
+    mv's second do."""
+    s = y.itemsize
+    u = 2 * U_MATMUL + (1 if s == 8 else 0)
+    s1m = 0 if op == DOT else p * s
+    s2p = s if op == MM or op == BMM else 0
+    som = 0 if op == DOT else q * s
+    for t in range(batch):
+        _call_matmul(u, n, p, q, a[t * n * p:], b[t * p * q:], y[t * n * q:],
+                     s1m, s, q * s, s2p, som, s2p)
 
 
-@jit_sums
-def _mv(a, oa, b, ob, y, oy, n, p):
-    """y (n) = a (n, p) b (p): dot products of rows (vectorized: ``jit_sums``)."""
-    bb = b[ob:ob + p]
-    for i in range(n):
-        ar = a[oa + i * p:oa + (i + 1) * p]
-        s = 0.0
-        for kk in range(p):
-            s += ar[kk] * bb[kk]
-        y[oy + i] = s
+@jit
+def _product_f32(op, a, b, y, batch, n, p, q):
+    a32 = np.empty(a.shape[0], np.float32)
+    b32 = np.empty(b.shape[0], np.float32)
+    y32 = np.empty(y.shape[0], np.float32)
+    for i in range(a.shape[0]):
+        a32[i] = a[i]
+    for i in range(b.shape[0]):
+        b32[i] = b[i]
+    _product(op, a32, b32, y32, batch, n, p, q)
+    for i in range(y.shape[0]):
+        y[i] = y32[i]
 
 
 @jit
