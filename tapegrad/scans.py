@@ -46,7 +46,7 @@ def _scan(x, dim, dtype, name, np_scan, step):
     if not _tracks(x._rg):                      # nothing to record: NumPy's loop
         a = _array(x).astype(out_dt.np, copy=False).astype(acc.np, copy=False)
         v = quietly(np_scan, a, axis=d) if shape else a.copy()
-        return _from_array(np.asarray(v.astype(out_dt.np, copy=False)), out_dt)
+        return _from_array(np.asarray(quietly(v.astype, out_dt.np)), out_dt)
     xs = x if x._dtype is out_dt else x.to(out_dt)
     n = shape[d] if shape else 1
     if n <= 1 or 0 in shape:                    # nothing to accumulate
