@@ -113,7 +113,7 @@ def _sizes(terms, operands):
         for c, n in zip(labels, _shape(t)):
             if c in seen and seen[c] != n:
                 raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {i} but "
-                                   f"the sizes don't match, {seen[c]} != {n}")
+                                   f"the sizes don't match, {n} != {seen[c]}")
             seen[c] = n
         for c, n in seen.items():
             prev = size.get(c)
@@ -228,11 +228,11 @@ def _sublists(args):
                 raise ValueError("einsum(): subscript in subscript list is not within the "
                                  "valid range [0, 52)")
         return "".join(out)
-    ops, terms = list(args[0::2]), [term(s) for s in args[1::2]]
-    eq = ",".join(terms[:len(ops)])
-    if len(terms) > len(ops):
-        eq += "->" + terms[-1]
-    return eq, ops
+    pairs = args if len(args) % 2 == 0 else args[:-1]
+    eq = ",".join(term(s) for s in pairs[1::2])
+    if len(args) % 2:
+        eq += "->" + term(args[-1])
+    return eq, list(pairs[0::2])
 
 
 def einsum(*args):
