@@ -389,3 +389,20 @@ def test_tg_compile_ties_broken_by_position_replay():
         np.testing.assert_array_equal(comp(tg.tensor(data)).numpy(), f(tg.tensor(data)).numpy())
     st = comp.stats()
     assert st["replays"] >= 1 and st["guard_failures"] == 0
+
+
+def test_second_derivatives_through_the_composites_match_pytorch():
+    """create_graph=True: the composites' primitives record their backward, so gradients of
+    gradients come out as PyTorch's (zeros in cumprod included)."""
+    torch = pytest.importorskip("torch")
+    data = [[1.5, 0.0, -2.0], [0.5, 3.0, 0.25]]
+    out = []
+    for L in (tg, torch):
+        x = L.tensor(data, dtype=L.float64, requires_grad=True)
+        y = x.cumprod(1).sum() + x.sort(0).values.pow(3).sum() + \
+            (x.cumsum(0) ** 2).sum() + x.topk(2).values.exp().sum()
+        g, = L.autograd.grad(y, x, create_graph=True)
+        h, = L.autograd.grad((g * g).sum(), x)
+        out.append((g.detach().numpy(), h.numpy()))
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-14)
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-13)
