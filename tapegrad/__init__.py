@@ -8,7 +8,9 @@ from .dtypes import (bool_ as bool, dtype, float32, float64, int8, int16, int32,
 from .factory import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
                       logspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn,
                       randn_like, randperm, tensor, zeros, zeros_like)
+from .einsum import einsum
 from .indexing import cat, concat, concatenate, stack, where
+from .printing import set_printoptions
 from .reductions import vector_norm
 from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)
 from .legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor
@@ -45,6 +47,7 @@ for _name in _UNARY_NAMES + tuple(
         "log_softmax transpose expand flatten index_select gather clone bmm dot mv argmax "
         "argmin allclose isclose equal numel eq ne lt le gt ge logical_and logical_or "
         "logical_xor logical_not isnan isinf isfinite all any masked_fill "
-        "narrow split chunk tril triu outer".split()):
+        "narrow split chunk tril triu outer cumsum cumprod sort argsort topk diag "
+        "addmm".split()):
     globals()[_name] = _function(_name)
 del _name

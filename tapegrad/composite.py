@@ -1,7 +1,9 @@
 """Tensor methods composed from the recorded primitives, so that their gradients, their
 tg.compile replays and their errors come from those: comparisons by name, logical ops on
 bool tensors, NaN/inf tests, ``all``/``any``, ``masked_fill``, ``repeat``, ``split``,
-``chunk``, ``narrow``, ``tril``/``triu``, ``outer``, ``type_as``/``view_as``.
+``chunk``, ``narrow``, ``tril``/``triu``, ``outer``, ``diag``, ``addmm``,
+``type_as``/``view_as``; ``cumsum``/``cumprod`` (scans.py), ``sort``/``argsort``/``topk``
+(ordering.py).
 
 Their nodes are the primitives' (``masked_fill`` records ``WhereBackward0`` where PyTorch has
 ``MaskedFillBackward0``), as for the layers of ``tg.nn``.
@@ -12,6 +14,10 @@ import numpy as np
 
 from . import dtypes as D
 from .face import _array, _from_array, _shape, TensorBase as Tensor
+from .indexing import _pick
+from .ops import INDEX
+from .ordering import argsort, sort, topk
+from .scans import cumprod, cumsum
 from .shapes import _dim
 
 
@@ -181,6 +187,61 @@ class CompositeMethods:
 
     def triu(self, diagonal=0):
         return self._triangle(diagonal, np.triu)
+
+    def diag(self, diagonal=0):
+        """1-D: the square matrix with self on its ``diagonal``-th diagonal (an ``index``
+        of self padded with one zero); 2-D: that diagonal of self (an ``index``)."""
+        shape = _shape(self)
+        if len(shape) not in (1, 2):
+            raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {len(shape)}D")
+        k = diagonal
+        if len(shape) == 1:
+            n = shape[0]
+            m = n + abs(k)
+            flat = np.full((m, m), n, np.int64)            # n: the zero padded on
+            i = np.arange(n)
+            flat[i + max(-k, 0), i + max(k, 0)] = i
+            from .indexing import cat
+            return _pick(cat([self, self.new_zeros(1)]), flat, INDEX)
+        r, c = shape
+        count = max(min(r, c - k) if k >= 0 else min(r + k, c), 0)
+        i = np.arange(count)
+        return _pick(self, (i + max(-k, 0)) * c + i + max(k, 0), INDEX)
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1):
+        """``beta * self + alpha * (mat1 @ mat2)``; with ``beta=0`` self is not read (its
+        NaN and inf do not propagate; its gradient is zero), as PyTorch's."""
+        from .indexing import _expanded, where
+        for name, m in (("mat1", mat1), ("mat2", mat2)):
+            if not isinstance(m, Tensor):
+                raise TypeError(f"addmm(): argument '{name}' (position "
+                                f"{1 if name == 'mat1' else 2}) must be Tensor, not "
+                                f"{type(m).__name__}")
+            if m.ndim != 2:
+                raise RuntimeError(f"{name} must be a matrix, got {m.ndim}-D tensor")
+        for a, b in ((mat1, mat2), (self, mat1)):
+            if a.dtype is not b.dtype:
+                raise RuntimeError(f"self and mat2 must have the same dtype, but got "
+                                   f"{D.scalar_name(a.dtype)} and {D.scalar_name(b.dtype)}")
+        (n, p), (q, r) = _shape(mat1), _shape(mat2)
+        if p != q:
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{p} and "
+                               f"{q}x{r})")
+        _expanded(_shape(self), [n, r], self.dtype)      # (PyTorch's words if it cannot)
+        prod = mat1.mm(mat2)
+        if alpha != 1:
+            prod = prod * alpha
+        if beta == 0:             # self's gradient is zero: where picks prod everywhere
+            if not self.requires_grad:
+                return prod
+            return where(_from_array(np.ones((n, r), bool), D.bool_), prod, self)
+        return prod + (self if beta == 1 else self * beta)
+
+    cumsum = cumsum
+    cumprod = cumprod
+    sort = sort
+    argsort = argsort
+    topk = topk
 
     # ----- shapes and dtypes of another tensor --------------------------------------
     def outer(self, vec2):
