@@ -8,8 +8,8 @@ Smaller products run as loops inside the sweep, where a stop would cost more.
 import numpy as np
 
 from .layout import AOBJ, BOBJ, OPMASK, PB, PQ, SHIFT
-from .ops import BMM, CONST, DOT, MM, MV
-from .quiet import hush, quietly, unhush
+from .ops import CONST
+from .quiet import hush, unhush
 
 
 def backward(sweep_state, r):
@@ -37,8 +37,3 @@ def _backward(sweep_state, r):
         xa = s.objs[int(s.md[k, AOBJ])].reshape(batch, n, p)
         s.adjoint(b)[:] += np.matmul(xa.transpose(0, 2, 1), g).ravel()
 
-
-def forward(op, xa, xb):
-    """The value of a product record from its operands' values (for replays)."""
-    assert op in (DOT, MV, MM, BMM)
-    return quietly(np.dot if op != BMM else np.matmul, xa, xb)

@@ -238,10 +238,12 @@ class Program:
                 continue
             forward_sweep(*args, lo, r, cbuf, ib)
             y = self.value(arena, rec, r).reshape(batch, n, q)
-            quietly(np.matmul, self.value(arena, rec, a).reshape(batch, n, p),
-                    self.value(arena, rec, b).reshape(batch, p, q), out=y)
-            if self.f32[r] and y.dtype != np.float32:
-                y[...] = y.astype(np.float32)
+            xa = self.value(arena, rec, a).reshape(batch, n, p)
+            xb = self.value(arena, rec, b).reshape(batch, p, q)
+            if self.f32[r] and y.dtype != np.float32:   # float32's product, as eager's
+                y[...] = quietly(np.matmul, xa.astype(np.float32), xb.astype(np.float32))
+            else:
+                quietly(np.matmul, xa, xb, out=y)
             lo = r + 1
         forward_sweep(*args, lo, stop, cbuf, ib)
 

@@ -110,3 +110,30 @@ def test_the_walkthrough_step_compiled_is_eagers_to_the_bit(dtype):
     for a, b in zip(cp + cg, ep + eg):
         assert _bits_equal(a, b)
     assert f.stats()["replays"] == 198
+
+
+@pytest.mark.parametrize("shapes", [[(4, 3), (3, 5)], [(64, 100), (100, 40)]],
+                         ids=["small", "blas-sized"])
+def test_a_float32_product_in_a_float64_arena_is_float32s(shapes):
+    """A recording that also holds float64 values replays in float64: its float32 product
+    must still be float32's (sgemm's), not a float64 product rounded."""
+    rng = np.random.default_rng(1)
+
+    def f(a, b, c):
+        return a.mm(b).double() * c.sum() + c.sum() ** 2
+    g = tg.compile(f)
+    for k in range(4):
+        a, b = (tg.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True)
+                for s in shapes)
+        c = tg.tensor(rng.standard_normal(3), requires_grad=True)
+        want = f(a, b, c)
+        want.sum().backward()
+        grads = [t.grad.numpy().copy() for t in (a, b, c)]
+        for t in (a, b, c):
+            t.grad = None
+        got = g(a, b, c)
+        assert _bits_equal(got.detach().numpy(), want.detach().numpy())
+        got.sum().backward()
+        for t, w in zip((a, b, c), grads):
+            assert _bits_equal(t.grad.numpy(), w)
+    assert g.stats()["replays"] == 3
