@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: bdf5806f85298bc1
+# kernel sources: c4d70d0dd608865f
 from .kernels_base import jit
 from .replay_kernels import _val
 

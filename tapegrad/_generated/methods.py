@@ -14,10 +14,12 @@ from ..tape import LIVE
 
 _tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)
 _pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
-from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH)
+from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH, ATAN2)
+from ..dtypes import DEFAULT_FLOAT as _DEFAULT
+from .step_methods import StepMethods, _unsupported  # noqa: F401
 
 
-class UnaryMethods:
+class UnaryMethods(StepMethods):
     """The elementwise unary Tensor methods: a Python float computes inline (one
     call an op), anything else through ``face.unary``."""
     __slots__ = ()
@@ -467,6 +469,16 @@ class UnaryMethods:
             return _untracked_scalar(out)
         return unary(ATAN, self)
 
+    def atan2(self, other):
+        if not isinstance(other, TensorBase):
+            raise TypeError("atan2(): argument 'other' (position 1) must be Tensor, not "
+                            + type(other).__name__)
+        if not (self._dtype.is_floating_point or other._dtype.is_floating_point):
+            self, other = self.to(_DEFAULT), other.to(_DEFAULT)   # as PyTorch's float ops
+        return binary(ATAN2, self, other)
+
+    arctan2 = atan2
+
 
 # tg.<name>(t) is t.<name>()
-NAMES = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "relu", "reciprocal", "sin", "cos", "log1p", "expm1", "rsqrt", "erf", "atan")
+NAMES = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "relu", "reciprocal", "sin", "cos", "log1p", "expm1", "rsqrt", "erf", "atan", "sign", "floor", "ceil", "trunc", "round", "frac", "atan2", "arctan2")
