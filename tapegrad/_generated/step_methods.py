@@ -51,7 +51,8 @@ def _round_decimals(x, d):
     tok = _hush()
     try:
         p = np.asarray(p, v.dtype)
-        y = np.multiply(v, p) if d >= 0 else np.divide(v, p)
+        y = np.empty(v.shape, v.dtype)          # (a 0-d array stays one)
+        (np.multiply if d >= 0 else np.divide)(v, p, out=y)
         np.rint(y, out=y)
         (np.divide if d >= 0 else np.multiply)(y, p, out=y)
     finally:
