@@ -393,14 +393,20 @@ def _round_decimals(x, d):
 '''
 _METHODS_TAIL = '''
     def atan2(self, other):
-        if not isinstance(other, TensorBase):
-            raise TypeError("atan2(): argument 'other' (position 1) must be Tensor, not "
-                            + type(other).__name__)
-        if not (self._dtype.is_floating_point or other._dtype.is_floating_point):
-            self, other = self.to(_DEFAULT), other.to(_DEFAULT)   # as PyTorch's float ops
-        return binary(ATAN2, self, other)
+        return _atan2(self, other, "atan2")
 
-    arctan2 = atan2
+    def arctan2(self, other):
+        return _atan2(self, other, "arctan2")
+'''
+_ATAN2 = '''
+
+def _atan2(x, other, name):
+    if not isinstance(other, TensorBase):
+        raise TypeError(f"{name}(): argument 'other' (position 1) must be Tensor, not "
+                        f"{type(other).__name__}")
+    if not (x._dtype.is_floating_point or other._dtype.is_floating_point):
+        x, other = x.to(_DEFAULT), other.to(_DEFAULT)    # as PyTorch's float ops
+    return binary(ATAN2, x, other)
 '''
 
 
@@ -414,12 +420,12 @@ def methods_source(steps=False):
         r.const for r in unary if r.name in names) + ["ROUNDDEC" if steps else "ATAN2"]) + ")"]
     out += [_STEPS_HEAD, "", "class StepMethods:"] if steps else [
         "from ..dtypes import DEFAULT_FLOAT as _DEFAULT",
-        "from .step_methods import StepMethods, _unsupported  # noqa: F401", "", "",
+        "from .step_methods import StepMethods, _unsupported  # noqa: F401", _ATAN2, "",
         "class UnaryMethods(StepMethods):"]
-    out += ['    """The step functions\' Tensor methods (sign, floor, ..., frac): a Python float' if
-            steps else '    """The elementwise unary Tensor methods: a Python float computes inline (one',
-            '    computes inline (one call an op), anything else through ``face.unary``."""'
-            if steps else '    call an op), anything else through ``face.unary``."""', "    __slots__ = ()"]
+    doc = ("The step functions' Tensor methods (sign, floor, ..., frac): a Python float\n"
+           "    computes inline (one call an op)" if steps else "The elementwise unary Tensor "
+           "methods: a Python float computes inline (one\n    call an op)")
+    out += [f'    """{doc}, anything else through ``face.unary``."""', "    __slots__ = ()"]
     for name in names:
         r = next(r for r in unary if r.name == name)
         test = "type(x) is float" + (f" and {r.domain}" if r.domain else "")

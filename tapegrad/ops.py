@@ -72,11 +72,12 @@ _ROWS = [
     Op("where",      "WHERE",      "WhereBackward0",          2, "binary",  "i",
        "x if w else y", "np.where(w, x, y)", ("where(w, g, 0.0)", "where(w, 0.0, g)")),
     # atan(x / y) in the quadrant of (y, x); PyTorch's atan2_backward: r = 1 / (x*x + y*y),
-    # 0 where r is inf (x and y 0 or tiny), then (g * y) * r and (g * -x) * r
+    # 0 where x*x + y*y is 0 (x and y 0, or their squares underflow; a subnormal sum leaves
+    # r inf), then (g * y) * r and (g * -x) * r
     Op("atan2",      "ATAN2",      "Atan2Backward0",          2, "binary",  "ab",
        "math.atan2(x, y)", "np.arctan2(x, y)",
-       ("g * y * where(1.0 / (x * x + y * y) == 1e999, 0.0, 1.0 / (x * x + y * y))",
-        "g * -x * where(1.0 / (x * x + y * y) == 1e999, 0.0, 1.0 / (x * x + y * y))")),
+       ("g * y * where(x * x + y * y == 0.0, 0.0, 1.0 / (x * x + y * y))",
+        "g * -x * where(x * x + y * y == 0.0, 0.0, 1.0 / (x * x + y * y))")),
     Op("neg",        "NEG",        "NegBackward0",            1, "unary",   "",
        "-x", "np.negative(x)", ("-g",), ints="keep"),
     Op("exp",        "EXP",        "ExpBackward0",            1, "unary",   "y",

@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: c4d70d0dd608865f
+# kernel sources: e257e9468b7bdc7e
 from .kernels_base import jit
 from .replay_kernels import _val
 

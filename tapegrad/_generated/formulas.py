@@ -37,7 +37,7 @@ def _grad_where(g, x, y, out, w, need=(True, True)):  # noqa: ARG001
 
 
 def _grad_atan2(g, x, y, out, w, need=(True, True)):  # noqa: ARG001
-    return ((g * y * _where(1.0 / (x * x + y * y) == 1e309, 0.0, 1.0 / (x * x + y * y))) if need[0] else None, (g * -x * _where(1.0 / (x * x + y * y) == 1e309, 0.0, 1.0 / (x * x + y * y))) if need[1] else None,)
+    return ((g * y * _where(x * x + y * y == 0.0, 0.0, 1.0 / (x * x + y * y))) if need[0] else None, (g * -x * _where(x * x + y * y == 0.0, 0.0, 1.0 / (x * x + y * y))) if need[1] else None,)
 
 
 def _grad_neg(g, x, out, c):  # noqa: ARG001

@@ -19,6 +19,15 @@ from ..dtypes import DEFAULT_FLOAT as _DEFAULT
 from .step_methods import StepMethods, _unsupported  # noqa: F401
 
 
+def _atan2(x, other, name):
+    if not isinstance(other, TensorBase):
+        raise TypeError(f"{name}(): argument 'other' (position 1) must be Tensor, not "
+                        f"{type(other).__name__}")
+    if not (x._dtype.is_floating_point or other._dtype.is_floating_point):
+        x, other = x.to(_DEFAULT), other.to(_DEFAULT)    # as PyTorch's float ops
+    return binary(ATAN2, x, other)
+
+
 class UnaryMethods(StepMethods):
     """The elementwise unary Tensor methods: a Python float computes inline (one
     call an op), anything else through ``face.unary``."""
@@ -470,14 +479,10 @@ class UnaryMethods(StepMethods):
         return unary(ATAN, self)
 
     def atan2(self, other):
-        if not isinstance(other, TensorBase):
-            raise TypeError("atan2(): argument 'other' (position 1) must be Tensor, not "
-                            + type(other).__name__)
-        if not (self._dtype.is_floating_point or other._dtype.is_floating_point):
-            self, other = self.to(_DEFAULT), other.to(_DEFAULT)   # as PyTorch's float ops
-        return binary(ATAN2, self, other)
+        return _atan2(self, other, "atan2")
 
-    arctan2 = atan2
+    def arctan2(self, other):
+        return _atan2(self, other, "arctan2")
 
 
 # tg.<name>(t) is t.<name>()
