@@ -2,7 +2,7 @@
 the adjoint and the saved values of a slot, a record's int list, strided walks (the sweeps
 walk a record's aux map, ptr.row_part of its metadata row), and what a whole backward marks
 freed."""
-# kernel sources: e257e9468b7bdc7e
+# kernel sources: 8dac99ef7e52e83f
 import numpy as np
 from numba import types
 from numba.core import cgutils

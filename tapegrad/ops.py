@@ -151,7 +151,9 @@ _ROWS = [
        "math.copysign(float(round(x)), x)", "np.rint(x) if x.dtype.kind == 'f' else x.copy()",
        ("0.0",), "x - x == 0.0", "np.rint(x)", "keep:round_vml_cpu"),
     # round(decimals=c): ATen's round_decimals kernel (and NumPy's round), in the tensor's
-    # dtype: rint(x * p) / p with p = 10 ** c, or rint(x / p) * p with p = 10 ** -c
+    # dtype: rint(x * p) / p with p = 10 ** c, or rint(x / p) * p with p = 10 ** -c. Its
+    # own method (step_methods._round_decimals) computes the forwards; the scalar column is
+    # the replays' float64 one (replay_elementwise.round_decimals: float32's)
     Op("rounddec",   "ROUNDDEC",   "RoundBackward1",          1, "unary",   "",
        "np.rint(x * 10.0 ** c) / 10.0 ** c if c >= 0.0 else np.rint(x / 10.0 ** -c) * 10.0 ** -c",
        "_round_decimals(x, c)", ("0.0",)),

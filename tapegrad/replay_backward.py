@@ -14,7 +14,7 @@ arrays it cannot tell that they do not overlap), sums kept in arrays of the func
 Everything else, and these with other shapes, goes to ``kernels.sweep`` (the derivative
 math lives there once), called for each stretch of records between two done here.
 """
-# kernel sources: e257e9468b7bdc7e
+# kernel sources: 8dac99ef7e52e83f
 import numpy as np
 
 from ._generated.sweeps import sweep_full as sweep, sweep_scalar

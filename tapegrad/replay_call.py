@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: e257e9468b7bdc7e
+# kernel sources: 8dac99ef7e52e83f
 from .kernels_base import jit
 from .replay_kernels import _val
 

@@ -11,7 +11,7 @@ A replayed call's arguments are checked by the step kernel itself (``replay_step
 way, on objects whose contents are known; ``ARGS_DIRECT`` is False when any is not found
 (the calls then check their arguments in Python).
 """
-# kernel sources: e257e9468b7bdc7e
+# kernel sources: 8dac99ef7e52e83f
 import ctypes
 
 import numpy as np

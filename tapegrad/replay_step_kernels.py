@@ -28,7 +28,7 @@ the recorded types, the arrays checked last) and finds the inputs' values itself
 scratch (``S_IDS``); a mismatch stops the call (status 3) before anything was read or
 changed, and the caller checks and binds in Python.
 """
-# kernel sources: e257e9468b7bdc7e
+# kernel sources: 8dac99ef7e52e83f
 import numpy as np
 
 from .kernels_base import jit
