@@ -39,7 +39,8 @@ from .ops import BY_CODE, FAMILY, F_BINARY, F_UNARY, NUM_OPS
 # NumPy functions of the array forwards whose result is exact or exactly rounded (or that
 # only move values): the replay's own arithmetic gives their bits
 EXACT = frozenset({"add", "subtract", "multiply", "true_divide", "negative", "sqrt", "abs",
-                   "maximum", "minimum", "clip", "where", "reciprocal", "copy"})
+                   "maximum", "minimum", "clip", "where", "reciprocal", "copy", "floor", "ceil",
+                   "trunc", "rint"})
 
 
 def _ufuncs_of(row):

@@ -11,8 +11,8 @@ constant), and ``v`` (a scalar record's value, or an array record's metadata row
 """
 from collections import namedtuple
 
-Op = namedtuple("Op", "name const node arity family saves scalar array grads domain",
-               defaults=(None, None, None, None))
+Op = namedtuple("Op", "name const node arity family saves scalar array grads domain kernel ints",
+               defaults=(None,) * 6)
 # family: 'source' (no inputs), 'binary' (broadcasting elementwise), 'unary' (elementwise,
 #         derivative from x, y and constants), 'reduce' (linear reductions), 'lane'
 #         (nonlinear reductions and softmax along dims), 'matmul', 'strided' (a view of its
@@ -36,7 +36,11 @@ Op = namedtuple("Op", "name const node arity family saves scalar array grads dom
 #           powc(x, e) = ATen's x ** e (codegen.py); what it reads must match ``saves``.
 #           Each is PyTorch's (derivatives.yaml, FunctionsManual.cpp) in its order of
 #           operations, so that a float32 gradient rounds as PyTorch's does;
-#   domain  where the Python-float forward cannot raise (else NumPy computes it).
+#   domain  where the Python-float forward cannot raise (else NumPy computes it);
+#   kernel  the per-element forward in Numba (replays), where ``scalar`` is Python's only;
+#   ints    an integer or bool tensor: None, computed in the default float dtype; "keep",
+#           its own dtype; "keep:K" its own, but bool raises PyTorch's NotImplementedError
+#           for kernel K; "K" raises it for every dtype that is not floating point.
 _ROWS = [
     # name          constant     node                     arity family     saves
     Op("leaf",       "LEAF",       "AccumulateGrad",          0, "source",  ""),
@@ -67,8 +71,15 @@ _ROWS = [
         "where(x == y, g / 2.0, where(y > x, 0.0, g))")),
     Op("where",      "WHERE",      "WhereBackward0",          2, "binary",  "i",
        "x if w else y", "np.where(w, x, y)", ("where(w, g, 0.0)", "where(w, 0.0, g)")),
+    # atan(x / y) in the quadrant of (y, x); PyTorch's atan2_backward: r = 1 / (x*x + y*y),
+    # 0 where x*x + y*y is 0 (x and y 0, or their squares underflow; a subnormal sum leaves
+    # r inf), then (g * y) * r and (g * -x) * r
+    Op("atan2",      "ATAN2",      "Atan2Backward0",          2, "binary",  "ab",
+       "math.atan2(x, y)", "np.arctan2(x, y)",
+       ("g * y * where(x * x + y * y == 0.0, 0.0, 1.0 / (x * x + y * y))",
+        "g * -x * where(x * x + y * y == 0.0, 0.0, 1.0 / (x * x + y * y))")),
     Op("neg",        "NEG",        "NegBackward0",            1, "unary",   "",
-       "-x", "np.negative(x)", ("-g",)),
+       "-x", "np.negative(x)", ("-g",), ints="keep"),
     Op("exp",        "EXP",        "ExpBackward0",            1, "unary",   "y",
        "math.exp(x)", "np.exp(x)", ("g * out",), "x < 709.0"),
     Op("log",        "LOG",        "LogBackward0",            1, "unary",   "a",
@@ -82,10 +93,11 @@ _ROWS = [
     Op("sqrt",       "SQRT",       "SqrtBackward0",           1, "unary",   "y",
        "math.sqrt(x)", "np.sqrt(x)", ("g / (2.0 * out)",), "x >= 0.0"),
     Op("abs",        "ABS",        "AbsBackward0",            1, "unary",   "a",
-       "abs(x)", "np.abs(x)", ("g * sign(x)",)),
+       "abs(x)", "np.abs(x)", ("g * sign(x)",), ints="keep"),
     # PyTorch's threshold_backward: 0 where the result is <= 0, so NaN passes the grad
     Op("relu",       "RELU",       "ReluBackward0",           1, "unary",   "y",
-       "x if not x <= 0.0 else 0.0", "np.maximum(x, 0.0)", ("where(out <= 0.0, 0.0, g)",)),
+       "x if not x <= 0.0 else 0.0", "np.maximum(x, 0.0)", ("where(out <= 0.0, 0.0, g)",),
+       ints="keep"),
     # 1 where clamping left x as it was (the bounds included), 0 elsewhere and for NaN
     Op("clamp",      "CLAMP",      "ClampBackward1",          1, "unary",   "ay",
        "min(max(x, c), c2)", "np.clip(x, c, c2)", ("where(x == out, g, 0.0)",)),
@@ -119,6 +131,36 @@ _ROWS = [
     # d/dx atan x = 1/(1 + x^2)
     Op("atan",       "ATAN",       "AtanBackward0",           1, "unary",   "a",
        "math.atan(x)", "np.arctan(x)", ("g / (1.0 + x * x)",)),
+    # Steps: PyTorch's gradient is zeros_like(grad), 0 where the incoming one is inf or NaN
+    # too. sign is 0 at -0 and for NaN (ATen's (0 < x) - (x < 0); NumPy's sign gives NaN);
+    # floor, ceil, trunc and round (half to even) keep the sign of -0 and of x in (-1, 0)
+    Op("sign",       "SIGN",       "SignBackward0",           1, "unary",   "",
+       "1.0 if x > 0.0 else -1.0 if x < 0.0 else 0.0",
+       "np.where(x < 0, -1, x > 0).astype(x.dtype)", ("0.0",), ints="keep"),
+    Op("floor",      "FLOOR",      "FloorBackward0",          1, "unary",   "",
+       "math.copysign(float(math.floor(x)), x)", "np.floor(x)", ("0.0",), "x - x == 0.0",
+       "np.floor(x)", "keep:floor_vml_cpu"),
+    Op("ceil",       "CEIL",       "CeilBackward0",           1, "unary",   "",
+       "math.copysign(float(math.ceil(x)), x)", "np.ceil(x)", ("0.0",), "x - x == 0.0",
+       "np.ceil(x)", "keep:ceil_vml_cpu"),
+    Op("trunc",      "TRUNC",      "TruncBackward0",          1, "unary",   "",
+       "math.copysign(float(math.trunc(x)), x)", "np.trunc(x)", ("0.0",), "x - x == 0.0",
+       "np.trunc(x)", "keep:trunc_vml_cpu"),
+    # an integer tensor's round is a copy (NumPy's rint would go through float64)
+    Op("round",      "ROUND",      "RoundBackward0",          1, "unary",   "",
+       "math.copysign(float(round(x)), x)", "np.rint(x) if x.dtype.kind == 'f' else x.copy()",
+       ("0.0",), "x - x == 0.0", "np.rint(x)", "keep:round_vml_cpu"),
+    # round(decimals=c): ATen's round_decimals kernel (and NumPy's round), in the tensor's
+    # dtype: rint(x * p) / p with p = 10 ** c, or rint(x / p) * p with p = 10 ** -c. Its
+    # own method (step_methods._round_decimals) computes the forwards; the scalar column is
+    # the replays' float64 one (replay_elementwise.round_decimals: float32's)
+    Op("rounddec",   "ROUNDDEC",   "RoundBackward1",          1, "unary",   "",
+       "np.rint(x * 10.0 ** c) / 10.0 ** c if c >= 0.0 else np.rint(x / 10.0 ** -c) * 10.0 ** -c",
+       "_round_decimals(x, c)", ("0.0",)),
+    # x - trunc(x), as ATen (frac(-0.0) and frac(-2.0) are +0)
+    Op("frac",       "FRAC",       "FracBackward0",           1, "unary",   "",
+       "x - math.copysign(float(math.trunc(x)), x)", "x - np.trunc(x)", ("g",), "x - x == 0.0",
+       "x - np.trunc(x)", "frac_cpu"),
     Op("sum",        "SUM",        "SumBackward0",            1, "reduce",  ""),
     Op("sumdim",     "SUMDIM",     "SumBackward1",            1, "reduce",  ""),
     Op("mean",       "MEAN",       "MeanBackward0",           1, "reduce",  ""),

@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: ab2ce11b7ceafbbb
+# kernel sources: cbc67390932ccc8f
 from .kernels_base import jit
 from .replay_kernels import _val
 

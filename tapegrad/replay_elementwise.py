@@ -3,7 +3,7 @@ the tape): binary ops with broadcasting (resolved to rows by the recording where
 ``Program.fx``), comparisons, unary ops and CASTNG, reading values where the tape says
 they are (``_val``: a scalar's from its record, an array's from the call's arena).
 """
-# kernel sources: ab2ce11b7ceafbbb
+# kernel sources: cbc67390932ccc8f
 import numpy as np
 from numba import njit
 
@@ -13,7 +13,7 @@ from .kernels_tape import _bcast_strides, _shape, _size
 from .layout import C2, CONST_A, CONST_B, F32, ILEN, IOBJ, SCALAR, SHIFT, SIZE
 from .numpy_loops import LOOP_OF, _call_loop
 from .ops import (ADD, CASTNG, CLAMP, DIV, EQ, FAMILY, F_BINARY, F_UNARY, GE, GT, LE, LT, MUL,
-                  NE, NEG, POWC, RELU, RPOW, RSQRT, SIGMOID, SUB, WHERE)
+                  NE, NEG, POWC, RELU, ROUNDDEC, RPOW, RSQRT, SIGMOID, SUB, WHERE)
 from .ptr import view, view_i64
 
 
@@ -55,13 +55,22 @@ def value_of(op, x, y, c, c2):
     return x                # views of a scalar: identity
 
 
+@njit(inline="always")
+def round_decimals(x, c):
+    """x.round(decimals=c) in the dtype of x, as ATen's kernel and eager: rint(x * p) / p,
+    or rint(x / p) * p for c < 0, p = 10 ** |c| in that dtype (inf past its range)."""
+    d = abs(c)
+    p = _f(10.0 ** d if d < 309.0 else np.inf, x)
+    return np.rint(x * p) / p if c >= 0.0 else np.rint(x / p) * p
+
+
 # ----- eager's own loops: ops whose array forward is not exactly rounded ----------------
-# (numpy_loops.LOOP_OF: exp, log, tanh, sigmoid, sin, cos, log1p, expm1, atan, pow, powc,
-# rpow; rsqrt, exact steps in the result's dtype). A float32 result of float32 operands
-# in a float64 arena runs the float32 loop (eager's) on the values rounded to float32,
-# exactly, and widens the result; a float32 result of other operands (an integer tensor's
-# exp) runs the float64 loop, which the sweep rounds, as NumPy promotes and the eager op
-# rounds.
+# (numpy_loops.LOOP_OF: exp, log, tanh, sigmoid, sin, cos, log1p, expm1, atan, atan2, pow,
+# powc, rpow; rsqrt and round(decimals=), exact steps in the result's dtype). A float32
+# result of float32 operands in a float64 arena runs the float32 loop (eager's) on the
+# values rounded to float32, exactly, and widens the result; a float32 result of other
+# operands (an integer tensor's exp) runs the float64 loop, which the sweep rounds, as
+# NumPy promotes and the eager op rounds.
 @njit(inline="always")
 def _f32_loop(h, rq, sa, sb, cbuf):
     """True for a float32 binary result in a float64 arena whose operands are float32
@@ -111,6 +120,9 @@ def _eager_unary(op, y, x, c):
         _call_loop(k, n, y, s, y, s, y, 0)
         for i in range(n):
             y[i] = half * (y[i] + one)
+    elif op == ROUNDDEC:
+        for i in range(n):
+            y[i] = round_decimals(x[i], c)
     elif op == POWC or op == RPOW:          # np.power(x, c), np.power(c, x)
         cb = y[:1].copy()
         cb[0] = c
@@ -425,7 +437,7 @@ def _unary(op, r, h, rq, rd, ms, msd, ptrs, cbuf):
     elif op == POWC and c == 2.0:
         for i in range(n):
             y[i] = x[i] * x[i]
-    elif LOOP_OF[op] >= 0 or op == RSQRT:     # as the eager array forward, in its dtype
+    elif LOOP_OF[op] >= 0 or op == RSQRT or op == ROUNDDEC:   # as eager's forward, in its dtype
         f32 = h & F32 != 0 and cbuf.itemsize == 8 and rq[3 * a] & F32 != 0
         _by_loop1(op, y, x, c, f32)
     elif op == NEG:

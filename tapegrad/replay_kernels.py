@@ -26,7 +26,7 @@ In a float64 arena a record of a float32 result is rounded to float32 after it i
 computed, as the eager float32 operation rounds its result; a float32 arena rounds as it
 stores. Reductions run NumPy's own loops in eager's dtype (``reduce_like``).
 """
-# kernel sources: ab2ce11b7ceafbbb
+# kernel sources: cbc67390932ccc8f
 import numpy as np
 
 from numba import njit
@@ -40,13 +40,13 @@ from .ops import (AMAX, AMIN, ASSTRIDED, BMM, CASTNG, CAT, CLAMP, COPYSLICES, DO
                   FAMILY, F_BINARY, F_COMPARE, F_GATHER, F_LANE, F_MATMUL, F_MULTI, F_REDUCE,
                   F_SETITEM, F_SOURCE, F_STRIDED, F_UNARY, GATHER, GE, GT, INDEX, INDEXSELECT,
                   LE, LOGSOFTMAX, LOGSUMEXP, LT, MAXALL, MAXD, MAXDIM, MEAN, MEANDIM, MINALL,
-                  MINDIM, MM, MV, NE, NORM, NUM_OPS, PERMUTE, PROD, PRODDIM, SELECT, SLICE,
-                  SOFTMAX, SQUEEZE, SQUEEZEDIM, STACK, STD, SUM, SUMDIM, T, TRANSPOSE,
+                  MINDIM, MM, MV, NE, NORM, NUM_OPS, PERMUTE, PROD, PRODDIM, ROUNDDEC, SELECT,
+                  SLICE, SOFTMAX, SQUEEZE, SQUEEZEDIM, STACK, STD, SUM, SUMDIM, T, TRANSPOSE,
                   UNSQUEEZE, VAR, VIEW)
 from .ptr import view, view_f64
 from .numpy_loops import (U_ADD, U_EXP, U_LOG, U_MATMUL, U_MAX, U_MIN, U_MUL, U_POW,
                           _call_loop, _call_matmul)
-from .replay_elementwise import _binary, _ints, _unary, _val, value_of
+from .replay_elementwise import _binary, _ints, _unary, _val, round_decimals, value_of
 from .replay_ptr import _copy
 
 # Every opcode the sweep recomputes (sources, LEAF/CONST/LINK, are the caller's): every
@@ -478,6 +478,8 @@ def forward_sweep(rq, rd, ms, msd, md, ptrs, cond, c2s, fx, src_ext, ext, addr, 
                     v = value_of(op, rd[3 * a + 2], rd[3 * int(c) + 2], 0.0, 0.0)
             else:               # unary ops (and views of a scalar): the constant in b
                 v = value_of(op, rd[3 * a + 2], 0.0, c, c2s[r] if op == CLAMP else 0.0)
+                if op == ROUNDDEC and h & F32:      # each step in float32, as eager's
+                    v = round_decimals(np.float32(rd[3 * a + 2]), c)
             rd[3 * r + 2] = np.float32(v) if h & F32 else v
             continue
         if fx[int(rd[3 * r + 2]), 0] < 0:

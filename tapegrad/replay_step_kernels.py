@@ -28,7 +28,7 @@ the recorded types, the arrays checked last) and finds the inputs' values itself
 scratch (``S_IDS``); a mismatch stops the call (status 3) before anything was read or
 changed, and the caller checks and binds in Python.
 """
-# kernel sources: ab2ce11b7ceafbbb
+# kernel sources: cbc67390932ccc8f
 import numpy as np
 
 from .kernels_base import jit

@@ -17,11 +17,14 @@ Domains:
   any   defined and smooth on all reals;
   kink  defined on all reals, not differentiable at 0 (finite differences keep away from 0);
   nz    a pole at 0, defined on both sides;
-  pos   defined for x > 0 (or on a wider set that holds the positive numbers).
+  pos   defined for x > 0 (or on a wider set that holds the positive numbers);
+  step  piecewise constant (frac: piecewise x + constant), jumps at multiples of 0.5 only
+        (floor, ceil, trunc, frac at the integers, round at the half-integers, sign at 0):
+        finite differences keep away from them.
 """
 from operator import methodcaller
 
-DOMAINS = ("any", "kink", "nz", "pos")
+DOMAINS = ("any", "kink", "nz", "pos", "step")
 
 UNARY = {
     "neg": "any",
@@ -41,6 +44,12 @@ UNARY = {
     "clone": "any",
     "erf": "any",
     "atan": "any",
+    "sign": "step",
+    "floor": "step",
+    "ceil": "step",
+    "trunc": "step",
+    "round": "step",
+    "frac": "step",
 }
 
 # Unary rows of the op table that are not a plain ``x.name()``: each test file keeps its own
@@ -50,6 +59,7 @@ SPECIAL = {
     "powc": "x ** c, x.pow(c): its exponent",
     "rpow": "c ** x: its base",
     "to": "x.to(dtype), x.float(), x.double(): a cast",
+    "rounddec": "x.round(decimals=d): its decimals",
 }
 
 

@@ -72,6 +72,16 @@ CASES = [
     ("clone", "clone", lambda x: x.clone(), 1, "any"),
     ("erf", "erf", lambda x: x.erf(), 1, "any"),
     ("atan", "atan", lambda x: x.atan(), 1, "any"),
+    ("atan2", "atan2", lambda a, b: tg.atan2(a, b), 2, "any"),
+    ("sign", "sign", lambda x: x.sign(), 1, "any"),
+    ("floor", "floor", lambda x: x.floor(), 1, "any"),
+    ("ceil", "ceil", lambda x: x.ceil(), 1, "any"),
+    ("trunc", "trunc", lambda x: x.trunc(), 1, "any"),
+    ("round", "round", lambda x: x.round(), 1, "any"),
+    ("rounddec", "round(decimals=2)", lambda x: x.round(decimals=2), 1, "any"),
+    ("rounddec", "round(decimals=-1)", lambda x: x.round(decimals=-1), 1, "any"),
+    ("rounddec", "round(decimals=40)", lambda x: x.round(decimals=40), 1, "any"),
+    ("frac", "frac", lambda x: x.frac(), 1, "any"),
 ]
 DTYPES = {"float32": (tg.float32, np.float32), "float64": (tg.float64, np.float64)}
 

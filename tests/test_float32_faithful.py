@@ -60,6 +60,13 @@ UNARY = {
     "clone": (lambda m, x: x.clone(), SIGNED),
     "erf": (lambda m, x: x.erf(), SIGNED),
     "atan": (lambda m, x: x.atan(), SIGNED),
+    "sign": (lambda m, x: x.sign(), SIGNED),
+    "floor": (lambda m, x: x.floor(), SIGNED),
+    "ceil": (lambda m, x: x.ceil(), SIGNED),
+    "trunc": (lambda m, x: x.trunc(), SIGNED),
+    "round": (lambda m, x: x.round(), SIGNED),
+    "rounddec": (lambda m, x: x.round(decimals=2), SIGNED),
+    "frac": (lambda m, x: x.frac(), SIGNED),
 }
 # powc: ATen's special exponents (2, 3, +-0.5, -1, -2 and their c - 1) and others
 EXPONENTS = (0.0, 1.0, 2.0, 3.0, 4.0, 0.5, 1.5, -0.5, -1.0, -2.0, -1.5, 1.3)
@@ -74,6 +81,7 @@ BINARY = {
     "maximum": (lambda m, x, y: m.maximum(x, y), POS, OTHER),
     "minimum": (lambda m, x, y: m.minimum(x, y), POS, OTHER),
     "where": (lambda m, x, y: m.where(x > 0.5, x, y), POS, OTHER),
+    "atan2": (lambda m, x, y: m.atan2(x, y), SIGNED, OTHER),
 }
 # one tensor in both operands: its two shares accumulate
 UNARY["mul_self"] = (lambda m, x: x * x, SIGNED)

@@ -160,8 +160,9 @@ def _setitem_col(a, b):
 
 
 # ----- the elementwise unary ops of tests/op_catalogue.py ---------------------------------
-# the catalogue's domains as this file draws them (kinks and poles: away from 0)
-_DOMAIN = {"any": "any", "kink": "nz", "nz": "nz", "pos": "pos"}
+# the catalogue's domains as this file draws them (kinks and poles: away from 0; steps: no
+# draw of these seeds falls within a step's eps of a jump)
+_DOMAIN = {"any": "any", "kink": "nz", "nz": "nz", "pos": "pos", "step": "nz"}
 # besides x.name() at four shapes, the other spellings a user writes
 UNARY_FORMS = {
     "neg": [V("neg-operator", lambda a: -a, T((3, 4))),
@@ -228,6 +229,12 @@ CASES = {
     "rpow": _unary_variants("rpow", lambda a: 2.0 ** a) + [
         V("rpow-half", lambda a: 0.5 ** a, T((3, 4))),
         V("rpow-int", lambda a: 3 ** a, T(())),
+    ],
+    # x.round(decimals=d): jumps at the multiples of 10**-d halved, gradient 0
+    "rounddec": _unary_variants("rounddec", lambda a: a.round(decimals=1), "nz") + [
+        V("rounddec-neg", lambda a: a.round(decimals=-1), T((3, 4), "nz")),
+        V("rounddec-0", lambda a: a.round(decimals=0), T((5,), "nz")),
+        V("rounddec-tg", lambda a: tg.round(a, decimals=2), T((), "nz")),
     ],
     "sum": [
         V("sum-5", lambda a: a.sum(), T((5,))),
@@ -324,6 +331,11 @@ CASES = {
     # ----- rows added with the "breadth" commit -----
     "maximum": _binary_variants("maximum", lambda a, b: L(a).maximum(a, b), numbers=False),
     "minimum": _binary_variants("minimum", lambda a, b: L(a).minimum(a, b), numbers=False),
+    # atan2 takes tensors only (a Python number is PyTorch's TypeError); away from (0, 0)
+    "atan2": _binary_variants("atan2", lambda a, b: a.atan2(b), "nz", "any", numbers=False) + [
+        V("atan2-tg", lambda a, b: tg.atan2(a, b), T((3, 4), "nz"), T((4,))),
+        V("arctan2", lambda a, b: a.arctan2(b), T((), "nz"), T((3, 4))),
+    ],
     # the condition comes from a's sign (|a| >= 0.3: a finite-difference step cannot flip it)
     "where": [
         V("where-same", lambda a, b: L(a).where(a.detach() > 0, a, b), T((3, 4), "nz"),

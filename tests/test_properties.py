@@ -151,14 +151,20 @@ def _kink_at_0(v, p):
     return float(np.abs(v[0]).min(initial=math.inf))
 
 
+def _step_gap(v, p):
+    """Distance to the nearest multiple of 0.5 (a step's jumps: see op_catalogue)."""
+    return float(np.abs(v[0] - np.round(v[0] * 2.0) / 2.0).min(initial=math.inf))
+
+
 # the elementwise unary ops of tests/op_catalogue.py, their domains as operands: poles and
-# domain edges kept away (x * x + 0.5), kinks at 0 measured
+# domain edges kept away (x * x + 0.5), kinks at 0 and steps' jumps measured
 def _catalogue_op(name, domain):
     f = call(name)
     if domain in ("pos", "nz"):
         op(name)(lambda L, a, p: f(_pos(a)))
     else:
-        op(name, margin=_kink_at_0 if domain == "kink" else None)(lambda L, a, p: f(a))
+        op(name, margin={"kink": _kink_at_0, "step": _step_gap}.get(domain))(
+            lambda L, a, p: f(a))
 
 
 for _name, _domain in UNARY.items():
@@ -168,6 +174,10 @@ for _name, _domain in UNARY.items():
 op("square")(lambda L, a, p: a.square())
 op("cube")(lambda L, a, p: a ** 3)
 op("pow2f")(lambda L, a, p: a.pow(2.0))
+# round(decimals=1): jumps at the odd multiples of 0.05
+op("rounddec", margin=lambda v, p: float(np.abs(v[0] * 10.0 - np.round(v[0] * 10.0 - 0.5)
+                                                - 0.5).min(initial=math.inf)) / 10.0)(
+    lambda L, a, p: a.round(decimals=1))
 op("pow0")(lambda L, a, p: a ** 0)
 # unary on a positive operand (domain edges and poles kept away)
 op("powfrac")(lambda L, a, p: _pos(a) ** 1.5)
@@ -201,6 +211,9 @@ op("maximum", "bin", margin=lambda v, p: float(np.abs(v[0] - v[1]).min(initial=m
    bug=_tie_only_in_float32)(lambda L, a, b, p: a.maximum(b))
 op("minimum", "bin", margin=lambda v, p: float(np.abs(v[0] - v[1]).min(initial=math.inf)),
    bug=_tie_only_in_float32)(lambda L, a, b, p: a.minimum(b))
+# atan2(a, b): a jump of 2 pi across a = 0 where b < 0, no derivative at (0, 0)
+op("atan2", "bin", margin=lambda v, p: float(np.where(v[1] < 0, np.abs(v[0]), np.hypot(
+    v[0], v[1])).min(initial=math.inf)))(lambda L, a, b, p: a.atan2(b))
 op("where", "bin", margin=lambda v, p: float(np.abs(v[0]).min(initial=math.inf)))(
     lambda L, a, b, p: L.where(a > 0, a, b))
 op("addmethod", "bin")(lambda L, a, b, p: a.add(b))

@@ -320,6 +320,9 @@ CASES = [
     ("minimum", lambda x, y: x.minimum(y), [A(3, 4), A(1, 4)]),
     ("minimum_nan", lambda x, y: x.minimum(y), [V([1.0, np.nan, 2.0]), V([np.nan, 0.5, 3.0])]),
     ("minimum_scalars", lambda s, t: s.minimum(t), [A(), A()]),
+    ("atan2", lambda x, y: x.atan2(y), [A(3, 4), A(3, 4)]),
+    ("atan2_bcast", lambda x, y: tg.atan2(x, y), [A(3, 4), A(4)]),
+    ("atan2_scalars", lambda s, t: s.arctan2(t), [A(), A()]),
     ("where", lambda x, y: tg.where(tg.tensor(COND), x, y), [A(3, 4), A(3, 4)]),
     ("where_bcast", lambda x, y: tg.where(tg.tensor(COND), x, y), [A(3, 1), A(4)]),
     ("where_number", lambda x: tg.where(tg.tensor(COND), x, 0.5), [A(2, 4)]),
@@ -436,7 +439,7 @@ CASES = [
 # (name, fn, domain): each runs on a (3, 4) array and on a Python-float scalar. First the
 # elementwise unary ops of tests/op_catalogue.py (a pole at 0: positive inputs; a kink:
 # any, perturb keeps the sign), then the unary rows with constants, and casts
-_DOMAIN = {"any": "any", "kink": "any", "nz": "pos", "pos": "pos"}
+_DOMAIN = {"any": "any", "kink": "any", "nz": "pos", "pos": "pos", "step": "any"}
 UNARY = [(name, call(name), _DOMAIN[domain]) for name, domain in CATALOGUE.items()] + [
     ("clamp", lambda x: x.clamp(-0.5, 0.5), "any"),
     ("clamp_min", lambda x: x.clamp(min=0), "any"),
@@ -449,6 +452,8 @@ UNARY = [(name, call(name), _DOMAIN[domain]) for name, domain in CATALOGUE.items
     ("square", lambda x: x.square(), "any"),
     ("rpow", lambda x: 2.0 ** x, "any"),
     ("to", lambda x: x.to(tg.float64, copy=True), "any"),
+    ("round_decimals", lambda x: x.round(decimals=1), "any"),
+    ("round_decimals_negative", lambda x: x.round(decimals=-1), "any"),
 ]
 CASES += [(f"{name}_array", fn, [((3, 4), dom)]) for name, fn, dom in UNARY]
 CASES += [(f"{name}_scalar", fn, [((), dom)]) for name, fn, dom in UNARY]

@@ -14,10 +14,21 @@ from ..tape import LIVE
 
 _tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)
 _pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
-from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH)
+from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH, ATAN2)
+from ..dtypes import DEFAULT_FLOAT as _DEFAULT
+from .step_methods import StepMethods, _unsupported  # noqa: F401
 
 
-class UnaryMethods:
+def _atan2(x, other, name):
+    if not isinstance(other, TensorBase):
+        raise TypeError(f"{name}(): argument 'other' (position 1) must be Tensor, not "
+                        f"{type(other).__name__}")
+    if not (x._dtype.is_floating_point or other._dtype.is_floating_point):
+        x, other = x.to(_DEFAULT), other.to(_DEFAULT)    # as PyTorch's float ops
+    return binary(ATAN2, x, other)
+
+
+class UnaryMethods(StepMethods):
     """The elementwise unary Tensor methods: a Python float computes inline (one
     call an op), anything else through ``face.unary``."""
     __slots__ = ()
@@ -467,6 +478,12 @@ class UnaryMethods:
             return _untracked_scalar(out)
         return unary(ATAN, self)
 
+    def atan2(self, other):
+        return _atan2(self, other, "atan2")
+
+    def arctan2(self, other):
+        return _atan2(self, other, "arctan2")
+
 
 # tg.<name>(t) is t.<name>()
-NAMES = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "relu", "reciprocal", "sin", "cos", "log1p", "expm1", "rsqrt", "erf", "atan")
+NAMES = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "relu", "reciprocal", "sin", "cos", "log1p", "expm1", "rsqrt", "erf", "atan", "sign", "floor", "ceil", "trunc", "round", "frac", "atan2", "arctan2")

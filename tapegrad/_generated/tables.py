@@ -5,7 +5,7 @@ import math  # noqa: F401
 import numpy as np  # noqa: F401
 
 from ..forward_base import _erf, _float_op  # noqa: F401
-from ..ops import (ABS, ADD, ATAN, CAST, CLONE, COS, DIV, ERF, EXP, EXPM1, LOG, LOG1P, MAXIMUM, MINIMUM, MUL, NEG, POW, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, SUB, TANH)
+from ..ops import (ABS, ADD, ATAN, ATAN2, CAST, CEIL, CLONE, COS, DIV, ERF, EXP, EXPM1, FLOOR, FRAC, LOG, LOG1P, MAXIMUM, MINIMUM, MUL, NEG, POW, RECIP, RELU, ROUND, RSQRT, SIGMOID, SIGN, SIN, SQRT, SUB, TANH, TRUNC)
 
 
 # the forwards on Python floats: a NaN or inf where math raises, as NumPy gives
@@ -17,6 +17,7 @@ SCALAR_F = {
     POW: _float_op(lambda x, y: x ** y, lambda x, y: np.power(x, y)),
     MAXIMUM: _float_op(lambda x, y: x if x > y or x != x else y, lambda x, y: np.maximum(x, y)),
     MINIMUM: _float_op(lambda x, y: x if x < y or x != x else y, lambda x, y: np.minimum(x, y)),
+    ATAN2: _float_op(lambda x, y: math.atan2(x, y), lambda x, y: np.arctan2(x, y)),
     NEG: _float_op(lambda x: -x, lambda x: np.negative(x)),
     EXP: _float_op(lambda x: math.exp(x), lambda x: np.exp(x)),
     LOG: _float_op(lambda x: math.log(x), lambda x: np.log(x)),
@@ -35,6 +36,12 @@ SCALAR_F = {
     CLONE: _float_op(lambda x: x, lambda x: np.copy(x)),
     ERF: _float_op(lambda x: math.erf(x), lambda x: _erf(x)),
     ATAN: _float_op(lambda x: math.atan(x), lambda x: np.arctan(x)),
+    SIGN: _float_op(lambda x: 1.0 if x > 0.0 else -1.0 if x < 0.0 else 0.0, lambda x: np.where(x < 0, -1, x > 0).astype(x.dtype)),
+    FLOOR: _float_op(lambda x: math.copysign(float(math.floor(x)), x), lambda x: np.floor(x)),
+    CEIL: _float_op(lambda x: math.copysign(float(math.ceil(x)), x), lambda x: np.ceil(x)),
+    TRUNC: _float_op(lambda x: math.copysign(float(math.trunc(x)), x), lambda x: np.trunc(x)),
+    ROUND: _float_op(lambda x: math.copysign(float(round(x)), x), lambda x: np.rint(x) if x.dtype.kind == 'f' else x.copy()),
+    FRAC: _float_op(lambda x: x - math.copysign(float(math.trunc(x)), x), lambda x: x - np.trunc(x)),
 }
 # the forwards on NumPy arrays
 ARRAY_F = {
@@ -45,6 +52,7 @@ ARRAY_F = {
     POW: np.power,
     MAXIMUM: np.maximum,
     MINIMUM: np.minimum,
+    ATAN2: np.arctan2,
     NEG: np.negative,
     EXP: np.exp,
     LOG: np.log,
@@ -63,4 +71,10 @@ ARRAY_F = {
     CLONE: np.copy,
     ERF: lambda x: _erf(x),
     ATAN: np.arctan,
+    SIGN: lambda x: np.where(x < 0, -1, x > 0).astype(x.dtype),
+    FLOOR: np.floor,
+    CEIL: np.ceil,
+    TRUNC: np.trunc,
+    ROUND: lambda x: np.rint(x) if x.dtype.kind == 'f' else x.copy(),
+    FRAC: lambda x: x - np.trunc(x),
 }
