@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: cbc67390932ccc8f
+# kernel sources: 455667e8fbdc10f8
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, BIG, CONST_A, CONST_B, F32,

@@ -14,7 +14,7 @@ for each stretch of records between two done here; matrix products too, so that 
 gradients are eager's to the bit (the sweep's loops for small ones, NumPy's matmul loop
 for the ones eager hands to products.py).
 """
-# kernel sources: cbc67390932ccc8f
+# kernel sources: 455667e8fbdc10f8
 import numpy as np
 
 from ._generated.sweeps import sweep_full as sweep, sweep_scalar

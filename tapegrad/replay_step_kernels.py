@@ -28,7 +28,7 @@ the recorded types, the arrays checked last) and finds the inputs' values itself
 scratch (``S_IDS``); a mismatch stops the call (status 3) before anything was read or
 changed, and the caller checks and binds in Python.
 """
-# kernel sources: cbc67390932ccc8f
+# kernel sources: 455667e8fbdc10f8
 import numpy as np
 
 from .kernels_base import jit
@@ -166,6 +166,15 @@ def _backward(b, rq, rd, ms, md, ptrs, fx, bw_reach, bw_off, bw_meta, roots, lv,
         w[i] = 0.0
     for i in range(sg.shape[0]):
         sg[i] = 0.0
+    for i in range(lv.shape[0]):    # (before the roots: a root may be a leaf)
+        r = lv[i, 1]
+        if lv[i, 0] == b and _in_grad(rq[3 * r], np.int64(rd[3 * r + 1]), w):
+            k = int(rd[3 * r + 2])
+            g = w[off[k]:off[k] + ms[k, SIZE]]
+            if rq[3 * r] & F32:
+                g[:] = view_f32(md[k, GADDR], g.shape[0])
+            else:
+                g[:] = view_f64(md[k, GADDR], g.shape[0])
     for i in range(roots.shape[0]):
         if roots[i, 0] != b:
             continue
@@ -182,15 +191,6 @@ def _backward(b, rq, rd, ms, md, ptrs, fx, bw_reach, bw_off, bw_meta, roots, lv,
             x = _val(rq, rd, ms, ptrs, roots[i, 2], cbuf[2:3])
             for j in range(g.shape[0]):
                 g[j] += x[j]
-    for i in range(lv.shape[0]):    # (before the roots: a root may be a leaf)
-        r = lv[i, 1]
-        if lv[i, 0] == b and _in_grad(rq[3 * r], np.int64(rd[3 * r + 1]), w):
-            k = int(rd[3 * r + 2])
-            g = w[off[k]:off[k] + ms[k, SIZE]]
-            if rq[3 * r] & F32:
-                g[:] = view_f32(md[k, GADDR], g.shape[0])
-            else:
-                g[:] = view_f64(md[k, GADDR], g.shape[0])
     reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, w, bw_meta[b, 1], cbuf)
     for i in range(lv.shape[0]):
         if lv[i, 0] != b:
@@ -235,7 +235,7 @@ def _in_grad(h, cell, w):
     into the grad of an array leaf of the sweep's dtype (so the sums round alike)? Such an
     adjoint starts as the grad and is written back; a 0-d leaf's, another dtype's and a
     DEFERRED leaf's start at 0 and are added, as eager stages them."""
-    if h & SCALAR or (h & F32 != 0) != (w.itemsize == 4):
+    if h & SCALAR or ((h & F32) != 0) != (w.itemsize == 4):
         return False
     return not as_u8_ptr(cell)[STATE_OFFSET] & DEFERRED
 
