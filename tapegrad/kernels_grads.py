@@ -1,9 +1,9 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: 455667e8fbdc10f8
+# kernel sources: 10e7800d8de75570
 import numpy as np
 
-from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, BIG, CONST_A, CONST_B, F32,
+from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,
                      PB, PN, PP, PQ, SHIFT)
 from .ops import (ADD, AMAX, AMIN, CAST, CLAMP, CLONE, LOGSOFTMAX, LOGSUMEXP, MAXALL,
                   MAXIMUM, MINALL, MINIMUM, MUL, NEG, NORM, POWC, PROD,
@@ -12,7 +12,6 @@ from .ops import (ADD, AMAX, AMIN, CAST, CLAMP, CLONE, LOGSOFTMAX, LOGSUMEXP, MA
 from ._generated.elementwise import binary_grad, unary_grad
 from .kernels_base import _f, empty, jit_inline, jit_internal, jit_light, zeros
 from .kernels_math import _fma
-from .numpy_loops import U_MATMUL, _call_matmul
 
 
 from .kernels_tape import (COL_A, COL_B, COL_Y, GATHER, I0, I1, I2, NDIM, SCATTER,
@@ -383,46 +382,11 @@ def _matmul(op, r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
     gb = _adjoint(rq, rd, ms, md, sg, off, work, b) if grad_b else cbuf[0:0]
     xa = _saved(rq, rd, ms, md, ptrs, r, COL_A, a, cbuf, I0)
     xb = _saved(rq, rd, ms, md, ptrs, r, COL_B, b, cbuf, I1)
-    big = h & BIG               # (a sweep that does not stop for products.py: a whole
-    for t in range(batch):      # tg.compile step) batch t's matrices start at t * n * p,
-        if grad_a and big:      # t * p * q, t * n * q
-            _big_ga(g, xb, ga, t * n * q, t * p * q, t * n * p, n, p, q)
-        elif grad_a:
+    for t in range(batch):      # batch t's matrices start at t * n * p, t * p * q, t * n * q
+        if grad_a:
             _mm_ga(g, xb, ga, t * n * q, t * p * q, t * n * p, n, p, q)
-        if grad_b and big:
-            _big_gb(g, xa, gb, t * n * q, t * n * p, t * p * q, n, p, q)
-        elif grad_b:
+        if grad_b:
             _mm_gb(g, xa, gb, t * n * q, t * n * p, t * p * q, n, p, q)
-
-
-@jit_inline
-def _big_ga(g, b, ga, og, ob, oa, n, p, q):
-    """ga (n, p) += g (n, q) b (p, q)^T as products.py computes it (np.matmul of g and b's
-    transposed view, then added): NumPy's matmul loop with those arrays' steps, in the
-    sweep's dtype (b copied into it, as NumPy casts a float32 b for a float64 g)."""
-    s = g.itemsize
-    bc = empty(p * q, g.dtype)
-    for i in range(p * q):
-        bc[i] = b[ob + i]
-    t = empty(n * p, g.dtype)
-    _call_matmul(2 * U_MATMUL + (1 if s == 8 else 0), n, q, p, g[og:], bc, t,
-                 q * s, s, s, q * s, p * s, s)
-    for i in range(n * p):
-        ga[oa + i] += t[i]
-
-
-@jit_inline
-def _big_gb(g, a, gb, og, oa, ob, n, p, q):
-    """gb (p, q) += a (n, p)^T g (n, q) as products.py computes it (see _big_ga)."""
-    s = g.itemsize
-    ac = empty(n * p, g.dtype)
-    for i in range(n * p):
-        ac[i] = a[oa + i]
-    t = empty(p * q, g.dtype)
-    _call_matmul(2 * U_MATMUL + (1 if s == 8 else 0), p, n, q, ac, g[og:], t,
-                 s, p * s, q * s, s, q * s, s)
-    for i in range(p * q):
-        gb[ob + i] += t[i]
 
 
 @jit_inline

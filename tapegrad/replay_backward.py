@@ -9,20 +9,24 @@ arrays it cannot tell that they do not overlap), sums kept in arrays of the func
 - ``+``/``-`` with one operand broadcast: the full operand gets the adjoint, the other its
   sum over the broadcast rows or columns (d(a + b)/db = 1 on each element b reaches).
 
+- a BLAS-sized matrix product (BIG), which eager's backward hands to products.py: the
+  same np.matmul, by NumPy's matmul loop (``numpy_loops``), so the gradients are eager's.
+
 Everything else goes to ``kernels.sweep`` (the derivative math lives there once), called
-for each stretch of records between two done here; matrix products too, so that their
-gradients are eager's to the bit (the sweep's loops for small ones, NumPy's matmul loop
-for the ones eager hands to products.py).
+for each stretch of records between two done here: smaller products too, with eager's
+own loops.
 """
-# kernel sources: 455667e8fbdc10f8
+# kernel sources: 10e7800d8de75570
 import numpy as np
 
 from ._generated.sweeps import sweep_full as sweep, sweep_scalar
 from .kernels import prepare
 from .kernels_base import jit
 from .kernels_tape import _adjoint, _mark_freed, _needs_grad
-from .layout import CONST_A, CONST_B, OPMASK, SCALAR, SHIFT
-from .ops import ADD, FAMILY, F_BINARY, SUB
+from .layout import BIG, CONST_A, CONST_B, OPMASK, PB, PN, PP, PQ, SCALAR, SHIFT
+from .numpy_loops import U_MATMUL, _call_matmul
+from .ops import ADD, FAMILY, F_BINARY, F_MATMUL, SUB
+from .replay_kernels import _val
 
 
 @jit
@@ -44,6 +48,11 @@ def reverse(rq, rd, ms, md, ptrs, fx, sg, reach, off, work, start, cbuf):
             if top > r:
                 sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, top, r + 1, True)
             _add_rows(op, r, h, rq, rd, ms, md, fx, sg, off, work)
+            top = r - 1
+        elif fam == F_MATMUL and h & BIG:     # eager's products.py, in the jitted sweep
+            if top > r:
+                sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, top, r + 1, True)
+            _big_product(r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf)
             top = r - 1
     if top >= 0:
         sweep(rq, rd, ms, md, ptrs, sg, reach, off, work, top, 0, True)
@@ -90,6 +99,57 @@ def _add_rows(op, r, h, rq, rd, ms, md, fx, sg, off, work):
     else:                               # one value: every value added in
         for i in range(g.shape[0]):
             gp[0] += sp * g[i]
+
+
+@jit
+def _big_product(r, h, rq, rd, ms, md, ptrs, sg, off, work, cbuf):
+    """A BLAS-sized product (BIG: eager's backward stops its sweep there for products.py):
+    ga += g b^T and gb += a^T g, batch by batch, as products.py computes them."""
+    a = h >> SHIFT
+    b = int(rd[3 * r + 1])
+    k = int(rd[3 * r + 2])
+    batch, n, p, q = ms[k, PB], ms[k, PN], ms[k, PP], ms[k, PQ]
+    g = _adjoint(rq, rd, ms, md, sg, off, work, r)
+    if _needs_grad(rq, a):
+        ga = _adjoint(rq, rd, ms, md, sg, off, work, a)
+        xb = _val(rq, rd, ms, ptrs, b, cbuf[3:4])
+        for t in range(batch):
+            _big_ga(g, xb, ga, t * n * q, t * p * q, t * n * p, n, p, q)
+    if _needs_grad(rq, b):
+        gb = _adjoint(rq, rd, ms, md, sg, off, work, b)
+        xa = _val(rq, rd, ms, ptrs, a, cbuf[2:3])
+        for t in range(batch):
+            _big_gb(g, xa, gb, t * n * q, t * n * p, t * p * q, n, p, q)
+
+
+@jit
+def _big_ga(g, b, ga, og, ob, oa, n, p, q):
+    """ga (n, p) += g (n, q) b (p, q)^T as products.py computes it (np.matmul of g and b's
+    transposed view, then added): NumPy's matmul loop with those arrays' steps, in the
+    arena's type (b copied into it, as NumPy casts a float32 b for a float64 g)."""
+    s = g.itemsize
+    bc = np.empty(p * q, g.dtype)
+    for i in range(p * q):
+        bc[i] = b[ob + i]
+    t = np.empty(n * p, g.dtype)
+    _call_matmul(2 * U_MATMUL + (1 if s == 8 else 0), n, q, p, g[og:], bc, t,
+                 q * s, s, s, q * s, p * s, s)
+    for i in range(n * p):
+        ga[oa + i] += t[i]
+
+
+@jit
+def _big_gb(g, a, gb, og, oa, ob, n, p, q):
+    """gb (p, q) += a (n, p)^T g (n, q) as products.py computes it (see _big_ga)."""
+    s = g.itemsize
+    ac = np.empty(n * p, g.dtype)
+    for i in range(n * p):
+        ac[i] = a[oa + i]
+    t = np.empty(p * q, g.dtype)
+    _call_matmul(2 * U_MATMUL + (1 if s == 8 else 0), p, n, q, ac, g[og:], t,
+                 s, p * s, q * s, s, q * s, s)
+    for i in range(p * q):
+        gb[ob + i] += t[i]
 
 
 @jit
