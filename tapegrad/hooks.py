@@ -56,9 +56,8 @@ def update_deferred(t):
 def deferred_on(tape):
     """Does a leaf whose grad goes through Python (hooks, a user's grad) belong to this
     tape (as leaves_to_python decides)? A hooked leaf elsewhere, say a parameter of
-    another model, does not send every backward down the segmented path."""
-    if tape.ptrs is not None or tape.keep_all:
-        return True
+    another model, does not send every backward down the segmented path, nor does one
+    left alive by earlier code send a tg.compile replay there (its leaves are listed)."""
     tid, nodes = tape.id, tape.leaf_nodes
     return any(node.tape_id == tid or node in nodes for node in _DEFERRED.values())
 

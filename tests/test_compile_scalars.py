@@ -97,3 +97,28 @@ def test_replayed_scalar_graph_backward_takes_the_scalar_sweep(monkeypatch):
     for _ in range(2):
         g(tg.ones(3, dtype=tg.float64, requires_grad=True)).backward()
     assert calls[3:] == ["general"] * 2
+
+
+def test_a_hooked_leaf_elsewhere_leaves_the_replay_on_the_scalar_sweep(monkeypatch):
+    """A leaf of another graph whose grad goes through Python (a hook), left alive by
+    earlier code, is none of this replay's concern: its backward stays one scalar-sweep
+    call (it once sent every replay down the segmented path), the grads stay eager's, and
+    the other leaf's hook still runs when its own graph's backward comes."""
+    seen = []
+    other = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    other.register_hook(lambda g: seen.append(g.tolist()) or g)
+    calls = []
+    scalar = replay_backward.backward_scalars_at
+    monkeypatch.setattr(replay_backward, "backward_scalars_at",
+                        lambda *a: calls.append("scalar") or scalar(*a))
+    f = tg.compile(_loss)
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        vals = _inputs(rng)
+        eager, compiled = _leaves(vals, tg.float64), _leaves(vals, tg.float64)
+        _loss(*eager).backward()
+        f(*compiled).backward()
+        assert _grads(compiled) == _grads(eager)
+    assert calls == ["scalar"] * 3
+    (other * 3.0).sum().backward()
+    assert seen == [[3.0, 3.0]] and other.grad.tolist() == [3.0, 3.0]
