@@ -16,7 +16,7 @@ from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)
 from .legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor
 from .serialization import load, save
 from .tensor import Size, Tensor
-from . import tensor_api as _tensor_api
+from . import functions as _functions
 from .tensor_api import is_tensor
 
 float = float32      # noqa: A001  PyTorch's aliases
@@ -30,16 +30,6 @@ __version__ = "0.1.0"
 from ._generated.methods import NAMES as _UNARY_NAMES  # noqa: E402
 
 
-def _function(name):
-    def f(input, *args, out=None, **kwargs):
-        result = getattr(input, name)(*args, **kwargs)
-        return result if out is None else _tensor_api.write_out(name, out, result)
-    f.__name__ = f.__qualname__ = name
-    f.__module__ = "tapegrad"
-    f.__doc__ = f"tg.{name}(t, ...) is t.{name}(...)."
-    return f
-
-
 # the elementwise ones come from the op table (_generated/methods.py)
 for _name in _UNARY_NAMES + tuple(
         "add sub mul div pow mm matmul clamp clip sum mean reshape t unsqueeze squeeze "
@@ -49,5 +39,5 @@ for _name in _UNARY_NAMES + tuple(
         "logical_xor logical_not isnan isinf isfinite all any masked_fill "
         "narrow split chunk tril triu outer cumsum cumprod sort argsort topk diag "
         "addmm".split()):
-    globals()[_name] = _function(_name)
+    globals()[_name] = _functions.function(_name)
 del _name

@@ -402,8 +402,7 @@ _ATAN2 = '''
 
 def _atan2(x, other, name):
     if not isinstance(other, TensorBase):
-        raise TypeError(f"{name}(): argument 'other' (position 1) must be Tensor, not "
-                        f"{type(other).__name__}")
+        raise must_be_tensor(name, "other", 1, other)
     if not (x._dtype.is_floating_point or other._dtype.is_floating_point):
         x, other = x.to(_DEFAULT), other.to(_DEFAULT)    # as PyTorch's float ops
     return binary(ATAN2, x, other)
@@ -419,6 +418,7 @@ def methods_source(steps=False):
     out = [HEADER] + _PRELUDE + ["from ..ops import (" + ", ".join(sorted(
         r.const for r in unary if r.name in names) + ["ROUNDDEC" if steps else "ATAN2"]) + ")"]
     out += [_STEPS_HEAD, "", "class StepMethods:"] if steps else [
+        "from ..conversion import must_be_tensor",
         "from ..dtypes import DEFAULT_FLOAT as _DEFAULT",
         "from .step_methods import StepMethods, _unsupported  # noqa: F401", _ATAN2, "",
         "class UnaryMethods(StepMethods):"]

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from . import dtypes as D
+from .conversion import must_be_tensor
 from .face import _array, _from_array, _shape, TensorBase as Tensor
 from .indexing import _pick
 from .ops import INDEX
@@ -102,8 +103,7 @@ class CompositeMethods:
         """``value`` where ``mask`` is True, self elsewhere (mask broadcast to self)."""
         from .indexing import where
         if not isinstance(mask, Tensor):
-            raise TypeError(f"masked_fill(): argument 'mask' (position 1) must be Tensor, not "
-                            f"{type(mask).__name__}")
+            raise must_be_tensor("masked_fill", "mask", 1, mask)
         if mask.dtype is not D.bool_:
             raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with "
                                f"dtype {D.cpp_name(mask.dtype)}")
@@ -214,9 +214,7 @@ class CompositeMethods:
         from .indexing import _expanded, where
         for name, m in (("mat1", mat1), ("mat2", mat2)):
             if not isinstance(m, Tensor):
-                raise TypeError(f"addmm(): argument '{name}' (position "
-                                f"{1 if name == 'mat1' else 2}) must be Tensor, not "
-                                f"{type(m).__name__}")
+                raise must_be_tensor("addmm", name, 1 if name == "mat1" else 2, m)
             if m.ndim != 2:
                 raise RuntimeError(f"{name} must be a matrix, got {m.ndim}-D tensor")
         for a, b in ((mat1, mat2), (self, mat1)):

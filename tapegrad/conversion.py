@@ -37,6 +37,12 @@ def _type_name(x):
     return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
 
 
+def must_be_tensor(fn, arg, position, x):
+    """PyTorch's TypeError for a non-tensor argument ``arg`` of ``fn`` at ``position``."""
+    return TypeError(f"{fn}(): argument '{arg}' (position {position}) must be Tensor, not "
+                     f"{_type_name(x)}")
+
+
 def _is_sequence(x, Tensor):
     """A sequence whose items ``recursive_store`` walks (lists, tuples, arrays, tensors)."""
     return (isinstance(x, (list, tuple, range)) or

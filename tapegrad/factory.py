@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from . import dtypes as D
-from .conversion import checked_fill
+from .conversion import checked_fill, must_be_tensor
 from .device import on_cpu
 from .state import refuse_while_recording
 from .base import TensorBase as Tensor
@@ -84,8 +84,7 @@ def full(size, fill_value, dtype=None, requires_grad=False):
 
 def _like(name, t):
     if not isinstance(t, Tensor):
-        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
-                        f"{type(t).__name__}")
+        raise must_be_tensor(name, "input", 1, t)
     return t.shape
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import dtypes as D
 from .base import TensorBase as Tensor
+from .conversion import must_be_tensor
 from .face import _as_tensor, _product, _shape
 from .ops import BMM, DOT, MM, MV
 from .quiet import quietly
@@ -25,8 +26,7 @@ class MatmulMethods:
 
     def mm(self, mat2):
         if not isinstance(mat2, Tensor):
-            raise TypeError(f"mm(): argument 'mat2' (position 1) must be Tensor, not "
-                            f"{type(mat2).__name__}")
+            raise must_be_tensor("mm", "mat2", 1, mat2)
         va, vb = self._v, mat2._v           # (ndim inline: mm is a training step's op)
         if type(va) is float or va.ndim != 2:
             raise RuntimeError("self must be a matrix")

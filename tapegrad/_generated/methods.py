@@ -15,14 +15,14 @@ from ..tape import LIVE
 _tapes = LIVE.refs       # tape id -> weak reference (a leaf's node knows its tape's id)
 _pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fields
 from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH, ATAN2)
+from ..conversion import must_be_tensor
 from ..dtypes import DEFAULT_FLOAT as _DEFAULT
 from .step_methods import StepMethods, _unsupported  # noqa: F401
 
 
 def _atan2(x, other, name):
     if not isinstance(other, TensorBase):
-        raise TypeError(f"{name}(): argument 'other' (position 1) must be Tensor, not "
-                        f"{type(other).__name__}")
+        raise must_be_tensor(name, "other", 1, other)
     if not (x._dtype.is_floating_point or other._dtype.is_floating_point):
         x, other = x.to(_DEFAULT), other.to(_DEFAULT)    # as PyTorch's float ops
     return binary(ATAN2, x, other)
