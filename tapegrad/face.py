@@ -302,9 +302,17 @@ def _binary(op, a, b):
             else:
                 va = a = _f32_number(va)
     if op == DIV and not dt.is_floating_point:      # true division: integers (and bools)
-        dt = D.DEFAULT_FLOAT                        # are cast to the default float first,
-        va = va.astype(dt.np) if type(va) is _nd else _round(_float(va), dt)    # as
-        vb = vb.astype(dt.np) if type(vb) is _nd else _round(_float(vb), dt)    # PyTorch's
+        dt = D.DEFAULT_FLOAT                        # are cast to the default float first
+        if ta:                                      # (a record inside tg.compile), as
+            a = a.to(dt)                            # PyTorch's
+            va = a._v
+        else:
+            va = a = _round(_float(va), dt)
+        if tb:
+            b = b.to(dt)
+            vb = b._v
+        else:
+            vb = b = _round(_float(vb), dt)
     if type(va) is _float and type(vb) is _float:          # the scalar fast path
         out = _new(_round(_SCALAR_F[op](va, vb), dt), dt)
     else:
@@ -367,10 +375,10 @@ def _result_dtype(*xs):
 def _unary(op, x, c=0.0, c2=None, keep_int=False):
     """An elementwise op ``y = f(x)`` with constants ``c`` (and ``c2``, clamp's max)."""
     dt = x._dtype
-    v = x._v
     if not dt.is_floating_point and not keep_int:
-        dt = D.DEFAULT_FLOAT            # an integer tensor is cast first, as PyTorch's float
-        v = v.astype(dt.np)             # ops do (reciprocal of 2 is 0.5, not 1 // 2)
+        x = x.to(D.DEFAULT_FLOAT)       # an integer tensor is cast first (a record inside
+        dt = x._dtype                   # tg.compile), as PyTorch's float ops: 1 / 2 is 0.5
+    v = x._v
     if type(v) is _float:
         if op == CLAMP:
             y = min(max(v, c), c2)

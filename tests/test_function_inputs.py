@@ -201,3 +201,25 @@ def test_integer_ops_against_torch():
     for ours, theirs in pairs:
         assert str(theirs.dtype) == "torch." + ours.dtype.name
         assert np.array_equal(ours.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x, k: (x / k).sum(), lambda x, k: (1 / k).sum() + x.sum(),
+    lambda x, k: (k.exp() * x).sum(), lambda x, k: (k / k * x).sum(),
+    lambda x, k: (tg.div(3, k) * x.tanh()).sum(), lambda x, k: (k.sqrt() * x).sum()],
+    ids=["x/k", "1/k", "exp(k)", "k/k", "div(3,k)", "sqrt(k)"])
+def test_integer_casts_replay_as_eager_runs_them(fn):
+    """The cast of an integer tensor is a record inside tg.compile: a replay at new integer
+    values casts and computes as the eager call does, to the bit."""
+    f = tg.compile(fn)
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        k, x = rng.integers(1, 9, 5), rng.uniform(-1.0, 1.0, 5)
+        a = tg.tensor(x, dtype=F64, requires_grad=True)
+        b = tg.tensor(x, dtype=F64, requires_grad=True)
+        out_e, out_c = fn(a, tg.tensor(k)), f(b, tg.tensor(k))
+        out_e.backward()
+        out_c.backward()
+        assert out_c.item() == out_e.item()
+        assert np.array_equal(b.grad.numpy(), a.grad.numpy())
+    assert f.stats()["replays"] == 3
