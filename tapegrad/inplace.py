@@ -1,6 +1,8 @@
-"""In place: ``add_``, ``sub_``, ``mul_``, ``div_``, ``zero_``, ``fill_``, ``copy_`` and the
-augmented operators, with versions and PyTorch's errors (a leaf that requires grad, a value
-a pending backward reads)."""
+"""In place: ``add_``, ``sub_``, ``mul_``, ``div_``, ``zero_``, ``fill_``, ``copy_``, the
+augmented operators, the in-place forms of the elementwise methods (``exp_``, ``clamp_``,
+``pow_``, ``masked_fill_`` ...: ``IN_PLACE``) and the random fills ``uniform_``/``normal_``,
+with versions and PyTorch's errors (a leaf that requires grad, a value a pending backward
+reads)."""
 import weakref
 
 import numpy as np
@@ -12,10 +14,11 @@ from .layout import F32, RECORD, RECORD_SIZE
 from .ops import ADD, ASSTRIDED, BY_CODE, COPYSLICES, DIV, MUL, SUB
 from .quiet import quietly
 from .shapes import _broadcast
-from .recording import _INPLACE
+from .recording import _INPLACE, _weak
 from .state import _local, refuse_while_recording, thread_state
 from .tape import LEFT, LIVE
 
+LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place operation."
 _UFUNC = {ADD: np.add, SUB: np.subtract, MUL: np.multiply, DIV: np.true_divide}
 
 
@@ -51,8 +54,7 @@ def _inplace(self, op, other):
             return self
     if st._enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
         if self._rg and self._tape is None:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an "
-                               "in-place operation.")
+            raise RuntimeError(LEAF_IN_PLACE)
         refuse_view_of_leaf(self)           # (before the overlap, as PyTorch)
         refuse_overlap(self)
         a = self
@@ -95,6 +97,68 @@ def _inplace(self, op, other):
 
 
 _TYPE_NAMES = {0: "Bool", 1: "Long", 2: "Float"}
+
+
+def write_back(self, compute, name, args=()):
+    """``self = compute(self)`` written into self's memory: the in-place form ``name`` of an
+    out-of-place method (``exp_`` of ``exp``). In grad mode, when self or a tensor among
+    ``args`` requires grad, the result's record becomes self's node (``x.exp_()`` shows
+    ExpBackward0), computed from a copy of self's value (its backward may read it), as add_
+    records; otherwise nothing is recorded. Inside tg.compile it raises (a replay would
+    not repeat it)."""
+    refuse_while_recording(f"the in-place {name}()")
+    st = _local.state or thread_state()
+    grad = st._enabled and (self._rg or any(isinstance(x, Tensor) and x._rg for x in args))
+    if grad and self._rg and self._tape is None:
+        raise RuntimeError(LEAF_IN_PLACE)
+    if grad:
+        refuse_view_of_leaf(self)
+    refuse_overlap(self)
+    res = compute(_stand_in(self) if grad and type(self._v) is _nd else self)
+    if res._dtype.category > self._dtype.category:
+        raise RuntimeError(f"result type {_TYPE_NAMES[res._dtype.category]} can't be cast to "
+                           f"the desired output type {_TYPE_NAMES[self._dtype.category]}")
+    if not grad or not res._rg:
+        _assign(self, res)
+        return self
+    if type(res._v) is _float and res._dtype is not self._dtype:
+        _round_record(res, self._dtype)
+    _assign(self, res, res._slot if self._tape is None or res._tape is self._tape else None,
+            True)
+    _saved_as_self(self, res)
+    moved(self, res)
+    rebase(self)
+    return self
+
+
+def _saved_as_self(t, res):
+    """The record of ``res`` (written into t) that kept its own value (exp, tanh, sqrt ...:
+    a backward that reads the output) keeps it at t's version: t's value is that output,
+    as PyTorch's exp_ saves its result, so a later in-place change of t makes the backward
+    raise. (The kept copy holds the same values until then.)"""
+    saved, slot = res._tape.saved, res._slot
+    for i in range(len(saved) - 1, -1, -1):
+        consumer, s, _, _, idx, ref = saved[i]
+        if consumer != slot:
+            break
+        if ref() is res:
+            saved[i] = (consumer, s, t._ver, t._ver[0], idx, _weak(t))
+
+
+def _in_place_form(name):
+    """``t.<name>_(...)``: t.<name>(...) written into t (write_back)."""
+    def method(self, *args, **kwargs):
+        return write_back(self, lambda t: getattr(t, name)(*args, **kwargs), name + "_",
+                          args + tuple(kwargs.values()))
+    method.__name__ = method.__qualname__ = name + "_"
+    method.__doc__ = f"t.{name}_(...): t.{name}(...) written into t's memory."
+    return method
+
+
+# the elementwise methods with an in-place form (PyTorch's names)
+IN_PLACE = ("neg exp log tanh sigmoid sqrt abs relu reciprocal sin cos atan erf log1p expm1 "
+            "rsqrt square sign floor ceil trunc round frac clamp clip pow "
+            "masked_fill atan2 arctan2").split()
 VIEW_OF_LEAF = ("a view of a leaf Variable that requires grad is being used in an in-place "
                 "operation.")
 
@@ -292,8 +356,7 @@ class InPlaceMethods:
         if st.recording is not None:      # recorded for the replays (or refused), and done
             return st.recording.fill(self, value, _name)
         if st._enabled and self._rg:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an "
-                               "in-place operation." if self._tape is None else
+            raise RuntimeError(LEAF_IN_PLACE if self._tape is None else
                                "tapegrad: fill_ on a tensor that requires grad is not "
                                "supported yet")
         if value:                           # (zero_, every step: nothing to check)
@@ -310,6 +373,16 @@ class InPlaceMethods:
             self._v.fill(value)
         return self
 
+    def uniform_(self, from_=0.0, to=1.0, *, generator=None):
+        """Draws of U(from_, to) written into self (tapegrad's generator, nn.init's)."""
+        from .nn.init import uniform_
+        return _random_fill(self, uniform_, from_, to, "uniform_")
+
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        """Draws of N(mean, std^2) written into self."""
+        from .nn.init import normal_
+        return _random_fill(self, normal_, mean, std, "normal_")
+
     def copy_(self, src):
         src = _as_tensor(src)
         rec = thread_state().recording
@@ -317,8 +390,7 @@ class InPlaceMethods:
             return rec.copy(self, src)
         if thread_state().enabled and (self._rg or src._rg):
             if self._rg and self._tape is None:
-                raise RuntimeError("a leaf Variable that requires grad is being used in an "
-                                   "in-place operation.")
+                raise RuntimeError(LEAF_IN_PLACE)
             raise NotImplementedError("tapegrad: copy_ that records a gradient is not "
                                       "supported yet; use it under tg.no_grad()")
         _broadcast(_shape(src), _shape(self))
@@ -337,3 +409,19 @@ class InPlaceMethods:
 
     def __itruediv__(self, other):
         return _inplace(self, DIV, other)
+
+
+for _name in IN_PLACE:
+    setattr(InPlaceMethods, _name + "_", _in_place_form(_name))
+del _name
+
+
+def _random_fill(t, init, a, b, name):
+    """t filled in place by ``init`` (nn.init's uniform_/normal_), which writes under
+    no_grad: in grad mode a tensor that requires grad gets fill_'s errors, as in PyTorch."""
+    refuse_while_recording(f"the random draw {name}()")
+    if thread_state().enabled and t._rg:
+        raise RuntimeError(LEAF_IN_PLACE if t._tape is None else
+                           f"tapegrad: {name} on a tensor that requires grad is not "
+                           "supported yet")
+    return init(t, a, b)
