@@ -38,7 +38,7 @@ def _no_blas_import():
     without importing it. Returns the undo, or None when there is nothing to do. A kernel
     that types np.dot or np.linalg later still imports and checks scipy for real: the
     probe's function is put back as soon as the first call returns."""
-    if "numba.np.arraymath" in sys.modules or importlib.util.find_spec("scipy") is None:
+    if "numba.np.arraymath" in sys.modules or not _scipy_installed():
         return None                     # probed already; or it fails fast, as it should
     try:
         from numba.np import linalg
@@ -50,6 +50,13 @@ def _no_blas_import():
     def undo():
         linalg.ensure_blas = probe
     return undo
+
+
+def _scipy_installed():
+    try:
+        return importlib.util.find_spec("scipy") is not None
+    except (ImportError, ValueError):   # sys.modules["scipy"] = None blocks it, say
+        return False
 
 
 def _installed():

@@ -281,10 +281,9 @@ def _prepare_inplace(rec, t, what):
 def _grad_inplace(rec, t, op, other, name):
     """Grad mode and something requires grad: recorded with its gradient, as eagerly."""
     from .face import _binary
-    from .inplace import _assign, rebase
+    from .inplace import LEAF_IN_PLACE, _assign, rebase
     if t._rg and t._tape is None:
-        raise RuntimeError("a leaf Variable that requires grad is being used in an "
-                           "in-place operation.")
+        raise RuntimeError(LEAF_IN_PLACE)
     if _outside(rec, t):
         _refuse(f"{name} with a gradient of a tensor from outside the compiled function")
     res = _binary(op, t, other)
@@ -330,12 +329,11 @@ def fill(rec, t, value, name):
     """``t.fill_(value)`` / ``t.zero_()`` inside a recording."""
     from .factory import full
     from .face import _bump, _float, _round, _shape
-    from .inplace import _mark_dirty
+    from .inplace import LEAF_IN_PLACE, _mark_dirty
     st = thread_state()
     rg = t._rg and (_outside(rec, t) or eager_requires(rec, t._slot))
     if st.enabled and rg:
-        raise RuntimeError("a leaf Variable that requires grad is being used in an "
-                           "in-place operation." if t._tape is None else
+        raise RuntimeError(LEAF_IN_PLACE if t._tape is None else
                            "tapegrad: fill_ on a tensor that requires grad is not "
                            "supported yet")
     _check_not_viewed(rec, t, name)
@@ -359,7 +357,7 @@ def fill(rec, t, value, name):
 def copy(rec, t, src):
     """``t.copy_(src)`` inside a recording."""
     from .face import _array, _new, _shape
-    from .inplace import _assign
+    from .inplace import LEAF_IN_PLACE, _assign
     from .shapes import _broadcast
     st = thread_state()
     name = "copy_()"
@@ -367,8 +365,7 @@ def copy(rec, t, src):
     rg_s = src._rg and (src._tape is not rec.tape or eager_requires(rec, src._slot))
     if st.enabled and (rg_t or rg_s):
         if rg_t and t._tape is None:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an "
-                               "in-place operation.")
+            raise RuntimeError(LEAF_IN_PLACE)
         raise NotImplementedError("tapegrad: copy_ that records a gradient is not "
                                   "supported yet; use it under tg.no_grad()")
     _check_not_viewed(rec, t, name)

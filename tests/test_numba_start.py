@@ -13,8 +13,6 @@ import textwrap
 
 import pytest
 
-pytest.importorskip("scipy")
-
 FIRST_BACKWARD = textwrap.dedent("""
     import sys
     import numpy as np
@@ -48,13 +46,28 @@ def _run(before=""):
 
 
 def test_the_first_backward_does_not_import_scipy_linalg_and_numba_linalg_still_works():
+    pytest.importorskip("scipy")         # (a test extra: CI has it)
     out = _run()
     assert "scipy.linalg after the first backward: False" in out
     assert "numba sees BLAS: True" in out
     assert "np.dot in a user's kernel: True" in out
 
 
+def test_without_scipy_numba_probes_as_it_does():
+    """scipy blocked: the probe is Numba's own (an ImportError, so no BLAS), and tapegrad's
+    gradients are unchanged."""
+    script = FIRST_BACKWARD.format(before='sys.modules["scipy"] = None').split(
+        "@numba.njit")[0]               # (np.dot itself needs scipy)
+    env = dict(os.environ)
+    env.setdefault("NUMBA_CACHE_DIR", os.path.join(os.getcwd(), ".numba_cache"))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "numba sees BLAS: False" in out.stdout
+
+
 def test_numba_started_before_tapegrad_is_left_as_it_is():
+    pytest.importorskip("scipy")
     out = _run("import numba, numba.np.arraymath")
     assert "scipy.linalg after the first backward: True" in out      # its own probe ran
     assert "numba sees BLAS: True" in out
