@@ -38,6 +38,8 @@ for _name in _UNARY_NAMES + tuple(
         "argmin allclose isclose equal numel eq ne lt le gt ge logical_and logical_or "
         "logical_xor logical_not isnan isinf isfinite all any masked_fill "
         "narrow split chunk tril triu outer cumsum cumprod sort argsort topk diag "
-        "addmm".split()):
+        "addmm flip roll select unbind movedim moveaxis swapaxes swapdims tile diff trace "
+        "addcmul addcdiv lerp nansum nanmean masked_select nonzero argwhere count_nonzero "
+        "unique".split()):
     globals()[_name] = _functions.function(_name)
 del _name

@@ -1,7 +1,8 @@
 """Tensor methods composed from the recorded primitives, so that their gradients, their
 tg.compile replays and their errors come from those: comparisons by name, logical ops on
 bool tensors, NaN/inf tests, ``all``/``any``, ``masked_fill``, ``repeat``, ``split``,
-``chunk``, ``narrow``, ``tril``/``triu``, ``outer``, ``diag``, ``addmm``,
+``chunk``, ``narrow``, ``tril``/``triu``, ``outer``, ``diag``, ``addmm``, ``where``,
+``addcmul``/``addcdiv``, ``lerp``, ``nansum``/``nanmean``, ``masked_select``,
 ``type_as``/``view_as``; ``cumsum``/``cumprod`` (scans.py), ``sort``/``argsort``/``topk``
 (ordering.py).
 
@@ -240,6 +241,51 @@ class CompositeMethods:
     sort = sort
     argsort = argsort
     topk = topk
+
+    # ----- pointwise compositions ---------------------------------------------------
+    def where(self, condition, y):
+        """self where ``condition`` holds, else y (``tg.where(condition, self, y)``)."""
+        from .indexing import where
+        return where(condition, self, y)
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        """self + value * tensor1 * tensor2, in that order (PyTorch's kernel's)."""
+        return self + (tensor1 * tensor2 if value == 1 else value * tensor1 * tensor2)
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        """self + value * tensor1 / tensor2."""
+        return self + (tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2)
+
+    def lerp(self, end, weight):
+        """self + weight (end - self), computed as PyTorch's kernel computes it: from end
+        when weight >= 0.5 (end - (end - self)(1 - weight)), so lerp(a, b, 1) is b."""
+        from .indexing import where
+        diff = end - self
+        if not isinstance(weight, Tensor):
+            return self + weight * diff if abs(weight) < 0.5 else end - diff * (1 - weight)
+        return where(weight.abs() < 0.5, self + weight * diff, end - diff * (1 - weight))
+
+    def nansum(self, dim=None, keepdim=False):
+        """The sum with NaNs counted as zero (their gradient is 0)."""
+        from .indexing import where
+        kept = where(self.isnan(), self.new_zeros(()), self)
+        return kept.sum() if dim is None else kept.sum(dim, keepdim=keepdim)
+
+    def nanmean(self, dim=None, keepdim=False):
+        """The mean of the values that are not NaN."""
+        count = (~self.isnan()).to(self.dtype)
+        return self.nansum(dim, keepdim) / (count.sum() if dim is None else
+                                            count.sum(dim, keepdim=keepdim))
+
+    def masked_select(self, mask):
+        """The elements where ``mask`` (broadcast with self) is True, as a 1-D tensor."""
+        from .shapes import _broadcast
+        if not isinstance(mask, Tensor):
+            raise must_be_tensor("masked_select", "mask", 1, mask)
+        if mask.dtype is not D.bool_:
+            raise RuntimeError("masked_select: expected BoolTensor for mask")
+        shape = _broadcast(_shape(self), _shape(mask))
+        return self.expand(*shape)[mask.expand(*shape)]
 
     # ----- shapes and dtypes of another tensor --------------------------------------
     def outer(self, vec2):

@@ -9,6 +9,7 @@ from . import dtypes as D
 from . import face
 from ._generated.methods import UnaryMethods
 from ._generated.operators import ScalarOperators
+from .arrange import ArrangeMethods
 from .composite import CompositeMethods
 from .device import CPU, to_args
 from .face import (S_POWC, TensorBase, _array, _as_tensor, _binary, _from_array, _guard,
@@ -32,7 +33,8 @@ _int = int
 
 
 class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulMethods, ReductionMethods,
-             IndexingMethods, AutogradMethods, TensorAPI, CompositeMethods, TensorBase):
+             IndexingMethods, AutogradMethods, TensorAPI, CompositeMethods, ArrangeMethods,
+             TensorBase):
     """A multi-dimensional array that records the operations on it for ``backward()``."""
     __slots__ = ()
 

@@ -1,7 +1,8 @@
 """Tensor methods beyond the core, in a mixin ``Tensor`` inherits: the legacy constructor
 ``tg.Tensor(...)``, ``format(t, spec)``, ``argmax``/``argmin``, ``isclose``/``allclose``/
-``equal``, ``cpu``/``cuda``, ``new_*``. None of them records on the tape: their results
-carry no gradient, as in PyTorch.
+``equal``, ``nonzero``/``argwhere``/``count_nonzero``, ``unique``, ``stride``/
+``element_size``/``itemsize``/``nbytes``, ``cpu``/``cuda``, ``new_*``. None of them records
+on the tape: their results carry no gradient, as in PyTorch.
 
 ``face.Tensor`` is the class users see (tensor.py sets it), read at call time.
 """
@@ -62,6 +63,61 @@ class TensorAPI:
                             f"{type(other).__name__}")
         a, b = _values(self), _values(other)
         return a.shape == b.shape and bool(np.array_equal(a, b))
+
+    # ----- where the nonzero elements are, distinct values ---------------------------
+    def nonzero(self, *, as_tuple=False):
+        """The indices of the nonzero elements: an (n, ndim) int64 tensor, or with
+        ``as_tuple`` one 1-D tensor per dim (a 0-d tensor counts as 1-D)."""
+        v = _values(self)
+        where = np.nonzero(v.reshape(-1) if v.ndim == 0 else v)
+        if as_tuple:
+            return tuple(_T._new(np.ascontiguousarray(w, np.int64), D.int64) for w in where)
+        found = np.stack(where, 1) if v.ndim else np.empty((len(where[0]), 0), np.int64)
+        return _T._new(found.astype(np.int64), D.int64)
+
+    def argwhere(self):
+        return self.nonzero()
+
+    def count_nonzero(self, dim=None):
+        v = _values(self)
+        axis = None if dim is None else tuple(_dim(d, v.ndim) for d in (
+            (dim,) if isinstance(dim, (int, np.integer)) else dim))
+        return _T._new(np.asarray(np.count_nonzero(v, axis=axis), np.int64), D.int64)
+
+    def unique(self, sorted=True, return_inverse=False, return_counts=False,  # noqa: A002
+               dim=None):
+        """The distinct values in ascending order (along ``dim``: the distinct slices),
+        with the index of each element's value and each value's count if asked."""
+        v = _values(self)
+        if dim is not None:
+            dim = _dim(dim, v.ndim)
+        values, inverse, counts = np.unique(v, return_inverse=True, return_counts=True,
+                                            axis=dim)
+        out = [_T._new(values, self.dtype)]
+        if return_inverse:
+            shape = v.shape if dim is None else (v.shape[dim],)
+            out.append(_T._new(inverse.reshape(shape).astype(np.int64), D.int64))
+        if return_counts:
+            out.append(_T._new(counts.astype(np.int64), D.int64))
+        return out[0] if len(out) == 1 else tuple(out)
+
+    # ----- memory --------------------------------------------------------------------
+    def stride(self, dim=None):
+        """Steps between neighbours along each dim, in elements (0 along an expanded dim)."""
+        v = _T._array(self)                 # (the array itself: its layout)
+        steps = tuple(s // v.itemsize for s in v.strides) if v.ndim else ()
+        return steps if dim is None else steps[_dim(dim, v.ndim)]
+
+    def element_size(self):
+        return self.dtype.itemsize
+
+    @property
+    def itemsize(self):
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self):
+        return self.numel() * self.dtype.itemsize
 
     # ----- devices: the CPU only -----------------------------------------------------
     def cpu(self):
