@@ -99,13 +99,14 @@ def _inplace(self, op, other):
 _TYPE_NAMES = {0: "Bool", 1: "Long", 2: "Float"}
 
 
-def write_back(self, compute, name, args=()):
+def write_back(self, compute, name, args=(), result_saved=False):
     """``self = compute(self)`` written into self's memory: the in-place form ``name`` of an
     out-of-place method (``exp_`` of ``exp``). In grad mode, when self or a tensor among
     ``args`` requires grad, the result's record becomes self's node (``x.exp_()`` shows
     ExpBackward0), computed from a copy of self's value (its backward may read it), as add_
-    records; otherwise nothing is recorded. Inside tg.compile it raises (a replay would
-    not repeat it)."""
+    records; ``result_saved``: PyTorch's backward of it reads its result, which is self
+    (``_saved_as_self``). Otherwise nothing is recorded. Inside tg.compile it raises (a
+    replay would not repeat it)."""
     refuse_while_recording(f"the in-place {name}()")
     st = _local.state or thread_state()
     grad = st._enabled and (self._rg or any(isinstance(x, Tensor) and x._rg for x in args))
@@ -125,17 +126,18 @@ def write_back(self, compute, name, args=()):
         _round_record(res, self._dtype)
     _assign(self, res, res._slot if self._tape is None or res._tape is self._tape else None,
             True)
-    _saved_as_self(self, res)
+    if result_saved:
+        _saved_as_self(self, res)
     moved(self, res)
     rebase(self)
     return self
 
 
 def _saved_as_self(t, res):
-    """The record of ``res`` (written into t) that kept its own value (exp, tanh, sqrt ...:
-    a backward that reads the output) keeps it at t's version: t's value is that output,
-    as PyTorch's exp_ saves its result, so a later in-place change of t makes the backward
-    raise. (The kept copy holds the same values until then.)"""
+    """The record of ``res`` (written into t) keeps its own value at t's version: t's value
+    is that output, as PyTorch's exp_ saves its result, so a later in-place change of t
+    makes the backward raise. (The kept copy holds the same values until then; clamp_, whose
+    record also reads its result, is not one of these: PyTorch's reads the old input.)"""
     saved, slot = res._tape.saved, res._slot
     for i in range(len(saved) - 1, -1, -1):
         consumer, s, _, _, idx, ref = saved[i]
@@ -147,9 +149,11 @@ def _saved_as_self(t, res):
 
 def _in_place_form(name):
     """``t.<name>_(...)``: t.<name>(...) written into t (write_back)."""
+    saved = name in SAVES_RESULT
+
     def method(self, *args, **kwargs):
         return write_back(self, lambda t: getattr(t, name)(*args, **kwargs), name + "_",
-                          args + tuple(kwargs.values()))
+                          args + tuple(kwargs.values()), saved)
     method.__name__ = method.__qualname__ = name + "_"
     method.__doc__ = f"t.{name}_(...): t.{name}(...) written into t's memory."
     return method
@@ -159,6 +163,8 @@ def _in_place_form(name):
 IN_PLACE = ("neg exp log tanh sigmoid sqrt abs relu reciprocal sin cos atan erf log1p expm1 "
             "rsqrt square sign floor ceil trunc round frac clamp clip pow "
             "masked_fill atan2 arctan2").split()
+# those whose PyTorch backward reads the result: a later in-place change of it raises
+SAVES_RESULT = frozenset("exp tanh sigmoid sqrt relu reciprocal expm1 rsqrt".split())
 VIEW_OF_LEAF = ("a view of a leaf Variable that requires grad is being used in an in-place "
                 "operation.")
 

@@ -240,3 +240,86 @@ def test_uniform_and_normal_fill_in_place(dtype):
     with tg.no_grad():
         p.uniform_()
     assert p.shape == (3, 4) and p.requires_grad and (p.detach().numpy() > 0).all()
+
+
+@pytest.mark.parametrize("name", IN_PLACE)
+def test_changing_the_result_again_raises_where_pytorch_saved_it(name):
+    """exp_, tanh_ ... save their result (the tensor itself): a later add_ makes the
+    backward raise. The others (clamp_ included, whose PyTorch backward reads the old input)
+    run, with the gradient of the two steps."""
+    from tapegrad.inplace import SAVES_RESULT
+    x = tg.tensor([0.7, 1.3], dtype=F64, requires_grad=True)
+    y = x * 1.0
+    args = {"clamp": (0.5, 1.0), "clip": (None, 1.1), "pow": (3.0,),
+            "masked_fill": (tg.tensor([True, False]), 0.5),
+            "atan2": (tg.tensor([0.5, 2.0], dtype=F64),),
+            "arctan2": (tg.tensor([0.5, 2.0], dtype=F64),)}.get(name, ())
+    getattr(y, name + "_")(*args)
+    y.add_(1.0)
+    if name in SAVES_RESULT:
+        _version_error(lambda: (y * y).sum().backward())
+        return
+    (y * y).sum().backward()
+    x2 = tg.tensor([0.7, 1.3], dtype=F64, requires_grad=True)
+    z = getattr(x2 * 1.0, name)(*args) + 1.0            # the same steps, out of place
+    (z * z).sum().backward()
+    assert np.array_equal(x.grad.numpy(), x2.grad.numpy())
+
+
+def test_the_saved_results_are_pytorchs():
+    torch = pytest.importorskip("torch")
+    from tapegrad.inplace import SAVES_RESULT
+    raises = set()
+    for name in IN_PLACE:
+        x = torch.tensor([0.7, 1.3], dtype=torch.float64, requires_grad=True)
+        y = x * 1.0
+        args = {"clamp": (0.5, 1.0), "clip": (None, 1.1), "pow": (3.0,),
+                "masked_fill": (torch.tensor([True, False]), 0.5),
+                "atan2": (torch.tensor([0.5, 2.0], dtype=torch.float64),),
+                "arctan2": (torch.tensor([0.5, 2.0], dtype=torch.float64),)}.get(name, ())
+        getattr(y, name + "_")(*args)
+        y.add_(1.0)
+        try:
+            (y * y).sum().backward()
+        except RuntimeError:
+            raises.add(name)
+    assert raises == SAVES_RESULT
+
+
+FUZZ_OPS = [("exp_", ()), ("tanh_", ()), ("sigmoid_", ()), ("sin_", ()), ("relu_", ()),
+            ("abs_", ()), ("neg_", ()), ("clamp_", (-0.5, 0.8)), ("pow_", (2.0,)),
+            ("square_", ()), ("atan_", ()), ("mul_", (1.5,)), ("add_", (0.3,)), ("erf_", ()),
+            ("floor_", ())]
+
+
+def _random_in_place_program(L, seed):
+    """Up to five in-place ops on a non-leaf, its rows, a slice, its transpose, with
+    readers of its value in between; then a backward. (x.grad, y) or the error's text."""
+    rng = np.random.default_rng(seed)
+    x = L.tensor(rng.uniform(0.2, 1.2, (3, 4)), dtype=L.float64, requires_grad=True)
+    y = x * 1.0
+    readers = []
+    for _ in range(rng.integers(1, 6)):
+        kind = rng.integers(0, 5)
+        name, args = FUZZ_OPS[rng.integers(0, len(FUZZ_OPS))]
+        if kind == 4:
+            readers.append(y.sin() if rng.random() < 0.5 else y * 2.0)
+        target = [y, y[rng.integers(0, 3)] if kind == 1 else y, y[:, 1:3], y.t(), y][kind]
+        getattr(target, name)(*args)
+    try:
+        ((y * y).sum() + sum(r.sum() for r in readers)).backward()
+    except RuntimeError as e:
+        return "raised: " + str(e).split(":")[0]
+    return x.grad.numpy(), y.detach().numpy()
+
+
+def test_random_in_place_programs_match_torch():
+    """Gradients to 1e-12, or both raise the version error: 300 random programs."""
+    torch = pytest.importorskip("torch")
+    for seed in range(300):
+        ours, theirs = _random_in_place_program(tg, seed), _random_in_place_program(torch, seed)
+        if isinstance(theirs, str) or isinstance(ours, str):
+            assert ours == theirs, seed
+            continue
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12, atol=1e-12, err_msg=seed)
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-12, atol=1e-12, err_msg=seed)
