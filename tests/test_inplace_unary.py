@@ -242,6 +242,14 @@ def test_uniform_and_normal_fill_in_place(dtype):
     assert p.shape == (3, 4) and p.requires_grad and (p.detach().numpy() > 0).all()
 
 
+def _two_wide_args(L, name):
+    """The arguments of name_ for a 2-wide float64 tensor of library L (tg or torch)."""
+    return {"clamp": (0.5, 1.0), "clip": (None, 1.1), "pow": (3.0,),
+            "masked_fill": (L.tensor([True, False]), 0.5),
+            "atan2": (L.tensor([0.5, 2.0], dtype=L.float64),),
+            "arctan2": (L.tensor([0.5, 2.0], dtype=L.float64),)}.get(name, ())
+
+
 @pytest.mark.parametrize("name", IN_PLACE)
 def test_changing_the_result_again_raises_where_pytorch_saved_it(name):
     """exp_, tanh_ ... save their result (the tensor itself): a later add_ makes the
@@ -250,10 +258,7 @@ def test_changing_the_result_again_raises_where_pytorch_saved_it(name):
     from tapegrad.inplace import SAVES_RESULT
     x = tg.tensor([0.7, 1.3], dtype=F64, requires_grad=True)
     y = x * 1.0
-    args = {"clamp": (0.5, 1.0), "clip": (None, 1.1), "pow": (3.0,),
-            "masked_fill": (tg.tensor([True, False]), 0.5),
-            "atan2": (tg.tensor([0.5, 2.0], dtype=F64),),
-            "arctan2": (tg.tensor([0.5, 2.0], dtype=F64),)}.get(name, ())
+    args = _two_wide_args(tg, name)
     getattr(y, name + "_")(*args)
     y.add_(1.0)
     if name in SAVES_RESULT:
@@ -273,11 +278,7 @@ def test_the_saved_results_are_pytorchs():
     for name in IN_PLACE:
         x = torch.tensor([0.7, 1.3], dtype=torch.float64, requires_grad=True)
         y = x * 1.0
-        args = {"clamp": (0.5, 1.0), "clip": (None, 1.1), "pow": (3.0,),
-                "masked_fill": (torch.tensor([True, False]), 0.5),
-                "atan2": (torch.tensor([0.5, 2.0], dtype=torch.float64),),
-                "arctan2": (torch.tensor([0.5, 2.0], dtype=torch.float64),)}.get(name, ())
-        getattr(y, name + "_")(*args)
+        getattr(y, name + "_")(*_two_wide_args(torch, name))
         y.add_(1.0)
         try:
             (y * y).sum().backward()
