@@ -16,6 +16,7 @@ import _common as C  # first: pins BLAS threads, puts this checkout on sys.path
 
 import gc
 import math
+import struct
 import sys
 import threading
 
@@ -154,6 +155,58 @@ class Bare:
 
 
 _new_object = object.__new__
+_thin_tape = bytearray()
+_thin_append = _thin_tape.extend
+_thin_pack = struct.Struct("qqd").pack
+_thin_slot = [0]
+
+
+class ThinRecord:
+    """One object and one record per operation, with nothing else: the object holds the
+    value and its slot; the record, three numbers (opcode and first operand's slot, the
+    second operand's slot or -1 for a number, the value) packed onto one bytearray, as
+    tapegrad's scalar records are. No dtype, grad mode, leaf or version handling, no
+    backward. What any tape of Python objects pays per op with this interpreter on this
+    machine, at the least: the floor under tapegrad's record column."""
+    __slots__ = ("v", "s")
+
+    def __init__(self, v):
+        self.v = v
+        self.s = _thin_slot[0]
+        _thin_slot[0] += 1
+
+    # each operator inline (one Python call per op, as tapegrad's operators)
+    def __add__(self, o):
+        r = _new_object(ThinRecord)
+        r.v = z = self.v + (o.v if type(o) is ThinRecord else o)
+        r.s = n = _thin_slot[0]
+        _thin_slot[0] = n + 1
+        _thin_append(_thin_pack(1 | self.s << 8, o.s if type(o) is ThinRecord else -1, z))
+        return r
+
+    __radd__ = __add__
+
+    def __mul__(self, o):
+        r = _new_object(ThinRecord)
+        r.v = z = self.v * (o.v if type(o) is ThinRecord else o)
+        r.s = n = _thin_slot[0]
+        _thin_slot[0] = n + 1
+        _thin_append(_thin_pack(2 | self.s << 8, o.s if type(o) is ThinRecord else -1, z))
+        return r
+
+    __rmul__ = __mul__
+
+    def relu(self):
+        r = _new_object(ThinRecord)
+        r.v = z = self.v if self.v > 0 else 0.0
+        r.s = n = _thin_slot[0]
+        _thin_slot[0] = n + 1
+        _thin_append(_thin_pack(3 | self.s << 8, -1, z))
+        return r
+
+
+def _thin_reset(leaves):
+    del _thin_tape[:]
 
 
 def count_ops(graph):
@@ -257,6 +310,9 @@ def make_peers(notes, with_bug_row):
         p.repeats_cap = 3
         p.warmup = 0            # pure Python, nothing to warm up; 10-30 s a run
         peers.append(p)
+    peers.append(Peer("one object and one packed record per op (a tape with no checks)",
+                      lambda vs: [ThinRecord(v) for v in vs], _method_relu, None, None,
+                      _thin_reset))
     peers.append(Peer("one Python object per op (no tape, no autodiff)",
                       lambda vs: [Bare(v) for v in vs], _method_relu, None, None,
                       lambda ps: None))
@@ -606,7 +662,10 @@ def main():
                  "makes one object per op and nothing else: what operator overloading "
                  "alone costs with this interpreter on this machine, the floor under "
                  "every tape's record column (the 700 ns/op goal of issue 10 was set on a "
-                 "faster machine: compare the ratios).")
+                 "faster machine: compare the ratios). 'one object and one packed record per "
+                 "op' adds to it the least a tape needs: the object holds the value and its "
+                 "slot, and three numbers are packed onto one bytearray per op, with no "
+                 "dtype, grad mode, leaf or version handling and no backward.")
     notes.append("micrograd's Values hold reference cycles (each _backward closure refers "
                  "to its output), so Python's cyclic garbage collector rescans the growing "
                  "graph while it is recorded: the row with gc.disable() around record and "
