@@ -10,6 +10,9 @@ from .factory import (arange, as_tensor, empty, empty_like, eye, from_numpy, ful
                       randn_like, randperm, tensor, zeros, zeros_like)
 from .einsum import einsum
 from .indexing import cat, concat, concatenate, stack, where
+from .stacking import (atleast_1d, atleast_2d, atleast_3d, broadcast_shapes,
+                       broadcast_tensors, cartesian_prod, column_stack, dstack, hstack,
+                       meshgrid, row_stack, vstack)
 from .printing import set_printoptions
 from .reductions import vector_norm
 from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)
@@ -40,6 +43,7 @@ for _name in _UNARY_NAMES + tuple(
         "narrow split chunk tril triu outer cumsum cumprod sort argsort topk diag "
         "addmm flip roll select unbind movedim moveaxis swapaxes swapdims tile diff trace "
         "addcmul addcdiv lerp nansum nanmean masked_select nonzero argwhere count_nonzero "
-        "unique".split()):
+        "unique broadcast_to unflatten tensor_split hsplit vsplit dsplit take_along_dim "
+        "msort".split()):
     globals()[_name] = _functions.function(_name)
 del _name
