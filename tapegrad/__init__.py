@@ -44,6 +44,6 @@ for _name in _UNARY_NAMES + tuple(
         "addmm flip roll select unbind movedim moveaxis swapaxes swapdims tile diff trace "
         "addcmul addcdiv lerp nansum nanmean masked_select nonzero argwhere count_nonzero "
         "unique broadcast_to unflatten tensor_split hsplit vsplit dsplit take_along_dim "
-        "msort".split()):
+        "msort diagonal".split()):
     globals()[_name] = _functions.function(_name)
 del _name

@@ -7,7 +7,8 @@ import numpy as np
 
 from . import dtypes as D
 from .face import _array, _float, _int, _shape, _strided, TensorBase
-from .ops import PERMUTE, SELECT, SLICE, SQUEEZE, SQUEEZEDIM, T as T_OP, UNSQUEEZE, VIEW
+from .ops import (ASSTRIDED, PERMUTE, SELECT, SLICE, SQUEEZE, SQUEEZEDIM, T as T_OP,
+                  UNSQUEEZE, VIEW)
 from .shapes import _cstrides, _dim, _sizes
 
 
@@ -101,6 +102,33 @@ class ViewMethods:
         v = np.expand_dims(_array(self) if type(self._v) is _float else self._v, d)
         return _strided(UNSQUEEZE, self, v, 0, shape[:d] + (1,) + shape[d:],
                         st[:d] + [0] + st[d:])
+
+    def diagonal(self, offset=0, dim1=0, dim2=1):
+        """The view of the elements x[..., i, i + offset] over dims (dim1, dim2) (for a
+        negative offset, x[..., i - offset, i]), along a new last dim; the other dims keep
+        their order. A strided view (its node AsStridedBackward0: PyTorch's is
+        DiagonalBackward0); writes to it reach self, as PyTorch's."""
+        shape = _shape(self)
+        nd = len(shape)
+        d1, d2 = _dim(dim1, nd), _dim(dim2, nd)
+        if d1 == d2:
+            raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+        n1, n2 = shape[d1], shape[d2]
+        n = max(min(n1, n2 - offset) if offset >= 0 else min(n1 + offset, n2), 0)
+        rest = [d for d in range(nd) if d not in (d1, d2)]
+        a = self._v
+        # the first element: row -offset (offset < 0) or column offset along (d1, d2)
+        start = [slice(None)] * nd
+        if n:
+            start[d2 if offset >= 0 else d1] = slice(abs(offset), None)
+        a0 = a[tuple(start)]
+        v = np.lib.stride_tricks.as_strided(
+            a0, tuple(shape[d] for d in rest) + (n,),
+            tuple(a.strides[d] for d in rest) + (a.strides[d1] + a.strides[d2],))
+        st = _cstrides(shape)               # the same map over self's C-ordered elements
+        base = 0 if not n else offset * st[d2] if offset >= 0 else -offset * st[d1]
+        return _strided(ASSTRIDED, self, v, base, tuple(shape[d] for d in rest) + (n,),
+                        [st[d] for d in rest] + [st[d1] + st[d2]])
 
     def squeeze(self, dim=None):
         shape = _shape(self)

@@ -1,6 +1,7 @@
 """Shaping and stacking functions (stacking.py): broadcast_to broadcast_tensors
 broadcast_shapes atleast_1d/2d/3d hstack vstack row_stack dstack column_stack meshgrid
-cartesian_prod reshape_as unflatten tensor_split hsplit vsplit dsplit take_along_dim msort.
+cartesian_prod reshape_as unflatten tensor_split hsplit vsplit dsplit take_along_dim msort,
+and the view ``diagonal`` (views.py).
 
 Each moves elements without arithmetic, so its gradient is the adjoint of an index map:
 the probe scattered back to where each output element came from. Values are checked
@@ -237,3 +238,77 @@ def test_a_compiled_function_of_them_equals_eager():
             outs.append((y.item(), a.grad.numpy().copy(), v.grad.numpy().copy()))
         assert outs[0][0] == outs[1][0]
         assert np.array_equal(outs[0][1], outs[1][1]) and np.array_equal(outs[0][2], outs[1][2])
+
+
+DIAGONALS = [((3, 4), ()), ((3, 4), (1,)), ((3, 4), (-2,)), ((2, 3, 4), (1, 2, 0)),
+             ((2, 3, 4), (-1, 0, 2)), ((3, 4), (7,)), ((4, 3), (0, 1, 0)), ((2, 3, 4), (0, -1, -2))]
+
+
+def _diagonal_positions(shape, offset=0, dim1=0, dim2=1):
+    """np.diagonal of the positions, its new dim last (as PyTorch's and NumPy's)."""
+    return np.diagonal(np.arange(int(np.prod(shape))).reshape(shape), offset, dim1, dim2)
+
+
+@pytest.mark.parametrize("shape, args", DIAGONALS)
+def test_diagonal_is_the_strided_view_of_numpys_diagonal(shape, args):
+    pos = _diagonal_positions(shape, *args)
+    for transposed in (False, True):            # of a contiguous tensor, and of a view
+        base = np.arange(float(np.prod(shape))).reshape(shape)
+        x = tg.tensor(base.T.copy() if transposed else base, dtype=F64, requires_grad=True)
+        src = x.permute(*reversed(range(len(shape)))) if transposed else x
+        d = src.diagonal(*args)
+        assert np.array_equal(d.detach().numpy(), pos)
+        probe = np.random.default_rng(1).normal(size=pos.shape)
+        (d * tg.tensor(probe, dtype=F64)).sum().backward()
+        want = np.zeros(base.size)
+        np.add.at(want, pos.reshape(-1), probe.reshape(-1))
+        got = x.grad.numpy().T if transposed else x.grad.numpy()
+        assert np.allclose(got, want.reshape(shape), rtol=0, atol=1e-12)
+        assert d.grad_fn.name() == "AsStridedBackward0"     # (PyTorch: DiagonalBackward0)
+
+
+def test_diagonal_writes_reach_its_base_and_its_grad_matches_pytorchs():
+    torch = pytest.importorskip("torch")
+    a = np.random.default_rng(3).normal(size=(3, 4))
+    grads = []
+    for L in (tg, torch):
+        x = L.tensor(a, dtype=L.float64, requires_grad=True)
+        y = x * 1.0
+        y.diagonal(1).mul_(3.0)                 # in place through the view: CopySlices
+        (y * y).sum().backward()
+        grads.append((y.detach().numpy(), x.grad.numpy(), y.grad_fn.name()))
+    assert np.array_equal(grads[0][0], grads[1][0])
+    assert np.allclose(grads[0][1], grads[1][1], rtol=1e-12, atol=0)
+    assert grads[0][2] == grads[1][2] == "torch::autograd::CopySlices"
+    z = tg.zeros(3, 3)
+    z.diagonal().fill_(2.0)
+    assert np.array_equal(z.numpy(), 2.0 * np.eye(3))
+
+
+@pytest.mark.parametrize("call", [lambda L: L.ones(3).diagonal(),
+                                  lambda L: L.ones(2, 3).diagonal(0, 1, 1),
+                                  lambda L: L.ones(2, 3).diagonal(0, 0, 5),
+                                  lambda L: L.tensor(1.0).diagonal()])
+def test_diagonal_errors_are_pytorchs(call):
+    with pytest.raises(Exception) as ours:
+        call(tg)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(Exception) as theirs:
+        call(torch)
+    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+
+
+def test_a_compiled_diagonal_equals_eager():
+    def f(x):
+        return (x.diagonal(1) * x.diagonal(-1, 1, 0)).sum() + tg.diagonal(x * x).sum()
+    cf = tg.compile(f)
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        a0 = rng.normal(size=(4, 4))
+        res = []
+        for fn in (f, cf):
+            x = tg.tensor(a0, dtype=F64, requires_grad=True)
+            y = fn(x)
+            y.backward()
+            res.append((y.item(), x.grad.numpy().copy()))
+        assert res[0][0] == res[1][0] and np.array_equal(res[0][1], res[1][1])
