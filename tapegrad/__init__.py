@@ -14,6 +14,9 @@ from .stacking import (atleast_1d, atleast_2d, atleast_3d, broadcast_shapes,
                        broadcast_tensors, cartesian_prod, column_stack, dstack, hstack,
                        meshgrid, row_stack, vstack)
 from .printing import set_printoptions
+from .counting import (bincount, bucketize, histc, isin, isneginf, isposinf, searchsorted,
+                       signbit, tril_indices, triu_indices)
+from .reductions import std_mean, var_mean
 from .reductions import vector_norm
 from .replay import compile  # noqa: A004  (tg.compile, like torch.compile)
 from .legacy import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor
@@ -44,6 +47,6 @@ for _name in _UNARY_NAMES + tuple(
         "addmm flip roll select unbind movedim moveaxis swapaxes swapdims tile diff trace "
         "addcmul addcdiv lerp nansum nanmean masked_select nonzero argwhere count_nonzero "
         "unique broadcast_to unflatten tensor_split hsplit vsplit dsplit take_along_dim "
-        "msort diagonal".split()):
+        "msort diagonal rot90 aminmax".split()):
     globals()[_name] = _functions.function(_name)
 del _name

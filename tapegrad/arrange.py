@@ -1,8 +1,8 @@
 """Tensor methods that rearrange elements, composed from the recorded primitives (so their
 gradients, replays and errors are those): ``flip``, ``roll``, ``select``, ``unbind``,
-``movedim``/``moveaxis``, ``swapaxes``/``swapdims``, ``tile``, ``diff``, ``trace``.
+``movedim``/``moveaxis``, ``swapaxes``/``swapdims``, ``tile``, ``diff``, ``trace``, ``rot90``.
 
-Their nodes are the primitives' (``flip`` and ``roll`` record ``IndexSelectBackward0``,
+Their nodes are the primitives' (``flip``, ``roll`` and ``rot90`` record ``IndexSelectBackward0``,
 ``trace`` a ``SumBackward0`` over an ``IndexBackward0``), as for composite.py's methods.
 """
 import numpy as np
@@ -129,6 +129,28 @@ class ArrangeMethods:
                 break
             out = out.narrow(d, 1, m - 1) - out.narrow(d, 0, m - 1)
         return out
+
+    def rot90(self, k=1, dims=(0, 1)):
+        """Rotated by 90 degrees ``k`` times in the plane of ``dims``, from the first dim
+        towards the second: k = 1 is a flip of dims[1], then the two dims swapped."""
+        dims = list(dims)
+        nd = len(_shape(self))
+        if len(dims) != 2:
+            raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+        if nd < 2:
+            raise RuntimeError(f"expected total dims >= 2, but got total dims = {nd}")
+        d0, d1 = _dim(dims[0], nd), _dim(dims[1], nd)
+        if d0 == d1:
+            raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {d0} "
+                               f"and dim1 = {d1}")
+        k %= 4
+        if k == 1:
+            return self.flip(d1).transpose(d0, d1)
+        if k == 2:
+            return self.flip(d0, d1)
+        if k == 3:
+            return self.flip(d0).transpose(d0, d1)
+        return self.clone()
 
     def trace(self):
         """The sum of the main diagonal of a matrix."""

@@ -28,23 +28,24 @@ from .shapes import _dim
 from .state import recording_active
 
 
-def _return_type(name):
-    base = collections.namedtuple(name, "values indices")
+def return_type(name, fields="values indices"):
+    """A named tuple that prints as PyTorch's ``torch.return_types.<name>``."""
+    base = collections.namedtuple(name, fields)
 
     class ReturnType(base):
         """(values, indices), also by name: PyTorch's ``torch.return_types.<name>``."""
         __slots__ = ()
 
         def __repr__(self):
-            return (f"tapegrad.return_types.{name}(\nvalues={self.values!r},\n"
-                    f"indices={self.indices!r})")
+            parts = ",\n".join(f"{f}={v!r}" for f, v in zip(self._fields, self))
+            return f"tapegrad.return_types.{name}(\n{parts})"
 
     ReturnType.__name__ = ReturnType.__qualname__ = name
     return ReturnType
 
 
-SortResult = _return_type("sort")
-TopkResult = _return_type("topk")
+SortResult = return_type("sort")
+TopkResult = return_type("topk")
 
 
 def _stable_order(v, d, descending):

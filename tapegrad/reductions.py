@@ -12,11 +12,13 @@ from .ops import (AMAX, AMIN, LOGSOFTMAX, LOGSUMEXP, MAXALL, MAXDIM, MAXIMUM, MI
 from .face import (TensorBase as Tensor, _array, _binary, _c_array, _guard_extremes, _new, _record,
                    _reduce, _shape, _tracks)
 from .ops import MEAN, MEANDIM, SUM, SUMDIM
+from .ordering import return_type
 from .quiet import quietly
 from .shapes import _dim, _lane_aux, _reduced_dims
 
 # torch.return_types.max / min
 ValuesIndices = namedtuple("ValuesIndices", "values indices")
+MinMax = return_type("aminmax", "min max")
 
 
 def _lane_op(op, x, dims, value, c=0.0, keepdim=True):
@@ -190,6 +192,25 @@ def _softmax(x, dim, op):
     return _lane_op(op, x, (d,) if shape else (), value.reshape(shape))
 
 
+def aminmax(input, *, dim=None, keepdim=False):
+    """(min, max) over ``dim`` (all elements by default): amin's and amax's records (one
+    AminmaxBackward0 in PyTorch)."""
+    dims = () if dim is None else dim
+    return MinMax(amin(input, dims, keepdim), amax(input, dims, keepdim))
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(std, mean) over ``dim``: std's and mean's records (one StdMeanBackward0 in
+    PyTorch)."""
+    return (std(input, dim, unbiased, keepdim, correction=correction),
+            input.mean() if dim is None else input.mean(dim, keepdim))
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return (var(input, dim, unbiased, keepdim, correction=correction),
+            input.mean() if dim is None else input.mean(dim, keepdim))
+
+
 def softmax(input, dim, dtype=None):
     """exp(x) / sum(exp(x)) along ``dim`` (shifted by the max: no overflow)."""
     x = input.to(dtype) if dtype is not None else input
@@ -220,5 +241,6 @@ class ReductionMethods:
     std = std
     norm = norm
     logsumexp = logsumexp
+    aminmax = aminmax
     softmax = softmax
     log_softmax = log_softmax

@@ -11,6 +11,7 @@ from ._generated.methods import UnaryMethods
 from ._generated.operators import ScalarOperators
 from .arrange import ArrangeMethods
 from .stacking import StackingMethods
+from .counting import CountingMethods
 from .composite import CompositeMethods
 from .device import CPU, to_args
 from .face import (S_POWC, TensorBase, _array, _as_tensor, _binary, _from_array, _guard,
@@ -35,7 +36,7 @@ _int = int
 
 class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulMethods, ReductionMethods,
              IndexingMethods, AutogradMethods, TensorAPI, CompositeMethods, ArrangeMethods,
-             StackingMethods, TensorBase):
+             StackingMethods, CountingMethods, TensorBase):
     """A multi-dimensional array that records the operations on it for ``backward()``."""
     __slots__ = ()
 
