@@ -17,7 +17,7 @@ import numpy as np
 from .base import TensorBase
 from .face import _shape
 from .indexing import cat, stack
-from .shapes import _broadcast, _dim
+from .shapes import Size, _broadcast, _dim
 
 
 def broadcast_shapes(*shapes):
@@ -25,7 +25,6 @@ def broadcast_shapes(*shapes):
     out = ()
     for s in shapes:
         out = _broadcast(out, (s,) if isinstance(s, (int, np.integer)) else tuple(s))
-    from .tensor import Size
     return Size(out)
 
 
