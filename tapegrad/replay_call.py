@@ -20,11 +20,17 @@ def guards_hold(rq, rd, ms, ptrs, gslot, gkind, gpar, goff, gvals, buf):
     """Do the guards hold? Guard g: slot gslot[g] holds the values gvals[goff[g]:] (kind 0;
     NaN equals NaN), or its arg-extremes along a dim are the recorded ones (kind 1 argmax,
     2 argmin, the first on ties and a NaN winning as np.argmax; gpar[g] = (outer, n, inner):
-    the value seen as (outer, n, inner), the extreme taken over n). buf: a place for one
-    value of the arena's element type."""
+    the value seen as (outer, n, inner), the extreme taken over n), or its integer values
+    are exact in the arena's element type (kind 3: below 2^24 in magnitude, for float32).
+    buf: a place for one value of the arena's element type."""
     for g in range(gslot.shape[0]):
         x = _val(rq, rd, ms, ptrs, gslot[g], buf)
         o0 = goff[g]
+        if gkind[g] == 3:
+            for i in range(x.shape[0]):
+                if not abs(x[i]) < 16777216.0:
+                    return False
+            continue
         if gkind[g] == 0:
             for i in range(x.shape[0]):
                 a = x[i]

@@ -65,10 +65,16 @@ class Program:
         for k in np.nonzero(self.alias)[0].tolist():
             voff[k] = voff[row_of[first_of_row[k]]]
         self.f32 = (heads & F32) != 0
-        # a comparison's 0/1 (a cast to bool's too) is exact in float32: it keeps a float32
-        # arena, whose reverse sweeps then run in float32 as eager's do (where's condition)
+        # The arena is float32 when eager's sweep runs in float32: no float64 record on the
+        # tape (tape.dtypes: bit 1 float32, bit 2 float64; integer and bool records set
+        # neither). A comparison's 0/1 (a cast to bool's too) is exact in float32; an
+        # integer record's value is exact while below 2^24 in magnitude, which a guard
+        # checks at each call (``int_slots``; beyond it the call is eager's).
         bool01 = (_FAMILY[ops] == F_COMPARE) & ((ops != CASTNG) | (rd[1::3] == 0.0))
-        self.dtype = np.dtype(np.float32 if (self.f32 | bool01).all() else np.float64)
+        f32_tape = (self.f32 | bool01).all() or tape.dtypes == 1
+        self.dtype = np.dtype(np.float32 if f32_tape else np.float64)
+        self.int_slots = np.nonzero(~(self.f32 | bool01))[0] if f32_tape else \
+            np.zeros(0, np.int64)
         isz = self.dtype.itemsize
         total = int(sizes.sum())
         # ----- int lists: the recomputed ones in the arena, the others as recorded

@@ -255,6 +255,11 @@ class Recording(Calls):
             offs.append(at)
             vals.append(v)
             at += v.size
+        for slot in self.program.int_slots.tolist():     # exact in a float32 arena
+            slots.append(slot)
+            kinds.append(3)
+            pars.append((0, 0, 0))
+            offs.append(at)
         self.gslot = np.array(slots, np.int64)
         self.gkind = np.array(kinds, np.int64)
         self.gpar = np.array(pars, np.int64).reshape(-1, 3)

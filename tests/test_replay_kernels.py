@@ -473,16 +473,24 @@ def test_replay_matches_eager(name, fn, specs):
 def test_float32_replay_computes_in_a_float32_arena(name, fn, specs):
     """A recording of float32 values only replays in a float32 arena (values rounded as
     they are stored, numbers taken as float32 as NumPy takes them with a float32 array,
-    sums accumulated in float64) and gives eager float32's values to a few ulps; any
-    other value (float64, bool, int) keeps the arena float64."""
+    sums accumulated in float64) and gives eager float32's values to a few ulps. Integer
+    and bool values (a where's condition) keep it float32, as eager's sweep is (exact below
+    2^24, which a guard checks at each call: ``int_slots``); a float64 value makes it
+    float64."""
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     inputs = [draw(s, rng) for s in specs]
     new = [perturb(x, rng) for x in inputs]
     call = replay_matches_eager(fn, inputs, new, dtype=tg.float32, rtol=2e-6, atol=2e-6)
     P = call.program
     all_f32 = bool((heads(P) & F32).all())
-    assert P.dtype == (np.float32 if all_f32 else np.float64)
+    assert P.dtype == (np.float32 if all_f32 or P.dtypes == 1 else np.float64)
     assert call.arena.dtype == P.dtype
+    if P.dtype == np.float32:           # every other record's values are guarded, bar 0/1s
+        not_f32 = set(np.nonzero((heads(P) & F32) == 0)[0].tolist())
+        guarded = set(P.int_slots.tolist())
+        assert guarded <= not_f32
+        for r in not_f32 - guarded:
+            assert ops.FAMILY[int(heads(P)[r]) & OPMASK] == ops.F_COMPARE
 
 
 @pytest.mark.parametrize("reduce", ["amax", "logsumexp", "var"])
