@@ -9,6 +9,7 @@ from .factory import (arange, as_tensor, empty, empty_like, eye, from_numpy, ful
                       logspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn,
                       randn_like, randperm, tensor, zeros, zeros_like)
 from .einsum import einsum
+from .generator import Generator
 from .indexing import cat, concat, concatenate, stack, where
 from .stacking import (atleast_1d, atleast_2d, atleast_3d, broadcast_shapes,
                        broadcast_tensors, cartesian_prod, column_stack, dstack, hstack,
@@ -50,3 +51,12 @@ for _name in _UNARY_NAMES + tuple(
         "msort diagonal rot90 aminmax".split()):
     globals()[_name] = _functions.function(_name)
 del _name
+
+
+def __getattr__(name):
+    """``tg.utils`` (``tg.utils.data``'s datasets and ``DataLoader``) is imported on first
+    use: importing it costs ~10 ms, which ``import tapegrad`` does not pay."""
+    if name == "utils":
+        import importlib
+        return importlib.import_module(".utils", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,9 +9,21 @@ from .device import on_cpu
 from .state import refuse_while_recording
 from .base import TensorBase as Tensor
 from .face import _from_array, _new, _tensor_from
+from .generator import Generator
 from .shapes import _sizes
 
 _rng = [np.random.default_rng()]
+
+
+def _rng_of(generator, name):
+    """The NumPy generator a ``generator=`` argument draws from: tapegrad's global one for
+    None, a ``tg.Generator``'s own otherwise; anything else raises PyTorch's TypeError."""
+    if generator is None:
+        return _rng[0]
+    if isinstance(generator, Generator):
+        return generator._np
+    raise TypeError(f"{name}() received an invalid combination of arguments - got "
+                    f"generator={type(generator).__name__}, but expected a Generator")
 
 
 def manual_seed(seed):
@@ -169,13 +181,14 @@ def randint(*args, size=None, dtype=None, requires_grad=False):
 
 
 @on_cpu
-def randperm(n, dtype=None, requires_grad=False):
-    """A random permutation of 0, ..., n - 1 (int64 unless ``dtype`` says otherwise)."""
+def randperm(n, dtype=None, requires_grad=False, *, generator=None):
+    """A random permutation of 0, ..., n - 1 (int64 unless ``dtype`` says otherwise), drawn
+    from ``generator`` (a ``tg.Generator``) or, without one, tapegrad's global generator."""
+    rng = _rng_of(generator, "randperm")
     _nonnegative((n,))
     refuse_while_recording("a random draw (a replay would reuse the recorded numbers)")
     dt = D.as_dtype(dtype) or D.int64
-    return _grad_leaf(_from_array(np.asarray(_rng[0].permutation(n), dt.np), dt),
-                      requires_grad)
+    return _grad_leaf(_from_array(np.asarray(rng.permutation(n), dt.np), dt), requires_grad)
 
 
 @on_cpu
