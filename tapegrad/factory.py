@@ -124,13 +124,15 @@ def full_like(input, fill_value, dtype=None, requires_grad=False):
                    requires_grad)
 
 
-def _random(draw, size, dtype, requires_grad, kernel="normal_kernel_cpu"):
+def _random(draw, size, dtype, requires_grad, kernel="normal_kernel_cpu", generator=None,
+            name="randn"):
     refuse_while_recording("a random draw (a replay would reuse the recorded numbers)")
+    rng = _rng_of(generator, name)
     dt = D.as_dtype(dtype) or D.DEFAULT_FLOAT
     shape = _nonnegative(_sizes(size))
     if not dt.is_floating_point:    # PyTorch's words, naming its kernel and its dtype name
         raise NotImplementedError(f'"{kernel}" not implemented for \'{D.scalar_name(dt)}\'')
-    a = draw(_rng[0], shape, dt.np)
+    a = draw(rng, shape, dt.np)
     t = _from_array(np.asarray(a, dt.np), dt)
     return _grad_leaf(t, requires_grad)
 
@@ -144,20 +146,21 @@ def _uniform(g, s, d):
 
 
 @on_cpu
-def randn(*sizes, size=None, dtype=None, requires_grad=False):
-    """Standard normal samples (seed with ``tg.manual_seed``)."""
-    return _random(_normal, _size("randn", sizes, size), dtype, requires_grad)
+def randn(*sizes, size=None, dtype=None, requires_grad=False, generator=None):
+    """Standard normal samples (seed with ``tg.manual_seed``, or from ``generator``)."""
+    return _random(_normal, _size("randn", sizes, size), dtype, requires_grad,
+                   generator=generator)
 
 
 @on_cpu
-def rand(*sizes, size=None, dtype=None, requires_grad=False):
-    """Uniform samples on [0, 1) (seed with ``tg.manual_seed``)."""
+def rand(*sizes, size=None, dtype=None, requires_grad=False, generator=None):
+    """Uniform samples on [0, 1) (seed with ``tg.manual_seed``, or from ``generator``)."""
     return _random(_uniform, _size("rand", sizes, size), dtype, requires_grad,
-                   kernel="check_uniform_bounds")
+                   kernel="check_uniform_bounds", generator=generator, name="rand")
 
 
 @on_cpu
-def randint(*args, size=None, dtype=None, requires_grad=False):
+def randint(*args, size=None, dtype=None, requires_grad=False, generator=None):
     """Integers drawn uniformly from [low, high): ``randint(high, size)`` or
     ``randint(low, high, size)`` (int64 unless ``dtype`` says otherwise)."""
     if size is not None:
@@ -176,7 +179,7 @@ def randint(*args, size=None, dtype=None, requires_grad=False):
                            f"from={low} >= to={high}")
     refuse_while_recording("a random draw (a replay would reuse the recorded numbers)")
     dt = D.as_dtype(dtype) or D.int64
-    a = _rng[0].integers(low, high, _nonnegative(_sizes((tuple(size),))))
+    a = _rng_of(generator, "randint").integers(low, high, _nonnegative(_sizes((tuple(size),))))
     return _grad_leaf(_from_array(np.asarray(a, dt.np), dt), requires_grad)
 
 

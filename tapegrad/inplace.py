@@ -382,12 +382,12 @@ class InPlaceMethods:
     def uniform_(self, from_=0.0, to=1.0, *, generator=None):
         """Draws of U(from_, to) written into self (tapegrad's generator, nn.init's)."""
         from .nn.init import uniform_
-        return _random_fill(self, uniform_, from_, to, "uniform_")
+        return _random_fill(self, uniform_, from_, to, "uniform_", generator)
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
         """Draws of N(mean, std^2) written into self."""
         from .nn.init import normal_
-        return _random_fill(self, normal_, mean, std, "normal_")
+        return _random_fill(self, normal_, mean, std, "normal_", generator)
 
     def copy_(self, src):
         src = _as_tensor(src)
@@ -422,7 +422,7 @@ for _name in IN_PLACE:
 del _name
 
 
-def _random_fill(t, init, a, b, name):
+def _random_fill(t, init, a, b, name, generator):
     """t filled in place by ``init`` (nn.init's uniform_/normal_), which writes under
     no_grad: in grad mode a tensor that requires grad gets fill_'s errors, as in PyTorch."""
     refuse_while_recording(f"the random draw {name}()")
@@ -430,4 +430,4 @@ def _random_fill(t, init, a, b, name):
         raise RuntimeError(LEAF_IN_PLACE if t._tape is None else
                            f"tapegrad: {name} on a tensor that requires grad is not "
                            "supported yet")
-    return init(t, a, b)
+    return init(t, a, b, generator)

@@ -1,6 +1,7 @@
 """``nn.init``: fill a tensor in place (unrecorded) with constants or random draws scaled as
-PyTorch scales them. Draws come from tapegrad's generator (``tg.manual_seed``), so seeded
-values differ from PyTorch's; the distributions and bounds are PyTorch's."""
+PyTorch scales them. Draws come from tapegrad's generator (``tg.manual_seed``), or from a
+``generator=`` (a ``tg.Generator``), so seeded values differ from PyTorch's; the
+distributions and bounds are PyTorch's."""
 import math
 import warnings
 
@@ -15,18 +16,18 @@ def _fill(tensor, values):
         return tensor.copy_(values)
 
 
-def _draw(sampler, tensor):
-    return sampler(*tensor.shape, dtype=D.float64)
+def _draw(sampler, tensor, generator):
+    return sampler(*tensor.shape, dtype=D.float64, generator=generator)
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
     """Samples of U(a, b): a + (b - a) u, u ~ U(0, 1)."""
-    return _fill(tensor, _draw(rand, tensor) * (b - a) + a)
+    return _fill(tensor, _draw(rand, tensor, generator) * (b - a) + a)
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
     """Samples of N(mean, std^2)."""
-    return _fill(tensor, _draw(randn, tensor) * std + mean)
+    return _fill(tensor, _draw(randn, tensor, generator) * std + mean)
 
 
 def constant_(tensor, val):
@@ -89,13 +90,13 @@ def xavier_uniform_(tensor, gain=1.0, generator=None):
     """U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     a = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    return uniform_(tensor, -a, a)
+    return uniform_(tensor, -a, a, generator)
 
 
 def xavier_normal_(tensor, gain=1.0, generator=None):
     """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)))
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)), generator)
 
 
 def _kaiming_std(tensor, a, mode, nonlinearity):
@@ -112,7 +113,7 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
     if std is None:
         return tensor
     bound = math.sqrt(3.0) * std
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
@@ -120,7 +121,7 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     std = _kaiming_std(tensor, a, mode, nonlinearity)
     if std is None:
         return tensor
-    return normal_(tensor, 0.0, std)
+    return normal_(tensor, 0.0, std, generator)
 
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "ones_", "zeros_",
