@@ -5,7 +5,8 @@ from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .grad_mode import no_grad as inference_mode   # (no tensors of a kind of their own)
 from .dtypes import (bool_ as bool, dtype, float32, float64, int8, int16, int32,  # noqa: A004
                      int64, uint8)
-from .factory import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
+from .factory import (arange, as_tensor, default_generator, empty, empty_like, eye, from_numpy,
+                      full, full_like, initial_seed, linspace, seed,
                       logspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn,
                       randn_like, randperm, tensor, zeros, zeros_like)
 from .einsum import einsum

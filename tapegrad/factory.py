@@ -12,14 +12,17 @@ from .face import _from_array, _new, _tensor_from
 from .generator import Generator
 from .shapes import _sizes
 
-_rng = [np.random.default_rng()]
+# tapegrad's global generator (``tg.default_generator``): as PyTorch's, it starts from a
+# non-deterministic seed (``tg.initial_seed()`` tells it) until ``tg.manual_seed``
+default_generator = Generator()
+default_generator.seed()
 
 
 def _rng_of(generator, name):
     """The NumPy generator a ``generator=`` argument draws from: tapegrad's global one for
     None, a ``tg.Generator``'s own otherwise; anything else raises PyTorch's TypeError."""
     if generator is None:
-        return _rng[0]
+        return default_generator._np
     if isinstance(generator, Generator):
         return generator._np
     raise TypeError(f"{name}() received an invalid combination of arguments - got "
@@ -27,9 +30,21 @@ def _rng_of(generator, name):
 
 
 def manual_seed(seed):
-    """Seeds tapegrad's random generator (NumPy's PCG64: the numbers differ from PyTorch's)."""
+    """Seeds tapegrad's global generator (NumPy's PCG64: the numbers differ from PyTorch's)
+    and returns it, as PyTorch's (negative seeds taken modulo 2**64, as there)."""
     refuse_while_recording("tg.manual_seed()")
-    _rng[0] = np.random.default_rng(int(seed))
+    return default_generator.manual_seed(int(seed))        # (1.5 is 1, as PyTorch's)
+
+
+def seed():
+    """Seeds the global generator with a fresh non-deterministic seed; returns it."""
+    refuse_while_recording("tg.seed()")
+    return default_generator.seed()
+
+
+def initial_seed():
+    """The seed the global generator was last started from."""
+    return default_generator.initial_seed()
 
 
 def _nonnegative(shape):

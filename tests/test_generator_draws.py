@@ -52,3 +52,39 @@ def test_the_global_generator_is_left_alone_by_a_draw_from_another():
 def test_anything_else_is_a_type_error(call):
     with pytest.raises(TypeError, match="expected a Generator"):
         call()
+
+
+def test_manual_seed_returns_the_global_generator_and_takes_pytorchs_seeds():
+    g = tg.manual_seed(-1)                      # negative: modulo 2**64, as PyTorch
+    assert g is tg.default_generator
+    assert tg.initial_seed() == 2 ** 64 - 1
+    first = tg.rand(3).tolist()
+    tg.manual_seed(2 ** 64 - 1)
+    assert tg.rand(3).tolist() == first
+    torch = pytest.importorskip("torch")
+    for s in (0, 5, -7, 2 ** 63):
+        assert tg.manual_seed(s).initial_seed() == torch.manual_seed(s).initial_seed()
+    assert tg.manual_seed(7.9).initial_seed() == torch.manual_seed(7.9).initial_seed() == 7
+    with pytest.raises(Exception) as ours:
+        tg.manual_seed(2 ** 64)
+    with pytest.raises(Exception) as theirs:
+        torch.manual_seed(2 ** 64)
+    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+
+
+def test_seed_picks_a_fresh_seed_that_initial_seed_reports():
+    s = tg.seed()
+    assert s == tg.initial_seed() and 0 <= s < 2 ** 63
+    first = tg.rand(2).tolist()
+    tg.manual_seed(s)
+    assert tg.rand(2).tolist() == first
+    assert tg.seed() != s                       # (a 1 in 2**63 chance of a false failure)
+
+
+def test_a_fresh_process_starts_from_a_non_deterministic_seed_as_pytorch():
+    import subprocess
+    import sys
+    code = "import tapegrad as tg; print(tg.initial_seed(), tg.rand(1).item())"
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)}
+    assert len(outs) == 2
