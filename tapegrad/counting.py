@@ -1,7 +1,8 @@
 """Functions of values that record nothing (integer or boolean results, or counts, as in
 PyTorch, where none of them has a gradient): ``searchsorted``, ``bucketize``, ``histc``,
 ``bincount``, ``isin``, ``signbit``, ``isneginf``, ``isposinf``, ``tril_indices``,
-``triu_indices``. Inside a tg.compile recording the values they read become a guard
+``triu_indices``, and integer powers (``int_power``: ``2 ** t`` and ``t ** u`` of integer
+tensors). Inside a tg.compile recording the values they read become a guard
 (tensor_api._values), so a replay at other values records again.
 """
 import numpy as np
@@ -132,6 +133,26 @@ def isneginf(input):
 
 def isposinf(input):
     return _bool_result(np.isposinf(_values(input)))
+
+
+def int_power(base, exponent):
+    """``base ** exponent`` with PyTorch's integer semantics, an integer tensor (the wider
+    of the two integer dtypes; a bool one counts as int64): powers wrap around as int64
+    arithmetic does, and a negative exponent gives 0, save for a base of 1 (1) or -1
+    (+-1 by the exponent's parity); no gradient."""
+    b = _values(base) if isinstance(base, TensorBase) else np.asarray(base, np.int64)
+    e = _values(exponent) if isinstance(exponent, TensorBase) else np.asarray(exponent,
+                                                                              np.int64)
+    dts = [t.dtype for t in (base, exponent) if isinstance(t, TensorBase)
+           and t.dtype is not D.bool_]
+    dt = max(dts, key=lambda d: d.itemsize) if dts else D.int64
+    b64, e64 = np.broadcast_arrays(b.astype(np.int64), e.astype(np.int64))
+    with np.errstate(all="ignore"):
+        out = np.power(b64, np.maximum(e64, 0))
+    neg = e64 < 0                                   # 1 ** -n = 1, (-1) ** -n = +-1, else 0
+    out = np.where(neg, np.where(b64 == 1, 1, np.where(b64 == -1, 1 - 2 * (e64 & 1), 0)),
+                   out)
+    return _T._new(np.array(out.astype(dt.np)), dt)
 
 
 def _triangle_indices(row, col, offset, dtype, np_fn):

@@ -11,7 +11,7 @@ from ._generated.methods import UnaryMethods
 from ._generated.operators import ScalarOperators
 from .arrange import ArrangeMethods
 from .stacking import StackingMethods
-from .counting import CountingMethods
+from .counting import CountingMethods, int_power
 from .composite import CompositeMethods
 from .device import CPU, to_args
 from .face import (S_POWC, TensorBase, _array, _as_tensor, _binary, _from_array, _guard,
@@ -156,6 +156,8 @@ class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulM
     def __rpow__(self, other):
         if isinstance(other, Tensor):
             return other.pow(self)
+        if not self._dtype.is_floating_point and isinstance(other, (_int, np.integer)):
+            return int_power(other, self)       # an integer tensor (bool too) to an int
         return _unary(RPOW, self, _float(other))
 
     __neg__ = UnaryMethods.neg
@@ -190,6 +192,8 @@ class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulM
             c = _float(exponent)        # (an overflow is inf, as PyTorch's: _SCALAR_F)
             return _sconst(S_POWC, self, c, _SCALAR_F[POW](a, c))
         if isinstance(exponent, Tensor):
+            if not (self._dtype.is_floating_point or exponent._dtype.is_floating_point):
+                return int_power(self, exponent)
             return _binary(POW, self, exponent)
         if isinstance(exponent, _int) and exponent < 0 and not self._dtype.is_floating_point:
             raise RuntimeError("Integers to negative integer powers are not allowed.")

@@ -264,3 +264,57 @@ def test_inside_tg_compile_the_values_read_are_a_guard():
         y2.backward()
         assert y1.item() == y2.item()
         assert np.array_equal(x1.grad.numpy(), x2.grad.numpy())
+
+
+# ----- integer powers ------------------------------------------------------------------
+def _int_pow_by_hand(b, e):
+    """PyTorch's integer pow: repeated int64 products (wrapping), and for e < 0: 1 for a
+    base of 1, +-1 for -1, else 0."""
+    if e < 0:
+        return 1 if b == 1 else (1 if e % 2 == 0 else -1) if b == -1 else 0
+    r = np.int64(1)
+    with np.errstate(over="ignore"):
+        for _ in range(e):
+            r = np.int64(r * np.int64(b))
+    return int(r)
+
+
+INT_POWERS = [(2, [0, 1, 2, -1, 62, 63, 70]), (-1, [-3, -2, 5, 0]), (1, [-5, 9]),
+              (0, [-1, 0, 2]), (3, [40, -2]), (-7, [3, 23])]
+
+
+@pytest.mark.parametrize("base, exps", INT_POWERS)
+def test_a_python_int_to_an_integer_tensor_is_an_integer_power(base, exps):
+    got = base ** tg.tensor(exps)
+    assert got.dtype == tg.int64
+    assert got.tolist() == [_int_pow_by_hand(base, e) for e in exps]
+    both = tg.tensor([base] * len(exps)) ** tg.tensor(exps)        # tensor ** tensor
+    assert both.tolist() == got.tolist()
+    assert tg.pow(base, tg.tensor(exps)).tolist() == got.tolist()
+
+
+def test_integer_powers_against_pytorch():
+    torch = _torch()
+    for base, exps in INT_POWERS:
+        _same(base ** tg.tensor(exps), base ** torch.tensor(exps))
+        _same(tg.tensor([base] * len(exps)) ** tg.tensor(exps),
+              torch.tensor([base] * len(exps)) ** torch.tensor(exps))
+    _same(2 ** tg.tensor([3], dtype=tg.int32), 2 ** torch.tensor([3], dtype=torch.int32))
+    _same(tg.tensor([2], dtype=tg.int32) ** tg.tensor([3]),
+          torch.tensor([2], dtype=torch.int32) ** torch.tensor([3]))
+    _same(True ** tg.tensor([2]), True ** torch.tensor([2]))
+    _same(3 ** tg.tensor([True, False]), 3 ** torch.tensor([True, False]))
+    _same(2.0 ** tg.tensor([3]), 2.0 ** torch.tensor([3]))         # a float base: float32
+
+
+def test_integer_powers_inside_tg_compile_follow_the_values():
+    def f(x, k):
+        return (x * (2 ** k).to(tg.float64)).sum()
+    cf = tg.compile(f)
+    for ks in ([1, 2], [3, -1], [1, 2], [10, 0]):
+        outs = []
+        for fn in (f, cf):
+            x = tg.ones(2, dtype=tg.float64, requires_grad=True)
+            fn(x, tg.tensor(ks)).backward()
+            outs.append(x.grad.tolist())
+        assert outs[0] == outs[1] == [float(_int_pow_by_hand(2, k)) for k in ks]
