@@ -35,9 +35,13 @@ class ArrangeMethods:
         """The elements in reverse order along each of ``dims``."""
         if len(dims) == 1 and not isinstance(dims[0], (int, np.integer)):
             dims = dims[0]
+        shape = _shape(self)
+        dims = _dims(dims, len(shape), "flip")
+        if not shape or not dims:           # nothing to reverse: a new tensor all the same,
+            return self.clone()             # as PyTorch's (never self itself)
         out = self
-        for d in _dims(dims, len(_shape(self)), "flip"):
-            out = _along(out, d, np.arange(_shape(self)[d] - 1, -1, -1))
+        for d in dims:
+            out = _along(out, d, np.arange(shape[d] - 1, -1, -1))
         return out
 
     def roll(self, shifts, dims=None):

@@ -194,3 +194,17 @@ def test_queries_against_torch():
               lambda a: a[:1].expand(6, 4, 5)):
         assert f(m).stride() == f(n).stride()
     assert (m.element_size(), m.itemsize, m.nbytes) == (n.element_size(), n.itemsize, n.nbytes)
+
+
+@pytest.mark.parametrize("make, dims", [(lambda: tg.tensor(1.5, requires_grad=True), (0,)),
+                                        (lambda: tg.tensor(1.5, requires_grad=True), (-1,)),
+                                        (lambda: tg.ones(2, 3, requires_grad=True), ([],))])
+def test_flip_with_nothing_to_reverse_is_a_new_tensor_as_pytorchs(make, dims):
+    x = make()
+    y = x.flip(*dims)
+    assert y is not x and y.tolist() == x.tolist()
+    (y * 3.0).sum().backward()
+    assert np.array_equal(x.grad.numpy(), np.full(tuple(x.shape), 3.0))
+    with tg.no_grad():
+        y.add_(1.0)                          # not an alias of x
+    assert np.array_equal(x.detach().numpy(), make().detach().numpy())
