@@ -23,6 +23,12 @@ from .scans import cumprod, cumsum
 from .shapes import _dim
 
 
+def _shares(a, b):
+    """Do tensors a and b hold (possibly) the same memory?"""
+    return type(a._v) is np.ndarray and type(b._v) is np.ndarray and \
+        np.may_share_memory(a._v, b._v)
+
+
 def _bool_operand(t, name):
     if type(t) is bool:
         return _from_array(np.array(int(t)), D.int64)
@@ -129,8 +135,10 @@ class CompositeMethods:
         shape = (1,) * (len(sizes) - len(shape)) + tuple(shape)
         spread = [d for s in shape for d in (1, s)]
         tiled = [d for r, s in zip(sizes, shape) for d in (r, s)]
-        return self.reshape(*spread).expand(*tiled).reshape(
+        out = self.reshape(*spread).expand(*tiled).reshape(
             *[r * s for r, s in zip(sizes, shape)])
+        # repeats of 1 leave a view of self: a copy, as PyTorch's repeat always is
+        return out.clone() if _shares(out, self) else out
 
     def narrow(self, dim, start, length):
         n = len(_shape(self))

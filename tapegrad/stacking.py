@@ -172,9 +172,8 @@ class StackingMethods:
     """The shaping methods of Tensor (see the module docstring)."""
     __slots__ = ()
 
-    def broadcast_to(self, size):
-        return self.expand(*size) if not isinstance(size, (int, np.integer)) \
-            else self.expand(size)
+    def broadcast_to(self, *size):
+        return self.expand(*size)
 
     def reshape_as(self, other):
         return self.reshape(_shape(other))

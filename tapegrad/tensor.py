@@ -300,7 +300,11 @@ class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulM
         return out
 
     def contiguous(self):
-        return self
+        """self when its values are C-ordered already, else a C-ordered copy (a clone), as
+        PyTorch's: never a view of another layout (an in-place change of the result of
+        ``x.t().contiguous()`` must leave x alone)."""
+        v = self._v
+        return self if type(v) is _float or v.flags.c_contiguous else self.clone()
 
 
 face.Tensor = Tensor        # face makes every tensor as one

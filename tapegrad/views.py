@@ -194,3 +194,37 @@ class ViewMethods:
     @property
     def T(self):
         return self.permute(*range(self.ndim - 1, -1, -1))
+
+    @property
+    def mT(self):
+        """The last two dims swapped: the transposes of a batch of matrices (a view)."""
+        if self.ndim < 2:
+            raise RuntimeError("tensor.mT is only supported on matrices or batches of "
+                               f"matrices. Got {self.ndim}-D tensor.")
+        return self.transpose(-2, -1)
+
+    @property
+    def mH(self):
+        """mT (real tensors: the conjugate is the tensor itself)."""
+        if self.ndim < 2:
+            raise RuntimeError("tensor.mH is only supported on matrices or batches of "
+                               f"matrices. Got {self.ndim}-D tensor.")
+        return self.transpose(-2, -1)
+
+    @property
+    def H(self):
+        if self.ndim != 2:
+            raise RuntimeError("tensor.H is only supported on matrices (2-D tensors). Got "
+                               f"{self.ndim}-D tensor." + (" For batches of matrices, consider "
+                                                          "using tensor.mH" if self.ndim > 2
+                                                          else ""))
+        return self.transpose(0, 1)
+
+    @property
+    def real(self):
+        """A real tensor's real part: the tensor itself, as PyTorch's."""
+        return self
+
+    @property
+    def imag(self):
+        raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
