@@ -22,6 +22,7 @@ from ..grad_mode import is_grad_enabled, no_grad
 from ..indexing import where
 from ..inplace import write_back
 from ..recording import _kept
+from ..state import thread_state
 from ._losses import _DTYPE_WORDS, _softplus
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -51,7 +52,7 @@ def _apply(input, compute, inplace, name, saves_result=False):
     the input, so a later in-place change of the input makes the backward raise."""
     if not inplace:
         return compute(input)
-    if not (is_grad_enabled() and input.requires_grad):
+    if not records_grad(input):
         result = compute(input)
         with no_grad():
             return input.copy_(result)
@@ -59,6 +60,19 @@ def _apply(input, compute, inplace, name, saves_result=False):
     if saves_result and out._tape is not None and out._rg and type(out._v) is _nd:
         _kept(out._tape, out, out._slot, out._slot)   # ties the record to out's version
     return out
+
+
+def records_grad(t):
+    """Would a change of t be recorded for a gradient (grad mode on, t requiring grad)?
+    Inside a tg.compile recording every result is tracked: there, whether t would
+    require grad in an eager run."""
+    if not (is_grad_enabled() and t.requires_grad):
+        return False
+    rec = thread_state().recording
+    if rec is None:
+        return True
+    from ..replay_record import _outside, eager_requires
+    return _outside(rec, t) or eager_requires(rec, t._slot)
 
 
 def _clip(x, lo, hi):

@@ -9,17 +9,18 @@ import warnings
 
 from .. import dtypes as D
 from ..factory import arange, full, rand
-from ..grad_mode import is_grad_enabled, no_grad
+from ..grad_mode import no_grad
 from ..indexing import cat, where
 from ..base import TensorBase as Tensor
 from ..face import _as_tensor
 from ..shapes import _broadcast
-from ._activations import (_apply, celu, elu, hardsigmoid, hardswish, hardtanh, logsigmoid,  # noqa: F401
-                           mish, prelu, relu6, selu, silu, softmin, softsign, tanhshrink)
-from ._losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
-                      _DTYPE_WORDS, cross_entropy, gaussian_nll_loss, huber_loss, kl_div, l1_loss,
-                      margin_ranking_loss, mse_loss, nll_loss, poisson_nll_loss,
-                      smooth_l1_loss, soft_margin_loss)
+from ._activations import (_apply, celu, elu, hardsigmoid, hardswish,  # noqa: F401
+                           hardtanh, logsigmoid, mish, prelu, records_grad, relu6, selu,
+                           silu, softmin, softsign, tanhshrink)
+from ._losses import (_DTYPE_WORDS, binary_cross_entropy,  # noqa: F401
+                      binary_cross_entropy_with_logits, cross_entropy, gaussian_nll_loss,
+                      huber_loss, kl_div, l1_loss, margin_ranking_loss, mse_loss, nll_loss,
+                      poisson_nll_loss, smooth_l1_loss, soft_margin_loss)
 from .normalization import batch_norm, group_norm, layer_norm  # noqa: F401
 
 
@@ -145,7 +146,7 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
 
 # ----- activations ---------------------------------------------------------------------
 def relu(input, inplace=False):
-    if inplace and is_grad_enabled() and input.requires_grad:
+    if inplace and records_grad(input):
         return input.relu_()                        # the primitive: ReluBackward0
     return _apply(input, lambda t: t.relu(), inplace, "relu_")
 

@@ -106,7 +106,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
     if eps < 0.0:
         raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
-    if (running_mean is None) != (running_var is None):
+    if training and (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must either both be None or neither "
                          "be None")
     channels = input.shape[1] if input.ndim > 1 else 0
@@ -161,9 +161,11 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
                            f"num_groups={num_groups}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and (t.ndim != 1 or t.numel() != c):
+            # (PyTorch's message for the bias shows the weight's shape, [0] without one)
+            shown = list(weight.shape) if weight is not None else [0]
             raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of "
-                               f"channels in input, but got {name} of shape {list(t.shape)} "
-                               f"and input of shape {list(input.shape)}")
+                               f"channels in input, but got {name} of shape {shown} and input "
+                               f"of shape {list(input.shape)}")
     _check_same_dtype(input, weight, bias)
     x = input.reshape(n, num_groups, c // num_groups, -1)
     mean, var, _ = _moments(x, (2, 3))                    # (N, G, 1, 1)
