@@ -56,7 +56,10 @@ def _apply(input, compute, inplace, name, saves_result=False):
         result = compute(input)
         with no_grad():
             return input.copy_(result)
-    out = write_back(input, compute, name)
+    # a Python-float scalar is read from its slot, not from a copy (write_back copies an
+    # array): t * 1, whose backward does not read t, keeps the composition's reads off
+    # the value the write replaces (they would raise PyTorch's version error otherwise)
+    out = write_back(input, lambda t: compute(t if type(t._v) is _nd else t * 1), name)
     if saves_result and out._tape is not None and out._rg and type(out._v) is _nd:
         _kept(out._tape, out, out._slot, out._slot)   # ties the record to out's version
     return out

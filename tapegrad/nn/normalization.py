@@ -19,7 +19,6 @@ from .. import dtypes as D
 from ..factory import empty, ones, tensor, zeros
 from ..grad_mode import no_grad
 from . import init
-from ._losses import _DTYPE_WORDS
 from .linear import _factory_dtype
 from .module import Module
 from .parameter import Parameter
