@@ -14,6 +14,8 @@ does, when a gradient is recorded): the input is returned, its version bumped, a
 requires grad refused with PyTorch's error, and the result's record becomes the input's
 node. The ELU family's PyTorch backward reads its result (``EluBackward1``), so there a
 later in-place change of that result makes the backward raise, here too."""
+import warnings
+
 import numpy as np
 
 from .. import dtypes as D
@@ -141,9 +143,14 @@ def tanhshrink(input):
     return input - input.tanh()
 
 
+def _softmax_dim(name, ndim, stacklevel):
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
+                  "to include dim=X as an argument.", stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
     """softmax(-x) along dim."""
-    from .functional import _softmax_dim
     if dim is None:
         dim = _softmax_dim("softmin", input.ndim, _stacklevel)
     return (-input).softmax(dim, dtype=dtype)

@@ -5,7 +5,6 @@ not PyTorch's fused ``AddmmBackward0``/``GeluBackward0``/``NllLossBackward0``).
 The losses live in ``_losses.py``, most activations in ``_activations.py``, the
 normalisations in ``normalization.py``; they are re-exported here."""
 import math
-import warnings
 
 from .. import dtypes as D
 from ..factory import arange, full, rand
@@ -14,7 +13,7 @@ from ..indexing import cat, where
 from ..base import TensorBase as Tensor
 from ..face import _as_tensor
 from ..shapes import _broadcast
-from ._activations import (_apply, celu, elu, hardsigmoid, hardswish,  # noqa: F401
+from ._activations import (_apply, _softmax_dim, celu, elu, hardsigmoid, hardswish,  # noqa: F401
                            hardtanh, logsigmoid, mish, prelu, records_grad, relu6, selu,
                            silu, softmin, softsign, tanhshrink)
 from ._losses import (_DTYPE_WORDS, binary_cross_entropy,  # noqa: F401
@@ -183,12 +182,6 @@ def sigmoid(input):
 
 def tanh(input):
     return input.tanh()
-
-
-def _softmax_dim(name, ndim, stacklevel):
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
-                  "to include dim=X as an argument.", stacklevel=stacklevel)
-    return 0 if ndim in (0, 1, 3) else 1
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
