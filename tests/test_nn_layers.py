@@ -338,7 +338,9 @@ def test_in_place_activations_write_into_their_input():
     assert F.leaky_relu(y, 0.5, inplace=True) is y
     np.testing.assert_array_equal(array(y), [-0.5, 2.0])
     z = tg.tensor([-1.0, 2.0], requires_grad=True)
-    out = nn.ReLU(inplace=True)(z * 1)          # recorded: a new tensor, same values
+    h = z * 1
+    out = nn.ReLU(inplace=True)(h)              # recorded: relu_ on h, as PyTorch's
+    assert out is h and out.grad_fn.name() == "ReluBackward0"
     out.sum().backward()
     np.testing.assert_array_equal(array(z.grad), [0.0, 1.0])
 

@@ -285,3 +285,100 @@ def _cross_entropy_smoothed(input, target, weight, ignore_index, reduction, labe
     else:
         smooth = _reduce(smooth, reduction)
     return (1 - label_smoothing) * nll + smooth * (label_smoothing / n_classes)
+
+
+# ----- divergences, ranking, likelihoods -------------------------------------------------
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """target (log target - input), for log-probabilities ``input``: xlogy(t, t) - t x
+    (0 where t = 0), or exp(t) (t - x) with ``log_target``. 'batchmean' divides the sum
+    by the batch size (the KL divergence), 'mean' by the number of elements (with
+    PyTorch's warning)."""
+    if size_average is not None or reduce is not None:
+        reduced_as = _reduction("mean", size_average, reduce)
+    else:
+        if reduction == "mean":
+            warnings.warn("reduction: 'mean' divides the total loss by both the batch size "
+                          "and the support size.'batchmean' divides only by the batch size, "
+                          "and aligns with the KL div math definition.'mean' will be changed "
+                          "to behave the same as 'batchmean' in the next major release.",
+                          stacklevel=2)
+        reduced_as = _reduction("sum" if reduction == "batchmean" else reduction)
+    target = _as_tensor(target)
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        # xlogy(t, t): t log t, 0 where t = 0 (its gradient there NaN, as PyTorch's t / t)
+        loss = where(target == 0, 0.0, target * target.log()) - target * input
+    reduced = _reduce(loss, reduced_as)
+    if reduction == "batchmean" and input.ndim != 0:
+        reduced = reduced / input.shape[0]
+    return reduced
+
+
+def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
+                        reduction="mean"):
+    """max(0, -target (input1 - input2) + margin), target +-1 saying which should rank
+    higher (gradient passed at 0, as PyTorch's clamp_min)."""
+    reduction = _reduction(reduction, size_average, reduce)
+    if input1.ndim != input2.ndim or input1.ndim != target.ndim:
+        raise RuntimeError("margin_ranking_loss : All input tensors should have same dimension "
+                           f"but got sizes: input1: {input1.size()}, input2: {input2.size()}, "
+                           f"target: {target.size()} ")
+    return _reduce((-target * (input1 - input2) + margin).clamp(min=0), reduction)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """log(1 + exp(-target input)), as PyTorch's kernel (log1p of exp)."""
+    reduction = _reduction(reduction, size_average, reduce)
+    target = _as_tensor(target)
+    return _reduce((-input * target).exp().log1p(), reduction)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """(log(max(var, eps)) + (input - target)^2 / max(var, eps)) / 2 (+ log(2 pi) / 2 with
+    ``full``); ``var`` per element, or one dim short / one size-1 dim (a shared variance),
+    or a float. The clamp at eps is PyTorch's, made under no_grad: the gradient reaches
+    var as if unclamped."""
+    if isinstance(var, float):
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var = var * input.new_ones(tuple(input.shape))
+    elif (var < 0).any():
+        raise ValueError("var has negative entry/entries")
+    if tuple(var.shape) != tuple(input.shape):
+        if tuple(input.shape[:-1]) == tuple(var.shape):
+            var = var.unsqueeze(-1)
+        elif input.ndim == var.ndim and \
+                sum(y for x, y in zip(input.shape, var.shape) if x != y) == 1:
+            pass
+        else:
+            raise ValueError("var is of incorrect size")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(reduction + " is not valid")
+    # max(var, eps) with the gradient of var: (var - var) is 0 exactly
+    flat = var.detach()
+    var = where(flat < eps, (var - flat) + eps, var)
+    loss = 0.5 * (var.log() + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8,
+                     reduce=None, reduction="mean"):
+    """exp(input) - target input for a log-rate ``input`` (``log_input``), else
+    input - target log(input + eps); ``full`` adds Stirling's approximation of
+    log(target!), t log t - t + log(2 pi t) / 2, where target > 1."""
+    if size_average is not None or reduce is not None:
+        reduction = _reduction(reduction, size_average, reduce)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(reduction + " is not a valid value for reduction")
+    target = _as_tensor(target)
+    if log_input:
+        loss = input.exp() - target * input
+    else:
+        loss = input - target * (input + eps).log()
+    if full:
+        stirling = target * target.log() - target + 0.5 * (2 * math.pi * target).log()
+        loss = loss + stirling.masked_fill(target <= 1, 0)
+    return _reduce(loss, reduction)

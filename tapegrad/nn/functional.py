@@ -2,28 +2,25 @@
 primitives, so their gradients come from the primitives' (node names are the primitives',
 not PyTorch's fused ``AddmmBackward0``/``GeluBackward0``/``NllLossBackward0``).
 
-The losses live in ``_losses.py`` and are re-exported here."""
+The losses live in ``_losses.py``, most activations in ``_activations.py``, the
+normalisations in ``normalization.py``; they are re-exported here."""
 import math
-import warnings
 
 from .. import dtypes as D
-from ..factory import arange, rand
+from ..factory import arange, full, rand
 from ..grad_mode import no_grad
-from ..indexing import where
+from ..indexing import cat, where
 from ..base import TensorBase as Tensor
 from ..face import _as_tensor
-from ._losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
-                      cross_entropy, huber_loss, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
-
-
-def _in_place(input, result):
-    """``inplace=True``: ``result`` written into ``input`` when no gradient is recorded.
-    When one is (input requires grad), the result is returned as a new tensor: tapegrad
-    cannot yet record these activations in place."""
-    if result.requires_grad:
-        return result
-    with no_grad():
-        return input.copy_(result)
+from ..shapes import _broadcast
+from ._activations import (_apply, _softmax_dim, celu, elu, hardsigmoid, hardswish,  # noqa: F401
+                           hardtanh, logsigmoid, mish, prelu, records_grad, relu6, selu,
+                           silu, softmin, softsign, tanhshrink)
+from ._losses import (_DTYPE_WORDS, binary_cross_entropy,  # noqa: F401
+                      binary_cross_entropy_with_logits, cross_entropy, gaussian_nll_loss,
+                      huber_loss, kl_div, l1_loss, margin_ranking_loss, mse_loss, nll_loss,
+                      poisson_nll_loss, smooth_l1_loss, soft_margin_loss)
+from .normalization import batch_norm, group_norm, layer_norm  # noqa: F401
 
 
 # ----- layers --------------------------------------------------------------------------
@@ -81,8 +78,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     else:
         keep = rand(*input.shape, dtype=D.float64) < 1 - p
         mask = keep.to(input.dtype) / (1 - p)
-    result = input * mask
-    return _in_place(input, result) if inplace else result
+    return _apply(input, lambda t: t * mask, inplace, "dropout_")
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
@@ -149,14 +145,16 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
 
 # ----- activations ---------------------------------------------------------------------
 def relu(input, inplace=False):
-    result = input.relu()
-    return _in_place(input, result) if inplace else result
+    if inplace and records_grad(input):
+        return input.relu_()                        # the primitive: ReluBackward0
+    return _apply(input, lambda t: t.relu(), inplace, "relu_")
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x where x > 0, negative_slope * x elsewhere."""
-    result = where(input > 0, input, input * negative_slope)
-    return _in_place(input, result) if inplace else result
+    # (PyTorch's in-place form's backward reads its result: LeakyReluBackward1)
+    return _apply(input, lambda t: where(t > 0, t, t * negative_slope), inplace,
+                  "leaky_relu_", True)
 
 
 def gelu(input, approximate="none"):
@@ -186,12 +184,6 @@ def tanh(input):
     return input.tanh()
 
 
-def _softmax_dim(name, ndim, stacklevel):
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
-                  "to include dim=X as an argument.", stacklevel=stacklevel)
-    return 0 if ndim in (0, 1, 3) else 1
-
-
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     if dim is None:
         dim = _softmax_dim("softmax", input.ndim, _stacklevel)
@@ -204,7 +196,94 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     return input.log_softmax(dim, dtype=dtype)
 
 
+# ----- shapes and distances ------------------------------------------------------------
+def pad(input, pad, mode="constant", value=None):
+    """``pad`` = (left, right) for the last dim, then for the one before ...: that many
+    elements of ``value`` (0 by default) added on each side (mode 'constant'); a negative
+    number removes elements. Built from ``narrow`` and ``cat``."""
+    if mode != "constant":
+        if mode not in ("reflect", "replicate", "circular"):
+            raise NotImplementedError(f"Unrecognised padding mode {mode}")
+        if value is not None:
+            raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
+        raise NotImplementedError(f"tapegrad: F.pad supports mode='constant' only, not "
+                                  f"{mode!r}")
+    for i, p in enumerate(pad):
+        if isinstance(p, bool) or not isinstance(p, int):
+            raise TypeError("pad(): argument 'pad' failed to unpack the object at pos "
+                            f'{i + 1} with error "type must be tuple of ints,but got '
+                            f'{type(p).__name__}"')
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    nd = input.ndim
+    if len(pad) // 2 > nd:
+        raise RuntimeError("Padding length should be less than or equal to two times the "
+                           f"input dimension but got padding length {len(pad)} and input of "
+                           f"dimension {nd}")
+    out = input
+    for i in range(len(pad) // 2):                 # the negative pads first: narrow
+        dim, left, right = nd - 1 - i, pad[2 * i], pad[2 * i + 1]
+        size = out.shape[dim]
+        start, stop = max(-left, 0), size - max(-right, 0)
+        if stop - start < 0:
+            raise RuntimeError("narrow(): length must be non-negative.")
+        if start or stop != size:
+            out = out.narrow(dim, start, stop - start)
+    fill = 0 if value is None else value
+    for i in range(len(pad) // 2):                 # then the positive ones: cat
+        dim, left, right = nd - 1 - i, max(pad[2 * i], 0), max(pad[2 * i + 1], 0)
+        if left or right:
+            parts = [out]
+            shape = list(out.shape)
+            if left:
+                shape[dim] = left
+                parts.insert(0, full(shape, fill, dtype=out.dtype))
+            if right:
+                shape[dim] = right
+                parts.append(full(shape, fill, dtype=out.dtype))
+            out = cat(parts, dim)
+    return input.clone() if out is input else out
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """sum over dim of (x1 / max(||x1||, eps)) (x2 / max(||x2||, eps)), the two broadcast
+    to one shape first, as PyTorch's; the clamp at eps is made under no_grad there, so the
+    gradient reaches the norms as if unclamped (here: (norm - norm) + eps, 0 + eps
+    exactly, carries it)."""
+    x1, x2 = _as_tensor(x1), _as_tensor(x2)
+    if not (x1.is_floating_point() or x2.is_floating_point()):
+        common = (x1 + x2).dtype if x1.dtype is not x2.dtype else x1.dtype
+        raise RuntimeError("expected common dtype to be floating point, yet common dtype is "
+                           + _DTYPE_WORDS.get(common.name, common.name))
+    if not x1.is_floating_point():                 # integers and bools: the other's dtype
+        x1 = x1.to(x2.dtype)
+    if not x2.is_floating_point():
+        x2 = x2.to(x1.dtype)
+    shape = _broadcast(tuple(x1.shape), tuple(x2.shape))
+    x1 = x1.expand(*shape) if tuple(x1.shape) != shape else x1
+    x2 = x2.expand(*shape) if tuple(x2.shape) != shape else x2
+
+    def clamped_norm(x):
+        n = x.norm(2, dim, keepdim=True)
+        flat = n.detach()
+        return where(flat < eps, (n - flat) + eps, n)   # max(n, eps), gradient of n
+
+    return ((x1 / clamped_norm(x1)) * (x2 / clamped_norm(x2))).sum(dim)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """||x1 - x2 + eps||_p over the last dim (of the larger of the two)."""
+    x1, x2 = _as_tensor(x1), _as_tensor(x2)
+    innermost = max(x1.ndim, x2.ndim) - 1
+    return (x1 - x2 + eps).norm(p, innermost, keepdim=keepdim)
+
+
 __all__ = ["linear", "bilinear", "dropout", "embedding", "one_hot", "normalize", "relu",
            "leaky_relu", "gelu", "softplus", "sigmoid", "tanh", "softmax", "log_softmax",
-           "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "nll_loss", "cross_entropy",
-           "binary_cross_entropy", "binary_cross_entropy_with_logits", "Tensor"]
+           "silu", "mish", "logsigmoid", "softsign", "tanhshrink", "softmin", "elu", "selu",
+           "celu", "hardtanh", "relu6", "hardsigmoid", "hardswish", "prelu",
+           "layer_norm", "batch_norm", "group_norm", "pad", "cosine_similarity",
+           "pairwise_distance", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
+           "nll_loss", "cross_entropy", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "kl_div", "margin_ranking_loss",
+           "soft_margin_loss", "gaussian_nll_loss", "poisson_nll_loss", "Tensor"]
