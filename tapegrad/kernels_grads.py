@@ -1,6 +1,6 @@
 """Numba kernels: the backward of each family of array records (elementwise with
 broadcasting, lanes, gathers, cat/stack, CopySlices, small matrix products)."""
-# kernel sources: fc5a6adc293281ab
+# kernel sources: 5851bbea5c0734f5
 import numpy as np
 
 from .layout import (AUX_ND, AUX_SHAPE, AUX_STR, CONST_A, CONST_B, F32,

@@ -2,7 +2,7 @@
 the adjoint and the saved values of a slot, a record's int list, strided walks (the sweeps
 walk a record's aux map, ptr.row_part of its metadata row), and what a whole backward marks
 freed."""
-# kernel sources: fc5a6adc293281ab
+# kernel sources: 5851bbea5c0734f5
 import numpy as np
 from numba import types
 from numba.core import cgutils

@@ -3,7 +3,7 @@ the tape): binary ops with broadcasting (resolved to rows by the recording where
 ``Program.fx``), comparisons, unary ops and CASTNG, reading values where the tape says
 they are (``_val``: a scalar's from its record, an array's from the call's arena).
 """
-# kernel sources: fc5a6adc293281ab
+# kernel sources: 5851bbea5c0734f5
 import numpy as np
 from numba import njit
 
@@ -112,14 +112,13 @@ def _eager_unary(op, y, x, c):
         one = _f(1.0, x[0])
         for i in range(n):
             y[i] = one / np.sqrt(x[i])
-    elif op == SIGMOID:                     # 0.5 * (np.tanh(0.5 * x) + 1.0)
-        half = _f(0.5, x[0])
+    elif op == SIGMOID:                     # 1.0 / (1.0 + np.exp(-x))
         one = _f(1.0, x[0])
         for i in range(n):
-            y[i] = half * x[i]
+            y[i] = -x[i]
         _call_loop(k, n, y, s, y, s, y, 0)
         for i in range(n):
-            y[i] = half * (y[i] + one)
+            y[i] = one / (one + y[i])
     elif op == ROUNDDEC:
         for i in range(n):
             y[i] = round_decimals(x[i], c)
