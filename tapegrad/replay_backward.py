@@ -16,7 +16,7 @@ Everything else goes to ``kernels.sweep`` (the derivative math lives there once)
 for each stretch of records between two done here: smaller products too, with eager's
 own loops.
 """
-# kernel sources: 10e7800d8de75570
+# kernel sources: 0ef8f5be12e832a3
 import numpy as np
 
 from ._generated.sweeps import sweep_full as sweep, sweep_scalar

@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: 10e7800d8de75570
+# kernel sources: 0ef8f5be12e832a3
 from .kernels_base import jit
 from .replay_kernels import _val
 

@@ -3,7 +3,7 @@ the tape): binary ops with broadcasting (resolved to rows by the recording where
 ``Program.fx``), comparisons, unary ops and CASTNG, reading values where the tape says
 they are (``_val``: a scalar's from its record, an array's from the call's arena).
 """
-# kernel sources: 10e7800d8de75570
+# kernel sources: 0ef8f5be12e832a3
 import numpy as np
 from numba import njit
 

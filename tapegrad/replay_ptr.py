@@ -11,7 +11,7 @@ A replayed call's arguments are checked by the step kernel itself (``replay_step
 way, on objects whose contents are known; ``ARGS_DIRECT`` is False when any is not found
 (the calls then check their arguments in Python).
 """
-# kernel sources: 10e7800d8de75570
+# kernel sources: 0ef8f5be12e832a3
 import ctypes
 
 import numpy as np

@@ -28,7 +28,7 @@ the recorded types, the arrays checked last) and finds the inputs' values itself
 scratch (``S_IDS``); a mismatch stops the call (status 3) before anything was read or
 changed, and the caller checks and binds in Python.
 """
-# kernel sources: 10e7800d8de75570
+# kernel sources: 0ef8f5be12e832a3
 import numpy as np
 
 from .kernels_base import jit
