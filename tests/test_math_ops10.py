@@ -416,6 +416,19 @@ def test_compiled_function_of_every_new_op_equals_eager(dtype):
     assert step.stats()["replays"] >= 2
 
 
+def test_a_replayed_integer_modulo_by_zero_raises():
+    """An integer tensor divisor's zeros are tested with tensor operations: inside tg.compile
+    a guard, so a replay whose divisor holds a 0 records again and raises PyTorch's error
+    (rather than computing a NaN cast to an integer)."""
+    f = tg.compile(lambda x, y: x % y + x.fmod(y))
+    x = tg.tensor([5, -7])
+    assert f(x, tg.tensor([2, 3])).tolist() == [1 + 1, 2 - 1]
+    assert f(x, tg.tensor([-2, 3])).tolist() == [-1 + 1, 2 - 1]
+    assert f.stats()["replays"] == 1
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        f(x, tg.tensor([0, 3]))
+
+
 # ----- twice differentiated -------------------------------------------------------------------
 def test_second_derivatives_closed_forms():
     """create_graph through the new formulas: d2/dx2 tan = 2 tan (1 + tan^2), asin's
