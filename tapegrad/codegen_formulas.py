@@ -3,15 +3,16 @@ for the sweeps, Tensor operations for ``create_graph`` (``codegen.py`` writes bo
 
 Formulas (``ops.Op.grads``) are Python expressions of g (the incoming gradient), x, y (the
 operands), out (the result), c, c2 (constants) and w (where's condition), with
-where(cond, a, b), sign(x), exp/log/sqrt/sin/cos/tanh, fnma(a, b, c) (c - a*b rounded once,
-as a kernel of ATen's contracts it) and powc(x, e) (x ** e for a constant e, as ATen's pow
-with a Python number: x*x for 2, sqrt for 0.5, ...). A subexpression of constants only
+where(cond, a, b), sign(x), exp/log/sqrt/sin/cos/tanh/sinh/cosh/trunc, rsqrt(x) (1 / sqrt(x),
+ATen's rsqrt), floordiv(x, y) (ATen's div(rounding_mode="floor"): Python's //, a step),
+fnma(a, b, c) (c - a*b rounded once, as a kernel of ATen's contracts it) and powc(x, e)
+(x ** e for a constant e, as ATen's pow with a Python number: x*x for 2, sqrt for 0.5, ...). A subexpression of constants only
 (c, c2, numbers) stays Python arithmetic (float64) in every target, as PyTorch's double
 Scalars: the Numba sweep rounds it into its dtype once, after (log(c) of float64 c).
 """
 import ast
 
-FUNCS = ("exp", "log", "sqrt", "sin", "cos", "tanh")
+FUNCS = ("exp", "log", "sqrt", "sin", "cos", "tanh", "sinh", "cosh", "trunc")
 CONSTANT_NAMES = {"c", "c2"}
 
 
@@ -26,6 +27,11 @@ def _constant(node):
 
 def _call(name, args):
     return ast.Call(func=ast.Name(name, ast.Load()), args=args, keywords=[])
+
+
+def _np_call(name, args):
+    return ast.Call(func=ast.Attribute(ast.Name("np", ast.Load()), name, ast.Load()),
+                    args=args, keywords=[])
 
 
 class _Float64(ast.NodeTransformer):
@@ -61,6 +67,11 @@ class _Numba(ast.NodeTransformer):
         if name == "fnma":              # c - a*b = fma(-a, b, c)
             a, b, c = node.args
             return _call("_fma", [ast.UnaryOp(ast.USub(), a), b, c])
+        if name == "rsqrt":             # 1 / sqrt(x), each step rounded (ATen's kernel)
+            return ast.BinOp(self.visit_Constant(ast.Constant(1.0)), ast.Div(),
+                             _np_call("sqrt", node.args))
+        if name == "floordiv":          # Numba's float // is CPython's, ATen's div_floor
+            return ast.BinOp(node.args[0], ast.FloorDiv(), node.args[1])
         if name in FUNCS:
             return ast.Call(func=ast.Attribute(ast.Name("np", ast.Load()), name, ast.Load()),
                             args=node.args, keywords=[])
@@ -94,8 +105,11 @@ class _Tensor(ast.NodeTransformer):
         if name in FUNCS:
             return ast.Call(func=ast.Attribute(node.args[0], name, ast.Load()), args=[],
                             keywords=[])
-        if name in ("where", "sign"):
+        if name in ("where", "sign", "floordiv"):
             return ast.Call(func=ast.Name("_" + name, ast.Load()), args=node.args, keywords=[])
+        if name == "rsqrt":
+            return ast.Call(func=ast.Attribute(node.args[0], name, ast.Load()), args=[],
+                            keywords=[])
         if name == "fnma":              # c - a*b (recorded ops round each step)
             a, b, c = node.args
             return ast.BinOp(c, ast.Sub(), ast.BinOp(a, ast.Mult(), b))
@@ -118,7 +132,7 @@ def _names(formula):
 
 def check_saves(row):
     """A formula may read only what its row saves (the backward has nothing else)."""
-    have = {"g", "c", "c2", "where", "sign", "fnma", "powc", *FUNCS}
+    have = {"g", "c", "c2", "where", "sign", "fnma", "powc", "rsqrt", "floordiv", *FUNCS}
     if "a" in row.saves:
         have.add("x")
     if "b" in row.saves:

@@ -1,11 +1,13 @@
-"""What the generated create_graph formulas call (``_generated/formulas.py``): where() and
-sign() on tensors, Python numbers or both, and math on constants."""
+"""What the generated create_graph formulas call (``_generated/formulas.py``): where(),
+sign() and floordiv() on tensors, Python numbers or both, and math on constants."""
 import math
 
 import numpy as np
 
 from .base import TensorBase
+from .face import _array, _from_array, _result_dtype
 from .indexing import where
+from .quiet import quietly
 
 
 def _where(cond, a, b):
@@ -29,6 +31,16 @@ def _sign(x):
     if not isinstance(x, TensorBase):
         return float(np.sign(x))
     return (x > 0).to(x.dtype) - (x < 0).to(x.dtype)
+
+
+def _floordiv(x, y):
+    """x // y as ATen's div(rounding_mode="floor") (NumPy's floor_divide takes the same
+    steps: C's fmod, then the quotient corrected), in the operands' result dtype: a step
+    function, so a constant (its derivative is 0 everywhere it has one)."""
+    dt = _result_dtype(x, y)
+    a, b = (_array(v) if isinstance(v, TensorBase) else v for v in (x, y))
+    return _from_array(np.asarray(quietly(np.floor_divide, np.asarray(a, dt.np),
+                                          np.asarray(b, dt.np))), dt)
 
 
 class _cmath:

@@ -28,3 +28,18 @@ def _erf(x):
     """erf elementwise (NumPy has none; libm's erf through math.erf, exact to the ulp)."""
     x = np.asarray(x)
     return np.asarray(_erf_each(x), x.dtype if x.dtype.kind == "f" else np.float64)
+
+
+try:                                    # libm's exp2 (ATen's), Python 3.11 on
+    from math import exp2 as _exp2
+except ImportError:                     # NumPy's float64 loop calls it too
+    def _exp2(x):
+        return float(np.exp2(x))
+
+
+def _remainder(x, y):
+    """x mod y with y's sign, as ATen's remainder: C's fmod(x, y) (exact), plus y where that
+    is not 0 and its sign is not y's. A zero keeps fmod's sign, x's (NumPy's remainder and
+    Python's % give y's)."""
+    m = np.fmod(x, y)
+    return np.where((m != 0) & ((m < 0) != (np.asarray(y) < 0)), m + y, m)

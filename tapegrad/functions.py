@@ -1,9 +1,9 @@
 """``tg.<name>(input, ...)``: the torch.* functions that are Tensor methods (``tg.exp(t)``
 is ``t.exp()``), with PyTorch's ``out=`` (tensor_api.write_out).
 
-``input`` must be a tensor, as in PyTorch, save for the five functions PyTorch also takes a
+``input`` must be a tensor, as in PyTorch, save for the six functions PyTorch also takes a
 Python number first in: ``tg.add(2.0, t, alpha=3)`` is ``2.0 + 3 * t``, and ``sub``,
-``mul``, ``div`` and ``pow`` alike. The number is the first operand of the same record as
+``mul``, ``div``, ``pow`` and ``remainder`` (``2.0 % t``, which has no derivative) alike. The number is the first operand of the same record as
 ``2.0 - t`` would make with the number second (face._binary takes a number on either
 side; ``sub``'s a wrapped 0-d tensor, for PyTorch's node name), so ``tg.div(3.0, t)`` divides (PyTorch's DivBackward0), where the operator ``3.0 / t``
 is ``reciprocal(t) * 3.0`` in both libraries. Anything else is PyTorch's TypeError.
@@ -19,7 +19,7 @@ from .inplace import scaled
 from .ops import ADD, DIV, MUL, SUB
 
 # the functions whose input may be a Python number, and their op
-NUMBER_FIRST = {"add": ADD, "sub": SUB, "mul": MUL, "div": DIV, "pow": None}
+NUMBER_FIRST = {"add": ADD, "sub": SUB, "mul": MUL, "div": DIV, "pow": None, "remainder": None}
 _NUMBERS = (bool, int, float, np.number)
 
 
@@ -50,6 +50,8 @@ def _number_first(name, x, args, kwargs):
         raise TypeError(f"{name}() got an unexpected keyword argument '{next(iter(kwargs))}'")
     if name == "pow":
         return other.__rpow__(x)            # x ** t: PowBackward2, as PyTorch's
+    if name == "remainder":
+        return other.__rmod__(x)
     if name == "sub":           # SubBackward0 of a wrapped number (2.0 - t is RsubBackward1)
         x = tensor(x, dtype=_result_dtype(x, other))
     return _binary(NUMBER_FIRST[name], x, other if alpha == 1 else scaled(other, alpha))

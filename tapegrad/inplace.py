@@ -99,14 +99,16 @@ def _inplace(self, op, other):
 _TYPE_NAMES = {0: "Bool", 1: "Long", 2: "Float"}
 
 
-def write_back(self, compute, name, args=(), result_saved=False):
+def write_back(self, compute, name, args=(), result_saved=False, undefined=None):
     """``self = compute(self)`` written into self's memory: the in-place form ``name`` of an
     out-of-place method (``exp_`` of ``exp``). In grad mode, when self or a tensor among
     ``args`` requires grad, the result's record becomes self's node (``x.exp_()`` shows
     ExpBackward0), computed from a copy of self's value (its backward may read it), as add_
     records; ``result_saved``: PyTorch's backward of it reads its result, which is self
-    (``_saved_as_self``). Otherwise nothing is recorded. Inside tg.compile it raises (a
-    replay would not repeat it)."""
+    (``_saved_as_self``); ``undefined``: PyTorch has no derivative of it (asinh_), so that
+    recording one raises PyTorch's error (PyTorch's raises at the backward that reaches it).
+    Otherwise nothing is recorded. Inside tg.compile it raises (a replay would not repeat
+    it)."""
     refuse_while_recording(f"the in-place {name}()")
     st = _local.state or thread_state()
     grad = st._enabled and (self._rg or any(isinstance(x, Tensor) and x._rg for x in args))
@@ -114,6 +116,9 @@ def write_back(self, compute, name, args=(), result_saved=False):
         raise RuntimeError(LEAF_IN_PLACE)
     if grad:
         refuse_view_of_leaf(self)
+        if undefined:
+            raise NotImplementedError(f"the derivative for 'inplace version of {undefined}' "
+                                      "is not implemented.")
     refuse_overlap(self)
     res = compute(_stand_in(self) if grad and type(self._v) is _nd else self)
     if res._dtype.category > self._dtype.category:
@@ -150,10 +155,11 @@ def _saved_as_self(t, res):
 def _in_place_form(name):
     """``t.<name>_(...)``: t.<name>(...) written into t (write_back)."""
     saved = name in SAVES_RESULT
+    undefined = NO_DERIVATIVE.get(name)
 
     def method(self, *args, **kwargs):
         return write_back(self, lambda t: getattr(t, name)(*args, **kwargs), name + "_",
-                          args + tuple(kwargs.values()), saved)
+                          args + tuple(kwargs.values()), saved, undefined)
     method.__name__ = method.__qualname__ = name + "_"
     method.__doc__ = f"t.{name}_(...): t.{name}(...) written into t's memory."
     return method
@@ -162,9 +168,15 @@ def _in_place_form(name):
 # the elementwise methods with an in-place form (PyTorch's names)
 IN_PLACE = ("neg exp log tanh sigmoid sqrt abs relu reciprocal sin cos atan erf log1p expm1 "
             "rsqrt square sign floor ceil trunc round frac clamp clip pow "
-            "masked_fill atan2 arctan2").split()
+            "masked_fill atan2 arctan2 tan sinh cosh asin acos asinh acosh atanh log2 log10 "
+            "exp2 arctan arcsin arccos arcsinh arccosh arctanh hypot fmod remainder").split()
 # those whose PyTorch backward reads the result: a later in-place change of it raises
-SAVES_RESULT = frozenset("exp tanh sigmoid sqrt relu reciprocal expm1 rsqrt".split())
+SAVES_RESULT = frozenset("exp tanh sigmoid sqrt relu reciprocal expm1 rsqrt tan exp2 "
+                         "hypot".split())
+# those PyTorch has no derivative for in place (derivatives.yaml: not_implemented): the op
+# whose name its error gives
+NO_DERIVATIVE = {"asinh": "asinh", "arcsinh": "asinh", "acosh": "acosh", "arccosh": "acosh",
+                 "atanh": "atanh", "arctanh": "atanh"}
 VIEW_OF_LEAF = ("a view of a leaf Variable that requires grad is being used in an in-place "
                 "operation.")
 

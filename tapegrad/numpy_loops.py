@@ -21,7 +21,7 @@ operand (tests/test_compile_matches_eager.py checks them against the ufuncs).
 
 ``LOOP_OF[op]``: the index of the ufunc whose loops op's array forward calls (``UFUNCS``),
 or -1 for an op whose array forward is exactly rounded (``+ - * /``, sqrt, ...: the
-replay's plain arithmetic gives the same bits) or, like erf, computed by the same libm
+replay's plain arithmetic gives the same bits; fmod is exact, remainder fmod and an add) or, like erf, computed by the same libm
 function in both paths. Derived from the op table's ``array`` column: a new row that
 calls a NumPy ufunc not in ``EXACT`` gets its loop with no change here.
 """
@@ -40,7 +40,7 @@ from .ops import BY_CODE, FAMILY, F_BINARY, F_UNARY, NUM_OPS
 # only move values): the replay's own arithmetic gives their bits
 EXACT = frozenset({"add", "subtract", "multiply", "true_divide", "negative", "sqrt", "abs",
                    "maximum", "minimum", "clip", "where", "reciprocal", "copy", "floor", "ceil",
-                   "trunc", "rint"})
+                   "trunc", "rint", "fmod"})
 
 
 def _ufuncs_of(row):

@@ -32,8 +32,10 @@ Op = namedtuple("Op", "name const node arity family saves scalar array grads dom
 #   array   the forward on NumPy arrays,
 #   grads   each operand's gradient, an expression of g (the incoming gradient), x, y,
 #           out (the result), c, c2 and w (where's condition), with where(cond, a, b),
-#           sign(x), exp/log/sqrt/sin/cos/tanh, fnma(a, b, c) = c - a*b rounded once and
-#           powc(x, e) = ATen's x ** e (codegen.py); what it reads must match ``saves``.
+#           sign(x), exp/log/sqrt/sin/cos/tanh/sinh/cosh/trunc, rsqrt(x) = 1 / sqrt(x),
+#           floordiv(x, y) = Python's x // y, fnma(a, b, c) = c - a*b rounded once and
+#           powc(x, e) = ATen's x ** e (codegen_formulas.py); what it reads must match
+#           ``saves``.
 #           Each is PyTorch's (derivatives.yaml, FunctionsManual.cpp) in its order of
 #           operations, so that a float32 gradient rounds as PyTorch's does;
 #   domain  where the Python-float forward cannot raise (else NumPy computes it);
@@ -78,6 +80,26 @@ _ROWS = [
        "math.atan2(x, y)", "np.arctan2(x, y)",
        ("g * y * where(x * x + y * y == 0.0, 0.0, 1.0 / (x * x + y * y))",
         "g * -x * where(x * x + y * y == 0.0, 0.0, 1.0 / (x * x + y * y))")),
+    # sqrt(x^2 + y^2) (libm's hypot, as ATen's: math.hypot is Python's own); PyTorch's
+    # gradients read the result: (g * x) / out and (g * y) / out (NaN where both are 0)
+    Op("hypot",      "HYPOT",      "HypotBackward0",          2, "binary",  "aby",
+       "float(np.hypot(x, y))", "np.hypot(x, y)", ("g * x / out", "g * y / out"),
+       kernel="math.hypot(x, y)"),
+    # log(e^x + e^y) as ATen: max(x, y) + log1p(e^-|x - y|), x itself where x == y is inf
+    # (x + log 2 where x == y: log1p(1)); d/dx = 1 / (1 + e^(y - x)), d/dy = 1 / (1 + e^(x - y))
+    Op("logaddexp",  "LOGADDEXP",  "LogaddexpBackward0",      2, "binary",  "ab",
+       "x + 0.6931471805599453 if x == y else max(x, y) + math.log1p(math.exp(-abs(x - y)))",
+       "np.logaddexp(x, y)", ("g / (1.0 + exp(y - x))", "g / (1.0 + exp(x - y))")),
+    # x - trunc(x / y) y, exactly (C's fmod: the sign of x); d/dx = 1, d/dy = -trunc(x / y),
+    # PyTorch's -grad * x.div(y, rounding_mode="trunc") (trunc of the rounded quotient)
+    Op("fmod",       "FMOD",       "FmodBackward1",           2, "binary",  "ab",
+       "math.fmod(x, y)", "np.fmod(x, y)", ("g", "-g * trunc(x / y)"), kernel="np.fmod(x, y)"),
+    # x - floor(x / y) y as ATen: fmod(x, y), plus y where that is not 0 and its sign is not
+    # y's (so a zero keeps x's sign: Python's and NumPy's % give y's); d/dx = 1, d/dy = the
+    # floor division of x by y, negated (ATen's div_floor, Python's and NumPy's //)
+    Op("remainder",  "REMAINDER",  "RemainderBackward1",      2, "binary",  "ab",
+       "math.copysign(0.0, x) if x % y == 0.0 else x % y", "_remainder(x, y)",
+       ("g", "-g * floordiv(x, y)")),
     Op("neg",        "NEG",        "NegBackward0",            1, "unary",   "",
        "-x", "np.negative(x)", ("-g",), ints="keep"),
     Op("exp",        "EXP",        "ExpBackward0",            1, "unary",   "y",
@@ -133,6 +155,41 @@ _ROWS = [
     # d/dx atan x = 1/(1 + x^2)
     Op("atan",       "ATAN",       "AtanBackward0",           1, "unary",   "a",
        "math.atan(x)", "np.arctan(x)", ("g / (1.0 + x * x)",)),
+    # d/dx tan x = 1 + tan^2 x, from the result as PyTorch: g * (1 + out^2)
+    Op("tan",        "TAN",        "TanBackward0",            1, "unary",   "y",
+       "math.tan(x)", "np.tan(x)", ("g * (1.0 + out * out)",), "abs(x) < 1e300"),
+    # d/dx sinh x = cosh x, d/dx cosh x = sinh x
+    Op("sinh",       "SINH",       "SinhBackward0",           1, "unary",   "a",
+       "math.sinh(x)", "np.sinh(x)", ("g * cosh(x)",), "abs(x) < 710.0"),
+    Op("cosh",       "COSH",       "CoshBackward0",           1, "unary",   "a",
+       "math.cosh(x)", "np.cosh(x)", ("g * sinh(x)",), "abs(x) < 710.0"),
+    # d/dx asin x = 1/sqrt(1 - x^2) = -d/dx acos x, PyTorch's (-x * x + 1).rsqrt()
+    Op("asin",       "ASIN",       "AsinBackward0",           1, "unary",   "a",
+       "math.asin(x)", "np.arcsin(x)", ("g * rsqrt(-x * x + 1.0)",), "abs(x) <= 1.0"),
+    Op("acos",       "ACOS",       "AcosBackward0",           1, "unary",   "a",
+       "math.acos(x)", "np.arccos(x)", ("g * -rsqrt(-x * x + 1.0)",), "abs(x) <= 1.0"),
+    # d/dx asinh x = 1/sqrt(x^2 + 1), d/dx acosh x = 1/sqrt(x^2 - 1), d/dx atanh x = 1/(1 - x^2)
+    Op("asinh",      "ASINH",      "AsinhBackward0",          1, "unary",   "a",
+       "math.asinh(x)", "np.arcsinh(x)", ("g * rsqrt(x * x + 1.0)",)),
+    Op("acosh",      "ACOSH",      "AcoshBackward0",          1, "unary",   "a",
+       "math.acosh(x)", "np.arccosh(x)", ("g * rsqrt(x * x - 1.0)",), "x >= 1.0"),
+    Op("atanh",      "ATANH",      "AtanhBackward0",          1, "unary",   "a",
+       "math.atanh(x)", "np.arctanh(x)", ("g / (1.0 - x * x)",), "abs(x) < 1.0"),
+    # d/dx log2 x = 1/(x ln 2), d/dx log10 x = 1/(x ln 10), d/dx 2^x = 2^x ln 2 (PyTorch's
+    # constants, in its order of operations); exp2 is libm's (2.0 ** x is pow's)
+    Op("log2",       "LOG2",       "Log2Backward0",           1, "unary",   "a",
+       "math.log2(x)", "np.log2(x)", ("g / (x * 0.6931471805599453)",), "x > 0.0"),
+    Op("log10",      "LOG10",      "Log10Backward0",          1, "unary",   "a",
+       "math.log10(x)", "np.log10(x)", ("g / (x * 2.3025850929940456)",), "x > 0.0"),
+    Op("exp2",       "EXP2",       "Exp2Backward0",           1, "unary",   "y",
+       "_exp2(x)", "np.exp2(x)", ("g * out * 0.6931471805599453",), "x < 1024.0",
+       "np.exp2(x)"),
+    # fmod(x, c) and remainder(x, c) of a Python number c (PyTorch's Scalar overloads: one
+    # input, the gradient g); their forwards are the binary rows' (fmod, remainder)
+    Op("fmodc",      "FMODC",      "FmodBackward0",           1, "unary",   "",
+       "math.fmod(x, c)", "np.fmod(x, c)", ("g",), kernel="np.fmod(x, c)"),
+    Op("remainderc", "REMAINDERC", "RemainderBackward0",      1, "unary",   "",
+       "math.copysign(0.0, x) if x % c == 0.0 else x % c", "_remainder(x, c)", ("g",)),
     # Steps: PyTorch's gradient is zeros_like(grad), 0 where the incoming one is inf or NaN
     # too. sign is 0 at -0 and for NaN (ATen's (0 < x) - (x < 0); NumPy's sign gives NaN);
     # floor, ceil, trunc and round (half to even) keep the sign of -0 and of x in (-1, 0)

@@ -11,7 +11,7 @@ A replayed call's arguments are checked by the step kernel itself (``replay_step
 way, on objects whose contents are known; ``ARGS_DIRECT`` is False when any is not found
 (the calls then check their arguments in Python).
 """
-# kernel sources: 5851bbea5c0734f5
+# kernel sources: cf408bb5f6289ce0
 import ctypes
 
 import numpy as np

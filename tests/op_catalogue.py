@@ -18,13 +18,16 @@ Domains:
   kink  defined on all reals, not differentiable at 0 (finite differences keep away from 0);
   nz    a pole at 0, defined on both sides;
   pos   defined for x > 0 (or on a wider set that holds the positive numbers);
+  unit  defined and smooth for |x| < 1 (asin, acos, atanh: infinite slopes or poles at -1
+        and 1; tan, smooth on a wider set that holds it: poles at +-pi/2);
+  gt1   defined for x > 1 (acosh: an infinite slope at 1);
   step  piecewise constant (frac: piecewise x + constant), jumps at multiples of 0.5 only
         (floor, ceil, trunc, frac at the integers, round at the half-integers, sign at 0):
         finite differences keep away from them.
 """
 from operator import methodcaller
 
-DOMAINS = ("any", "kink", "nz", "pos", "step")
+DOMAINS = ("any", "kink", "nz", "pos", "step", "unit", "gt1")
 
 UNARY = {
     "neg": "any",
@@ -50,6 +53,17 @@ UNARY = {
     "trunc": "step",
     "round": "step",
     "frac": "step",
+    "tan": "unit",
+    "sinh": "any",
+    "cosh": "any",
+    "asin": "unit",
+    "acos": "unit",
+    "asinh": "any",
+    "acosh": "gt1",
+    "atanh": "unit",
+    "log2": "pos",
+    "log10": "pos",
+    "exp2": "any",
 }
 
 # Unary rows of the op table that are not a plain ``x.name()``: each test file keeps its own
@@ -60,6 +74,8 @@ SPECIAL = {
     "rpow": "c ** x: its base",
     "to": "x.to(dtype), x.float(), x.double(): a cast",
     "rounddec": "x.round(decimals=d): its decimals",
+    "fmodc": "x.fmod(c), tg.fmod(x, c): its divisor",
+    "remainderc": "x.remainder(c), x % c: its divisor",
 }
 
 

@@ -68,12 +68,12 @@ def test_generated_elementwise_values_match_the_eager_forwards():
         code = ops.code_of(row.name)
         if row.family == "unary" and code in tables.SCALAR_F:
             for x in rng.uniform(0.1, 2.0, 5):
-                assert elementwise.unary_value(code, x, 0.0, 0.0) == \
-                    pytest.approx(tables.SCALAR_F[code](x), rel=1e-15), row.name
+                assert elementwise.unary_value(code, x, 0.0, 0.0) == pytest.approx(
+                    tables.SCALAR_F[code](x), rel=1e-15, nan_ok=True), row.name   # (asin 2)
         if row.family == "binary" and code in tables.SCALAR_F:
             for x, y in rng.uniform(0.1, 2.0, (5, 2)):
-                assert elementwise.binary_value(code, x, y, 0.0) == \
-                    pytest.approx(tables.SCALAR_F[code](x, y), rel=1e-15), row.name
+                assert elementwise.binary_value(code, x, y, 0.0) == pytest.approx(
+                    tables.SCALAR_F[code](x, y), rel=1e-15, nan_ok=True), row.name
 
 
 # ----- the layout ------------------------------------------------------------------------

@@ -141,6 +141,8 @@ NAMES_DIFFER = {
     "std": "PyTorch masks in place; tapegrad where()",
     "copyslices": "tapegrad gathers b's gradient (IndexBackward0) where PyTorch clones a view",
     "as_strided": "as copyslices: the view's base was changed by item assignment",
+    "exp2": "PyTorch's (g * y) * ln 2 multiplies by a C++ scalar last (MulBackward1); "
+            "tapegrad's tensor * number is MulBackward0",
 }
 # 0-d Python-float scalars: a where() between them picks its branch (the scalar fast path),
 # so the gradient can be the seed itself (no node) where PyTorch has a WhereBackward0

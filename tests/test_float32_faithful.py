@@ -35,6 +35,9 @@ SIGNED = (_rng.standard_normal(N) * 1.5).astype(F)
 OTHER = (np.abs(_rng.standard_normal(N)) + 0.05).astype(F)
 OTHER[::7] = POS[::7]                                          # ties for maximum/minimum
 G = _rng.standard_normal(N).astype(F)                          # the upstream gradient
+UNIT = _rng.uniform(-0.95, 0.95, N).astype(F)                  # asin, acos, atanh, tan
+GT1 = (POS + 1.0).astype(F)                                    # acosh
+WIDE = (SIGNED * 4.0).astype(F)                                # fmod, remainder: quotients
 COND = _rng.random(N) < 0.5
 
 # name: (function of (module, x[, y]) for tapegrad and torch alike, input, second input)
@@ -67,6 +70,19 @@ UNARY = {
     "round": (lambda m, x: x.round(), SIGNED),
     "rounddec": (lambda m, x: x.round(decimals=2), SIGNED),
     "frac": (lambda m, x: x.frac(), SIGNED),
+    "tan": (lambda m, x: x.tan(), UNIT),
+    "sinh": (lambda m, x: x.sinh(), SIGNED),
+    "cosh": (lambda m, x: x.cosh(), SIGNED),
+    "asin": (lambda m, x: x.asin(), UNIT),
+    "acos": (lambda m, x: x.acos(), UNIT),
+    "asinh": (lambda m, x: x.asinh(), SIGNED),
+    "acosh": (lambda m, x: x.acosh(), GT1),
+    "atanh": (lambda m, x: x.atanh(), UNIT),
+    "log2": (lambda m, x: x.log2(), POS),
+    "log10": (lambda m, x: x.log10(), POS),
+    "exp2": (lambda m, x: x.exp2(), SIGNED),
+    "fmodc(0.7)": (lambda m, x: x.fmod(0.7), WIDE),
+    "remainderc(-0.3)": (lambda m, x: x % -0.3, WIDE),
 }
 # powc: ATen's special exponents (2, 3, +-0.5, -1, -2 and their c - 1) and others
 EXPONENTS = (0.0, 1.0, 2.0, 3.0, 4.0, 0.5, 1.5, -0.5, -1.0, -2.0, -1.5, 1.3)
@@ -82,6 +98,10 @@ BINARY = {
     "minimum": (lambda m, x, y: m.minimum(x, y), POS, OTHER),
     "where": (lambda m, x, y: m.where(x > 0.5, x, y), POS, OTHER),
     "atan2": (lambda m, x, y: m.atan2(x, y), SIGNED, OTHER),
+    "hypot": (lambda m, x, y: m.hypot(x, y), SIGNED, OTHER),
+    "logaddexp": (lambda m, x, y: m.logaddexp(x, y), SIGNED, OTHER),
+    "fmod": (lambda m, x, y: m.fmod(x, y), WIDE, OTHER),
+    "remainder": (lambda m, x, y: m.remainder(x, y), WIDE, OTHER),
 }
 # one tensor in both operands: its two shares accumulate
 UNARY["mul_self"] = (lambda m, x: x * x, SIGNED)
@@ -98,8 +118,14 @@ UNARY["rsub_number"] = (lambda m, x: 0.37 - x, SIGNED)
 # rounded: the forward of sqrt differs too). For arrays, powc's x ** (c - 1) at exponents
 # ATen has no special case for is SLEEF's powf (its 0-d is pow in float64, as the sweep's).
 # One ulp of the function becomes up to two after g * f rounds; pow's up to four.
-ULPS_0D = {"sin": 2, "cos": 2, "erf": 2, "pow": 4, "powc(1.5)": 2}
-ULPS = {**ULPS_0D, **{f"powc({c})": 4 for c in (-0.5, -2.0, -1.5, 1.3)}}
+# So are logaddexp's exp(y - x) (arrays and 0-d) and, for arrays, sinh's cosh(x) and cosh's
+# sinh(x) (SLEEF's vector functions; the 0-d ones are libm's in both).
+ULPS_0D = {"sin": 2, "cos": 2, "erf": 2, "pow": 4, "powc(1.5)": 2, "logaddexp": 1}
+ULPS = {**ULPS_0D, **{f"powc({c})": 4 for c in (-0.5, -2.0, -1.5, 1.3)}, "sinh": 2, "cosh": 2}
+# fmod's and remainder's gradient of the divisor, -g * trunc(x / y) (floor), is -0 where the
+# quotient rounds to 0 and g > 0 (or -0 and g < 0); PyTorch's leaf keeps that -0, tapegrad's
+# sweep adds every gradient into zeros (-0 + 0 is +0): zeros compare by value for these two
+ZERO_SIGN = ("fmod", "remainder")
 CASES = [(name, 1) for name in UNARY] + [(name, 2) for name in BINARY]
 
 
@@ -139,6 +165,8 @@ def _compare(name, arity, zero_d, dtype=F):
                                             _run(tg, fn, arity, inputs, G.astype(dtype)))
     same = want_y.view(bits) == got_y.view(bits)
     out = []
+    if name in ZERO_SIGN:
+        want_g, got_g = [[g + dtype(0.0) for g in gs] for gs in (want_g, got_g)]   # -0: +0
     for w, h in zip(want_g, got_g):     # same-signed gradients: ulps apart = ints apart
         assert w.dtype == h.dtype == dtype
         ws, hs = w[same].view(ints).astype(object), h[same].view(ints).astype(object)

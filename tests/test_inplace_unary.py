@@ -11,16 +11,30 @@ import pytest
 
 import tapegrad as tg
 from tapegrad.graph import class_name
-from tapegrad.inplace import IN_PLACE
+from tapegrad.inplace import IN_PLACE, NO_DERIVATIVE
 
 F64, F32 = tg.float64, tg.float32
 RNG = np.random.default_rng(5)
-VALUES = RNG.uniform(0.2, 1.4, (3, 4))        # in every op's domain, after * 1.5
+VALUES = RNG.uniform(0.2, 1.4, (3, 4))        # in every op's domain, after _start
+UNIT = "tan asin acos atanh arcsin arccos arctanh".split()     # |x| < 1
+GT1 = ("acosh", "arccosh")                                     # x > 1
 
 ARGS = {"clamp": (0.5, 1.2), "clip": (None, 1.1), "pow": (3.0,),
         "masked_fill": (tg.tensor(VALUES > 0.8), 0.25),
         "atan2": (tg.tensor([0.5, -1.0, 2.0, 0.3], dtype=F64),),
-        "arctan2": (tg.tensor([0.5, -1.0, 2.0, 0.3], dtype=F64),)}
+        "arctan2": (tg.tensor([0.5, -1.0, 2.0, 0.3], dtype=F64),),
+        "hypot": (tg.tensor([0.5, -1.0, 2.0, 0.3], dtype=F64),),
+        "fmod": (0.7,),
+        "remainder": (tg.tensor([0.5, -1.0, 2.0, 0.3], dtype=F64),)}
+FOUR_WIDE = ("masked_fill", "atan2", "arctan2", "hypot", "remainder")   # arrays only
+# the in-place forms PyTorch has no derivative for: tested on their own below
+DIFFERENTIABLE = [n for n in IN_PLACE if n not in NO_DERIVATIVE]
+
+
+def _start(name, t):
+    """The non-leaf an in-place form changes: t * 1.5 (t in (0.2, 1.4)), in the op's
+    domain."""
+    return t * 0.5 if name in UNIT else t * 1.5 + 1.0 if name in GT1 else t * 1.5
 
 
 def _args(name, dtype):
@@ -30,15 +44,14 @@ def _args(name, dtype):
 
 def test_the_in_place_forms_are_pytorchs():
     torch = pytest.importorskip("torch")
-    assert len(IN_PLACE) == 29
+    assert len(IN_PLACE) == 49
     for name in IN_PLACE:
         assert hasattr(torch.Tensor, name + "_"), name
         assert callable(getattr(tg.Tensor, name + "_")), name
 
 
 # (the tensor operands of masked_fill and atan2 are 4 wide: array cases only)
-CASES = [(n, s) for n in IN_PLACE for s in ((3, 4), ())
-         if s or n not in ("masked_fill", "atan2", "arctan2")]
+CASES = [(n, s) for n in DIFFERENTIABLE for s in ((3, 4), ()) if s or n not in FOUR_WIDE]
 
 
 @pytest.mark.parametrize("dtype", [F64, F32])
@@ -47,7 +60,7 @@ def test_in_place_equals_out_of_place_to_the_bit(name, shape, dtype):
     v = VALUES if shape else VALUES[0, 0]
     args = _args(name, dtype)
     a, b = (tg.tensor(v, dtype=dtype, requires_grad=True) for _ in range(2))
-    ya, yb = a * 1.5, b * 1.5
+    ya, yb = _start(name, a), _start(name, b)
     out = getattr(ya, name + "_")(*args)
     zb = getattr(yb, name)(*args)
     assert out is ya and ya._version == 1
@@ -59,14 +72,14 @@ def test_in_place_equals_out_of_place_to_the_bit(name, shape, dtype):
     assert np.array_equal(a.grad.numpy(), b.grad.numpy())
 
 
-@pytest.mark.parametrize("name", IN_PLACE)
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_in_place_matches_torch(name):
     torch = pytest.importorskip("torch")
     targs = tuple(torch.tensor(a.numpy()) if isinstance(a, tg.Tensor) else a
                   for a in _args(name, F64))
     a = tg.tensor(VALUES, dtype=F64, requires_grad=True)
     t = torch.tensor(VALUES, dtype=torch.float64, requires_grad=True)
-    ya, yt = a * 1.5, t * 1.5
+    ya, yt = _start(name, a), _start(name, t)
     getattr(ya, name + "_")(*_args(name, F64))
     getattr(yt, name + "_")(*targs)
     if name != "masked_fill":           # (a WhereBackward0 here: README, Differences)
@@ -247,16 +260,24 @@ def _two_wide_args(L, name):
     return {"clamp": (0.5, 1.0), "clip": (None, 1.1), "pow": (3.0,),
             "masked_fill": (L.tensor([True, False]), 0.5),
             "atan2": (L.tensor([0.5, 2.0], dtype=L.float64),),
-            "arctan2": (L.tensor([0.5, 2.0], dtype=L.float64),)}.get(name, ())
+            "arctan2": (L.tensor([0.5, 2.0], dtype=L.float64),),
+            "hypot": (L.tensor([0.5, 2.0], dtype=L.float64),),
+            "fmod": (0.4,),
+            "remainder": (L.tensor([0.5, -2.0], dtype=L.float64),)}.get(name, ())
 
 
-@pytest.mark.parametrize("name", IN_PLACE)
+def _two_wide(name):
+    """The values name_ changes, in its domain."""
+    return [0.3, 0.6] if name in UNIT else [1.3, 1.7] if name in GT1 else [0.7, 1.3]
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_changing_the_result_again_raises_where_pytorch_saved_it(name):
     """exp_, tanh_ ... save their result (the tensor itself): a later add_ makes the
     backward raise. The others (clamp_ included, whose PyTorch backward reads the old input)
     run, with the gradient of the two steps."""
     from tapegrad.inplace import SAVES_RESULT
-    x = tg.tensor([0.7, 1.3], dtype=F64, requires_grad=True)
+    x = tg.tensor(_two_wide(name), dtype=F64, requires_grad=True)
     y = x * 1.0
     args = _two_wide_args(tg, name)
     getattr(y, name + "_")(*args)
@@ -265,7 +286,7 @@ def test_changing_the_result_again_raises_where_pytorch_saved_it(name):
         _version_error(lambda: (y * y).sum().backward())
         return
     (y * y).sum().backward()
-    x2 = tg.tensor([0.7, 1.3], dtype=F64, requires_grad=True)
+    x2 = tg.tensor(_two_wide(name), dtype=F64, requires_grad=True)
     z = getattr(x2 * 1.0, name)(*args) + 1.0            # the same steps, out of place
     (z * z).sum().backward()
     assert np.array_equal(x.grad.numpy(), x2.grad.numpy())
@@ -275,8 +296,8 @@ def test_the_saved_results_are_pytorchs():
     torch = pytest.importorskip("torch")
     from tapegrad.inplace import SAVES_RESULT
     raises = set()
-    for name in IN_PLACE:
-        x = torch.tensor([0.7, 1.3], dtype=torch.float64, requires_grad=True)
+    for name in DIFFERENTIABLE:
+        x = torch.tensor(_two_wide(name), dtype=torch.float64, requires_grad=True)
         y = x * 1.0
         getattr(y, name + "_")(*_two_wide_args(torch, name))
         y.add_(1.0)
@@ -285,6 +306,37 @@ def test_the_saved_results_are_pytorchs():
         except RuntimeError:
             raises.add(name)
     assert raises == SAVES_RESULT
+
+
+@pytest.mark.parametrize("name", sorted(NO_DERIVATIVE))
+def test_in_place_forms_without_a_derivative(name):
+    """asinh_, acosh_, atanh_ (and the arc- aliases): PyTorch has no derivative of them
+    (derivatives.yaml: not_implemented). Where one would be recorded, its error, at the
+    call (PyTorch's at the backward that reaches its AsinhBackward1 node, which is raised
+    here for both); under no_grad, or on a tensor that needs no grad, the value, as the
+    out-of-place op's."""
+    torch = pytest.importorskip("torch")
+    msg = f"the derivative for 'inplace version of {NO_DERIVATIVE[name]}' is not implemented."
+    x = tg.tensor(_two_wide(name), dtype=F64, requires_grad=True)
+    with pytest.raises(NotImplementedError, match=msg.replace(".", r"\.")):
+        getattr(x * 1.0, name + "_")()
+    t = torch.tensor(_two_wide(name), dtype=torch.float64, requires_grad=True)
+    y = t * 1.0
+    getattr(y, name + "_")()
+    with pytest.raises(NotImplementedError) as e:
+        y.sum().backward()
+    assert str(e.value) == msg
+    with tg.no_grad():
+        y = x * 1.0
+        assert getattr(y, name + "_")() is y and y._version == 1
+    z = tg.tensor(_two_wide(name), dtype=F64)
+    getattr(z, name + "_")()
+    want = getattr(torch, name)(torch.tensor(_two_wide(name), dtype=torch.float64)).numpy()
+    for v in (y, z):
+        assert not v.requires_grad or v.grad_fn is None
+        np.testing.assert_allclose(v.numpy(), want, rtol=1e-15, atol=0)
+        np.testing.assert_array_equal(v.numpy(), getattr(tg.tensor(_two_wide(name),
+                                                                   dtype=F64), name)().numpy())
 
 
 FUZZ_OPS = [("exp_", ()), ("tanh_", ()), ("sigmoid_", ()), ("sin_", ()), ("relu_", ()),

@@ -65,6 +65,12 @@ def _draw(rng, shape, domain):
         a = rng.uniform(0.5, 2.0, shape)
     elif domain == "nz":            # away from 0 (abs, relu, a divisor)
         a = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.3, 1.5, shape)
+    elif domain == "unit":          # away from -1 and 1 (asin, atanh)
+        a = rng.uniform(-0.9, 0.9, shape)
+    elif domain == "gt1":           # away from 1 (acosh)
+        a = rng.uniform(1.2, 3.0, shape)
+    elif domain == "wide":          # a dividend of fmod and remainder: quotients of both
+        a = rng.uniform(-6.0, 6.0, shape)   # signs up to 20 (jumps: no draw falls within eps)
     elif domain == "clamp":         # away from the bounds -0.5 and 0.5 used below
         a = rng.choice([-1.0, 1.0], shape) * np.where(rng.random(shape) < 0.5,
                                                       rng.uniform(0.05, 0.4, shape),
@@ -162,7 +168,8 @@ def _setitem_col(a, b):
 # ----- the elementwise unary ops of tests/op_catalogue.py ---------------------------------
 # the catalogue's domains as this file draws them (kinks and poles: away from 0; steps: no
 # draw of these seeds falls within a step's eps of a jump)
-_DOMAIN = {"any": "any", "kink": "nz", "nz": "nz", "pos": "pos", "step": "nz"}
+_DOMAIN = {"any": "any", "kink": "nz", "nz": "nz", "pos": "pos", "step": "nz", "unit": "unit",
+           "gt1": "gt1"}
 # besides x.name() at four shapes, the other spellings a user writes
 UNARY_FORMS = {
     "neg": [V("neg-operator", lambda a: -a, T((3, 4))),
@@ -180,6 +187,21 @@ UNARY_FORMS = {
     "sin": [V("sin-tg", lambda a: L(a).sin(a), T((3, 4)))],
     "cos": [V("cos-tg", lambda a: L(a).cos(a), T(()))],
     "clone": [V("clone-tg", lambda a: L(a).clone(a), T((3, 4)))],
+    # the NumPy-style aliases record the op's node (arcsin: AsinBackward0), as PyTorch's
+    "atan": [V("arctan", lambda a: a.arctan(), T((3, 4))),
+             V("arctan-tg", lambda a: L(a).arctan(a), T(()))],
+    "tan": [V("tan-tg", lambda a: L(a).tan(a), T((3, 4), "unit"))],
+    "asin": [V("arcsin", lambda a: a.arcsin(), T((3, 4), "unit")),
+             V("arcsin-tg", lambda a: L(a).arcsin(a), T((), "unit"))],
+    "acos": [V("arccos", lambda a: a.arccos(), T((), "unit")),
+             V("arccos-tg", lambda a: L(a).arccos(a), T((3, 4), "unit"))],
+    "asinh": [V("arcsinh", lambda a: a.arcsinh(), T((3, 4))),
+              V("arcsinh-tg", lambda a: L(a).arcsinh(a), T(()))],
+    "acosh": [V("arccosh", lambda a: a.arccosh(), T((), "gt1")),
+              V("arccosh-tg", lambda a: L(a).arccosh(a), T((3, 4), "gt1"))],
+    "atanh": [V("arctanh", lambda a: a.arctanh(), T((3, 4), "unit")),
+              V("arctanh-tg", lambda a: L(a).arctanh(a), T((), "unit"))],
+    "exp2": [V("exp2-tg", lambda a: L(a).exp2(a), T((3, 4)))],
 }
 assert set(UNARY_FORMS) <= set(UNARY)
 UNARY_CASES = {name: _unary_variants(name, call(name), _DOMAIN[domain])
@@ -337,6 +359,32 @@ CASES = {
         V("atan2-tg", lambda a, b: L(a).atan2(a, b), T((3, 4), "nz"), T((4,))),
         V("arctan2", lambda a, b: a.arctan2(b), T((), "nz"), T((3, 4))),
     ],
+    # ----- rows added with the "ops10" commit -----
+    # hypot and logaddexp take tensors only (a Python number is PyTorch's TypeError);
+    # hypot away from (0, 0)
+    "hypot": _binary_variants("hypot", lambda a, b: L(a).hypot(a, b), "nz", "any",
+                              numbers=False) + [
+        V("hypot-method", lambda a, b: a.hypot(b), T((3, 4)), T((4,), "nz"))],
+    "logaddexp": _binary_variants("logaddexp", lambda a, b: L(a).logaddexp(a, b), "wide",
+                                  "any", numbers=False) + [
+        V("logaddexp-method", lambda a, b: a.logaddexp(b), T((3, 4)), T((3, 1), "wide"))],
+    # fmod and remainder of two tensors (a Python number divisor: the rows fmodc and
+    # remainderc); quotients of both signs up to 20, away from the jumps
+    "fmod": _binary_variants("fmod", lambda a, b: L(a).fmod(a, b), "wide", "nz",
+                             numbers=False) + [
+        V("fmod-method", lambda a, b: a.fmod(b), T((3, 4), "wide"), T((4,), "nz"))],
+    "remainder": _binary_variants("remainder", lambda a, b: L(a).remainder(a, b), "wide",
+                                  "nz", numbers=False) + [
+        V("remainder-method", lambda a, b: a.remainder(b), T((3, 4), "wide"), T((), "nz")),
+        V("remainder-operator", lambda a, b: a % b, T((3, 1), "wide"), T((1, 4), "nz"))],
+    "fmodc": _unary_variants("fmodc", lambda a: a.fmod(1.5), "wide") + [
+        V("fmodc-negative", lambda a: a.fmod(-0.7), T((3, 4), "wide")),
+        V("fmodc-tg-int", lambda a: L(a).fmod(a, 2), T((), "wide"))],
+    "remainderc": _unary_variants("remainderc", lambda a: a.remainder(1.5), "wide") + [
+        V("remainderc-negative", lambda a: a.remainder(-0.7), T((3, 4), "wide")),
+        V("remainderc-operator", lambda a: a % 2.5, T((5,), "wide")),
+        V("remainderc-operator-0d", lambda a: a % -0.3, T((), "wide")),
+        V("remainderc-tg-int", lambda a: L(a).remainder(a, 3), T((), "wide"))],
     # the condition comes from a's sign (|a| >= 0.3: a finite-difference step cannot flip it)
     "where": [
         V("where-same", lambda a, b: L(a).where(a.detach() > 0, a, b), T((3, 4), "nz"),

@@ -89,6 +89,21 @@ def _pos(a):
     return a * a + 0.5
 
 
+def _unit(a):
+    """An operand in [-0.71, 0.71], away from -1 and 1: asin, atanh ... are taken of it."""
+    return a / (a * a + 0.5)
+
+
+def _quotient_gap(v, p):
+    """Distance of a to a jump of fmod(a, b) or remainder(a, b) with b = _pos(b) (where
+    a / b is an integer), measured along a and along b."""
+    b = np.asarray(v[1]) ** 2 + 0.5
+    q = np.asarray(v[0]) / b
+    gap = np.abs(q - np.round(q))
+    return float(np.minimum(gap * b, gap * b * b / (2.0 * np.abs(v[0] * np.asarray(v[1]))
+                                                     + 1e-300)).min(initial=math.inf))
+
+
 def _lane_gap(v, axis):
     """Smallest gap between the largest and second-largest value in each lane, over both
     ends (max and min): how far an arg-extreme is from changing."""
@@ -162,6 +177,10 @@ def _catalogue_op(name, domain):
     f = call(name)
     if domain in ("pos", "nz"):
         op(name)(lambda L, a, p: f(_pos(a)))
+    elif domain == "unit":
+        op(name)(lambda L, a, p: f(_unit(a)))
+    elif domain == "gt1":
+        op(name)(lambda L, a, p: f(_pos(a) + 1.0))
     else:
         op(name, margin={"kink": _kink_at_0, "step": _step_gap}.get(domain))(
             lambda L, a, p: f(a))
@@ -216,6 +235,19 @@ op("atan2", "bin", margin=lambda v, p: float(np.where(v[1] < 0, np.abs(v[0]), np
     v[0], v[1])).min(initial=math.inf)))(lambda L, a, b, p: a.atan2(b))
 op("where", "bin", margin=lambda v, p: float(np.abs(v[0]).min(initial=math.inf)))(
     lambda L, a, b, p: L.where(a > 0, a, b))
+# hypot: no derivative at (0, 0); fmod and remainder jump where a / b is an integer
+op("hypot", "bin", margin=lambda v, p: float(np.hypot(v[0], v[1]).min(initial=math.inf)))(
+    lambda L, a, b, p: a.hypot(b))
+op("logaddexp", "bin")(lambda L, a, b, p: L.logaddexp(a, b))
+op("fmod", "bin", margin=_quotient_gap)(lambda L, a, b, p: a.fmod(_pos(b)))
+op("remainder", "bin", margin=_quotient_gap)(lambda L, a, b, p: a % _pos(b))
+# and of a Python number (one input: fmodc, remainderc)
+op("fmodc", params=lambda draw, s: draw(st.sampled_from([0.7, -1.3, 2])),
+   margin=lambda v, p: float(np.abs(v[0] / p - np.round(v[0] / p)).min(initial=math.inf))
+   * abs(p))(lambda L, a, p: a.fmod(p))
+op("remainderc", params=lambda draw, s: draw(st.sampled_from([0.7, -1.3, 2])),
+   margin=lambda v, p: float(np.abs(v[0] / p - np.round(v[0] / p)).min(initial=math.inf))
+   * abs(p))(lambda L, a, p: a % p)
 op("addmethod", "bin")(lambda L, a, b, p: a.add(b))
 op("submethod", "bin")(lambda L, a, b, p: a.sub(b, alpha=2))
 op("mulmethod", "bin")(lambda L, a, b, p: a.mul(b))

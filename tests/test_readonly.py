@@ -175,24 +175,32 @@ BOUNDSCHECK_RUN = """
                     "mul": lambda a, b: a * b, "div": lambda a, b: a / (b * b + 1),
                     "pow": lambda a, b: (a * a + 1) ** b, "maximum": lambda a, b: a.maximum(b),
                     "minimum": lambda a, b: a.minimum(b),
-                    "where": lambda a, b: tg.where(a > 0, a, b)}.items():
+                    "where": lambda a, b: tg.where(a > 0, a, b),
+                    "hypot": lambda a, b: a.hypot(b), "logaddexp": lambda a, b: a.logaddexp(b),
+                    "fmod": lambda a, b: a.fmod(b * b + 1),
+                    "remainder": lambda a, b: a % (b * b + 1)}.items():
         for sb in ([0.5, -0.2, 0.1], [[0.5], [-0.2]], 0.7, [[[1.0]], [[2.0]]]):
             a, b = leaf(A), leaf(sb)
             back(name, (f(a, b) * 1.5).sum(), a, b)
         a = leaf(A)
         back(name + "_number", (f(a, 0.5) + f(2.0, a) if name not in ("maximum", "minimum",
-             "where", "pow", "div") else f(a, leaf(0.5))).sum(), a)
+             "where", "pow", "div", "hypot", "logaddexp", "fmod", "remainder")
+             else f(a, leaf(0.5))).sum(), a)
     # unary, array and scalar: the ops of tests/op_catalogue.py (a pole or a domain edge:
-    # taken of a * a + 0.5), then square and a cast
+    # taken of a * a + 0.5, of a / (a * a + 0.5) in (-1, 1), or of a * a + 1.5), then
+    # square and a cast
     from op_catalogue import UNARY
     for name in list(UNARY) + ["square", "double"]:
         for data in (A, 0.7):
             a = leaf(data)
-            x = a * a + 0.5 if UNARY.get(name) in ("pos", "nz") else a
+            dom = UNARY.get(name)
+            x = a * a + 0.5 if dom in ("pos", "nz") else a / (a * a + 0.5) if \
+                dom == "unit" else a * a + 1.5 if dom == "gt1" else a
             back(name, getattr(x, name)().sum(), a)
     for data in (A, 0.7):
         a = leaf(data)
         back("clamp", (a.clamp(-0.2, 0.4) + a.clamp(min=0.1) + a ** 3 + 2.0 ** a).sum(), a)
+        back("fmodc", (a.fmod(0.7) + a % -0.3).sum(), a)
     # reductions and lanes, every dim, keepdim both ways
     for name in ("sum mean amax amin prod var std logsumexp softmax log_softmax norm max min "
                  "maxdim mindim").split():

@@ -239,13 +239,17 @@ def replay_matches_eager(fn, inputs, new_inputs, split=None, blas_min=None, atol
 
 # ----- the cases: every non-source, non-compare row of the table ------------------------
 def draw(spec, rng):
-    """Input values: spec = (shape, domain) with domain 'any' (-2, 2), 'pos' (0.5, 2), or
-    an explicit array."""
+    """Input values: spec = (shape, domain) with domain 'any' (-2, 2), 'pos' (0.5, 2),
+    'unit' (-0.8, 0.8), 'gt1' (1.3, 2.5), or an explicit array."""
     shape, dom = spec
     if isinstance(dom, np.ndarray):
         v = dom
     elif dom == "any":
         v = rng.uniform(-2.0, 2.0, shape)
+    elif dom == "unit":                     # |x| < 1 once perturbed (asin, atanh)
+        v = rng.uniform(-0.8, 0.8, shape)
+    elif dom == "gt1":                      # x > 1 once perturbed (acosh)
+        v = rng.uniform(1.3, 2.5, shape)
     else:
         v = rng.uniform(0.5, 2.0, shape)
     return float(v) if np.ndim(v) == 0 else v
@@ -323,6 +327,18 @@ CASES = [
     ("atan2", lambda x, y: x.atan2(y), [A(3, 4), A(3, 4)]),
     ("atan2_bcast", lambda x, y: tg.atan2(x, y), [A(3, 4), A(4)]),
     ("atan2_scalars", lambda s, t: s.arctan2(t), [A(), A()]),
+    ("hypot", lambda x, y: x.hypot(y), [A(3, 4), A(4)]),
+    ("hypot_scalars", lambda s, t: tg.hypot(s, t), [A(), A()]),
+    ("logaddexp", lambda x, y: tg.logaddexp(x, y), [A(3, 1), A(1, 4)]),
+    ("logaddexp_scalars", lambda s, t: s.logaddexp(t), [A(), A()]),
+    ("fmod", lambda x, y: x.fmod(y), [A(3, 4), P(3, 4)]),
+    ("fmod_scalars", lambda s, t: tg.fmod(s, t), [A(), P()]),
+    ("fmod_number", lambda x: x.fmod(-0.7), [A(3, 4)]),
+    ("fmod_number_scalar", lambda s: s.fmod(0.3), [A()]),
+    ("remainder", lambda x, y: x % y, [A(3, 4), P(4)]),
+    ("remainder_scalars", lambda s, t: s.remainder(t), [A(), P()]),
+    ("remainder_number", lambda x: x % 0.7, [A(3, 4)]),
+    ("remainder_number_scalar", lambda s: tg.remainder(s, -0.3), [A()]),
     ("where", lambda x, y: tg.where(tg.tensor(COND), x, y), [A(3, 4), A(3, 4)]),
     ("where_bcast", lambda x, y: tg.where(tg.tensor(COND), x, y), [A(3, 1), A(4)]),
     ("where_number", lambda x: tg.where(tg.tensor(COND), x, 0.5), [A(2, 4)]),
@@ -439,7 +455,8 @@ CASES = [
 # (name, fn, domain): each runs on a (3, 4) array and on a Python-float scalar. First the
 # elementwise unary ops of tests/op_catalogue.py (a pole at 0: positive inputs; a kink:
 # any, perturb keeps the sign), then the unary rows with constants, and casts
-_DOMAIN = {"any": "any", "kink": "any", "nz": "pos", "pos": "pos", "step": "any"}
+_DOMAIN = {"any": "any", "kink": "any", "nz": "pos", "pos": "pos", "step": "any",
+           "unit": "unit", "gt1": "gt1"}
 UNARY = [(name, call(name), _DOMAIN[domain]) for name, domain in CATALOGUE.items()] + [
     ("clamp", lambda x: x.clamp(-0.5, 0.5), "any"),
     ("clamp_min", lambda x: x.clamp(min=0), "any"),

@@ -17,6 +17,7 @@ _pack = SPLIT.pack       # (op | flags, a, b, v): a record, its head in two fiel
 from ..ops import (ABS, ATAN, COS, ERF, EXP, EXPM1, LOG, LOG1P, NEG, RECIP, RELU, RSQRT, SIGMOID, SIN, SQRT, TANH, ATAN2)
 from ..conversion import must_be_tensor
 from ..dtypes import DEFAULT_FLOAT as _DEFAULT
+from .math_methods import MathMethods
 from .step_methods import StepMethods, _unsupported  # noqa: F401
 
 
@@ -28,7 +29,7 @@ def _atan2(x, other, name):
     return binary(ATAN2, x, other)
 
 
-class UnaryMethods(StepMethods):
+class UnaryMethods(StepMethods, MathMethods):
     """The elementwise unary Tensor methods: a Python float computes inline (one
     call an op), anything else through ``face.unary``."""
     __slots__ = ()
@@ -478,6 +479,8 @@ class UnaryMethods(StepMethods):
             return _untracked_scalar(out)
         return unary(ATAN, self)
 
+    arctan = atan
+
     def atan2(self, other):
         return _atan2(self, other, "atan2")
 
@@ -486,4 +489,4 @@ class UnaryMethods(StepMethods):
 
 
 # tg.<name>(t) is t.<name>()
-NAMES = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "relu", "reciprocal", "sin", "cos", "log1p", "expm1", "rsqrt", "erf", "atan", "sign", "floor", "ceil", "trunc", "round", "frac", "atan2", "arctan2")
+NAMES = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "relu", "reciprocal", "sin", "cos", "log1p", "expm1", "rsqrt", "erf", "atan", "tan", "sinh", "cosh", "asin", "acos", "asinh", "acosh", "atanh", "log2", "log10", "exp2", "sign", "floor", "ceil", "trunc", "round", "frac", "atan2", "arctan2", "arctan", "arcsin", "arccos", "arcsinh", "arccosh", "arctanh", "hypot", "logaddexp", "fmod", "remainder")

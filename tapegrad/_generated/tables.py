@@ -4,8 +4,8 @@ import math  # noqa: F401
 
 import numpy as np  # noqa: F401
 
-from ..forward_base import _erf, _float_op  # noqa: F401
-from ..ops import (ABS, ADD, ATAN, ATAN2, CAST, CEIL, CLONE, COS, DIV, ERF, EXP, EXPM1, FLOOR, FRAC, LOG, LOG1P, MAXIMUM, MINIMUM, MUL, NEG, POW, RECIP, RELU, ROUND, RSQRT, SIGMOID, SIGN, SIN, SQRT, SUB, TANH, TRUNC)
+from ..forward_base import _erf, _exp2, _float_op, _remainder  # noqa: F401
+from ..ops import (ABS, ACOS, ACOSH, ADD, ASIN, ASINH, ATAN, ATAN2, ATANH, CAST, CEIL, CLONE, COS, COSH, DIV, ERF, EXP, EXP2, EXPM1, FLOOR, FMOD, FRAC, HYPOT, LOG, LOG10, LOG1P, LOG2, LOGADDEXP, MAXIMUM, MINIMUM, MUL, NEG, POW, RECIP, RELU, REMAINDER, ROUND, RSQRT, SIGMOID, SIGN, SIN, SINH, SQRT, SUB, TAN, TANH, TRUNC)
 
 
 # the forwards on Python floats: a NaN or inf where math raises, as NumPy gives
@@ -18,6 +18,10 @@ SCALAR_F = {
     MAXIMUM: _float_op(lambda x, y: x if x > y or x != x else y, lambda x, y: np.maximum(x, y)),
     MINIMUM: _float_op(lambda x, y: x if x < y or x != x else y, lambda x, y: np.minimum(x, y)),
     ATAN2: _float_op(lambda x, y: math.atan2(x, y), lambda x, y: np.arctan2(x, y)),
+    HYPOT: _float_op(lambda x, y: float(np.hypot(x, y)), lambda x, y: np.hypot(x, y)),
+    LOGADDEXP: _float_op(lambda x, y: x + 0.6931471805599453 if x == y else max(x, y) + math.log1p(math.exp(-abs(x - y))), lambda x, y: np.logaddexp(x, y)),
+    FMOD: _float_op(lambda x, y: math.fmod(x, y), lambda x, y: np.fmod(x, y)),
+    REMAINDER: _float_op(lambda x, y: math.copysign(0.0, x) if x % y == 0.0 else x % y, lambda x, y: _remainder(x, y)),
     NEG: _float_op(lambda x: -x, lambda x: np.negative(x)),
     EXP: _float_op(lambda x: math.exp(x), lambda x: np.exp(x)),
     LOG: _float_op(lambda x: math.log(x), lambda x: np.log(x)),
@@ -36,6 +40,17 @@ SCALAR_F = {
     CLONE: _float_op(lambda x: x, lambda x: np.copy(x)),
     ERF: _float_op(lambda x: math.erf(x), lambda x: _erf(x)),
     ATAN: _float_op(lambda x: math.atan(x), lambda x: np.arctan(x)),
+    TAN: _float_op(lambda x: math.tan(x), lambda x: np.tan(x)),
+    SINH: _float_op(lambda x: math.sinh(x), lambda x: np.sinh(x)),
+    COSH: _float_op(lambda x: math.cosh(x), lambda x: np.cosh(x)),
+    ASIN: _float_op(lambda x: math.asin(x), lambda x: np.arcsin(x)),
+    ACOS: _float_op(lambda x: math.acos(x), lambda x: np.arccos(x)),
+    ASINH: _float_op(lambda x: math.asinh(x), lambda x: np.arcsinh(x)),
+    ACOSH: _float_op(lambda x: math.acosh(x), lambda x: np.arccosh(x)),
+    ATANH: _float_op(lambda x: math.atanh(x), lambda x: np.arctanh(x)),
+    LOG2: _float_op(lambda x: math.log2(x), lambda x: np.log2(x)),
+    LOG10: _float_op(lambda x: math.log10(x), lambda x: np.log10(x)),
+    EXP2: _float_op(lambda x: _exp2(x), lambda x: np.exp2(x)),
     SIGN: _float_op(lambda x: 1.0 if x > 0.0 else -1.0 if x < 0.0 else 0.0, lambda x: np.where(x < 0, -1, x > 0).astype(x.dtype)),
     FLOOR: _float_op(lambda x: math.copysign(float(math.floor(x)), x), lambda x: np.floor(x)),
     CEIL: _float_op(lambda x: math.copysign(float(math.ceil(x)), x), lambda x: np.ceil(x)),
@@ -53,6 +68,10 @@ ARRAY_F = {
     MAXIMUM: np.maximum,
     MINIMUM: np.minimum,
     ATAN2: np.arctan2,
+    HYPOT: np.hypot,
+    LOGADDEXP: np.logaddexp,
+    FMOD: np.fmod,
+    REMAINDER: lambda x, y: _remainder(x, y),
     NEG: np.negative,
     EXP: np.exp,
     LOG: np.log,
@@ -71,6 +90,17 @@ ARRAY_F = {
     CLONE: np.copy,
     ERF: lambda x: _erf(x),
     ATAN: np.arctan,
+    TAN: np.tan,
+    SINH: np.sinh,
+    COSH: np.cosh,
+    ASIN: np.arcsin,
+    ACOS: np.arccos,
+    ASINH: np.arcsinh,
+    ACOSH: np.arccosh,
+    ATANH: np.arctanh,
+    LOG2: np.log2,
+    LOG10: np.log10,
+    EXP2: np.exp2,
     SIGN: lambda x: np.where(x < 0, -1, x > 0).astype(x.dtype),
     FLOOR: np.floor,
     CEIL: np.ceil,
