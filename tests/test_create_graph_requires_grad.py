@@ -2,6 +2,7 @@
 relu's threshold_backward(g, out), both recorded with a zero derivative, so the gradient
 of x.abs().sum() or x.relu().sum() requires grad and differentiating it again gives zeros
 (tapegrad raised "does not require grad" there); clamp's is a masked g, which does not.
+And the second derivative of std through a lane of equal values is finite (it was NaN).
 Found by a differential fuzz of second derivatives against torch."""
 import numpy as np
 import pytest
@@ -58,3 +59,18 @@ def test_a_gradient_penalty_through_relu_and_abs_matches_pytorch():
         res.append((gx.detach().numpy().copy(), w.grad.numpy().copy(), x.grad.numpy().copy()))
     for a, b in zip(*res):
         assert np.allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_second_derivative_of_std_through_a_lane_of_equal_values_is_finite():
+    """std's gradient is 0 where std is 0 (a where); the 1 / std beside it must not reach
+    the next derivative as 0 * inf."""
+    torch = pytest.importorskip("torch")
+    res = []
+    for L in (tg, torch):
+        x = L.tensor([[1.0, 2.0], [1.0, 3.0], [1.0, 7.0]], dtype=L.float64, requires_grad=True)
+        g, = L.autograd.grad(x.std(0).sum(), [x], create_graph=True)
+        (g * g).sum().backward()
+        res.append((g.detach().numpy().copy(), x.grad.numpy().copy()))
+    assert np.isfinite(res[0][1]).all()
+    assert np.allclose(res[0][0], res[1][0], rtol=1e-12, atol=0)
+    assert np.allclose(res[0][1], res[1][1], rtol=1e-9, atol=1e-15)
