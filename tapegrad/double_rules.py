@@ -148,11 +148,14 @@ def _lane(view, r, h, g, need):
         ga = gk * _prod_others(x, yk, dims)
     elif op in (VAR, STD):
         # d var/dx = 2 (x - mean) / (N - correction); d std = d var / (2 std), 0 where std is 0
+        # (divided by 1 there: a 0 std in the denominator would make the next derivative
+        # 0 * inf = NaN through the where)
         if op == STD:
-            gk = gk / (yk * 2)
+            zero = yk == 0
+            gk = gk / (_where(zero, 1.0, yk) * 2)
         ga = (2.0 / c if c > 0 else math.nan) * gk * (x - x.mean(dim=dims, keepdim=True))
         if op == STD:
-            ga = _where(yk == 0, 0.0, ga)
+            ga = _where(zero, 0.0, ga)
     elif op == NORM:
         ga = _norm(x, yk, gk, c)
     elif op == LOGSUMEXP:        # d/dx log sum e^x = e^(x - y)

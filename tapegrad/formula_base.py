@@ -12,14 +12,20 @@ from .quiet import quietly
 
 def _where(cond, a, b):
     """a where cond holds, b elsewhere (cond a bool tensor, or a Python bool). A 0-d
-    condition between Python-float scalars picks its branch: the derivative of the pick
-    is the derivative of where (1 for the branch taken, 0 for the other), and the result
-    stays on the scalar fast path."""
+    condition between Python-float scalars that both require grad or both do not picks its
+    branch: the derivative of the pick is the derivative of where (1 for the branch taken,
+    0 for the other), and the result stays on the scalar fast path."""
     if not isinstance(cond, TensorBase):
         return a if cond else b
-    if cond.ndim == 0 and _scalar(a) and _scalar(b):
+    if cond.ndim == 0 and _scalar(a) and _scalar(b) and _rg(a) == _rg(b):
         return a if bool(cond._v) else b
+    # (a branch that requires grad where the other does not: a recorded where, whose
+    # result requires grad whichever it picks, as PyTorch's)
     return where(cond, a, b)
+
+
+def _rg(v):
+    return isinstance(v, TensorBase) and v.requires_grad
 
 
 def _scalar(v):
@@ -27,9 +33,14 @@ def _scalar(v):
 
 
 def _sign(x):
-    """sign(x), 0 at 0 and for NaN: a constant (its derivative is 0 almost everywhere)."""
+    """sign(x), 0 at 0 and for NaN. Its derivative is 0, but on a tensor that requires grad
+    it is recorded (SignBackward0), as PyTorch's sgn is in abs's backward: a gradient
+    g * sign(x) then requires grad, and differentiating it again gives zeros, not an
+    error."""
     if not isinstance(x, TensorBase):
         return float(np.sign(x))
+    if x.requires_grad:
+        return x.sign()
     return (x > 0).to(x.dtype) - (x < 0).to(x.dtype)
 
 

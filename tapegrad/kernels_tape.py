@@ -2,7 +2,7 @@
 the adjoint and the saved values of a slot, a record's int list, strided walks (the sweeps
 walk a record's aux map, ptr.row_part of its metadata row), and what a whole backward marks
 freed."""
-# kernel sources: cf408bb5f6289ce0
+# kernel sources: 9886e3edf5a112e2
 import numpy as np
 from numba import types
 from numba.core import cgutils

@@ -119,8 +119,10 @@ _ROWS = [
     Op("abs",        "ABS",        "AbsBackward0",            1, "unary",   "a",
        "abs(x)", "np.abs(x)", ("g * sign(x)",), ints="keep"),
     # PyTorch's threshold_backward: 0 where the result is <= 0, so NaN passes the grad
+    # the 0 branch reads out (0 there): with create_graph the gradient depends on out, as
+    # PyTorch's threshold_backward(g, out) does, so it requires grad when out does
     Op("relu",       "RELU",       "ReluBackward0",           1, "unary",   "y",
-       "x if not x <= 0.0 else 0.0", "np.maximum(x, 0.0)", ("where(out <= 0.0, 0.0, g)",),
+       "x if not x <= 0.0 else 0.0", "np.maximum(x, 0.0)", ("where(out <= 0.0, out * 0.0, g)",),
        ints="keep"),
     # 1 where clamping left x as it was (the bounds included), 0 elsewhere and for NaN
     Op("clamp",      "CLAMP",      "ClampBackward1",          1, "unary",   "ay",

@@ -16,7 +16,7 @@ Everything else goes to ``kernels.sweep`` (the derivative math lives there once)
 for each stretch of records between two done here: smaller products too, with eager's
 own loops.
 """
-# kernel sources: cf408bb5f6289ce0
+# kernel sources: 9886e3edf5a112e2
 import numpy as np
 
 from ._generated.sweeps import sweep_full as sweep, sweep_scalar

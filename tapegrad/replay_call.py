@@ -1,7 +1,7 @@
 """Numba kernels of one replayed call, around the sweeps: where the values go (``place``)
 and whether the guards hold (``guards_hold``)."""
 
-# kernel sources: cf408bb5f6289ce0
+# kernel sources: 9886e3edf5a112e2
 from .kernels_base import jit
 from .replay_kernels import _val
 

@@ -3,7 +3,7 @@ the tape): binary ops with broadcasting (resolved to rows by the recording where
 ``Program.fx``), comparisons, unary ops and CASTNG, reading values where the tape says
 they are (``_val``: a scalar's from its record, an array's from the call's arena).
 """
-# kernel sources: cf408bb5f6289ce0
+# kernel sources: 9886e3edf5a112e2
 import numpy as np
 from numba import njit
 

@@ -26,7 +26,7 @@ In a float64 arena a record of a float32 result is rounded to float32 after it i
 computed, as the eager float32 operation rounds its result; a float32 arena rounds as it
 stores. Reductions run NumPy's own loops in eager's dtype (``reduce_like``).
 """
-# kernel sources: cf408bb5f6289ce0
+# kernel sources: 9886e3edf5a112e2
 import numpy as np
 
 from numba import njit

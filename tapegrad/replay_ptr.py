@@ -11,7 +11,7 @@ A replayed call's arguments are checked by the step kernel itself (``replay_step
 way, on objects whose contents are known; ``ARGS_DIRECT`` is False when any is not found
 (the calls then check their arguments in Python).
 """
-# kernel sources: cf408bb5f6289ce0
+# kernel sources: 9886e3edf5a112e2
 import ctypes
 
 import numpy as np

@@ -28,7 +28,7 @@ the recorded types, the arrays checked last) and finds the inputs' values itself
 scratch (``S_IDS``); a mismatch stops the call (status 3) before anything was read or
 changed, and the caller checks and binds in Python.
 """
-# kernel sources: cf408bb5f6289ce0
+# kernel sources: 9886e3edf5a112e2
 import numpy as np
 
 from .kernels_base import jit

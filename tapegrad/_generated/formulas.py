@@ -85,7 +85,7 @@ def _grad_abs(g, x, out, c):  # noqa: ARG001
 
 
 def _grad_relu(g, x, out, c):  # noqa: ARG001
-    return (_where(out <= 0.0, 0.0, g),)
+    return (_where(out <= 0.0, out * 0.0, g),)
 
 
 def _grad_clamp(g, x, out, c):  # noqa: ARG001
