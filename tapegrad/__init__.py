@@ -49,7 +49,7 @@ for _name in _UNARY_NAMES + tuple(
         "addmm flip roll select unbind movedim moveaxis swapaxes swapdims tile diff trace "
         "addcmul addcdiv lerp nansum nanmean masked_select nonzero argwhere count_nonzero "
         "unique broadcast_to unflatten tensor_split hsplit vsplit dsplit take_along_dim "
-        "msort diagonal rot90 aminmax".split()):
+        "msort scatter scatter_add index_add index_copy index_fill diagonal rot90 aminmax".split()):
     globals()[_name] = _functions.function(_name)
 del _name
 

@@ -11,6 +11,7 @@ from ._generated.methods import UnaryMethods
 from ._generated.operators import ScalarOperators
 from .arrange import ArrangeMethods
 from .stacking import StackingMethods
+from .scattering import ScatteringMethods
 from .counting import CountingMethods, int_power
 from .composite import CompositeMethods
 from .device import CPU, to_args
@@ -36,7 +37,7 @@ _int = int
 
 class Tensor(ScalarOperators, UnaryMethods, ViewMethods, InPlaceMethods, MatmulMethods, ReductionMethods,
              IndexingMethods, AutogradMethods, TensorAPI, CompositeMethods, ArrangeMethods,
-             StackingMethods, CountingMethods, TensorBase):
+             StackingMethods, ScatteringMethods, CountingMethods, TensorBase):
     """A multi-dimensional array that records the operations on it for ``backward()``."""
     __slots__ = ()
 
