@@ -105,8 +105,7 @@ def _elu(input, alpha, scale, input_scale, grad_scale=None):
 
 def _silu(x):
     """x sigmoid(x) = x / (1 + exp(-x)), PyTorch's formula, for x >= 0, and
-    x exp(x) / (1 + exp(x)) for x < 0, where exp(-x) would overflow (and tapegrad's
-    sigmoid, 0.5 (tanh(x / 2) + 1), loses the low digits)."""
+    x exp(x) / (1 + exp(x)) for x < 0, where exp(-x) would overflow."""
     neg = x < 0
     e = where(neg, x, -x).exp()                      # exp(-|x|): d/dx = -e at x = 0
     d = e + 1
