@@ -115,4 +115,20 @@ def _edge(tape, slot):
         return (None, 0) if node is None else _edge(node._tape, node._slot)
     if op == CONST:
         return None, 0
-    return Node(tape, slot), 0
+    return _typed(Node(tape, slot)), 0
+
+
+_NODE_CLASSES = {}
+
+
+def _typed(node):
+    """``node`` as an instance of a Node subclass with PyTorch's class name for it, as
+    PyTorch's nodes are (``type(y.grad_fn).__name__`` is ``SumBackward0``: torchviz and
+    other graph walkers read it). The subclass adds no slots, so the class can change."""
+    name = class_name(node)
+    cls = _NODE_CLASSES.get(name)
+    if cls is None:
+        cls = _NODE_CLASSES[name] = type(name, (Node,), {"__slots__": (), "__module__":
+                                                          "builtins"})
+    node.__class__ = cls
+    return node
